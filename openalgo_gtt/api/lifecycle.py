@@ -1,0 +1,112 @@
+"""What happens around every request: a request id, the error envelope and the audit record."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+import uuid
+
+from flask import Flask, Response, current_app, g, request
+
+from openalgo_gtt.api.body import request_json_or_none
+from openalgo_gtt.api.errors import error_status_and_body
+from openalgo_gtt.clock import utcnow
+from openalgo_gtt.services.audit import (
+    AuditEntry,
+    start_collecting_broker_calls,
+    stop_collecting_broker_calls,
+)
+from openalgo_gtt.store.db import dumps
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Paths that are not API requests: polled health checks and the docs are not audited.
+UNAUDITED_PREFIXES = ("/api/health", "/api/docs", "/api/swagger.json", "/swaggerui")
+
+
+def json_response(body, status: int = 200, headers=None) -> Response:
+    """Serialise once; dict bodies gain the request id, and the body is kept for the audit."""
+    if isinstance(body, dict) and "request_id" in g:
+        body.setdefault("request_id", g.request_id)
+    g.response_body = body
+    response = current_app.response_class(dumps(body), status=status, mimetype="application/json")
+    if headers:
+        response.headers.extend(headers)
+    return response
+
+
+def note_error(exc: BaseException) -> tuple[dict, int]:
+    """The error envelope for `exc`; what went wrong is kept on `g` for the audit record."""
+    status, body = error_status_and_body(exc)
+    if status >= 500 and not hasattr(exc, "status"):
+        g.error = f"{type(exc).__name__}: {exc}"
+        g.traceback = "".join(traceback.format_exception(exc))
+        log.error("request %s failed: %s", g.get("request_id"), g.error)
+    else:
+        g.error = body.get("message")
+    return body, status
+
+
+def error_response(exc: BaseException) -> Response:
+    return json_response(*note_error(exc))
+
+
+def _audited() -> bool:
+    return request.path.startswith("/api/") and not request.path.startswith(UNAUDITED_PREFIXES) or (
+        request.path.startswith("/upstox/")
+    )
+
+
+def install(app: Flask) -> None:
+    @app.before_request
+    def _begin():
+        g.request_id = str(uuid.uuid4())
+        g.started = time.perf_counter()
+        g.broker_calls = start_collecting_broker_calls()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        if _audited():
+            _write_audit(response)
+        stop_collecting_broker_calls()
+        return response
+
+    app.register_error_handler(Exception, error_response)
+
+
+def _request_body_for_audit(response: Response):
+    if response.status_code == 413:
+        return {"unparsed_body": "(over the 1 MiB limit: not read)"}
+    if request.method == "GET":
+        return dict(request.args) or None
+    return request_json_or_none(request)
+
+
+def _write_audit(response: Response) -> None:
+    gateway = current_app.extensions["openalgo_gtt"]
+    body = g.get("response_body")
+    if body is None and response.mimetype == "application/json" and not response.direct_passthrough:
+        try:
+            body = json.loads(response.get_data())
+        except ValueError:
+            body = None
+    gateway.audit.write(
+        AuditEntry(
+            request_id=g.get("request_id", str(uuid.uuid4())),
+            created_at=utcnow(),
+            method=request.method,
+            endpoint=request.path,
+            client_addr=request.remote_addr,
+            api_key_name=g.get("api_key_name"),
+            request_body=_request_body_for_audit(response),
+            response_body=body,
+            http_status=response.status_code,
+            latency_ms=(time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+            broker_calls=list(g.get("broker_calls") or []),
+            error=g.get("error"),
+            traceback=g.get("traceback"),
+        )
+    )

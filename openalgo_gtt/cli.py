@@ -1,0 +1,152 @@
+"""The command line behind run.py: serve, API keys, database, instrument master."""
+from __future__ import annotations
+
+import logging
+import sys
+from functools import wraps
+
+import click
+
+from openalgo_gtt.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("openalgo_gtt")
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    # Alembic announces every plugin at INFO; only its warnings matter to someone starting a server.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+    _configure_logging(settings.log_level)
+    return settings
+
+
+def _gateway(settings: Settings):
+    from openalgo_gtt.gateway import Gateway
+
+    return Gateway.build(settings)
+
+
+def _upgrade(settings: Settings) -> None:
+    from openalgo_gtt.store.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+
+def _friendly_errors(command):
+    """Expected failures (a database that is down, a bad name) are one line, not a traceback."""
+
+    @wraps(command)
+    def wrapper(*args, **kwargs):
+        from sqlalchemy.exc import OperationalError
+
+        from openalgo_gtt.services.apikeys import ApiKeyError
+
+        try:
+            return command(*args, **kwargs)
+        except ApiKeyError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except OperationalError as exc:
+            click.echo(f"error: the database is unreachable or not upgraded: {exc.orig}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(invoke_without_command=True)
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """openalgo-gtt: OpenAlgo-compatible GTT orders on Upstox.
+
+    With no command, upgrades the database and serves the API.
+    """
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+@cli.command()
+@_friendly_errors
+def serve() -> None:
+    """Upgrade the database, then serve with waitress on HOST:PORT."""
+    from waitress import serve as waitress_serve
+
+    from openalgo_gtt.app import create_app
+
+    settings = _settings_or_exit()
+    _upgrade(settings)
+    app = create_app(gateway=_gateway(settings))
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(f"openalgo-gtt serving on {base}")
+    click.echo(f"API docs: {base}/api/docs")
+    click.echo(f"broker: {settings.broker}")
+    waitress_serve(app, host=settings.host, port=settings.port, threads=8, ident="openalgo-gtt")
+
+
+@cli.group()
+def apikey() -> None:
+    """Create, list and revoke API keys."""
+
+
+@apikey.command("create")
+@click.argument("name")
+@_friendly_errors
+def apikey_create(name: str) -> None:
+    """Create a key; it is printed once, alone on the last line."""
+    settings = _settings_or_exit()
+    _upgrade(settings)
+    key = _gateway(settings).api_keys.create(name)
+    click.echo(f"API key {name!r} created. It is shown only this once; store it safely:")
+    click.echo(key)
+
+
+@apikey.command("list")
+@_friendly_errors
+def apikey_list() -> None:
+    """Names, creation and last use (never the keys)."""
+    from openalgo_gtt.clock import ist_text
+
+    settings = _settings_or_exit()
+    _upgrade(settings)
+    keys = _gateway(settings).api_keys.list()
+    if not keys:
+        click.echo("no API keys yet: python run.py apikey create NAME")
+        return
+    click.echo(f"{'NAME':<24} {'CREATED (IST)':<20} {'LAST USED (IST)':<20} STATE")
+    for key in keys:
+        state = f"revoked {ist_text(key.revoked_at)}" if key.revoked_at else "active"
+        click.echo(f"{key.name:<24} {ist_text(key.created_at):<20} {ist_text(key.last_used_at) or '-':<20} {state}")
+
+
+@apikey.command("revoke")
+@click.argument("name")
+@_friendly_errors
+def apikey_revoke(name: str) -> None:
+    """Revoke a key; it stops working at once."""
+    settings = _settings_or_exit()
+    _upgrade(settings)
+    _gateway(settings).api_keys.revoke(name)
+    click.echo(f"API key {name!r} revoked")
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@_friendly_errors
+def db_upgrade() -> None:
+    """Upgrade the database to the latest migration."""
+    settings = _settings_or_exit()
+    _upgrade(settings)
+    click.echo("database is at the latest migration")

@@ -1,0 +1,236 @@
+"""One Settings object, read once at start.
+
+Sources, highest priority first: the process environment, then a `.env` file in the working
+directory. The Upstox access token is the exception the seed engine established: a `keys.json`
+(`{"access_token": "..."}`) in the working directory beats the environment.
+
+A bad value raises `ConfigError` with one line naming the variable; the command line prints that
+line and exits, never a traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+
+from dotenv import dotenv_values
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+BROKERS = ("upstox", "sandbox")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MIN_PEPPER_LENGTH = 32
+PEPPER_FILE_NAME = "api_key_pepper"
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed. str(error) is the one line to show."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    database_url: str = "sqlite:///data/openalgo_gtt.db"
+    data_dir: Path = Path("data")
+    api_key_pepper: str = field(default="", repr=False)
+    access_token: str | None = field(default=None, repr=False)
+    access_token_source: str | None = None  # "keys.json" | "environment" | None
+    upstox_api_url: str = "https://api.upstox.com"
+    upstox_timeout: float = 5.0
+    broker: str = "sandbox"
+    daily_trade_limit: int = 10
+    log_level: str = "INFO"
+    instruments_url: str = (
+        "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz"
+    )
+    order_rate_limits: str = "10/second;500/minute;2000/30 minutes"
+    auto_entry_pct: Decimal = Decimal("4")
+    auto_target_pct: Decimal = Decimal("1")
+    auto_sl_pct: Decimal = Decimal("1")
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Value parsers: each takes the raw string and raises ValueError with a human reason.
+
+
+def _whole_number(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = _whole_number(raw)
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _whole_number(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be between 1 and 65535")
+    return value
+
+
+def _positive_seconds(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 0 < value <= 600:
+        raise ValueError("must be a number of seconds greater than 0 and at most 600")
+    return value
+
+
+def _percentage(raw: str) -> Decimal:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError("must be a number") from None
+    if not value.is_finite() or not 0 < value < 100:
+        raise ValueError("must be a percentage greater than 0 and less than 100")
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower() if choices == BROKERS else raw.strip().upper()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def _url(raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
+def _text(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _pepper(raw: str) -> str:
+    if len(raw) < MIN_PEPPER_LENGTH:
+        raise ValueError(f"must be at least {MIN_PEPPER_LENGTH} characters")
+    return raw
+
+
+def _parse(source: Mapping[str, str], name: str, parser: Callable[[str], T], default: T) -> T:
+    raw = source.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parser(raw)
+    except ValueError as exc:
+        reason = str(exc) or "is not valid"
+        shown = "(hidden)" if name in ("API_KEY_PEPPER", "ACCESS_TOKEN") else repr(raw)
+        raise ConfigError(f"{name}={shown}: {reason}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _access_token(cwd: Path, source: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """keys.json beats the environment, as in the seed engine."""
+    keys_file = cwd / "keys.json"
+    if keys_file.exists():
+        try:
+            token = json.loads(keys_file.read_text(encoding="utf-8")).get("access_token")
+        except (ValueError, AttributeError, OSError):
+            raise ConfigError(
+                'keys.json: must be a JSON object like {"access_token": "..."}'
+            ) from None
+        if isinstance(token, str) and token.strip():
+            return token.strip(), "keys.json"
+    token = (source.get("ACCESS_TOKEN") or "").strip()
+    return (token, "environment") if token else (None, None)
+
+
+def _pepper_from_file(data_dir: Path) -> str:
+    """Read the generated pepper, or generate one readable only by its owner."""
+    path = data_dir / PEPPER_FILE_NAME
+    if path.exists():
+        value = path.read_text(encoding="utf-8").strip()
+        if len(value) < MIN_PEPPER_LENGTH:
+            raise ConfigError(f"{path.name}: the stored API key pepper is too short; delete it or set API_KEY_PEPPER")
+        return value
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_hex(32)
+    # O_EXCL: two workers starting together must not write two different peppers.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _pepper_from_file(data_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value)
+    log.warning(
+        "API_KEY_PEPPER is not set: generated one into %s (owner-only). Keep this file: "
+        "without it every API key stops working.",
+        path,
+    )
+    return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None, *, read_dotenv: bool = True
+) -> Settings:
+    """Build the Settings from the environment, a .env in `cwd`, and keys.json in `cwd`."""
+    cwd = Path.cwd() if cwd is None else cwd
+    environ = os.environ if environ is None else environ
+    source: dict[str, str] = {}
+    dotenv_file = cwd / ".env"
+    if read_dotenv and dotenv_file.exists():
+        source.update({k: v for k, v in dotenv_values(dotenv_file).items() if v is not None})
+    source.update(environ)  # the environment wins over .env
+
+    data_dir = cwd / "data"
+    access_token, token_source = _access_token(cwd, source)
+    broker_default = "upstox" if access_token else "sandbox"
+    broker = _parse(source, "BROKER", _one_of(BROKERS), broker_default)
+    if broker == "upstox" and not access_token:
+        raise ConfigError("BROKER=upstox: no Upstox access token; set ACCESS_TOKEN or write keys.json")
+
+    database_url = _parse(source, "DATABASE_URL", _text, f"sqlite:///{data_dir / 'openalgo_gtt.db'}")
+    pepper = _parse(source, "API_KEY_PEPPER", _pepper, "")
+    if not pepper:
+        pepper = _pepper_from_file(data_dir)
+
+    return Settings(
+        host=_parse(source, "HOST", _text, "127.0.0.1"),
+        port=_parse(source, "PORT", _port, 5000),
+        database_url=database_url,
+        data_dir=data_dir,
+        api_key_pepper=pepper,
+        access_token=access_token,
+        access_token_source=token_source,
+        upstox_api_url=_parse(source, "UPSTOX_API_URL", _url, "https://api.upstox.com"),
+        upstox_timeout=_parse(source, "UPSTOX_TIMEOUT", _positive_seconds, 5.0),
+        broker=broker,
+        daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", _positive_int, 10),
+        log_level=_parse(source, "LOG_LEVEL", _one_of(LOG_LEVELS), "INFO"),
+        instruments_url=_parse(source, "INSTRUMENTS_URL", _url, Settings.instruments_url),
+        order_rate_limits=_parse(source, "ORDER_RATE_LIMITS", _text, Settings.order_rate_limits),
+        auto_entry_pct=_parse(source, "AUTO_ENTRY_PCT", _percentage, Decimal("4")),
+        auto_target_pct=_parse(source, "AUTO_TARGET_PCT", _percentage, Decimal("1")),
+        auto_sl_pct=_parse(source, "AUTO_SL_PCT", _percentage, Decimal("1")),
+    )

@@ -1,0 +1,441 @@
+"""GTT rules of the gateway: OpenAlgo's request -> an Upstox GTT, and an Upstox GTT -> OpenAlgo's
+order book entry. Pure functions: no I/O, no clock.
+
+Upstox facts that shape this module (see the reference notes):
+- a fired rule places a LIMIT order *at the trigger price*; there is no separate limit price and
+  no MARKET child (a MARKET request becomes `market_protection` on the rule);
+- every GTT needs an ENTRY rule; SINGLE = one ENTRY rule (ABOVE or BELOW), MULTIPLE = ENTRY plus
+  TARGET and STOPLOSS (IMMEDIATE), the exits on the opposite side;
+- modify replaces quantity and rules only: instrument, product and side are fixed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Mapping, Protocol
+
+from openalgo_gtt.clock import ist_text as format_ist
+from openalgo_gtt.brokers.base import (
+    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, LIVE_RULE_STATUSES,
+    MULTIPLE, OPEN, PRODUCT_DELIVERY, PRODUCT_INTRADAY, PRODUCT_MTF, SELL, SINGLE, STOPLOSS, TARGET,
+    TRIGGERED, BrokerGtt, GttRequest, GttRule,
+)
+from openalgo_gtt.domain.errors import DomainError
+from openalgo_gtt.domain.prices import on_tick, round_to_tick
+from openalgo_gtt.domain.strategy import (
+    AUTO, DEFAULT_PCTS, MANUAL, BracketPcts, BracketPrices, bracket_prices, normalize_mode,
+)
+
+__all__ = [
+    "BRACKET", "OCO", "DEFAULT_MARKET_PROTECTION", "InstrumentLike", "PlaceIntent", "Plan",
+    "BracketPcts", "BracketPrices", "bracket_prices", "upstox_product", "caller_product",
+    "needs_quote", "needs_open", "plan_single", "plan_bracket", "check_modify_allowed", "gtt_status", "is_live",
+    "book_entry", "format_ist",
+]
+
+# The caller's trigger types (OpenAlgo's SINGLE and OCO, plus this gateway's BRACKET).
+BRACKET = "BRACKET"
+OCO = "OCO"
+LIMIT = "LIMIT"
+MARKET = "MARKET"
+
+# The order book's trigger_type labels, also what the gateway records.
+BOOK_SINGLE = "single"
+BOOK_BRACKET = "bracket"
+BOOK_TWO_LEG = "two-leg"
+
+DEFAULT_MARKET_PROTECTION = 5  # percent
+
+ROLE = {ENTRY: "entry", TARGET: "target", STOPLOSS: "stoploss"}
+_ROLE_ORDER = {ENTRY: 0, TARGET: 1, STOPLOSS: 2}
+
+_TO_UPSTOX_PRODUCT = {"CNC": PRODUCT_DELIVERY, "NRML": PRODUCT_DELIVERY, "MIS": PRODUCT_INTRADAY, "MTF": PRODUCT_MTF}
+
+
+class InstrumentLike(Protocol):
+    """What the planner needs of an instrument (`domain.symbols.InstrumentInfo` fits)."""
+
+    instrument_key: str
+    segment: str
+    lot_size: int
+    tick_size: Decimal  # rupees
+
+    @property
+    def is_derivative(self) -> bool: ...
+
+
+# --- products ---------------------------------------------------------------------------------
+
+def upstox_product(openalgo_product: str) -> str:
+    """CNC and NRML -> D (delivery / carry-forward), MIS -> I, MTF -> MTF."""
+    label = str(openalgo_product or "").strip().upper()
+    try:
+        return _TO_UPSTOX_PRODUCT[label]
+    except KeyError:
+        raise DomainError(f"product must be one of CNC, NRML, MIS, MTF (got {openalgo_product!r})") from None
+
+
+def caller_product(upstox_product: str, is_derivative: bool) -> str:
+    """The OpenAlgo label for a GTT placed elsewhere: D -> CNC (equity) / NRML (derivative),
+    I -> MIS, MTF -> MTF. An unknown code passes through unchanged: the order book shows what the
+    broker said rather than failing on one odd entry."""
+    code = str(upstox_product or "").strip().upper()
+    if code == PRODUCT_DELIVERY:
+        return "NRML" if is_derivative else "CNC"
+    if code == PRODUCT_INTRADAY:
+        return "MIS"
+    if code == PRODUCT_MTF:
+        return "MTF"
+    return str(upstox_product)
+
+
+# --- the request ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlaceIntent:
+    """A place/modify request after parsing and type coercion (the API layer fills it)."""
+
+    trigger_type: str  # SINGLE | BRACKET | OCO
+    action: str  # BUY | SELL
+    product: str  # CNC | NRML | MIS | MTF
+    quantity: int
+    pricetype: str = LIMIT  # LIMIT | MARKET
+    price: Decimal = Decimal(0)
+    triggerprice_sl: Decimal = Decimal(0)
+    triggerprice_tg: Decimal = Decimal(0)
+    stoploss: Decimal | None = None
+    target: Decimal | None = None
+    entry_mode: str = AUTO  # auto | manual | percent
+    entry_value: Decimal | None = None
+    target_type: str = AUTO
+    target_value: Decimal | None = None
+    sl_type: str = AUTO
+    sl_value: Decimal | None = None
+    trailing_gap: Decimal | None = None
+    market_protection: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to send to the broker, what to tell the caller, and what to record."""
+
+    request: GttRequest
+    warnings: tuple[str, ...] = ()
+    prices: dict[str, Decimal] = field(default_factory=dict)  # entry (+ target, stoploss)
+    legs: tuple[dict[str, Any], ...] = ()
+
+
+def needs_quote(intent: PlaceIntent) -> bool:
+    """Whether the service must fetch a quote before planning. A bracket always does: its ENTRY
+    trigger direction depends on the last price (and auto/percent entry on the open). A SINGLE's
+    direction comes from which trigger field the caller filled, so it needs none."""
+    return _upper(intent.trigger_type) == BRACKET
+
+
+def needs_open(intent: PlaceIntent) -> bool:
+    """Whether the bracket's entry is computed from the day's open (auto / percent)."""
+    return needs_quote(intent) and normalize_mode(intent.entry_mode, "entry_mode") != MANUAL
+
+
+# --- shared checks ----------------------------------------------------------------------------
+
+def _upper(value: Any) -> str:
+    return str(value or "").strip().upper()
+
+
+def _action(intent: PlaceIntent) -> str:
+    action = _upper(intent.action)
+    if action not in (BUY, SELL):
+        raise DomainError(f"action must be BUY or SELL (got {intent.action!r})")
+    return action
+
+
+def _opposite(action: str) -> str:
+    return SELL if action == BUY else BUY
+
+
+def _pricetype(intent: PlaceIntent) -> str:
+    pricetype = _upper(intent.pricetype) or LIMIT
+    if pricetype not in (LIMIT, MARKET):
+        raise DomainError(f"pricetype must be LIMIT or MARKET (got {intent.pricetype!r})")
+    return pricetype
+
+
+def _check_quantity(quantity: Any, instrument: InstrumentLike) -> int:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        raise DomainError(f"quantity must be a positive whole number (got {quantity!r})")
+    lot = int(instrument.lot_size or 1)
+    if instrument.is_derivative and lot > 1 and quantity % lot:
+        raise DomainError(
+            f"quantity {quantity} is not a multiple of the lot size {lot} of {instrument.instrument_key}",
+            details={"quantity": quantity, "lot_size": lot},
+        )
+    return quantity
+
+
+def _tick(instrument: InstrumentLike) -> Decimal:
+    tick = instrument.tick_size
+    if tick is None or Decimal(tick) <= 0:
+        # Indices (and broken master rows) have no tick: nothing can be ordered on them.
+        raise DomainError(f"{instrument.instrument_key} has no tick size: it cannot be traded")
+    return Decimal(tick)
+
+
+def _on_tick_or_warn(value: Decimal, tick: Decimal, name: str, warnings: list[str]) -> Decimal:
+    rounded = round_to_tick(value, tick)
+    if not on_tick(value, tick):
+        warnings.append(f"{name} {value} is not a multiple of the tick size {tick}; rounded to {rounded}")
+    if rounded <= 0:
+        raise DomainError(f"{name} {value} rounds to {rounded} at the tick size {tick}; it must be positive")
+    return rounded
+
+
+def _market_protection(intent: PlaceIntent, pricetype: str, default: int, warnings: list[str]) -> int | None:
+    if pricetype != MARKET:
+        if intent.market_protection is not None:
+            warnings.append("market_protection is ignored for a LIMIT pricetype")
+        return None
+    value = default if intent.market_protection is None else intent.market_protection
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
+        raise DomainError(f"market_protection must be a whole percentage from 0 to 100 (got {value!r})")
+    warnings.append(
+        "Upstox has no MARKET child order: it will be a LIMIT order protected by "
+        f"market_protection {value}%"
+    )
+    return value
+
+
+def _leg(role: str, action: str, trigger_type: str, trigger_price: Decimal, product: str, quantity: int,
+         trailing_gap: Decimal | None = None, market_protection: int | None = None) -> dict[str, Any]:
+    # The child is always a LIMIT at the trigger price on Upstox, so that is what is recorded.
+    return {
+        "role": role, "action": action, "trigger_type": trigger_type, "trigger_price": trigger_price,
+        "price": trigger_price, "pricetype": LIMIT, "product": product, "quantity": quantity,
+        "trailing_gap": trailing_gap, "market_protection": market_protection,
+    }
+
+
+# --- SINGLE -----------------------------------------------------------------------------------
+
+def plan_single(intent: PlaceIntent, instrument: InstrumentLike, *,
+                default_market_protection: int = DEFAULT_MARKET_PROTECTION) -> Plan:
+    """One ENTRY rule: triggerprice_tg -> ABOVE, triggerprice_sl -> BELOW."""
+    if _upper(intent.trigger_type) != SINGLE:
+        raise DomainError(f"plan_single needs trigger_type SINGLE (got {intent.trigger_type!r})")
+    action = _action(intent)
+    pricetype = _pricetype(intent)
+    product = _upper(intent.product)
+    broker_product = upstox_product(product)
+    quantity = _check_quantity(intent.quantity, instrument)
+    tick = _tick(instrument)
+    warnings: list[str] = []
+
+    tg, sl = intent.triggerprice_tg or Decimal(0), intent.triggerprice_sl or Decimal(0)
+    if tg < 0 or sl < 0:
+        raise DomainError("triggerprice_tg and triggerprice_sl must not be negative")
+    if (tg > 0) == (sl > 0):
+        raise DomainError(
+            "a SINGLE GTT needs exactly one trigger: triggerprice_tg (fires when the price rises "
+            "above it) or triggerprice_sl (fires when it falls below it); "
+            + ("both were given, use OCO for two" if tg > 0 else "neither was given"),
+            details={"triggerprice_tg": str(tg), "triggerprice_sl": str(sl)},
+        )
+    name, raw, direction = ("triggerprice_tg", tg, ABOVE) if tg > 0 else ("triggerprice_sl", sl, BELOW)
+    trigger = _on_tick_or_warn(raw, tick, name, warnings)
+
+    price = intent.price or Decimal(0)
+    if pricetype == LIMIT and price > 0 and price != trigger:
+        warnings.append(
+            f"Upstox has no separate limit price: the child order will be a LIMIT at the trigger "
+            f"price {trigger}, not at price {price}"
+        )
+    protection = _market_protection(intent, pricetype, default_market_protection, warnings)
+    for ignored in ("stoploss", "target", "trailing_gap"):
+        value = getattr(intent, ignored)
+        if value is not None and value > 0:
+            warnings.append(f"{ignored} is ignored for a SINGLE GTT")
+
+    rule = GttRule(strategy=ENTRY, trigger_type=direction, trigger_price=trigger, market_protection=protection)
+    request = GttRequest(type=SINGLE, instrument_key=instrument.instrument_key, transaction_type=action,
+                         product=broker_product, quantity=quantity, rules=(rule,))
+    leg = _leg("entry", action, direction, trigger, product, quantity, market_protection=protection)
+    return Plan(request=request, warnings=tuple(warnings), prices={"entry": trigger}, legs=(leg,))
+
+
+# --- BRACKET (Upstox MULTIPLE) ----------------------------------------------------------------
+
+def plan_bracket(intent: PlaceIntent, instrument: InstrumentLike, open_price: Decimal | None,
+                 last_price: Decimal | None, pcts: BracketPcts = DEFAULT_PCTS, *,
+                 default_market_protection: int = DEFAULT_MARKET_PROTECTION) -> Plan:
+    """ENTRY (ABOVE/BELOW the last price), TARGET and STOPLOSS (IMMEDIATE, opposite side)."""
+    if _upper(intent.trigger_type) != BRACKET:
+        raise DomainError(f"plan_bracket needs trigger_type BRACKET (got {intent.trigger_type!r})")
+    action = _action(intent)
+    pricetype = _pricetype(intent)
+    product = _upper(intent.product)
+    broker_product = upstox_product(product)
+    quantity = _check_quantity(intent.quantity, instrument)
+    tick = _tick(instrument)
+    if last_price is None or last_price <= 0:
+        raise DomainError(f"no last price is available for {instrument.instrument_key}: "
+                          "a bracket's entry direction cannot be decided")
+
+    prices = bracket_prices(action, open_price, last_price, intent.entry_mode, intent.entry_value,
+                            intent.target_type, intent.target_value, intent.sl_type, intent.sl_value,
+                            tick, pcts)
+    warnings = list(prices.warnings)
+
+    gap = None
+    if intent.trailing_gap is not None:
+        gap = _on_tick_or_warn(intent.trailing_gap, tick, "trailing_gap", warnings)
+        distance = abs(prices.entry - prices.stoploss)
+        if gap >= distance:
+            # Upstox's limits on the gap are undocumented: warn, let the broker decide.
+            warnings.append(f"trailing_gap {gap} is not smaller than the entry-stoploss distance {distance}")
+
+    protection = _market_protection(intent, pricetype, default_market_protection, warnings)
+    for ignored in ("price", "triggerprice_sl", "triggerprice_tg", "stoploss", "target"):
+        value = getattr(intent, ignored)
+        if value is not None and value > 0:
+            warnings.append(f"{ignored} is ignored for a BRACKET GTT (its prices come from the entry, "
+                            "target and sl modes)")
+
+    # ABOVE fires when the price rises to the entry, BELOW when it falls to it: pick the side the
+    # entry is on now, or the GTT would fire at once (or never).
+    direction = ABOVE if prices.entry >= last_price else BELOW
+    exit_side = _opposite(action)
+    rules = (
+        GttRule(ENTRY, direction, prices.entry, market_protection=protection),
+        GttRule(TARGET, IMMEDIATE, prices.target, market_protection=protection),
+        GttRule(STOPLOSS, IMMEDIATE, prices.stoploss, trailing_gap=gap, market_protection=protection),
+    )
+    request = GttRequest(type=MULTIPLE, instrument_key=instrument.instrument_key, transaction_type=action,
+                         product=broker_product, quantity=quantity, rules=rules)
+    legs = (
+        _leg("entry", action, direction, prices.entry, product, quantity, market_protection=protection),
+        _leg("target", exit_side, IMMEDIATE, prices.target, product, quantity, market_protection=protection),
+        _leg("stoploss", exit_side, IMMEDIATE, prices.stoploss, product, quantity, trailing_gap=gap,
+             market_protection=protection),
+    )
+    return Plan(request=request, warnings=tuple(warnings),
+                prices={"entry": prices.entry, "target": prices.target, "stoploss": prices.stoploss},
+                legs=legs)
+
+
+# --- modify -----------------------------------------------------------------------------------
+
+_BOOK_LABEL = {SINGLE: BOOK_SINGLE, BRACKET: BOOK_BRACKET, MULTIPLE: BOOK_BRACKET, OCO: BOOK_TWO_LEG,
+               "TWO-LEG": BOOK_TWO_LEG}
+
+
+def _get(obj: Any, name: str) -> Any:
+    """Read a field of a mapping or of an object (a stored row)."""
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _product_code(label: Any) -> str:
+    """An Upstox product code from an OpenAlgo label or from a code already."""
+    value = _upper(label)
+    return _TO_UPSTOX_PRODUCT.get(value, value)
+
+
+def check_modify_allowed(existing: Any, intent: PlaceIntent, instrument: InstrumentLike) -> None:
+    """Upstox's modify replaces only quantity and rules. Refuse any other change up front.
+    Products compare as Upstox codes (CNC and NRML are both D: relabelling is not a change)."""
+    changed = []
+    if str(_get(existing, "instrument_key") or "") != instrument.instrument_key:
+        changed.append("instrument")
+    if _upper(_get(existing, "action")) != _upper(intent.action):
+        changed.append("action")
+    if _product_code(_get(existing, "product")) != upstox_product(intent.product):
+        changed.append("product")
+    old_type = _BOOK_LABEL.get(_upper(_get(existing, "trigger_type")), _upper(_get(existing, "trigger_type")))
+    if old_type != _BOOK_LABEL.get(_upper(intent.trigger_type)):
+        changed.append("trigger_type")
+    if changed:
+        raise DomainError("instrument, exchange, action, product and type cannot change: cancel and place again",
+                          details={"changed": changed})
+
+
+# --- order book -------------------------------------------------------------------------------
+
+def gtt_status(gtt: BrokerGtt) -> str:
+    """active | triggered | rejected | expired | cancelled.
+
+    Live if any rule can still fire. Otherwise 'triggered' if anything fired; else the ENTRY
+    rule's fate decides (the exits of a bracket are only cancelled *because* the entry expired or
+    failed); else the worst rule's fate.
+    """
+    statuses = [rule.status for rule in gtt.rules]
+    if any(status in LIVE_RULE_STATUSES for status in statuses):
+        return "active"
+    if any(status in (TRIGGERED, OPEN, COMPLETED) for status in statuses):
+        return "triggered"
+    fate = {FAILED: "rejected", EXPIRED: "expired", CANCELLED: "cancelled"}
+    entry = next((rule.status for rule in gtt.rules if rule.strategy == ENTRY), None)
+    if entry in fate:
+        return fate[entry]
+    for status in (FAILED, EXPIRED, CANCELLED):
+        if status in statuses:
+            return fate[status]
+    return "cancelled"  # no rules or unknown statuses: nothing left that can fire
+
+
+def is_live(gtt: BrokerGtt) -> bool:
+    """Whether the GTT can still fire (what OpenAlgo's order book lists by default)."""
+    return gtt_status(gtt) == "active"
+
+
+def _book_trigger_type(gtt: BrokerGtt, recorded: Mapping[str, Any] | None) -> str:
+    if recorded and recorded.get("trigger_type"):
+        return str(recorded["trigger_type"])
+    # A MULTIPLE placed elsewhere (3 rules, or ENTRY plus one exit) is shown as a bracket.
+    return BOOK_SINGLE if gtt.type == SINGLE else BOOK_BRACKET
+
+
+def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decimal | None,
+               is_derivative: bool, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One OpenAlgo gttorderbook entry. Prices stay Decimal: the edge serialises them.
+
+    `recorded` is the gateway's own record when it placed the GTT: trigger_id (what the caller
+    holds), trigger_type, product (the caller's label), legs (each with role and product) and
+    modified_at; the broker's data is the truth for prices and statuses.
+    """
+    recorded = recorded or {}
+    default_product = recorded.get("product") or caller_product(gtt.product, is_derivative)
+    leg_products = {leg.get("role"): leg.get("product") for leg in recorded.get("legs") or ()
+                    if isinstance(leg, Mapping)}
+    rules = sorted(gtt.rules, key=lambda rule: _ROLE_ORDER.get(rule.strategy, len(_ROLE_ORDER)))
+    legs = []
+    for rule in rules:
+        role = ROLE.get(rule.strategy, str(rule.strategy).lower())
+        legs.append({
+            "action": rule.transaction_type,
+            "quantity": gtt.quantity,
+            "price": rule.trigger_price,  # Upstox's child is a LIMIT at the trigger price
+            "pricetype": LIMIT,
+            "product": leg_products.get(role) or default_product,
+            "role": role,
+            "trigger_type": rule.trigger_type,
+            "status": rule.status,
+            "order_id": rule.order_id,
+            "message": rule.message,
+        })
+    status = gtt_status(gtt)
+    failed = next((rule.message for rule in rules if rule.status == FAILED and rule.message), None)
+    return {
+        "trigger_id": str(recorded.get("trigger_id") or gtt.gtt_id),
+        "trigger_type": _book_trigger_type(gtt, recorded),
+        "status": status,
+        "message": failed,
+        "symbol": symbol,
+        "exchange": exchange,
+        "trigger_prices": sorted(rule.trigger_price for rule in gtt.rules),
+        "last_price": last_price if last_price is not None else Decimal(0),
+        "legs": legs,
+        "created_at": format_ist(gtt.created_at or recorded.get("placed_at")),
+        "updated_at": format_ist(recorded.get("modified_at") or recorded.get("updated_at")),
+        "expires_at": format_ist(gtt.expires_at),
+    }

@@ -1,0 +1,117 @@
+"""SQLAlchemy models: the whole schema. Alembic migrations in `migrations/` create it.
+
+Every timestamp is stored timezone-aware in UTC; IST appears only where a human reads it.
+Prices are `Numeric` (exact) in rupees.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import JSON, Date, DateTime, Float, Index, Integer, Numeric, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ApiKey(Base):
+    """A caller's credential. Only an argon2 hash of key + pepper is kept, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditRecord(Base):
+    """Exactly one row per API request, success or failure. Secrets are redacted before writing."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    method: Mapped[str] = mapped_column(String(8))
+    endpoint: Mapped[str] = mapped_column(String(128), index=True)
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    api_key_name: Mapped[str | None] = mapped_column(String(64))
+    request_body: Mapped[object | None] = mapped_column(JSON)
+    response_body: Mapped[object | None] = mapped_column(JSON)
+    http_status: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    broker_calls: Mapped[object | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+
+
+class TradeCounter(Base):
+    """Successful places per IST day, incremented atomically in SQL (the daily trade limit)."""
+
+    __tablename__ = "trade_counters"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Instrument(Base):
+    """One row of Upstox's instrument master, with its OpenAlgo symbol and exchange."""
+
+    __tablename__ = "instruments"
+
+    instrument_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    segment: Mapped[str] = mapped_column(String(16))
+    exchange: Mapped[str] = mapped_column(String(16))  # OpenAlgo exchange: NSE, NFO, MCX, ...
+    symbol: Mapped[str] = mapped_column(String(64))  # OpenAlgo symbol: IDEA, NIFTY29DEC2624500CE
+    trading_symbol: Mapped[str] = mapped_column(String(128))  # Upstox's
+    name: Mapped[str | None] = mapped_column(String(256))
+    instrument_type: Mapped[str | None] = mapped_column(String(16))
+    lot_size: Mapped[int] = mapped_column(Integer, default=1)
+    tick_size: Mapped[Decimal] = mapped_column(Numeric(12, 4))  # rupees (the master's is paise)
+    expiry: Mapped[date | None] = mapped_column(Date)
+    strike: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
+    isin: Mapped[str | None] = mapped_column(String(16))
+
+    __table_args__ = (Index("ix_instruments_exchange_symbol", "exchange", "symbol"),)
+
+
+class InstrumentLoad(Base):
+    """One row per completed master load; the highest id is the generation every process compares."""
+
+    __tablename__ = "instrument_loads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    source: Mapped[str] = mapped_column(String(512))
+    rows: Mapped[int] = mapped_column(Integer)
+
+
+class GttOrder(Base):
+    """A trigger this gateway placed, as its caller knows it."""
+
+    __tablename__ = "gtt_orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trigger_id: Mapped[str] = mapped_column(String(64), unique=True)  # what the caller holds
+    broker_ids: Mapped[object] = mapped_column(JSON)  # the broker's GTT ids (two for an OCO)
+    instrument_key: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(16))
+    trigger_type: Mapped[str] = mapped_column(String(16))  # single | bracket | two-leg
+    action: Mapped[str] = mapped_column(String(4))
+    product: Mapped[str] = mapped_column(String(8))  # as the caller sent it: CNC, NRML, MIS, MTF
+    quantity: Mapped[int] = mapped_column(Integer)
+    legs: Mapped[object] = mapped_column(JSON)  # the rules sent, with each leg's role and price
+    strategy: Mapped[str | None] = mapped_column(String(64))  # the caller's strategy tag
+    status: Mapped[str] = mapped_column(String(16), index=True)  # active, triggered, cancelled, ...
+    status_message: Mapped[str | None] = mapped_column(Text)
+    placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    modified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    request_id: Mapped[str] = mapped_column(String(36))
+    api_key_name: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,93 @@
+"""Shared fixtures. The suite runs on SQLite by default and on PostgreSQL when
+TEST_DATABASE_URL is set (for example postgresql+psycopg://postgres@127.0.0.1:5432/test);
+every test gets a fresh schema either way."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from openalgo_gtt.store.models import Base
+
+
+def _fresh_database_url(tmp_path) -> tuple[str, str | None]:
+    """A URL for an empty database of the configured kind, and the PostgreSQL schema to drop after."""
+    base_url = os.environ.get("TEST_DATABASE_URL")
+    if not base_url:
+        return f"sqlite:///{tmp_path / 'test.db'}", None
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    separator = "&" if "?" in base_url else "?"
+    return f"{base_url}{separator}options=-csearch_path%3D{schema}", schema
+
+
+@pytest.fixture
+def database_url(tmp_path):
+    url, schema = _fresh_database_url(tmp_path)
+    yield url
+    if schema:
+        admin = create_engine(os.environ["TEST_DATABASE_URL"])
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db_engine(database_url):
+    """An Engine on a fresh schema with every table created."""
+    engine = create_engine(database_url)
+    Base.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+TEST_PEPPER = "test-pepper-" + "x" * 32
+
+
+@pytest.fixture
+def settings(database_url, tmp_path):
+    from openalgo_gtt.config import Settings
+
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        api_key_pepper=TEST_PEPPER,
+        broker="sandbox",
+        daily_trade_limit=5,
+    )
+
+
+@pytest.fixture
+def gateway(settings):
+    """The service's long-lived parts on a database upgraded by the real migrations."""
+    from openalgo_gtt.gateway import Gateway
+    from openalgo_gtt.store.migrate import upgrade
+
+    upgrade(settings.database_url)
+    built = Gateway.build(settings)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def app(gateway):
+    from openalgo_gtt.app import create_app
+
+    application = create_app(gateway=gateway)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def api_key(gateway):
+    return gateway.api_keys.create("tester")

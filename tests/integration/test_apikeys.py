@@ -1,0 +1,108 @@
+"""API keys: random, shown once, argon2-hashed, cached, revocable at once."""
+from __future__ import annotations
+
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import select
+
+from openalgo_gtt.services.apikeys import ApiKeyError, ApiKeyService
+from openalgo_gtt.store.db import make_session_factory
+from openalgo_gtt.store.models import ApiKey
+
+PEPPER = "q" * 40
+
+
+class CountingHasher(PasswordHasher):
+    def __init__(self):
+        super().__init__()
+        self.verifications = 0
+
+    def verify(self, hash, password):  # noqa: A002 - argon2's own parameter name
+        self.verifications += 1
+        return super().verify(hash, password)
+
+
+@pytest.fixture
+def sessions(db_engine):
+    return make_session_factory(db_engine)
+
+
+@pytest.fixture
+def hasher():
+    return CountingHasher()
+
+
+@pytest.fixture
+def keys(sessions, hasher):
+    return ApiKeyService(sessions, PEPPER, hasher)
+
+
+def test_a_key_is_64_hex_characters_and_only_its_argon2_hash_is_stored(keys, sessions):
+    key = keys.create("alice")
+    assert len(key) == 64 and int(key, 16) >= 0
+    with sessions() as session:
+        stored = session.scalar(select(ApiKey).where(ApiKey.name == "alice"))
+    assert stored.key_hash.startswith("$argon2")
+    assert key not in stored.key_hash
+
+
+def test_verify_costs_argon2_once_then_comes_from_the_cache(keys, hasher):
+    key = keys.create("alice")
+    assert keys.verify(key).name == "alice"
+    assert keys.verify(key).name == "alice"
+    assert keys.verify(key).name == "alice"
+    assert hasher.verifications == 1
+
+
+def test_a_flood_of_one_bad_key_costs_argon2_once(keys, hasher):
+    keys.create("alice")
+    bad = "0" * 64
+    for _ in range(50):
+        assert keys.verify(bad) is None
+    assert hasher.verifications == 1
+
+
+@pytest.mark.parametrize("junk", [None, "", 12345, ["a"], "x" * 1000])
+def test_missing_or_malformed_keys_are_refused_without_argon2(keys, hasher, junk):
+    keys.create("alice")
+    assert keys.verify(junk) is None
+    assert hasher.verifications == 0
+
+
+def test_the_pepper_is_part_of_the_hash(sessions, keys):
+    key = keys.create("alice")
+    other_pepper = ApiKeyService(sessions, "z" * 40)
+    assert other_pepper.verify(key) is None
+
+
+def test_revocation_takes_effect_at_once_even_in_another_process(sessions, keys):
+    key = keys.create("alice")
+    assert keys.verify(key) is not None  # cached as good in this "process"
+    command_line = ApiKeyService(sessions, PEPPER)  # `python run.py apikey revoke` elsewhere
+    command_line.revoke("alice")
+    assert keys.verify(key) is None
+
+
+def test_two_keys_each_verify_to_their_own_name(keys):
+    a, b = keys.create("alice"), keys.create("bob")
+    assert keys.verify(a).name == "alice"
+    assert keys.verify(b).name == "bob"
+
+
+def test_duplicate_and_unknown_names(keys):
+    keys.create("alice")
+    with pytest.raises(ApiKeyError, match="already exists"):
+        keys.create("alice")
+    with pytest.raises(ApiKeyError, match="no active key"):
+        keys.revoke("nobody")
+    with pytest.raises(ApiKeyError):
+        keys.create("   ")
+
+
+def test_list_shows_names_and_use_never_keys(keys):
+    key = keys.create("alice")
+    keys.verify(key)
+    listed = keys.list()
+    assert [k.name for k in listed] == ["alice"]
+    assert listed[0].last_used_at is not None
+    assert key not in repr(listed)
