@@ -42,6 +42,20 @@ def _upgrade(settings: Settings) -> None:
     upgrade(settings.database_url)
 
 
+def _prepare(settings: Settings):
+    """Upgrade the schema and make sure an instrument master is there (the bundled sample on a
+    fresh machine, so it works offline); returns the gateway."""
+    from openalgo_gtt.store.instruments import ensure_instruments
+
+    _upgrade(settings)
+    gateway = _gateway(settings)
+    report = ensure_instruments(gateway.engine)
+    if report is not None:
+        click.echo(f"loaded the bundled sample instrument master ({report.rows_loaded} instruments); "
+                   "load Upstox's full master with: python run.py instruments load")
+    return gateway
+
+
 def _friendly_errors(command):
     """Expected failures (a database that is down, a bad name) are one line, not a traceback."""
 
@@ -83,8 +97,7 @@ def serve() -> None:
     from openalgo_gtt.app import create_app
 
     settings = _settings_or_exit()
-    _upgrade(settings)
-    app = create_app(gateway=_gateway(settings))
+    app = create_app(gateway=_prepare(settings))
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"openalgo-gtt serving on {base}")
     click.echo(f"API docs: {base}/api/docs")
@@ -150,3 +163,30 @@ def db_upgrade() -> None:
     settings = _settings_or_exit()
     _upgrade(settings)
     click.echo("database is at the latest migration")
+
+
+@cli.group()
+def instruments() -> None:
+    """Upstox's instrument master (symbols, lot sizes, ticks)."""
+
+
+@instruments.command("load")
+@click.argument("source", required=False)
+@_friendly_errors
+def instruments_load(source: str | None) -> None:
+    """Load the master from PATH_OR_URL (JSON or gzip), default INSTRUMENTS_URL, replacing the old
+    set atomically."""
+    from openalgo_gtt.store.instruments import InstrumentLoadError, load_master
+
+    settings = _settings_or_exit()
+    _upgrade(settings)
+    gateway = _gateway(settings)
+    try:
+        report = load_master(gateway.engine, source or settings.instruments_url, progress=True)
+    except InstrumentLoadError as exc:
+        click.echo(f"error: {exc}; the previous instrument set is unchanged", err=True)
+        sys.exit(1)
+    click.echo(f"loaded {report.rows_loaded} instruments ({report.rows_skipped} rows skipped) "
+               f"in {report.seconds:.1f}s from {report.source}")
+    for segment, count in sorted(report.per_segment.items()):
+        click.echo(f"  {segment:<10} {count}")

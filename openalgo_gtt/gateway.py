@@ -2,14 +2,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.config import Settings
+from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
-from openalgo_gtt.services.audit import AuditLog
+from openalgo_gtt.services.audit import AuditLog, observe_broker_call
+from openalgo_gtt.services.gtt import GttService
+from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.db import make_engine, make_session_factory
+from openalgo_gtt.store.gtt_orders import GttOrders
+from openalgo_gtt.store.instruments import InstrumentIndex
+
+
+def build_broker(settings: Settings, sessions: sessionmaker[Session]) -> Broker:
+    if settings.broker == "upstox":
+        from openalgo_gtt.brokers.pacing import OrderPacer
+        from openalgo_gtt.brokers.upstox import UpstoxBroker
+
+        return UpstoxBroker(
+            settings.upstox_api_url,
+            settings.access_token or "",
+            timeout=settings.upstox_timeout,
+            pacer=OrderPacer(settings.order_rate_limits),
+            observer=observe_broker_call,
+        )
+    from openalgo_gtt.brokers.sandbox import SandboxBroker
+
+    return SandboxBroker(sessions)
 
 
 @dataclass
@@ -32,5 +56,30 @@ class Gateway:
             audit=AuditLog(sessions),
         )
 
+    # Built on first use, so commands that never trade (apikey, db) never touch the broker.
+    @cached_property
+    def broker(self) -> Broker:
+        return build_broker(self.settings, self.sessions)
+
+    @cached_property
+    def instruments(self) -> InstrumentIndex:
+        return InstrumentIndex.from_engine(self.engine)
+
+    @cached_property
+    def trade_limit(self) -> DailyTradeLimit:
+        return DailyTradeLimit(self.engine, self.settings.daily_trade_limit)
+
+    @cached_property
+    def gtts(self) -> GttService:
+        pcts = BracketPcts(
+            entry=self.settings.auto_entry_pct,
+            target=self.settings.auto_target_pct,
+            sl=self.settings.auto_sl_pct,
+        )
+        return GttService(self.broker, self.instruments, self.trade_limit, GttOrders(self.sessions), pcts)
+
     def close(self) -> None:
+        broker = self.__dict__.get("broker")
+        if broker is not None and hasattr(broker, "close"):
+            broker.close()
         self.engine.dispose()

@@ -91,3 +91,45 @@ def client(app):
 @pytest.fixture
 def api_key(gateway):
     return gateway.api_keys.create("tester")
+
+
+@pytest.fixture
+def fake_upstox():
+    """A fake Upstox HTTP server (see tests/fakes/fake_upstox.py), with IDEA and INFY quoted."""
+    from tests.fakes.fake_upstox import FakeUpstox
+
+    with FakeUpstox(token="fake-upstox-token") as fake:
+        fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "9.50", open="10.00")
+        fake.set_price("NSE_EQ|INE009A01021", "INFY", "NSE_EQ", "1550.00", open="1540.00")
+        yield fake
+
+
+@pytest.fixture
+def upstox_gateway(settings, fake_upstox):
+    """A gateway driving the fake Upstox, on a migrated database with the sample master."""
+    from openalgo_gtt.gateway import Gateway
+    from openalgo_gtt.store.instruments import ensure_instruments
+    from openalgo_gtt.store.migrate import upgrade
+
+    upstox_settings = settings.with_overrides(
+        broker="upstox", upstox_api_url=fake_upstox.url, access_token=fake_upstox.token, upstox_timeout=1.0,
+    )
+    upgrade(upstox_settings.database_url)
+    built = Gateway.build(upstox_settings)
+    ensure_instruments(built.engine)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def upstox_client(upstox_gateway):
+    from openalgo_gtt.app import create_app
+
+    application = create_app(gateway=upstox_gateway)
+    application.config["TESTING"] = True
+    return application.test_client()
+
+
+@pytest.fixture
+def upstox_key(upstox_gateway):
+    return upstox_gateway.api_keys.create("tester")

@@ -6,6 +6,12 @@ from __future__ import annotations
 
 from werkzeug.exceptions import HTTPException
 
+from openalgo_gtt.brokers.errors import BrokerError, BrokerTimeout, InputRejected, RateLimited, TokenRejected
+from openalgo_gtt.domain.errors import DomainError
+from openalgo_gtt.services.gtt import GttNotFound, NotBuiltYet
+from openalgo_gtt.services.trade_limit import TradeLimitReached
+from openalgo_gtt.store.instruments import UnknownInstrument
+
 
 class ApiError(Exception):
     """An error the API answers with `status` and a JSON envelope."""
@@ -42,10 +48,41 @@ def envelope(message: str, **details) -> dict:
     return body
 
 
+TOKEN_REJECTED = "Upstox rejected the access token (UDAPI100050): log in again"
+
+
+def _broker_error(exc: BrokerError) -> tuple[int, dict]:
+    """Broker faults as callers see them. A 5xx only for what a retry can fix."""
+    if isinstance(exc, TokenRejected):
+        return 502, envelope(TOKEN_REJECTED, broker_code=exc.code or "UDAPI100050")
+    if isinstance(exc, InputRejected):
+        status = exc.http_status if exc.http_status in (404, 409) else 400
+        return status, envelope(f"Broker refused the request: {exc.message}", broker_code=exc.code)
+    if isinstance(exc, RateLimited):
+        return 429, envelope(f"Broker rate limit: {exc.message}; try again shortly", broker_code=exc.code)
+    if isinstance(exc, BrokerTimeout):
+        return 504, envelope(f"Upstox did not answer in time: {exc.message}",
+                             outcome_unknown=exc.may_have_reached or None)
+    return 502, envelope(f"Upstox failed: {exc.message}", broker_code=exc.code,
+                         outcome_unknown=exc.may_have_reached or None)
+
+
 def error_status_and_body(exc: BaseException) -> tuple[int, dict]:
     """(HTTP status, JSON body) for any exception; unexpected ones are a plain 500."""
     if isinstance(exc, ApiError):
         return exc.status, envelope(exc.message, **exc.details)
+    if isinstance(exc, DomainError):
+        return 400, envelope(exc.message, **(exc.details or {}))
+    if isinstance(exc, UnknownInstrument):
+        return 404, envelope(str(exc), suggestions=exc.suggestions or None)
+    if isinstance(exc, GttNotFound):
+        return 404, envelope(str(exc))
+    if isinstance(exc, TradeLimitReached):
+        return 429, envelope(str(exc), trade_count=exc.count, daily_trade_limit=exc.limit)
+    if isinstance(exc, NotBuiltYet):
+        return 501, envelope(str(exc))
+    if isinstance(exc, BrokerError):
+        return _broker_error(exc)
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         return status, envelope(_HTTP_MESSAGES.get(status, exc.name))

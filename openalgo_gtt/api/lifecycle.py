@@ -8,6 +8,7 @@ import traceback
 import uuid
 
 from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.body import request_json_or_none
 from openalgo_gtt.api.errors import error_status_and_body
@@ -40,12 +41,14 @@ def json_response(body, status: int = 200, headers=None) -> Response:
 def note_error(exc: BaseException) -> tuple[dict, int]:
     """The error envelope for `exc`; what went wrong is kept on `g` for the audit record."""
     status, body = error_status_and_body(exc)
-    if status >= 500 and not hasattr(exc, "status"):
+    if status == 500 and not isinstance(exc, HTTPException):  # unexpected: keep the whole trace
         g.error = f"{type(exc).__name__}: {exc}"
         g.traceback = "".join(traceback.format_exception(exc))
         log.error("request %s failed: %s", g.get("request_id"), g.error)
     else:
         g.error = body.get("message")
+    if g.get("legacy"):
+        body["success"] = False  # the seed engine's callers look for this flag
     return body, status
 
 
@@ -65,6 +68,7 @@ def install(app: Flask) -> None:
         g.request_id = str(uuid.uuid4())
         g.started = time.perf_counter()
         g.broker_calls = start_collecting_broker_calls()
+        g.legacy = request.path.startswith("/api/gtt/")  # the seed engine's routes
 
     @app.after_request
     def _finish(response: Response) -> Response:

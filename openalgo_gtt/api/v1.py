@@ -1,10 +1,15 @@
-"""OpenAlgo's REST dialect: POST /api/v1/<name> with a JSON body carrying `apikey`."""
+"""OpenAlgo's REST dialect: POST /api/v1/<name> with a JSON body carrying `apikey`.
+
+Views only parse, call a service and format; the rules live in `domain/` and `services/`.
+"""
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, g
 from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.auth import caller_from_body
+from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
+from openalgo_gtt.services.gtt import Order, Placed
 
 ns = Namespace("v1", path="/v1", description="OpenAlgo-compatible endpoints (JSON body with apikey)")
 
@@ -25,6 +30,79 @@ ping_model = ns.model(
         "request_id": fields.String,
     },
 )
+place_body = ns.schema_model("PlaceGtt", PlaceGttBody.model_json_schema())
+modify_body = ns.schema_model("ModifyGtt", ModifyGttBody.model_json_schema())
+trigger_body = ns.schema_model("TriggerId", TriggerBody.model_json_schema())
+book_body = ns.schema_model("GttOrderBookRequest", OrderBookBody.model_json_schema())
+placed_model = ns.model(
+    "GttPlaced",
+    {
+        "status": fields.String(example="success"),
+        "trigger_id": fields.String(example="GTT-C26112200000001"),
+        "trade_count": fields.Integer(description="successful places today, this one included (place only)"),
+        "entry": fields.Float(description="the ENTRY trigger price sent"),
+        "target": fields.Float(description="the TARGET price sent (bracket)"),
+        "stoploss": fields.Float(description="the STOPLOSS price sent (bracket)"),
+        "warnings": fields.List(fields.String, description="what could not be honoured exactly"),
+        "request_id": fields.String,
+    },
+)
+leg_model = ns.model(
+    "GttLeg",
+    {
+        "action": fields.String, "quantity": fields.Integer, "price": fields.Float,
+        "pricetype": fields.String, "product": fields.String, "role": fields.String,
+        "trigger_type": fields.String, "status": fields.String, "order_id": fields.String,
+        "message": fields.String,
+    },
+)
+entry_model = ns.model(
+    "GttEntry",
+    {
+        "trigger_id": fields.String, "trigger_type": fields.String(enum=["single", "two-leg", "bracket"]),
+        "status": fields.String(enum=["active", "triggered", "cancelled", "expired", "rejected"]),
+        "symbol": fields.String, "exchange": fields.String,
+        "trigger_prices": fields.List(fields.Float), "last_price": fields.Float,
+        "legs": fields.List(fields.Nested(leg_model)),
+        "created_at": fields.String, "updated_at": fields.String, "expires_at": fields.String,
+    },
+)
+book_model = ns.model(
+    "GttOrderBook",
+    {"status": fields.String(example="success"), "data": fields.List(fields.Nested(entry_model)),
+     "request_id": fields.String},
+)
+status_model = ns.model(
+    "GttOrderStatus",
+    {"status": fields.String(example="success"), "data": fields.Nested(entry_model), "request_id": fields.String},
+)
+
+
+def _gtts():
+    return current_app.extensions["openalgo_gtt"].gtts
+
+
+def _order(body: PlaceGttBody) -> Order:
+    return Order(symbol=body.symbol, exchange=body.exchange, intent=body.intent(),
+                 strategy=body.strategy, force=body.force)
+
+
+def _placed(placed: Placed) -> dict:
+    answer = {"status": "success", "trigger_id": placed.trigger_id}
+    if placed.trade_count is not None:
+        answer["trade_count"] = placed.trade_count
+    answer.update(placed.prices)
+    if placed.warnings:
+        answer["warnings"] = list(placed.warnings)
+    return answer
+
+
+def _errors(resource):
+    for status, reason in ((400, "Invalid request"), (403, "Invalid openalgo apikey"), (404, "Unknown symbol or trigger"),
+                           (429, "Daily trade limit or broker rate limit"), (502, "Upstox failed or refused the token"),
+                           (504, "Upstox did not answer in time")):
+        resource = ns.response(status, reason, error_model)(resource)
+    return resource
 
 
 @ns.route("/ping")
@@ -37,3 +115,64 @@ class Ping(Resource):
         caller_from_body()
         broker = current_app.extensions["openalgo_gtt"].settings.broker
         return {"status": "success", "data": {"broker": broker, "message": "pong"}}
+
+
+@ns.route("/placegtt", "/placegttorder")
+class PlaceGtt(Resource):
+    @ns.expect(place_body, validate=False)
+    @ns.response(200, "Placed", placed_model)
+    @ns.response(501, "OCO is not available yet", error_model)
+    @_errors
+    def post(self):
+        """Place a GTT: SINGLE (one trigger) or BRACKET (entry + target + stop-loss)."""
+        caller, raw = caller_from_body()
+        body = validate(PlaceGttBody, raw)
+        return _placed(_gtts().place(_order(body), request_id=g.request_id, api_key_name=caller.name))
+
+
+@ns.route("/modifygtt", "/modifygttorder")
+class ModifyGtt(Resource):
+    @ns.expect(modify_body, validate=False)
+    @ns.response(200, "Modified", placed_model)
+    @_errors
+    def post(self):
+        """Replace a GTT's quantity and trigger prices (full replacement, as the SDK sends it)."""
+        _, raw = caller_from_body()
+        body = validate(ModifyGttBody, raw)
+        return _placed(_gtts().modify(body.trigger_id, _order(body), request_id=g.request_id))
+
+
+@ns.route("/cancelgtt", "/cancelgttorder")
+class CancelGtt(Resource):
+    @ns.expect(trigger_body, validate=False)
+    @ns.response(200, "Cancelled", placed_model)
+    @_errors
+    def post(self):
+        """Cancel a GTT."""
+        _, raw = caller_from_body()
+        body = validate(TriggerBody, raw)
+        return {"status": "success", "trigger_id": _gtts().cancel(body.trigger_id)}
+
+
+@ns.route("/gttorderbook")
+class GttOrderBook(Resource):
+    @ns.expect(book_body, validate=False)
+    @ns.response(200, "The order book", book_model)
+    @_errors
+    def post(self):
+        """Triggers that can still fire; `"status": "all"` for every state."""
+        _, raw = caller_from_body()
+        body = validate(OrderBookBody, raw)
+        return {"status": "success", "data": _gtts().book(include_all=body.status == "all")}
+
+
+@ns.route("/gttorderstatus")
+class GttOrderStatus(Resource):
+    @ns.expect(trigger_body, validate=False)
+    @ns.response(200, "One trigger in any state", status_model)
+    @_errors
+    def post(self):
+        """One trigger in any state, with each leg's broker status, order id and rejection reason."""
+        _, raw = caller_from_body()
+        body = validate(TriggerBody, raw)
+        return {"status": "success", "data": _gtts().status(body.trigger_id)}

@@ -1,0 +1,106 @@
+"""The seed Upstox GTT Engine's routes, on the same services, with the seed's answer shapes.
+
+`GET|POST /api/gtt/place`, `GET|POST /api/gtt/cancel`, `GET /api/gtt/orders?status=...`.
+The key comes from an X-API-KEY header, an `apikey` query parameter or the JSON body.
+"""
+from __future__ import annotations
+
+from flask import current_app, g, request
+from flask_restx import Namespace, Resource
+
+from openalgo_gtt.api.auth import caller_from_anywhere
+from openalgo_gtt.api.body import request_json
+from openalgo_gtt.api.errors import BadRequest
+from openalgo_gtt.api.schemas import PlaceGttBody, validate
+from openalgo_gtt.clock import ist_text
+from openalgo_gtt.services.gtt import Order
+
+ns = Namespace("gtt", path="/gtt", description="The seed Upstox GTT Engine's routes (key in X-API-KEY, query or body)")
+
+SEED_PRODUCTS = {"I": "MIS", "D": "CNC"}
+
+
+def _params() -> dict:
+    """Query parameters and, for a POST with a body, the JSON body on top of them."""
+    values = {k: v for k, v in request.args.items()}
+    if request.method == "POST" and request.get_data(cache=True).strip():
+        values.update(request_json(request))
+    return values
+
+
+def _gateway():
+    return current_app.extensions["openalgo_gtt"]
+
+
+@ns.route("/place")
+class LegacyPlace(Resource):
+    def get(self):
+        """Place an auto bracket (entry = open + 4%, target and stop-loss 1% away), or manual."""
+        return self.post()
+
+    def post(self):
+        caller = caller_from_anywhere()
+        params = _params()
+        instrument = _gateway().instruments.by_key(str(params.get("instrument") or "").strip())
+        if instrument is None:
+            raise BadRequest("instrument must be a known Upstox instrument key, e.g. NSE_EQ|INE669E01016")
+        product = SEED_PRODUCTS.get(str(params.get("product") or "D").upper())
+        if product is None:
+            raise BadRequest("product must be I (intraday) or D (delivery)")
+        if instrument.is_derivative and product == "CNC":
+            product = "NRML"
+        body = validate(PlaceGttBody, {
+            **{k: v for k, v in params.items() if k in PlaceGttBody.model_fields},
+            "apikey": "-", "trigger_type": "BRACKET", "symbol": instrument.symbol,
+            "exchange": instrument.exchange, "action": params.get("transaction_type"),
+            "quantity": params.get("qty"), "product": product,
+        })
+        placed = _gateway().gtts.place(
+            Order(instrument.symbol, instrument.exchange, body.intent(), body.strategy, body.force),
+            request_id=g.request_id, api_key_name=caller.name,
+        )
+        answer = {"success": True, "gtt_id": placed.trigger_id, "status": "ACTIVE",
+                  "trade_count": placed.trade_count, **placed.prices}
+        if placed.warnings:
+            answer["warnings"] = list(placed.warnings)
+        return answer
+
+
+@ns.route("/cancel")
+class LegacyCancel(Resource):
+    def get(self):
+        """Cancel a GTT by `gtt_id`."""
+        return self.post()
+
+    def post(self):
+        caller_from_anywhere()
+        gtt_id = str(_params().get("gtt_id") or "").strip()
+        if not gtt_id:
+            raise BadRequest("gtt_id is required")
+        _gateway().gtts.cancel(gtt_id)
+        return {"success": True, "gtt_id": gtt_id, "status": "CANCELLED"}
+
+
+@ns.route("/orders")
+class LegacyOrders(Resource):
+    def get(self):
+        """The GTTs this gateway placed; `?status=ACTIVE|CANCELLED|TRIGGERED|EXPIRED|REJECTED`."""
+        caller_from_anywhere()
+        status = (request.args.get("status") or "").strip().lower() or None
+        orders = _gateway().gtts.orders.list(status)
+        return {
+            "success": True,
+            "count": len(orders),
+            "orders": [
+                {
+                    "gtt_id": o.trigger_id, "status": o.status.upper(), "symbol": o.symbol,
+                    "exchange": o.exchange, "trigger_type": o.trigger_type, "action": o.action,
+                    "quantity": o.quantity, "placed_at": ist_text(o.placed_at),
+                    "cancelled_at": ist_text(o.cancelled_at) or None, "request_id": o.request_id,
+                }
+                for o in orders
+            ],
+        }
+
+
+
