@@ -97,12 +97,41 @@ def serve() -> None:
     from openalgo_gtt.app import create_app
 
     settings = _settings_or_exit()
-    app = create_app(gateway=_prepare(settings))
+    gateway = _prepare(settings)
+    _start_watcher(gateway)
+    app = create_app(gateway=gateway)
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"openalgo-gtt serving on {base}")
     click.echo(f"API docs: {base}/api/docs")
     click.echo(f"broker: {settings.broker}")
+    click.echo("Upstox GTT webhook URL: python run.py webhook-url")
     waitress_serve(app, host=settings.host, port=settings.port, threads=8, ident="openalgo-gtt")
+
+
+def _start_watcher(gateway) -> None:
+    """Reconcile every open OCO pair and recorded GTT with the broker before serving, then keep
+    watching in the background (only the process holding the lease polls)."""
+    from openalgo_gtt.brokers.errors import BrokerError
+
+    watcher = gateway.watcher
+    try:
+        report = watcher.sync()
+        if report.pairs_settled or report.statuses_changed:
+            click.echo(f"reconciled at start: {len(report.pairs_settled)} OCO pairs settled, "
+                       f"{len(report.statuses_changed)} statuses updated")
+    except BrokerError as exc:
+        click.echo(f"warning: could not reconcile with the broker at start ({exc}); the watcher retries", err=True)
+    watcher.start()
+
+
+@cli.command("webhook-url")
+@_friendly_errors
+def webhook_url() -> None:
+    """Print the URL to set as the Upstox app's postback URL (GTT updates)."""
+    settings = _settings_or_exit()
+    gateway = _gateway(settings)
+    click.echo(f"http://{settings.host}:{settings.port}/upstox/postback/{gateway.webhook_secret}")
+    click.echo("(use your public https address in place of the host and port when behind ngrok or a domain)", err=True)
 
 
 @cli.group()

@@ -55,6 +55,7 @@ class Settings:
     auto_entry_pct: Decimal = Decimal("4")
     auto_target_pct: Decimal = Decimal("1")
     auto_sl_pct: Decimal = Decimal("1")
+    oco_poll_seconds: float = 2.0
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -233,4 +234,5 @@ def load_settings(
         auto_entry_pct=_parse(source, "AUTO_ENTRY_PCT", _percentage, Decimal("4")),
         auto_target_pct=_parse(source, "AUTO_TARGET_PCT", _percentage, Decimal("1")),
         auto_sl_pct=_parse(source, "AUTO_SL_PCT", _percentage, Decimal("1")),
+        oco_poll_seconds=_parse(source, "OCO_POLL_SECONDS", _positive_seconds, 2.0),
     )

@@ -1,6 +1,11 @@
 """The long-lived parts of one running service, built once per process from the Settings."""
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
+import socket
+import uuid
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -13,7 +18,9 @@ from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
 from openalgo_gtt.services.audit import AuditLog, observe_broker_call
 from openalgo_gtt.services.gtt import GttService
+from openalgo_gtt.services.lease import DatabaseLease
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
+from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_engine, make_session_factory
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
@@ -70,15 +77,35 @@ class Gateway:
         return DailyTradeLimit(self.engine, self.settings.daily_trade_limit)
 
     @cached_property
+    def orders(self) -> GttOrders:
+        return GttOrders(self.sessions)
+
+    @cached_property
+    def watcher(self) -> GttWatcher:
+        poll = self.settings.oco_poll_seconds
+        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        lease = DatabaseLease(self.engine, "gtt-watcher", holder, ttl=LEASE_TTL)
+        return GttWatcher(self.broker, self.orders, lease, poll)
+
+    @property
+    def webhook_secret(self) -> str:
+        """The secret in the Upstox GTT webhook URL, derived from the pepper: stable across
+        restarts and workers, never stored."""
+        return hmac.new(self.settings.api_key_pepper.encode(), b"upstox-gtt-webhook", hashlib.sha256).hexdigest()[:32]
+
+    @cached_property
     def gtts(self) -> GttService:
         pcts = BracketPcts(
             entry=self.settings.auto_entry_pct,
             target=self.settings.auto_target_pct,
             sl=self.settings.auto_sl_pct,
         )
-        return GttService(self.broker, self.instruments, self.trade_limit, GttOrders(self.sessions), pcts)
+        return GttService(self.broker, self.instruments, self.trade_limit, self.orders, pcts)
 
     def close(self) -> None:
+        watcher = self.__dict__.get("watcher")
+        if watcher is not None:
+            watcher.stop()
         broker = self.__dict__.get("broker")
         if broker is not None and hasattr(broker, "close"):
             broker.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_restx import Api
 
-from openalgo_gtt.api import health, legacy, v1
+from openalgo_gtt.api import health, legacy, v1, webhooks
 from openalgo_gtt.api.lifecycle import install, json_response, note_error
 
 
@@ -35,4 +35,5 @@ def register(app: Flask) -> Api:
     api.add_namespace(v1.ns)
     api.add_namespace(legacy.ns)
     app.register_blueprint(blueprint)
+    app.register_blueprint(webhooks.blueprint)
     return api

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.brokers.errors import BrokerError, BrokerTimeout, InputRejected, RateLimited, TokenRejected
 from openalgo_gtt.domain.errors import DomainError
-from openalgo_gtt.services.gtt import GttNotFound, NotBuiltYet
+from openalgo_gtt.services.gtt import GttNotFound
 from openalgo_gtt.services.trade_limit import TradeLimitReached
 from openalgo_gtt.store.instruments import UnknownInstrument
 
@@ -79,8 +79,6 @@ def error_status_and_body(exc: BaseException) -> tuple[int, dict]:
         return 404, envelope(str(exc))
     if isinstance(exc, TradeLimitReached):
         return 429, envelope(str(exc), trade_count=exc.count, daily_trade_limit=exc.limit)
-    if isinstance(exc, NotBuiltYet):
-        return 501, envelope(str(exc))
     if isinstance(exc, BrokerError):
         return _broker_error(exc)
     if isinstance(exc, HTTPException):

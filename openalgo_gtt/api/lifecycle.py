@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 REQUEST_ID_HEADER = "X-Request-ID"
 # Paths that are not API requests: polled health checks and the docs are not audited.
 UNAUDITED_PREFIXES = ("/api/health", "/api/docs", "/api/swagger.json", "/swaggerui")
+# Paths whose last segment is a secret (Upstox cannot send an API key, so the URL carries one).
+SECRET_PATH_PREFIXES = ("/upstox/postback/", "/upstox/notifier/")
 
 
 def json_response(body, status: int = 200, headers=None) -> Response:
@@ -81,6 +83,15 @@ def install(app: Flask) -> None:
     app.register_error_handler(Exception, error_response)
 
 
+def _path_for_audit() -> str:
+    """The request path with any URL secret (webhook paths) masked."""
+    path = request.path
+    for prefix in SECRET_PATH_PREFIXES:
+        if path.startswith(prefix):
+            return prefix + "***"
+    return path
+
+
 def _request_body_for_audit(response: Response):
     if response.status_code == 413:
         return {"unparsed_body": "(over the 1 MiB limit: not read)"}
@@ -102,7 +113,7 @@ def _write_audit(response: Response) -> None:
             request_id=g.get("request_id", str(uuid.uuid4())),
             created_at=utcnow(),
             method=request.method,
-            endpoint=request.path,
+            endpoint=_path_for_audit(),
             client_addr=request.remote_addr,
             api_key_name=g.get("api_key_name"),
             request_body=_request_body_for_audit(response),

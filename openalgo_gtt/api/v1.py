@@ -121,10 +121,9 @@ class Ping(Resource):
 class PlaceGtt(Resource):
     @ns.expect(place_body, validate=False)
     @ns.response(200, "Placed", placed_model)
-    @ns.response(501, "OCO is not available yet", error_model)
     @_errors
     def post(self):
-        """Place a GTT: SINGLE (one trigger) or BRACKET (entry + target + stop-loss)."""
+        """Place a GTT: SINGLE (one trigger), OCO (two-leg exit) or BRACKET (entry + target + stop-loss)."""
         caller, raw = caller_from_body()
         body = validate(PlaceGttBody, raw)
         return _placed(_gtts().place(_order(body), request_id=g.request_id, api_key_name=caller.name))

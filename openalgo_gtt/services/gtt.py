@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from openalgo_gtt.brokers.base import MULTIPLE, SINGLE, Broker, BrokerGtt
-from openalgo_gtt.brokers.errors import BrokerError
+from openalgo_gtt.brokers.base import ENTRY, MULTIPLE, SCHEDULED, SINGLE, Broker, BrokerGtt, GttRequest
+from openalgo_gtt.brokers.errors import BrokerError, InputRejected
 from openalgo_gtt.clock import ist_text, utcnow
 from openalgo_gtt.domain.gtt import (
     BRACKET,
@@ -21,32 +22,30 @@ from openalgo_gtt.domain.gtt import (
     PlaceIntent,
     Plan,
     book_entry,
-    caller_product,
     check_modify_allowed,
     gtt_status,
     plan_bracket,
     plan_single,
 )
+from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan, leg_state, pair_book_entry, pair_status, plan_oco
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE, InstrumentInfo
-from openalgo_gtt.services.trade_limit import DailyTradeLimit
-from openalgo_gtt.store.gtt_orders import ACTIVE, CANCELLED, GttOrders
+from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
+from openalgo_gtt.store.gtt_orders import ACTIVE, CANCELLED, TWO_LEG, GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.models import GttOrder
 
 log = logging.getLogger(__name__)
 
-BOOK_TRIGGER_TYPE = {SINGLE: "single", BRACKET: "bracket", OCO: "two-leg"}
+BOOK_TRIGGER_TYPE = {SINGLE: "single", BRACKET: "bracket", OCO: TWO_LEG}
+# How far back a GTT's creation time may be from our clock and still be "ours" (clock skew).
+FIND_SLACK = timedelta(seconds=120)
 
 
 class GttNotFound(LookupError):
     def __init__(self, trigger_id: str):
         super().__init__(f"GTT trigger {trigger_id!r} not found")
         self.trigger_id = trigger_id
-
-
-class NotBuiltYet(Exception):
-    """A feature the gateway will offer but does not yet (answered with 501)."""
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,29 @@ class Placed:
     trade_count: int | None = None
 
 
-def _jsonable_legs(plan: Plan) -> list[dict[str, Any]]:
+def jsonable(legs) -> list[dict[str, Any]]:
     """Legs for the JSON column: Decimals as strings keep every paisa exact."""
-    return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in leg.items()} for leg in plan.legs]
+    return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in leg.items()} for leg in legs]
+
+
+def same_request(gtt: BrokerGtt, request: GttRequest) -> bool:
+    """Whether a GTT at the broker is the one `request` asked for (instrument, side, quantity,
+    product and every rule's strategy, trigger type and price)."""
+    if (gtt.instrument_key, gtt.type, gtt.quantity, gtt.product) != (
+            request.instrument_key, request.type, request.quantity, request.product):
+        return False
+    entry = next((r for r in gtt.rules if r.strategy == ENTRY), None)
+    if entry is None or entry.transaction_type != request.transaction_type:
+        return False
+    have = sorted((r.strategy, r.trigger_type, Decimal(r.trigger_price)) for r in gtt.rules)
+    want = sorted((r.strategy, r.trigger_type, Decimal(r.trigger_price)) for r in request.rules)
+    return have == want
+
+
+def _leg_from_record(leg: dict) -> dict:
+    """A recorded leg (prices kept as exact strings) as the order book shows legs."""
+    prices = {k: Decimal(leg[k]) for k in ("trigger_price", "price", "trailing_gap") if leg.get(k) is not None}
+    return {**leg, **prices, "status": None, "order_id": None, "message": None}
 
 
 class GttService:
@@ -84,14 +103,11 @@ class GttService:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def _plan(self, order: Order) -> tuple[InstrumentInfo, Plan]:
+    def _plan(self, order: Order) -> tuple[InstrumentInfo, Plan | OcoPlan]:
         instrument = self.instruments.lookup(order.symbol, order.exchange)
         intent = order.intent
         if intent.trigger_type == OCO:
-            raise NotBuiltYet(
-                "OCO (two-leg) GTTs are not available yet: Upstox has no exit-only OCO, and this "
-                "gateway will not fake one with an entry that opens a new position"
-            )
+            return instrument, plan_oco(intent, instrument)
         if intent.trigger_type == BRACKET:
             quote = self.broker.quotes([instrument.instrument_key]).get(instrument.instrument_key)
             open_price = quote.open if quote else None
@@ -104,35 +120,85 @@ class GttService:
     def place(self, order: Order, *, request_id: str, api_key_name: str | None) -> Placed:
         instrument, plan = self._plan(order)
         reservation = self.limit.reserve(force=order.force)
-        try:
-            gtt_id = self.broker.place_gtt(plan.request)
-        except BrokerError as exc:
-            if not exc.may_have_reached:
-                self.limit.release(reservation)  # nothing was placed: the trade is not counted
-            raise
+        if isinstance(plan, OcoPlan):
+            legs = self._place_pair(plan, reservation)
+            trigger_id = "OCO-" + legs[0][0].removeprefix("GTT-")
+            request, recorded_legs = plan.lower.request, plan.legs
+        else:
+            gtt_id = self._place_one(plan.request, reservation)
+            role = "bracket" if order.intent.trigger_type == BRACKET else "single"
+            legs, trigger_id, request, recorded_legs = [(gtt_id, role, SCHEDULED)], gtt_id, plan.request, plan.legs
         warnings = list(plan.warnings)
         try:
             self.orders.add(GttOrder(
-                trigger_id=gtt_id,
-                broker_ids=[gtt_id],
+                trigger_id=trigger_id,
+                broker_ids=[leg[0] for leg in legs],
                 instrument_key=instrument.instrument_key,
                 symbol=instrument.symbol,
                 exchange=instrument.exchange,
                 trigger_type=BOOK_TRIGGER_TYPE[order.intent.trigger_type],
-                action=plan.request.transaction_type,
+                action=request.transaction_type,
                 product=order.intent.product,
-                quantity=plan.request.quantity,
-                legs=_jsonable_legs(plan),
+                quantity=request.quantity,
+                legs=jsonable(recorded_legs),
                 strategy=order.strategy,
                 status=ACTIVE,
                 placed_at=utcnow(),
                 request_id=request_id,
                 api_key_name=api_key_name,
-            ))
+            ), legs)
         except Exception:  # noqa: BLE001 - the GTT exists at the broker: the caller must hear success
-            log.exception("GTT %s was placed but could not be recorded locally", gtt_id)
+            log.exception("trigger %s was placed but could not be recorded locally", trigger_id)
             warnings.append("placed at the broker, but the gateway could not record it locally")
-        return Placed(gtt_id, plan.prices, tuple(warnings), reservation.count)
+        return Placed(trigger_id, plan.prices, tuple(warnings), reservation.count)
+
+    def _place_one(self, request: GttRequest, reservation: Reservation) -> str:
+        try:
+            return self.broker.place_gtt(request)
+        except BrokerError as exc:
+            if not exc.may_have_reached:
+                self.limit.release(reservation)  # nothing was placed: the trade is not counted
+            raise
+
+    def _place_pair(self, plan: OcoPlan, reservation: Reservation) -> list[tuple[str, str, str]]:
+        """Both OCO legs, or neither: a failed second leg takes the first one down with it."""
+        started = utcnow()
+        lower_id = self._place_one(plan.lower.request, reservation)
+        try:
+            upper_id = self.broker.place_gtt(plan.upper.request)
+        except BrokerError as exc:
+            undone = self._withdraw(lower_id)
+            if exc.may_have_reached:
+                stray = self.find_placed(plan.upper.request, since=started)
+                undone = undone and (stray is None or self._withdraw(stray.gtt_id))
+            if undone:
+                self.limit.release(reservation)
+            else:
+                exc.message += ("; the stop-loss leg could not be withdrawn: check Upstox's GTT list "
+                                f"for {lower_id}")
+            raise
+        return [(lower_id, LOWER, SCHEDULED), (upper_id, UPPER, SCHEDULED)]
+
+    def _withdraw(self, gtt_id: str) -> bool:
+        """Cancel a GTT the gateway just placed; True when it is certainly gone."""
+        try:
+            self.broker.cancel_gtt(gtt_id)
+            return True
+        except BrokerError as exc:
+            log.error("could not withdraw GTT %s: %s", gtt_id, exc)
+            try:
+                return self.broker.get_gtt(gtt_id) is None
+            except BrokerError:
+                return False
+
+    def find_placed(self, request: GttRequest, since: datetime) -> BrokerGtt | None:
+        """The broker GTT matching `request` created since `since` that the gateway does not know
+        yet: how an answer lost after the broker did the work is found again."""
+        candidates = [gtt for gtt in self.broker.list_gtts()
+                      if same_request(gtt, request) and (gtt.created_at is None or gtt.created_at >= since - FIND_SLACK)]
+        known = self.orders.legs_by_broker_id([gtt.gtt_id for gtt in candidates])
+        fresh = [gtt for gtt in candidates if gtt.gtt_id not in known]
+        return max(fresh, key=lambda gtt: gtt.created_at or since, default=None)
 
     # -- modify -----------------------------------------------------------------------------
 
@@ -149,31 +215,53 @@ class GttService:
     def modify(self, trigger_id: str, order: Order, *, request_id: str) -> Placed:
         recorded, at_broker = self._existing(trigger_id)
         instrument, plan = self._plan(order)
-        if recorded is not None:
-            existing = recorded
-        else:
-            existing = {
-                "instrument_key": at_broker.instrument_key,
-                "action": next((r.transaction_type for r in at_broker.rules if r.strategy == "ENTRY"), None),
-                "product": at_broker.product,
-                "trigger_type": SINGLE if at_broker.type == SINGLE else (BRACKET if at_broker.type == MULTIPLE else at_broker.type),
-            }
+        existing = recorded if recorded is not None else {
+            "instrument_key": at_broker.instrument_key,
+            "action": next((r.transaction_type for r in at_broker.rules if r.strategy == ENTRY), None),
+            "product": at_broker.product,
+            "trigger_type": BRACKET if at_broker.type == MULTIPLE else at_broker.type,
+        }
         check_modify_allowed(existing, order.intent, instrument)
-        broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
-        self.broker.modify_gtt(broker_id, plan.request)
+        if isinstance(plan, OcoPlan):
+            lower_id, upper_id = recorded.broker_ids
+            self.broker.modify_gtt(lower_id, plan.lower.request)
+            try:
+                self.broker.modify_gtt(upper_id, plan.upper.request)
+            except BrokerError as exc:
+                exc.message += (f"; the stop-loss leg {lower_id} was already changed to "
+                                f"{plan.lower.prices['entry']}: send the modify again or cancel")
+                self.orders.replaced(trigger_id, quantity=plan.lower.request.quantity,
+                                     legs=jsonable([plan.legs[0], recorded.legs[1]]), request_id=request_id)
+                raise
+            request, legs = plan.lower.request, plan.legs
+        else:
+            broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
+            self.broker.modify_gtt(broker_id, plan.request)
+            request, legs = plan.request, plan.legs
         if recorded is not None:
-            self.orders.replaced(trigger_id, quantity=plan.request.quantity, legs=_jsonable_legs(plan),
-                                 request_id=request_id)
+            self.orders.replaced(trigger_id, quantity=request.quantity, legs=jsonable(legs), request_id=request_id)
         return Placed(trigger_id, plan.prices, plan.warnings)
 
     # -- cancel -----------------------------------------------------------------------------
 
     def cancel(self, trigger_id: str) -> str:
         recorded, _ = self._existing(trigger_id)
-        broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
-        self.broker.cancel_gtt(broker_id)
-        if recorded is not None:
-            self.orders.set_status(trigger_id, CANCELLED, cancelled_at=utcnow())
+        if recorded is None:
+            self.broker.cancel_gtt(trigger_id)
+            return trigger_id
+        failures = []
+        for broker_id in recorded.broker_ids:
+            try:
+                self.broker.cancel_gtt(broker_id)
+            except InputRejected as exc:
+                # One OCO leg may have fired (the watcher cancels the other): a leg that is no
+                # longer live is not a failure of this cancel.
+                if len(recorded.broker_ids) == 1:
+                    raise
+                failures.append(exc)
+        if len(failures) == len(recorded.broker_ids):
+            raise failures[0]
+        self.orders.set_status(trigger_id, CANCELLED, cancelled_at=utcnow())
         return trigger_id
 
     # -- order book and status --------------------------------------------------------------
@@ -191,8 +279,8 @@ class GttService:
         record = None
         if recorded is not None:
             record = {
-                "trigger_id": recorded.trigger_id,
-                "trigger_type": recorded.trigger_type,
+                "trigger_id": recorded.trigger_id if recorded.trigger_type != TWO_LEG else gtt.gtt_id,
+                "trigger_type": recorded.trigger_type if recorded.trigger_type != TWO_LEG else "single",
                 "product": recorded.product,
                 "placed_at": recorded.placed_at,
                 "modified_at": recorded.modified_at,
@@ -200,44 +288,74 @@ class GttService:
         return book_entry(gtt, symbol=symbol, exchange=exchange, last_price=last_price,
                           is_derivative=is_derivative, recorded=record)
 
+    def _pair_entry(self, recorded: GttOrder, lower: BrokerGtt | None, upper: BrokerGtt | None,
+                    last_price: Decimal | None) -> dict:
+        sides = []
+        for gtt, leg in ((lower, recorded.legs[0]), (upper, recorded.legs[1])):
+            sides.append(self._entry(gtt, last_price, recorded) if gtt is not None
+                         else self._recorded_entry(recorded, [leg]))
+        status = pair_status(leg_state(lower), leg_state(upper))
+        if status == "active" and recorded.status != ACTIVE:
+            status = recorded.status  # cancelled through the gateway; Upstox may lag a moment
+        return pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
+                               message=recorded.status_message)
+
     def book(self, include_all: bool = False) -> list[dict]:
         """Triggers that can still fire (or every one): one list call and one batched quote call."""
         gtts = self.broker.list_gtts()
+        by_id = {gtt.gtt_id: gtt for gtt in gtts}
+        legs = self.orders.legs_by_broker_id(list(by_id))
+        pairs = self.orders.by_trigger_ids(sorted({leg.trigger_id for leg in legs.values() if leg.role in (LOWER, UPPER)}))
+        singles = [gtt for gtt in gtts if gtt.gtt_id not in legs or legs[gtt.gtt_id].role not in (LOWER, UPPER)]
         if not include_all:
-            gtts = [gtt for gtt in gtts if gtt.can_fire]
-        if not gtts:
-            return []
-        keys = sorted({gtt.instrument_key for gtt in gtts})
+            singles = [gtt for gtt in singles if gtt.can_fire]
+        pair_gtts = {trigger_id: [by_id.get(broker_id) for broker_id in record.broker_ids]
+                     for trigger_id, record in pairs.items()}
+        if not include_all:
+            pair_gtts = {t: pair for t, pair in pair_gtts.items()
+                         if pair_status(leg_state(pair[0]), leg_state(pair[1])) == "active" and pairs[t].status == ACTIVE}
+        keys = sorted({gtt.instrument_key for gtt in singles} | {pairs[t].instrument_key for t in pair_gtts})
+        quotes = self._quotes(keys)
+        recorded = self.orders.by_trigger_ids([gtt.gtt_id for gtt in singles])
+        entries = [self._entry(gtt, self._last(quotes, gtt.instrument_key), recorded.get(gtt.gtt_id)) for gtt in singles]
+        entries += [self._pair_entry(pairs[t], lower, upper, self._last(quotes, pairs[t].instrument_key))
+                    for t, (lower, upper) in pair_gtts.items()]
+        return sorted(entries, key=lambda entry: entry["created_at"])
+
+    def _quotes(self, keys: list[str]) -> dict:
+        if not keys:
+            return {}
         try:
-            quotes = self.broker.quotes(keys)
+            return self.broker.quotes(keys)
         except BrokerError as exc:
             # The book is still worth having without prices; last_price 0 means "unknown".
             log.warning("order book without last prices: %s", exc)
-            quotes = {}
-        recorded = self.orders.by_trigger_ids([gtt.gtt_id for gtt in gtts])
-        return [
-            self._entry(gtt, quotes[gtt.instrument_key].last_price if gtt.instrument_key in quotes else None,
-                        recorded.get(gtt.gtt_id))
-            for gtt in gtts
-        ]
+            return {}
+
+    @staticmethod
+    def _last(quotes: dict, key: str) -> Decimal | None:
+        quote = quotes.get(key)
+        return quote.last_price if quote is not None else None
 
     def status(self, trigger_id: str) -> dict:
         """One trigger in any state, with each leg's broker status, order id and message."""
         recorded = self.orders.get(trigger_id)
+        if recorded is not None and recorded.trigger_type == TWO_LEG:
+            lower, upper = (self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids)
+            return self._pair_entry(recorded, lower, upper, None)
         broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
         gtt = self.broker.get_gtt(broker_id)
         if gtt is None:
             if recorded is None:
                 raise GttNotFound(trigger_id)
             # Upstox's details call does not return completed GTTs: answer from our record.
-            return self._recorded_entry(recorded)
+            return self._recorded_entry(recorded, recorded.legs)
         if recorded is not None:
-            state = gtt_status(gtt)
-            if state != recorded.status:
-                self.orders.set_status(trigger_id, state, next((r.message for r in gtt.rules if r.message), None))
+            self.orders.set_status(trigger_id, gtt_status(gtt), next((r.message for r in gtt.rules if r.message), None))
         return self._entry(gtt, None, recorded)
 
-    def _recorded_entry(self, recorded: GttOrder) -> dict:
+    @staticmethod
+    def _recorded_entry(recorded: GttOrder, legs: list[dict]) -> dict:
         return {
             "trigger_id": recorded.trigger_id,
             "trigger_type": recorded.trigger_type,
@@ -245,9 +363,9 @@ class GttService:
             "message": recorded.status_message,
             "symbol": recorded.symbol,
             "exchange": recorded.exchange,
-            "trigger_prices": sorted(Decimal(leg["trigger_price"]) for leg in recorded.legs),
+            "trigger_prices": sorted(Decimal(leg["trigger_price"]) for leg in legs),
             "last_price": Decimal(0),
-            "legs": recorded.legs,
+            "legs": [_leg_from_record(leg) for leg in legs],
             "created_at": ist_text(recorded.placed_at),
             "updated_at": ist_text(recorded.modified_at),
             "expires_at": "",

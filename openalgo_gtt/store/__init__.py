@@ -1,0 +1,3 @@
+"""The store. Importing it registers every table on `models.Base.metadata` (migrations and the
+test fixtures see the whole schema)."""
+from openalgo_gtt.store import models, sandbox_models  # noqa: F401

@@ -1,4 +1,5 @@
-"""The GTTs this gateway placed: the few queries the GTT use cases need."""
+"""The GTTs this gateway placed, and the broker GTTs (legs) behind each: the few queries the
+GTT use cases and the watcher need."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -7,19 +8,25 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.clock import utcnow
-from openalgo_gtt.store.models import GttOrder
+from openalgo_gtt.store.models import GttLeg, GttOrder
 
 ACTIVE = "active"
 CANCELLED = "cancelled"
+TWO_LEG = "two-leg"
 
 
 class GttOrders:
     def __init__(self, sessions: sessionmaker[Session]):
         self._sessions = sessions
 
-    def add(self, order: GttOrder) -> GttOrder:
+    def add(self, order: GttOrder, legs: list[tuple[str, str, str]]) -> GttOrder:
+        """Record a trigger and its legs, given as (broker_id, role, broker status)."""
+        now = utcnow()
         with self._sessions.begin() as session:
             session.add(order)
+            for broker_id, role, status in legs:
+                session.merge(GttLeg(broker_id=broker_id, trigger_id=order.trigger_id, role=role,
+                                     status=status, updated_at=now))
         return order
 
     def get(self, trigger_id: str) -> GttOrder | None:
@@ -33,10 +40,24 @@ class GttOrders:
             rows = session.scalars(select(GttOrder).where(GttOrder.trigger_id.in_(trigger_ids))).all()
         return {row.trigger_id: row for row in rows}
 
-    def list(self, status: str | None = None) -> list[GttOrder]:
+    def legs_by_broker_id(self, broker_ids: list[str]) -> dict[str, GttLeg]:
+        if not broker_ids:
+            return {}
+        with self._sessions() as session:
+            rows = session.scalars(select(GttLeg).where(GttLeg.broker_id.in_(broker_ids))).all()
+        return {row.broker_id: row for row in rows}
+
+    def legs_of(self, trigger_id: str) -> list[GttLeg]:
+        with self._sessions() as session:
+            return list(session.scalars(select(GttLeg).where(GttLeg.trigger_id == trigger_id)
+                                        .order_by(GttLeg.role.desc())).all())
+
+    def list(self, status: str | None = None, trigger_type: str | None = None) -> list[GttOrder]:
         query = select(GttOrder).order_by(GttOrder.placed_at.desc(), GttOrder.id.desc())
         if status:
             query = query.where(GttOrder.status == status)
+        if trigger_type:
+            query = query.where(GttOrder.trigger_type == trigger_type)
         with self._sessions() as session:
             return list(session.scalars(query).all())
 
@@ -49,9 +70,25 @@ class GttOrders:
             )
 
     def set_status(self, trigger_id: str, status: str, message: str | None = None,
-                   cancelled_at: datetime | None = None) -> None:
+                   cancelled_at: datetime | None = None) -> bool:
+        """Move a trigger to `status`; returns whether anything changed."""
         values = {"status": status, "status_message": message}
         if cancelled_at is not None:
             values["cancelled_at"] = cancelled_at
         with self._sessions.begin() as session:
-            session.execute(update(GttOrder).where(GttOrder.trigger_id == trigger_id).values(**values))
+            changed = session.execute(
+                update(GttOrder)
+                .where(GttOrder.trigger_id == trigger_id,
+                       (GttOrder.status != status) | (GttOrder.status_message.is_distinct_from(message)))
+                .values(**values)
+            ).rowcount
+        return bool(changed)
+
+    def set_leg_status(self, broker_id: str, status: str, message: str | None = None) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(GttLeg)
+                .where(GttLeg.broker_id == broker_id,
+                       (GttLeg.status != status) | (GttLeg.message.is_distinct_from(message)))
+                .values(status=status, message=message, updated_at=utcnow())
+            )

@@ -115,3 +115,26 @@ class GttOrder(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     request_id: Mapped[str] = mapped_column(String(36))
     api_key_name: Mapped[str | None] = mapped_column(String(64))
+
+
+class GttLeg(Base):
+    """One broker GTT behind a caller's trigger (an OCO has two), and its last known state."""
+
+    __tablename__ = "gtt_legs"
+
+    broker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    trigger_id: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # single | bracket | stoploss | target
+    status: Mapped[str] = mapped_column(String(16))  # the ENTRY rule's broker status, e.g. SCHEDULED
+    message: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Lease(Base):
+    """A named lease, so exactly one process runs a singleton job (the OCO watcher)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

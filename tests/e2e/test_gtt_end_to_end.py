@@ -14,8 +14,9 @@ IDEA = "NSE_EQ|INE669E01016"
 
 @pytest.fixture
 def live(server_factory, fake_upstox):
+    # A long poll: these tests count the broker calls each request makes, not the watcher's.
     server = server_factory(ACCESS_TOKEN=fake_upstox.token, UPSTOX_API_URL=fake_upstox.url,
-                            UPSTOX_TIMEOUT="2", DAILY_TRADE_LIMIT="5")
+                            UPSTOX_TIMEOUT="2", DAILY_TRADE_LIMIT="5", OCO_POLL_SECONDS="600")
     key = server.cli("apikey", "create", "e2e").stdout.strip().splitlines()[-1]
     server.start()
     return server, key

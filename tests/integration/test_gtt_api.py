@@ -109,10 +109,11 @@ def test_unknown_symbol_is_a_404_with_suggestions(post, fake_upstox):
     assert fake_upstox.calls == []
 
 
-def test_oco_is_a_clear_501_until_it_is_built(post, fake_upstox):
+def test_oco_with_the_triggers_the_wrong_way_round_is_a_400(post, fake_upstox):
     response = post("placegtt", {**SINGLE_BUY, "trigger_type": "OCO", "action": "SELL",
-                                 "triggerprice_sl": 9.0, "triggerprice_tg": 10.0, "stoploss": 8.95, "target": 10.05})
-    assert response.status_code == 501
+                                 "triggerprice_sl": 10.0, "triggerprice_tg": 9.0, "stoploss": 9.95, "target": 9.05})
+    assert response.status_code == 400
+    assert "triggerprice_sl < triggerprice_tg" in response.get_json()["message"]
     assert fake_upstox.calls == []
 
 

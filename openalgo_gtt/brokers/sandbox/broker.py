@@ -1,0 +1,260 @@
+"""SandboxBroker: the `Broker` protocol over simulated Upstox GTTs, for a machine with no account.
+
+Prices come from pushed ticks (`apply_ticks`), which also fire the triggers. The trigger index
+lives in memory (`engine.TriggerEngine`); the database (`store.sandbox_models`) is the truth it
+is rebuilt from, so a new SandboxBroker on the same database carries on where the last one
+stopped. Each write happens in one transaction that first claims the `sandbox_meta` row (see
+`persistence`): within a process a lock serialises callers, across processes that row does,
+and the process catches up on what others wrote before acting. A trigger therefore fires once
+however many threads or processes push ticks.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Callable, Iterable, Sequence, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from openalgo_gtt.brokers.base import BrokerGtt, GttRequest, Quote
+from openalgo_gtt.brokers.errors import InputRejected
+from openalgo_gtt.brokers.sandbox import persistence
+from openalgo_gtt.brokers.sandbox.engine import (
+    CODE_ID_FORMAT, CODE_ID_MISSING, FiredEvent, QuoteBook, Tick, TriggerEngine, expiry_for, rejected,
+    validate_request,
+)
+from openalgo_gtt.brokers.sandbox.persistence import Fill
+from openalgo_gtt.clock import IST, utcnow
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TICKS_ENDPOINT = "POST /api/v1/sandbox/ticks"
+CODE_NO_PRICE = "SANDBOX-NO-PRICE"
+
+
+class NoPriceYet(InputRejected):
+    """A GTT was placed for an instrument the sandbox has never seen a tick for."""
+
+    def __init__(self, instrument_key: str) -> None:
+        super().__init__(
+            f"the sandbox has no price for {instrument_key} yet: push a tick for it with "
+            f"{TICKS_ENDPOINT}, then place the GTT again",
+            code=CODE_NO_PRICE, http_status=409, may_have_reached=False,
+        )
+        self.instrument_key = instrument_key
+
+
+def _check_id(gtt_id: str) -> str:
+    if not isinstance(gtt_id, str) or not gtt_id.strip():
+        raise rejected("gtt_order_id is required", CODE_ID_MISSING)
+    gtt_id = gtt_id.strip()
+    if not gtt_id.startswith("GTT-"):
+        raise rejected(f"gtt_order_id must start with GTT- (got {gtt_id!r})", CODE_ID_FORMAT)
+    return gtt_id
+
+
+class SandboxBroker:
+    """Simulated Upstox GTTs. Thread-safe; several processes may share one database."""
+
+    name = "sandbox"
+
+    def __init__(self, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._meta: persistence.Meta | None = None  # counters of the write in progress
+        self._seen: int | None = None  # the generation memory reflects; None: reload everything
+        self._engine = TriggerEngine(self._next_order_id)
+        self._quotes = QuoteBook()
+        self._stored_quotes: set[str] = set()
+        persistence.ensure_meta(sessions)
+        with self._lock:
+            self._catch_up_for_read()
+
+    # ----- the Broker protocol -------------------------------------------------------------
+
+    def place_gtt(self, request: GttRequest) -> str:
+        validate_request(request)
+
+        def place(session: Session, now: datetime) -> str:
+            quote = self._quotes.get(request.instrument_key)
+            if quote is None:
+                raise NoPriceYet(request.instrument_key)
+            gtt_id = self._next_gtt_id(now)
+            self._engine.place(
+                gtt_id, request, ltp=quote.last_price, at=now, expires_at=expiry_for(request.product, now),
+                trading_symbol=persistence.trading_symbol(session, request.instrument_key),
+            )
+            return gtt_id
+
+        return self._write(place)
+
+    def modify_gtt(self, gtt_id: str, request: GttRequest) -> str:
+        gtt_id = _check_id(gtt_id)
+        validate_request(request)
+
+        def modify(_session: Session, now: datetime) -> str:
+            gtt = self._engine.live_gtt(gtt_id)
+            quote = self._quotes.get(gtt.instrument_key)
+            if quote is None:  # cannot happen for a GTT placed here, but a copied database might
+                raise NoPriceYet(gtt.instrument_key)
+            self._engine.modify(gtt_id, request, ltp=quote.last_price, at=now)
+            return gtt_id
+
+        return self._write(modify)
+
+    def cancel_gtt(self, gtt_id: str) -> str:
+        gtt_id = _check_id(gtt_id)
+
+        def cancel(_session: Session, now: datetime) -> str:
+            self._engine.cancel(gtt_id, now)
+            return gtt_id
+
+        return self._write(cancel)
+
+    def get_gtt(self, gtt_id: str) -> BrokerGtt | None:
+        gtt_id = _check_id(gtt_id)
+
+        def find() -> BrokerGtt | None:
+            gtt = self._engine.get(gtt_id)
+            return None if gtt is None else gtt.to_broker()
+
+        return self._read(find)
+
+    def list_gtts(self) -> list[BrokerGtt]:
+        def every() -> list[BrokerGtt]:
+            gtts = sorted(self._engine.gtts(), key=lambda gtt: (gtt.created_at, gtt.gtt_id))
+            return [gtt.to_broker() for gtt in gtts]
+
+        return self._read(every)
+
+    def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        return self._read(lambda: self._quotes.quotes(instrument_keys))
+
+    # ----- the sandbox's own ---------------------------------------------------------------
+
+    def apply_ticks(self, ticks: Iterable[Tick]) -> list[FiredEvent]:
+        """Apply price updates in order; returns every fill they caused, in firing order."""
+        checked = [tick.checked() for tick in ticks]
+        if not checked:
+            return []
+
+        def apply(_session: Session, now: datetime) -> list[FiredEvent]:
+            fired: list[FiredEvent] = []
+            engine, quotes = self._engine, self._quotes
+            for tick in checked:
+                at = tick.at or now
+                if engine.expiry_due(at):
+                    engine.expire(at)
+                quotes.update(tick.instrument_key, tick.ltp, tick.open, at)
+                fired.extend(engine.tick(tick.instrument_key, tick.ltp, at))
+            return fired
+
+        return self._write(apply)
+
+    def fills(self, gtt_id: str | None = None) -> list[Fill]:
+        """Filled child orders, oldest first (of one GTT when `gtt_id` is given)."""
+        with self._sessions() as session:
+            return persistence.list_fills(session, gtt_id)
+
+    # ----- transactions --------------------------------------------------------------------
+
+    def _write(self, operation: Callable[[Session, datetime], T]) -> T:
+        """Run `operation` in one write transaction with memory caught up, then persist what it
+        (and any expiry) changed. An InputRejected from the operation is raised after the
+        commit: operations refuse before changing anything, but expiries must still be saved."""
+        with self._lock:
+            for attempt in (1, 2):
+                refused: InputRejected | None = None
+                try:
+                    with self._sessions.begin() as session:
+                        meta = persistence.claim(session)
+                        self._catch_up(session, meta.generation - 1)
+                        self._meta = meta
+                        now = self._clock()
+                        self._engine.expire(now)
+                        try:
+                            result = operation(session, now)
+                        except InputRejected as exc:
+                            refused, result = exc, None
+                        self._persist(session, meta)
+                    self._seen = meta.generation
+                except persistence.Conflict:
+                    self._forget()
+                    if attempt == 2:
+                        raise
+                    log.warning("sandbox state changed under this process; reloaded, retrying once")
+                    continue
+                except BaseException:
+                    self._forget()  # memory may be ahead of the database now
+                    raise
+                finally:
+                    self._meta = None
+                if refused is not None:
+                    raise refused
+                return result
+        raise AssertionError("unreachable")
+
+    def _read(self, answer: Callable[[], T]) -> T:
+        with self._lock:
+            self._catch_up_for_read()
+            if self._engine.expiry_due(self._clock()):
+                return self._write(lambda _session, _now: answer())
+            return answer()
+
+    def _persist(self, session: Session, meta: persistence.Meta) -> None:
+        changes = self._engine.take_changes()
+        generation = meta.generation
+        gtts = {gtt_id: self._engine.get(gtt_id)
+                for gtt_id in changes.placed | changes.replaced | changes.touched.keys()}
+        persistence.write_changes(session, changes, {k: v for k, v in gtts.items() if v is not None}, generation)
+        if self._quotes.changed:
+            changed = [(key, self._quotes.get(key)) for key in sorted(self._quotes.changed)]
+            self._quotes.changed.clear()
+            persistence.write_quotes(session, changed, self._stored_quotes, generation)
+        persistence.save_counters(session, meta)
+
+    def _forget(self) -> None:
+        self._seen = None
+        self._engine.take_changes()
+        self._quotes.changed.clear()
+
+    def _catch_up(self, session: Session, committed: int) -> None:
+        """Bring memory up to the database: everything when `_seen` is None, else the GTTs and
+        quotes other processes changed after `_seen` (up to generation `committed`)."""
+        if self._seen is None:
+            self._engine = TriggerEngine(self._next_order_id)
+            self._quotes = QuoteBook()
+            self._stored_quotes = set()
+            since = None
+        elif committed > self._seen:
+            since = self._seen
+        else:
+            return
+        for gtt in persistence.load_gtts(session, since):
+            self._engine.load(gtt)
+        for key, quote in persistence.load_quotes(session, since):
+            self._quotes.put(key, quote)
+            self._stored_quotes.add(key)
+        self._engine.take_changes()
+        self._seen = committed
+
+    def _catch_up_for_read(self) -> None:
+        with self._sessions() as session:
+            generation = persistence.current_generation(session)
+            if self._seen is None or generation > self._seen:
+                self._catch_up(session, generation)
+
+    # ----- ids -----------------------------------------------------------------------------
+
+    def _next_gtt_id(self, now: datetime) -> str:
+        self._meta.gtt_seq += 1
+        return f"GTT-S{now.astimezone(IST):%y%m%d}{self._meta.gtt_seq:08d}"
+
+    def _next_order_id(self, at: datetime) -> str:
+        # Only called inside _write, where the meta row (and its counter) is claimed.
+        self._meta.order_seq += 1
+        return f"{at.astimezone(IST):%y%m%d}{self._meta.order_seq:09d}"

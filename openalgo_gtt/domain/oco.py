@@ -1,0 +1,98 @@
+"""OCO (OpenAlgo's and Kite's `two-leg`) on Upstox, which has no exit-only OCO.
+
+An OCO protects a position that already exists: a stop-loss trigger below and a target trigger
+above (for a long; the same for a short, with BUY legs), both on the caller's side. Upstox's
+every GTT needs an ENTRY rule, so an OCO is placed as two Upstox SINGLE GTTs: the lower leg
+`BELOW triggerprice_sl`, the upper leg `ABOVE triggerprice_tg`. Never as a MULTIPLE with an
+IMMEDIATE entry: that would open a new position at once. The gateway's watcher cancels one leg
+when the other fires.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from openalgo_gtt.domain.errors import DomainError
+from openalgo_gtt.domain.gtt import SINGLE, InstrumentLike, PlaceIntent, Plan, plan_single
+
+LOWER = "stoploss"  # the leg that fires when the price falls to triggerprice_sl
+UPPER = "target"  # the leg that fires when the price rises to triggerprice_tg
+
+
+@dataclass(frozen=True)
+class OcoPlan:
+    lower: Plan
+    upper: Plan
+    warnings: tuple[str, ...]
+
+    @property
+    def prices(self) -> dict[str, Decimal]:
+        return {"stoploss_trigger": self.lower.prices["entry"], "target_trigger": self.upper.prices["entry"]}
+
+    @property
+    def legs(self) -> list[dict]:
+        return [dict(self.lower.legs[0], role=LOWER), dict(self.upper.legs[0], role=UPPER)]
+
+
+def plan_oco(intent: PlaceIntent, instrument: InstrumentLike) -> OcoPlan:
+    sl, tg = intent.triggerprice_sl or Decimal(0), intent.triggerprice_tg or Decimal(0)
+    if sl <= 0 or tg <= 0:
+        raise DomainError("an OCO needs both triggerprice_sl (the stop-loss trigger, below the market) "
+                          "and triggerprice_tg (the target trigger, above it)")
+    single = replace(intent, trigger_type=SINGLE, stoploss=None, target=None, trailing_gap=None)
+    lower = plan_single(replace(single, triggerprice_sl=sl, triggerprice_tg=Decimal(0),
+                                price=intent.stoploss or Decimal(0)), instrument)
+    upper = plan_single(replace(single, triggerprice_sl=Decimal(0), triggerprice_tg=tg,
+                                price=intent.target or Decimal(0)), instrument)
+    low, high = lower.prices["entry"], upper.prices["entry"]
+    if low >= high:
+        raise DomainError(f"an OCO needs triggerprice_sl < triggerprice_tg (got {low} and {high} after "
+                          "rounding to the tick)", details={"triggerprice_sl": str(low), "triggerprice_tg": str(high)})
+    warnings = tuple(f"stop-loss leg: {w}" for w in lower.warnings) + tuple(f"target leg: {w}" for w in upper.warnings)
+    return OcoPlan(lower, upper, warnings)
+
+
+# --- the pair's state, as the watcher and the order book see it ---------------------------------
+
+WAITING = frozenset({"SCHEDULED", "PENDING"})
+FIRED = frozenset({"TRIGGERED", "OPEN", "COMPLETED"})
+GONE = "GONE"  # Upstox no longer lists the leg: completed (its list omits those) or deleted there
+
+
+def leg_state(gtt) -> str:
+    """The ENTRY rule's broker status of one leg (a BrokerGtt), or GONE when it is not listed."""
+    if gtt is None:
+        return GONE
+    entry = next((rule for rule in gtt.rules if rule.strategy == "ENTRY"), None)
+    return entry.status if entry is not None else GONE
+
+
+def pair_status(lower_state: str, upper_state: str) -> str:
+    """active while both legs wait; once either leaves SCHEDULED the pair is over, and says why."""
+    states = {lower_state, upper_state}
+    if states <= WAITING:
+        return "active"
+    if states & FIRED or GONE in states:
+        return "triggered"
+    if "FAILED" in states:
+        return "rejected"
+    if "EXPIRED" in states:
+        return "expired"
+    return "cancelled"
+
+
+def pair_book_entry(lower_entry: dict, upper_entry: dict, *, trigger_id: str, status: str,
+                    message: str | None) -> dict:
+    """One `two-leg` entry from the two legs' single entries (as `book_entry` made them)."""
+    legs = [dict(leg, role=role) for entry, role in ((lower_entry, LOWER), (upper_entry, UPPER))
+            for leg in entry["legs"]]
+    return {
+        **lower_entry,
+        "trigger_id": trigger_id,
+        "trigger_type": "two-leg",
+        "status": status,
+        "message": message,
+        "trigger_prices": sorted(lower_entry["trigger_prices"] + upper_entry["trigger_prices"]),
+        "legs": legs,
+        "updated_at": lower_entry["updated_at"] or upper_entry["updated_at"],
+    }
