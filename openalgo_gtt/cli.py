@@ -219,3 +219,41 @@ def instruments_load(source: str | None) -> None:
                f"in {report.seconds:.1f}s from {report.source}")
     for segment, count in sorted(report.per_segment.items()):
         click.echo(f"  {segment:<10} {count}")
+
+
+@cli.group()
+def sandbox() -> None:
+    """The sandbox broker (no Upstox account needed)."""
+
+
+@sandbox.command("replay")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--speed", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Replay speed: 1 keeps the file's pace, 60 is a minute a second, 0 is as fast as possible.")
+@_friendly_errors
+def sandbox_replay(csv_file: str, speed: float) -> None:
+    """Replay ticks from CSV_FILE (timestamp,symbol,exchange,ltp) into the sandbox broker."""
+    import time
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from openalgo_gtt.domain.errors import DomainError
+    from openalgo_gtt.services.sandbox_feed import NotSandbox, push_ticks, read_replay_csv
+    from openalgo_gtt.store.instruments import UnknownInstrument
+
+    settings = _settings_or_exit()
+    gateway = _prepare(settings)
+    try:
+        ticks = list(read_replay_csv(Path(csv_file)))
+        fired = 0
+        previous = None
+        for tick in tqdm(ticks, unit="tick", desc="replay", file=sys.stderr):
+            if speed and previous is not None and tick.at and previous.at:
+                time.sleep(max((tick.at - previous.at).total_seconds(), 0) / speed)
+            fired += len(push_ticks(gateway, [tick]))
+            previous = tick
+    except (DomainError, UnknownInstrument, NotSandbox) as exc:
+        click.echo(f"error: {getattr(exc, 'message', exc)}", err=True)
+        sys.exit(1)
+    click.echo(f"replayed {len(ticks)} ticks; {fired} rules fired")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_restx import Api
 
-from openalgo_gtt.api import health, legacy, v1, webhooks
+from openalgo_gtt.api import health, legacy, sandbox, v1, webhooks
 from openalgo_gtt.api.lifecycle import install, json_response, note_error
 
 
@@ -34,6 +34,7 @@ def register(app: Flask) -> Api:
     api.add_namespace(health.ns)
     api.add_namespace(v1.ns)
     api.add_namespace(legacy.ns)
+    api.add_namespace(sandbox.ns)
     app.register_blueprint(blueprint)
     app.register_blueprint(webhooks.blueprint)
     return api

@@ -34,7 +34,7 @@ class ServerProcess:
             "DATABASE_URL": database_url,
             "API_KEY_PEPPER": "e2e-pepper-" + "y" * 32,
             "LOG_LEVEL": "WARNING",
-            **env,
+            **env,  # may override any of the above
         }
         self.process: subprocess.Popen | None = None
         self.output_path = workdir / "server.log"
