@@ -56,6 +56,7 @@ class Settings:
     auto_target_pct: Decimal = Decimal("1")
     auto_sl_pct: Decimal = Decimal("1")
     oco_poll_seconds: float = 2.0
+    dedupe_window_seconds: int = 60
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -76,6 +77,13 @@ def _positive_int(raw: str) -> int:
     value = _whole_number(raw)
     if value <= 0:
         raise ValueError("must be a positive whole number")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = _whole_number(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive whole number")
     return value
 
 
@@ -235,4 +243,5 @@ def load_settings(
         auto_target_pct=_parse(source, "AUTO_TARGET_PCT", _percentage, Decimal("1")),
         auto_sl_pct=_parse(source, "AUTO_SL_PCT", _percentage, Decimal("1")),
         oco_poll_seconds=_parse(source, "OCO_POLL_SECONDS", _positive_seconds, 2.0),
+        dedupe_window_seconds=_parse(source, "DEDUPE_WINDOW_SECONDS", _non_negative_int, 60),
     )

@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 
 from sqlalchemy import Engine
@@ -19,11 +20,12 @@ from openalgo_gtt.services.apikeys import ApiKeyService
 from openalgo_gtt.services.audit import AuditLog, observe_broker_call
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.lease import DatabaseLease
-from openalgo_gtt.services.trade_limit import DailyTradeLimit
+from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
 from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_engine, make_session_factory
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
+from openalgo_gtt.store.request_records import DONE, FAULT, RequestRecords
 
 
 def build_broker(settings: Settings, sessions: sessionmaker[Session]) -> Broker:
@@ -81,11 +83,42 @@ class Gateway:
         return GttOrders(self.sessions)
 
     @cached_property
+    def holder_id(self) -> str:
+        """This process, as leases and request records name it: host:pid:token."""
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    @cached_property
+    def request_records(self) -> RequestRecords:
+        return RequestRecords(self.engine, self.sessions, self.holder_id)
+
+    @property
+    def stale_after(self) -> timedelta:
+        """How long a request record may sit pending before its process is presumed dead: longer
+        than any request can take (two broker timeouts and a full pacing wait)."""
+        return timedelta(seconds=2 * self.settings.upstox_timeout + 20)
+
+    @cached_property
     def watcher(self) -> GttWatcher:
-        poll = self.settings.oco_poll_seconds
-        holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        lease = DatabaseLease(self.engine, "gtt-watcher", holder, ttl=LEASE_TTL)
-        return GttWatcher(self.broker, self.orders, lease, poll)
+        lease = DatabaseLease(self.engine, "gtt-watcher", self.holder_id, ttl=LEASE_TTL)
+        return GttWatcher(self.broker, self.orders, lease, self.settings.oco_poll_seconds,
+                          recover=self.recover_unsettled)
+
+    def recover_unsettled(self) -> int:
+        """Settle places whose outcome was lost (a timeout, a crash): each GTT found at the
+        broker is recorded; each that is not gives its reserved trade back. Returns how many."""
+        settled = 0
+        for snapshot in self.request_records.unsettled(self.stale_after):
+            if not self.request_records.take_over(snapshot):
+                continue
+            placed = self.gtts.recover(snapshot.plan, snapshot.attempt_started_at)
+            if placed is None and snapshot.reserved_day is not None:
+                self.trade_limit.release(Reservation(snapshot.reserved_day, 0))
+            body = None if placed is None else {"status": "success", "trigger_id": placed.trigger_id,
+                                                "trade_count": placed.trade_count}
+            self.request_records.finish(snapshot.id, DONE if placed else FAULT, 200 if placed else None, body,
+                                        keep_reservation=False, forget_plan=True)
+            settled += 1
+        return settled
 
     @property
     def webhook_secret(self) -> str:
@@ -100,7 +133,8 @@ class Gateway:
             target=self.settings.auto_target_pct,
             sl=self.settings.auto_sl_pct,
         )
-        return GttService(self.broker, self.instruments, self.trade_limit, self.orders, pcts)
+        return GttService(self.broker, self.instruments, self.trade_limit, self.orders, pcts,
+                          lookup_budget=self.settings.upstox_timeout)
 
     def close(self) -> None:
         watcher = self.__dict__.get("watcher")

@@ -11,6 +11,7 @@ from flask_restx import Namespace, Resource
 from openalgo_gtt.api.auth import caller_from_anywhere
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import BadRequest
+from openalgo_gtt.api.exactly_once import once
 from openalgo_gtt.api.schemas import PlaceGttBody, validate
 from openalgo_gtt.clock import ist_text
 from openalgo_gtt.services.gtt import Order
@@ -55,15 +56,17 @@ class LegacyPlace(Resource):
             "exchange": instrument.exchange, "action": params.get("transaction_type"),
             "quantity": params.get("qty"), "product": product,
         })
-        placed = _gateway().gtts.place(
-            Order(instrument.symbol, instrument.exchange, body.intent(), body.strategy, body.force),
-            request_id=g.request_id, api_key_name=caller.name,
-        )
-        answer = {"success": True, "gtt_id": placed.trigger_id, "status": "ACTIVE",
-                  "trade_count": placed.trade_count, **placed.prices}
-        if placed.warnings:
-            answer["warnings"] = list(placed.warnings)
-        return answer
+        order = Order(instrument.symbol, instrument.exchange, body.intent(), body.strategy, body.force)
+
+        def place(attempt) -> dict:
+            placed = _gateway().gtts.place(order, request_id=g.request_id, api_key_name=caller.name, attempt=attempt)
+            answer = {"success": True, "gtt_id": placed.trigger_id, "status": "ACTIVE",
+                      "trade_count": placed.trade_count, **placed.prices}
+            if placed.warnings:
+                answer["warnings"] = list(placed.warnings)
+            return answer
+
+        return once("legacy-place", caller.name, params, place, dedupe=True)
 
 
 @ns.route("/cancel")

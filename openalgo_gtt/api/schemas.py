@@ -43,6 +43,10 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     apikey: str = Field(description="Your openalgo-gtt API key")
+    idempotency_key: str | None = Field(
+        None, max_length=128,
+        description="Writes: the same key from the same API key within 24 hours gets the first answer "
+                    "and never reaches the broker again (also accepted as an Idempotency-Key header)")
 
 
 class PlaceGttBody(Body):

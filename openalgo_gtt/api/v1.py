@@ -8,6 +8,7 @@ from flask import current_app, g
 from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.auth import caller_from_body
+from openalgo_gtt.api.exactly_once import once
 from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
 from openalgo_gtt.services.gtt import Order, Placed
 
@@ -126,7 +127,8 @@ class PlaceGtt(Resource):
         """Place a GTT: SINGLE (one trigger), OCO (two-leg exit) or BRACKET (entry + target + stop-loss)."""
         caller, raw = caller_from_body()
         body = validate(PlaceGttBody, raw)
-        return _placed(_gtts().place(_order(body), request_id=g.request_id, api_key_name=caller.name))
+        return once("place", caller.name, raw, dedupe=True, action=lambda attempt: _placed(
+            _gtts().place(_order(body), request_id=g.request_id, api_key_name=caller.name, attempt=attempt)))
 
 
 @ns.route("/modifygtt", "/modifygttorder")
@@ -136,9 +138,10 @@ class ModifyGtt(Resource):
     @_errors
     def post(self):
         """Replace a GTT's quantity and trigger prices (full replacement, as the SDK sends it)."""
-        _, raw = caller_from_body()
+        caller, raw = caller_from_body()
         body = validate(ModifyGttBody, raw)
-        return _placed(_gtts().modify(body.trigger_id, _order(body), request_id=g.request_id))
+        return once("modify", caller.name, raw, dedupe=False, action=lambda _attempt: _placed(
+            _gtts().modify(body.trigger_id, _order(body), request_id=g.request_id)))
 
 
 @ns.route("/cancelgtt", "/cancelgttorder")
@@ -148,9 +151,10 @@ class CancelGtt(Resource):
     @_errors
     def post(self):
         """Cancel a GTT."""
-        _, raw = caller_from_body()
+        caller, raw = caller_from_body()
         body = validate(TriggerBody, raw)
-        return {"status": "success", "trigger_id": _gtts().cancel(body.trigger_id)}
+        return once("cancel", caller.name, raw, dedupe=False, action=lambda _attempt: {
+            "status": "success", "trigger_id": _gtts().cancel(body.trigger_id)})
 
 
 @ns.route("/gttorderbook")

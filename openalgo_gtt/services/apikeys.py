@@ -63,6 +63,7 @@ class ApiKeyService:
         self._known: dict[bytes, Caller] = {}
         self._rejected: OrderedDict[bytes, float] = OrderedDict()
         self._last_used_written: dict[int, datetime] = {}
+        self._in_flight: dict[bytes, threading.Lock] = {}
 
     # -- administration (the command line) ------------------------------------------------
 
@@ -112,7 +113,24 @@ class ApiKeyService:
                 return None
         if caller is not None:
             return caller if self._still_active(caller) else self._forget(fingerprint)
-        caller = self._verify_with_argon2(key)
+        # Single flight: a burst of requests with a new key (09:15, a cold cache) pays for one
+        # argon2 check, not one per request.
+        with self._lock:
+            flight = self._in_flight.setdefault(fingerprint, threading.Lock())
+        with flight:
+            with self._lock:
+                caller = self._known.get(fingerprint)
+                if caller is None and self._recently_rejected(fingerprint):
+                    return None
+            if caller is not None:
+                return caller
+            caller = self._verify_with_argon2(key)
+            self._remember(fingerprint, caller)
+        with self._lock:
+            self._in_flight.pop(fingerprint, None)
+        return caller
+
+    def _remember(self, fingerprint: bytes, caller: Caller | None) -> None:
         with self._lock:
             if caller is None:
                 self._rejected[fingerprint] = time.monotonic()
@@ -120,7 +138,6 @@ class ApiKeyService:
                     self._rejected.popitem(last=False)
             else:
                 self._known[fingerprint] = caller
-        return caller
 
     def _recently_rejected(self, fingerprint: bytes) -> bool:
         rejected_at = self._rejected.get(fingerprint)

@@ -8,13 +8,23 @@ them into HTTP answers.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
-from openalgo_gtt.brokers.base import ENTRY, MULTIPLE, SCHEDULED, SINGLE, Broker, BrokerGtt, GttRequest
-from openalgo_gtt.brokers.errors import BrokerError, InputRejected
+from openalgo_gtt.brokers.base import (
+    ENTRY,
+    MULTIPLE,
+    SCHEDULED,
+    SINGLE,
+    Broker,
+    BrokerGtt,
+    GttRequest,
+    GttRule,
+)
+from openalgo_gtt.brokers.errors import BrokerError, InputRejected, PacingTimeout, RateLimited
 from openalgo_gtt.clock import ist_text, utcnow
 from openalgo_gtt.domain.gtt import (
     BRACKET,
@@ -67,6 +77,36 @@ class Placed:
     trade_count: int | None = None
 
 
+class Attempt(Protocol):
+    """The exactly-once record of this place (see api/exactly_once.py)."""
+
+    retry: bool  # an earlier attempt of the same request ended without a clear answer
+    plan: dict | None  # what that attempt sent (the intent written before its broker call)
+    reserved_day: date | None  # the trade it reserved and did not settle
+    attempt_started_at: datetime | None
+
+    def save_intent(self, plan: dict, reserved_day: date | None, started_at: datetime, conn: Any) -> None:
+        """Record the intent in `conn`, the transaction that reserves the trade."""
+
+
+def request_to_json(request: GttRequest) -> dict:
+    return {
+        "type": request.type, "instrument_key": request.instrument_key,
+        "transaction_type": request.transaction_type, "product": request.product, "quantity": request.quantity,
+        "rules": [{"strategy": r.strategy, "trigger_type": r.trigger_type, "trigger_price": str(r.trigger_price),
+                   "trailing_gap": None if r.trailing_gap is None else str(r.trailing_gap),
+                   "market_protection": r.market_protection} for r in request.rules],
+    }
+
+
+def request_from_json(data: dict) -> GttRequest:
+    rules = tuple(GttRule(r["strategy"], r["trigger_type"], Decimal(r["trigger_price"]),
+                          None if r.get("trailing_gap") is None else Decimal(r["trailing_gap"]),
+                          r.get("market_protection")) for r in data["rules"])
+    return GttRequest(data["type"], data["instrument_key"], data["transaction_type"], data["product"],
+                      int(data["quantity"]), rules)
+
+
 def jsonable(legs) -> list[dict[str, Any]]:
     """Legs for the JSON column: Decimals as strings keep every paisa exact."""
     return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in leg.items()} for leg in legs]
@@ -92,14 +132,23 @@ def _leg_from_record(leg: dict) -> dict:
     return {**leg, **prices, "status": None, "order_id": None, "message": None}
 
 
+# A broker 429 means nothing was placed: try again while the caller still waits (TradingView
+# gives up after 3 seconds).
+RATE_LIMIT_RETRY_BUDGET = 2.0
+RATE_LIMIT_RETRY_PAUSE = 0.4
+
+
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, limit: DailyTradeLimit,
-                 orders: GttOrders, pcts: BracketPcts):
+                 orders: GttOrders, pcts: BracketPcts, lookup_budget: float = 5.0):
         self.broker = broker
         self.instruments = instruments
         self.limit = limit
         self.orders = orders
         self.pcts = pcts
+        # An ambiguous place is looked up at the broker before answering only while this much
+        # time has passed since it began; later, the answer is "unknown" and a retry reconciles.
+        self.lookup_budget = lookup_budget
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -117,55 +166,120 @@ class GttService:
 
     # -- place ------------------------------------------------------------------------------
 
-    def place(self, order: Order, *, request_id: str, api_key_name: str | None) -> Placed:
+    def place(self, order: Order, *, request_id: str, api_key_name: str | None,
+              attempt: Attempt | None = None) -> Placed:
         instrument, plan = self._plan(order)
-        reservation = self.limit.reserve(force=order.force)
+        if attempt is not None and attempt.retry and attempt.plan:
+            # An earlier attempt's outcome is unknown: look for it before placing anything.
+            recovered = self.recover(attempt.plan, attempt.attempt_started_at)
+            if recovered is not None:
+                return recovered
+            if attempt.reserved_day is not None:
+                self.limit.release(Reservation(attempt.reserved_day, 0))
+        started = utcnow()
+        intent = self._intent(order, instrument, plan, request_id, api_key_name)
+        write_intent = None if attempt is None else (
+            lambda conn, reserved: attempt.save_intent(intent, reserved.day, started, conn))
+        reservation = self.limit.reserve(force=order.force, also=write_intent)
         if isinstance(plan, OcoPlan):
-            legs = self._place_pair(plan, reservation)
-            trigger_id = "OCO-" + legs[0][0].removeprefix("GTT-")
-            request, recorded_legs = plan.lower.request, plan.legs
+            legs = self._place_pair(plan, reservation, started)
         else:
-            gtt_id = self._place_one(plan.request, reservation)
-            role = "bracket" if order.intent.trigger_type == BRACKET else "single"
-            legs, trigger_id, request, recorded_legs = [(gtt_id, role, SCHEDULED)], gtt_id, plan.request, plan.legs
+            gtt_id = self._place_one(plan.request, reservation, started)
+            legs = [(gtt_id, intent["roles"][0], SCHEDULED)]
         warnings = list(plan.warnings)
+        if not self._record(intent, legs):
+            warnings.append("placed at the broker, but the gateway could not record it locally")
+        return Placed(self._trigger_id(intent, legs), plan.prices, tuple(warnings), reservation.count)
+
+    @staticmethod
+    def _intent(order: Order, instrument: InstrumentInfo, plan: Plan | OcoPlan, request_id: str,
+                api_key_name: str | None) -> dict:
+        """Everything needed to send, find again and record this place: written before the
+        broker call, so a crash or a lost answer can be reconciled."""
+        is_oco = isinstance(plan, OcoPlan)
+        requests = [plan.lower.request, plan.upper.request] if is_oco else [plan.request]
+        role = {OCO: None, BRACKET: "bracket"}.get(order.intent.trigger_type, "single")
+        return {
+            "requests": [request_to_json(r) for r in requests],
+            "roles": [LOWER, UPPER] if is_oco else [role],
+            "prices": {k: str(v) for k, v in plan.prices.items()},
+            "order": {
+                "instrument_key": instrument.instrument_key, "symbol": instrument.symbol,
+                "exchange": instrument.exchange, "trigger_type": BOOK_TRIGGER_TYPE[order.intent.trigger_type],
+                "action": requests[0].transaction_type, "product": order.intent.product,
+                "quantity": requests[0].quantity, "legs": jsonable(plan.legs), "strategy": order.strategy,
+                "request_id": request_id, "api_key_name": api_key_name,
+            },
+        }
+
+    @staticmethod
+    def _trigger_id(intent: dict, legs: list[tuple[str, str, str]]) -> str:
+        first = legs[0][0]
+        return "OCO-" + first.removeprefix("GTT-") if intent["order"]["trigger_type"] == TWO_LEG else first
+
+    def _record(self, intent: dict, legs: list[tuple[str, str, str]]) -> bool:
+        trigger_id = self._trigger_id(intent, legs)
         try:
-            self.orders.add(GttOrder(
-                trigger_id=trigger_id,
-                broker_ids=[leg[0] for leg in legs],
-                instrument_key=instrument.instrument_key,
-                symbol=instrument.symbol,
-                exchange=instrument.exchange,
-                trigger_type=BOOK_TRIGGER_TYPE[order.intent.trigger_type],
-                action=request.transaction_type,
-                product=order.intent.product,
-                quantity=request.quantity,
-                legs=jsonable(recorded_legs),
-                strategy=order.strategy,
-                status=ACTIVE,
-                placed_at=utcnow(),
-                request_id=request_id,
-                api_key_name=api_key_name,
-            ), legs)
+            self.orders.add(GttOrder(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs], status=ACTIVE,
+                                     placed_at=utcnow(), **intent["order"]), legs)
+            return True
         except Exception:  # noqa: BLE001 - the GTT exists at the broker: the caller must hear success
             log.exception("trigger %s was placed but could not be recorded locally", trigger_id)
-            warnings.append("placed at the broker, but the gateway could not record it locally")
-        return Placed(trigger_id, plan.prices, tuple(warnings), reservation.count)
+            return False
 
-    def _place_one(self, request: GttRequest, reservation: Reservation) -> str:
+    def recover(self, intent: dict, since: datetime | None) -> Placed | None:
+        """Find an earlier attempt's GTTs at the broker: recorded (and a success) when all are
+        there; withdrawn when only part of an OCO is; None when nothing was placed."""
+        already = self.orders.by_request_id(intent["order"]["request_id"])
+        if already is not None:
+            return Placed(already.trigger_id, {k: Decimal(v) for k, v in intent["prices"].items()},
+                          ("answered from an earlier attempt of this request",), self.limit.today_count())
+        since = since or utcnow() - FIND_SLACK
+        found = [self.find_placed(request_from_json(r), since) for r in intent["requests"]]
+        if found and all(found):
+            legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(found, intent["roles"])]
+            self._record(intent, legs)
+            return Placed(self._trigger_id(intent, legs), {k: Decimal(v) for k, v in intent["prices"].items()},
+                          ("found at the broker: an earlier attempt of this request had placed it",),
+                          self.limit.today_count())
+        for gtt in filter(None, found):  # half an OCO is worse than none
+            self._withdraw(gtt.gtt_id)
+        return None
+
+    def _send_place(self, request: GttRequest) -> str:
+        """One place, retried on a broker 429 (nothing was placed) within the caller's patience."""
+        deadline = time.monotonic() + RATE_LIMIT_RETRY_BUDGET
+        while True:
+            try:
+                return self.broker.place_gtt(request)
+            except RateLimited as exc:
+                if isinstance(exc, PacingTimeout) or time.monotonic() + RATE_LIMIT_RETRY_PAUSE > deadline:
+                    raise
+                time.sleep(RATE_LIMIT_RETRY_PAUSE)
+
+    def _place_one(self, request: GttRequest, reservation: Reservation, started: datetime) -> str:
         try:
-            return self.broker.place_gtt(request)
+            return self._send_place(request)
         except BrokerError as exc:
+            if exc.may_have_reached and (utcnow() - started).total_seconds() < self.lookup_budget:
+                # The answer was lost or garbled but there is time to ask what the broker holds.
+                try:
+                    found = self.find_placed(request, since=started)
+                except BrokerError:
+                    raise exc from None  # still unknown: the reservation stays for a retry
+                if found is not None:
+                    log.warning("place answered %s but the GTT %s exists: treated as placed", exc, found.gtt_id)
+                    return found.gtt_id
+                exc.may_have_reached = False  # looked, and it is not there
             if not exc.may_have_reached:
                 self.limit.release(reservation)  # nothing was placed: the trade is not counted
             raise
 
-    def _place_pair(self, plan: OcoPlan, reservation: Reservation) -> list[tuple[str, str, str]]:
+    def _place_pair(self, plan: OcoPlan, reservation: Reservation, started: datetime) -> list[tuple[str, str, str]]:
         """Both OCO legs, or neither: a failed second leg takes the first one down with it."""
-        started = utcnow()
-        lower_id = self._place_one(plan.lower.request, reservation)
+        lower_id = self._place_one(plan.lower.request, reservation, started)
         try:
-            upper_id = self.broker.place_gtt(plan.upper.request)
+            upper_id = self._send_place(plan.upper.request)
         except BrokerError as exc:
             undone = self._withdraw(lower_id)
             if exc.may_have_reached:
@@ -173,6 +287,7 @@ class GttService:
                 undone = undone and (stray is None or self._withdraw(stray.gtt_id))
             if undone:
                 self.limit.release(reservation)
+                exc.may_have_reached = False
             else:
                 exc.message += ("; the stop-loss leg could not be withdrawn: check Upstox's GTT list "
                                 f"for {lower_id}")

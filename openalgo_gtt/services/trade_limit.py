@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -38,8 +38,11 @@ class DailyTradeLimit:
         self._today = today
         self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
-    def reserve(self, force: bool = False) -> Reservation:
-        """Count one trade now, or raise TradeLimitReached when today's limit is used up."""
+    def reserve(self, force: bool = False,
+                also: Callable[[Connection, Reservation], None] | None = None) -> Reservation:
+        """Count one trade now, or raise TradeLimitReached when today's limit is used up. `also`
+        runs in the same transaction (the caller's record of what it reserved for), so a crash
+        can never leave a reservation nobody knows about."""
         day = self._today()
         table = TradeCounter.__table__
         statement = self._insert(table).values(day=day, count=1)
@@ -50,6 +53,8 @@ class DailyTradeLimit:
         ).returning(table.c.count)
         with self._engine.begin() as conn:
             count = conn.execute(statement).scalar()
+            if count is not None and also is not None:
+                also(conn, Reservation(day, count))
         if count is None:
             raise TradeLimitReached(self.today_count(), self.limit)
         return Reservation(day, count)

@@ -19,6 +19,7 @@ import threading
 import time
 from datetime import timedelta
 from dataclasses import dataclass, field
+from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker, BrokerGtt
 from openalgo_gtt.brokers.errors import BrokerError
@@ -38,11 +39,14 @@ RENEW_SECONDS = 5.0
 class SyncReport:
     pairs_settled: list[str] = field(default_factory=list)
     statuses_changed: list[str] = field(default_factory=list)
+    places_recovered: int = 0
 
 
 class GttWatcher:
-    def __init__(self, broker: Broker, orders: GttOrders, lease: DatabaseLease, poll_seconds: float):
+    def __init__(self, broker: Broker, orders: GttOrders, lease: DatabaseLease, poll_seconds: float,
+                 recover: Callable[[], int] | None = None):
         self.broker = broker
+        self._recover = recover  # settles places whose outcome was lost (see Gateway.recover_unsettled)
         self.orders = orders
         self.lease = lease
         self.poll_seconds = poll_seconds
@@ -53,8 +57,11 @@ class GttWatcher:
     # -- one pass ---------------------------------------------------------------------------
 
     def sync(self) -> SyncReport:
-        """One list call; settle every open pair and bring every recorded status up to date."""
+        """Settle lost places, then one list call: settle every open pair and bring every
+        recorded status up to date."""
         report = SyncReport()
+        if self._recover is not None:
+            report.places_recovered = self._recover()
         active = self.orders.list(status=ACTIVE)
         if not active:
             return report

@@ -33,6 +33,10 @@ class GttOrders:
         with self._sessions() as session:
             return session.scalar(select(GttOrder).where(GttOrder.trigger_id == trigger_id))
 
+    def by_request_id(self, request_id: str) -> GttOrder | None:
+        with self._sessions() as session:
+            return session.scalar(select(GttOrder).where(GttOrder.request_id == request_id))
+
     def by_trigger_ids(self, trigger_ids: list[str]) -> dict[str, GttOrder]:
         if not trigger_ids:
             return {}

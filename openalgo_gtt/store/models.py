@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, Date, DateTime, Float, Index, Integer, Numeric, String, Text
+from sqlalchemy import JSON, Date, DateTime, Float, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -138,3 +138,30 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RequestRecord(Base):
+    """Exactly-once for writes: one row per (API key, idempotency key). It holds the first
+    definitive answer (replayed to duplicates) and, for places, the intent written before the
+    broker is called (what was asked, when, and the trade reserved), so an outcome lost to a
+    timeout or a crash is found again at the broker instead of being placed twice."""
+
+    __tablename__ = "request_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    api_key_name: Mapped[str] = mapped_column(String(64))
+    idem_key: Mapped[str] = mapped_column(String(160))  # "key:<caller's key>" or "body:<sha256>"
+    endpoint: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # pending | done | fault
+    holder: Mapped[str] = mapped_column(String(128))  # the process handling it (host:pid:token)
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    # none_as_null: "no plan" must be SQL NULL (queried with IS NULL), not the JSON value null.
+    response_body: Mapped[object | None] = mapped_column(JSON(none_as_null=True))
+    plan: Mapped[object | None] = mapped_column(JSON(none_as_null=True))  # the broker requests about to be sent
+    reserved_day: Mapped[date | None] = mapped_column(Date)  # a trade reserved and not yet settled
+    attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+    __table_args__ = (UniqueConstraint("api_key_name", "idem_key", name="uq_request_records_key"),)

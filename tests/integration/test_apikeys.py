@@ -106,3 +106,20 @@ def test_list_shows_names_and_use_never_keys(keys):
     assert [k.name for k in listed] == ["alice"]
     assert listed[0].last_used_at is not None
     assert key not in repr(listed)
+
+
+def test_a_burst_with_a_new_key_pays_for_one_argon2_check(keys, hasher):
+    import threading
+
+    key = keys.create("alice")
+    start, results = threading.Barrier(12), []
+
+    def verify():
+        start.wait()
+        results.append(keys.verify(key))
+
+    threads = [threading.Thread(target=verify) for _ in range(12)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert [r.name for r in results] == ["alice"] * 12
+    assert hasher.verifications == 1

@@ -1,0 +1,130 @@
+"""Exactly-once writes: idempotency keys, duplicate alerts, and answers that were lost.
+
+- `idempotency_key` in the body (or an `Idempotency-Key` header): the same key from the same API
+  key within 24 hours gets the first answer and never reaches the broker again; a second request
+  arriving while the first is still running waits for it.
+- Without a key, an identical place body from the same API key within DEDUPE_WINDOW_SECONDS is
+  the same request (TradingView re-sends an alert that got a 5xx): the first answer, marked
+  `"duplicate": true`, no broker call, no trade counted.
+- Only definitive answers are replayed: a success, or a refusal the caller must fix (4xx other
+  than 409 and 429, which depend on state that changes). After a broker fault the record stays
+  open, and a retry first looks for the GTT at the broker, then places it if it is absent.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from datetime import timedelta
+from typing import Callable
+
+from flask import current_app, g, request
+
+from openalgo_gtt.api.errors import ApiError, error_status_and_body
+from openalgo_gtt.clock import utcnow
+from openalgo_gtt.store.request_records import DONE, FAULT, PENDING, RequestRecords, Snapshot, holder_alive
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+WAIT_FOR_FIRST = 10.0  # seconds a duplicate waits for the first request's answer
+MAX_KEY_LENGTH = 128
+NOT_IN_DEDUPE_HASH = frozenset({"apikey", "idempotency_key"})
+
+
+class Attempt:
+    """What the GTT service sees of this request's record (services.gtt.Attempt)."""
+
+    def __init__(self, records: RequestRecords, snapshot: Snapshot, retry: bool):
+        self._records = records
+        self.record_id = snapshot.id
+        self.retry = retry
+        self.plan = snapshot.plan
+        self.reserved_day = snapshot.reserved_day
+        self.attempt_started_at = snapshot.attempt_started_at
+        self.keeps_reservation = False
+
+    def save_intent(self, plan, reserved_day, started_at, conn) -> None:
+        self._records.save_intent(self.record_id, plan, reserved_day, started_at, conn)
+        self.keeps_reservation = reserved_day is not None
+
+
+def _idempotency_key(body: dict) -> str | None:
+    key = body.get("idempotency_key") or request.headers.get("Idempotency-Key")
+    if key is None or key == "":
+        return None
+    key = str(key).strip()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ApiError(400, f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters")
+    return key
+
+
+def _body_hash(endpoint: str, body: dict) -> str:
+    canonical = {k: v for k, v in body.items() if k not in NOT_IN_DEDUPE_HASH}
+    text = json.dumps([endpoint, canonical], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _definitive(status: int) -> bool:
+    return status < 500 and status not in (409, 429)
+
+
+def _stale(snapshot: Snapshot, stale_after: timedelta) -> bool:
+    return snapshot.updated_at < utcnow() - stale_after or holder_alive(snapshot.holder) is False
+
+
+def _replay(snapshot: Snapshot) -> tuple[dict, int]:
+    body = copy.deepcopy(snapshot.response_body) or {}
+    if isinstance(body, dict):
+        body["original_request_id"] = body.pop("request_id", None)
+        body["duplicate"] = True
+    g.duplicate_of = snapshot.id
+    return body, snapshot.response_status or 200
+
+
+def once(endpoint: str, caller_name: str, body: dict, action: Callable[[Attempt | None], dict],
+         *, dedupe: bool) -> tuple[dict, int]:
+    """Run `action` at most once per key; returns (answer body, HTTP status)."""
+    gateway = current_app.extensions["openalgo_gtt"]
+    settings = gateway.settings
+    explicit = _idempotency_key(body)
+    if explicit is not None:
+        idem_key, ttl = f"key:{explicit}", IDEMPOTENCY_TTL
+    elif dedupe and settings.dedupe_window_seconds > 0:
+        idem_key, ttl = f"body:{_body_hash(endpoint, body)}", timedelta(seconds=settings.dedupe_window_seconds)
+    else:
+        idem_key, ttl = f"request:{g.request_id}", timedelta(seconds=settings.dedupe_window_seconds or 60)
+
+    records: RequestRecords = gateway.request_records
+    deadline = time.monotonic() + WAIT_FOR_FIRST
+    while True:
+        snapshot, created = records.claim(caller_name, idem_key, endpoint, ttl)
+        if created:
+            attempt = Attempt(records, snapshot, retry=False)
+            break
+        if snapshot.state == DONE:
+            return _replay(snapshot)
+        if snapshot.state == FAULT or (snapshot.state == PENDING and _stale(snapshot, gateway.stale_after)):
+            if records.take_over(snapshot):
+                attempt = Attempt(records, snapshot, retry=True)
+                break
+            continue
+        if time.monotonic() > deadline:
+            raise ApiError(409, "the same request is still being processed; try again in a few seconds")
+        time.sleep(0.05)
+
+    try:
+        answer = action(attempt)
+    except Exception as exc:
+        status, envelope = error_status_and_body(exc)
+        if _definitive(status):
+            records.finish(attempt.record_id, DONE, status, {**envelope, "request_id": g.request_id},
+                           keep_reservation=False, forget_plan=True)
+        else:
+            # Unknown or transient: keep the plan (and a reservation the service did not give
+            # back) so the retry, or the watcher, can find out what the broker holds.
+            keep = attempt.keeps_reservation and getattr(exc, "may_have_reached", False)
+            records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
+        raise
+    records.finish(attempt.record_id, DONE, 200, {**answer, "request_id": g.request_id},
+                   keep_reservation=False, forget_plan=True)
+    return answer, 200

@@ -1,0 +1,154 @@
+"""Request records: the store behind exactly-once writes (see models.RequestRecord)."""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from openalgo_gtt.clock import utcnow
+from openalgo_gtt.store.models import RequestRecord
+
+PENDING = "pending"
+DONE = "done"
+FAULT = "fault"
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    # SQLite hands datetimes back without a zone; everything stored is UTC.
+    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: int
+    state: str
+    holder: str
+    response_status: int | None
+    response_body: object
+    plan: object
+    reserved_day: date | None
+    attempt_started_at: datetime | None
+    updated_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, row: RequestRecord) -> "Snapshot":
+        return cls(row.id, row.state, row.holder, row.response_status, row.response_body, row.plan,
+                   row.reserved_day, _aware(row.attempt_started_at), _aware(row.updated_at), _aware(row.expires_at))
+
+
+def holder_alive(holder: str) -> bool | None:
+    """Whether the process named by a holder id (host:pid:token) still runs: True or False when it
+    is on this host, None (unknown) elsewhere."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RequestRecords:
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], holder: str):
+        self._engine = engine
+        self._sessions = sessions
+        self.holder = holder
+        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+    def claim(self, api_key_name: str, idem_key: str, endpoint: str, ttl: timedelta) -> tuple[Snapshot, bool]:
+        """The record for this key, and whether this call created it (and so owns the work)."""
+        for _ in range(3):
+            now = utcnow()
+            with self._engine.begin() as conn:
+                created = conn.execute(
+                    self._insert(RequestRecord)
+                    .values(api_key_name=api_key_name, idem_key=idem_key, endpoint=endpoint, state=PENDING,
+                            holder=self.holder, created_at=now, updated_at=now, expires_at=now + ttl)
+                    .on_conflict_do_nothing(index_elements=["api_key_name", "idem_key"])
+                    .returning(RequestRecord.id)
+                ).scalar()
+            snapshot = self._by_key(api_key_name, idem_key)
+            if created is not None:
+                return snapshot, True
+            if snapshot is not None and snapshot.expires_at >= now:
+                return snapshot, False
+            if snapshot is not None and snapshot.reserved_day is None:
+                # Expired and settled: forget it, then claim afresh.
+                with self._engine.begin() as conn:
+                    conn.execute(delete(RequestRecord).where(RequestRecord.id == snapshot.id,
+                                                             RequestRecord.expires_at < now))
+            elif snapshot is not None:
+                return snapshot, False  # expired but a trade is still unsettled: reconcile first
+        raise RuntimeError("could not claim a request record")  # pragma: no cover - three races in a row
+
+    def _by_key(self, api_key_name: str, idem_key: str) -> Snapshot | None:
+        with self._sessions() as session:
+            row = session.scalar(select(RequestRecord).where(RequestRecord.api_key_name == api_key_name,
+                                                             RequestRecord.idem_key == idem_key))
+            return Snapshot.of(row) if row is not None else None
+
+    def get(self, record_id: int) -> Snapshot | None:
+        with self._sessions() as session:
+            row = session.get(RequestRecord, record_id)
+            return Snapshot.of(row) if row is not None else None
+
+    def take_over(self, snapshot: Snapshot) -> bool:
+        """Become the one handling a record left in fault, or pending by a dead process. Only one
+        contender wins (the update is conditional on the state it saw)."""
+        now = utcnow()
+        with self._engine.begin() as conn:
+            won = conn.execute(
+                update(RequestRecord)
+                .where(RequestRecord.id == snapshot.id, RequestRecord.state == snapshot.state,
+                       RequestRecord.holder == snapshot.holder, RequestRecord.updated_at == snapshot.updated_at)
+                .values(state=PENDING, holder=self.holder, updated_at=now)
+            ).rowcount
+        return bool(won)
+
+    def save_intent(self, record_id: int, plan: object, reserved_day: date | None, started_at: datetime,
+                    conn: Connection) -> None:
+        """Written before the broker is called, in the transaction that reserves the trade: what
+        is about to be sent and the trade reserved for it."""
+        conn.execute(update(RequestRecord).where(RequestRecord.id == record_id)
+                     .values(plan=plan, reserved_day=reserved_day, attempt_started_at=started_at,
+                             updated_at=utcnow()))
+
+    def finish(self, record_id: int, state: str, status: int | None, body: object,
+               keep_reservation: bool, forget_plan: bool = False) -> None:
+        """Close a record. A kept reservation (an outcome still unknown) keeps the plan too, so
+        a retry or the watcher can look for it at the broker."""
+        values = {"state": state, "response_status": status, "response_body": body, "updated_at": utcnow()}
+        if not keep_reservation:
+            values["reserved_day"] = None
+        if forget_plan:
+            values["plan"] = None
+        with self._engine.begin() as conn:
+            conn.execute(update(RequestRecord).where(RequestRecord.id == record_id).values(**values))
+
+    def unsettled(self, stale_after: timedelta) -> list[Snapshot]:
+        """Records whose outcome is still open: faults, and pending ones whose process died or
+        that have not moved for `stale_after`."""
+        cutoff = utcnow() - stale_after
+        with self._sessions() as session:
+            rows = session.scalars(select(RequestRecord).where(RequestRecord.state.in_((PENDING, FAULT)),
+                                                               RequestRecord.plan.is_not(None))).all()
+            snapshots = [Snapshot.of(row) for row in rows]
+        return [s for s in snapshots
+                if s.state == FAULT or s.updated_at < cutoff or holder_alive(s.holder) is False]
+
+    def purge_expired(self) -> int:
+        now = utcnow()
+        with self._engine.begin() as conn:
+            return conn.execute(delete(RequestRecord).where(RequestRecord.expires_at < now,
+                                                            RequestRecord.state == DONE)).rowcount

@@ -1,0 +1,146 @@
+"""Every broker fault, on every operation, through the real server: a clear JSON answer with the
+right status in time, exactly one audit record, no trade counted for a failure, and the next
+request works. Then a SIGKILL in the middle of a burst of places."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+
+from openalgo_gtt.store.models import AuditRecord, GttOrder
+
+TIMEOUT = 1.0
+MARGIN = TIMEOUT + 1.5  # a trickled body may take up to twice the timeout before it is cut off
+
+# fault -> HTTP status the caller gets, per operation (None: the operation still succeeds)
+FAULTS = {
+    "hang": {"place": 504, "modify": 504, "cancel": 504, "book": 504},
+    "refuse": {"place": 502, "modify": 502, "cancel": 502, "book": None},  # reads retry
+    "reset": {"place": 502, "modify": 502, "cancel": 502, "book": None},
+    "500": {"place": 502, "modify": 502, "cancel": 502, "book": None},
+    "502_html": {"place": 502, "modify": 502, "cancel": 502, "book": None},
+    "429": {"place": None, "modify": 429, "cancel": 429, "book": None},  # a place is retried
+    "401": {"place": 502, "modify": 502, "cancel": 502, "book": 502},
+    "empty": {"place": 502, "modify": 502, "cancel": 502, "book": 502},
+    "truncated": {"place": 502, "modify": 502, "cancel": 502, "book": 502},
+    "missing_fields": {"place": 502, "modify": 502, "cancel": 502, "book": 502},
+    "trickle": {"place": 504, "modify": 504, "cancel": 504, "book": 504},
+}
+ROUTE = {"place": "gtt.place", "modify": "gtt.modify", "cancel": "gtt.cancel", "book": "gtt.details"}
+prices = (f"{9 + n / 100:.2f}" for n in itertools.count(1))
+
+
+@pytest.fixture(scope="module")
+def gateway_server(tmp_path_factory):
+    from tests.e2e.server import ServerProcess
+    from tests.fakes.fake_upstox import FakeUpstox
+
+    fake = FakeUpstox(token="fault-token").start()
+    fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "9.50", open="10.00")
+    workdir = tmp_path_factory.mktemp("faults")
+    server = ServerProcess(workdir, f"sqlite:///{workdir / 'faults.db'}", ACCESS_TOKEN=fake.token,
+                           UPSTOX_API_URL=fake.url, UPSTOX_TIMEOUT=str(TIMEOUT), DAILY_TRADE_LIMIT="100000",
+                           OCO_POLL_SECONDS="0.3")
+    key = server.cli("apikey", "create", "faults").stdout.strip().splitlines()[-1]
+    server.start()
+    yield server, fake, key, create_engine(f"sqlite:///{workdir / 'faults.db'}")
+    server.stop()
+    fake.stop()
+
+
+def call(server, key, op, trigger_id=None):
+    body = {"apikey": key}
+    if op in ("place", "modify"):
+        body.update(exchange="NSE", symbol="IDEA", action="BUY", quantity=1, trigger_type="SINGLE",
+                    triggerprice_tg=next(prices))
+    if op in ("modify", "cancel"):
+        body["trigger_id"] = trigger_id
+    path = {"place": "placegtt", "modify": "modifygtt", "cancel": "cancelgtt", "book": "gttorderbook"}[op]
+    return requests.post(f"{server.url}/api/v1/{path}", json=body, timeout=30)
+
+
+def trade_count(server):
+    return requests.get(f"{server.url}/api/health", timeout=5).json()["today_trade_count"]
+
+
+def settled_count(server, expected, seconds=3.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and trade_count(server) != expected:
+        time.sleep(0.1)
+    return trade_count(server)
+
+
+@pytest.mark.parametrize("op", ["place", "modify", "cancel", "book"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_matrix(gateway_server, fault, op):
+    server, fake, key, engine = gateway_server
+    trigger_id = call(server, key, "place").json()["trigger_id"] if op in ("modify", "cancel") else None
+    gtts_before, count_before = len(fake.gtts()), trade_count(server)
+    fake.inject(ROUTE[op], fault, seconds=0.2 if fault == "trickle" else 3)
+
+    started = time.monotonic()
+    answer = call(server, key, op, trigger_id)
+    elapsed = time.monotonic() - started
+    expected = FAULTS[fault][op]
+
+    assert elapsed < TIMEOUT + MARGIN + (2.5 if fault == "429" else 0)
+    body = answer.json()  # always JSON
+    if expected is None:
+        assert answer.status_code == 200, body
+    else:
+        assert answer.status_code == expected, body
+        assert body["status"] == "error" and body["message"]
+    with engine.connect() as conn:
+        rows = conn.execute(select(func.count()).select_from(AuditRecord)
+                            .where(AuditRecord.request_id == answer.headers["X-Request-ID"])).scalar()
+    assert rows == 1
+    if op == "place":
+        placed = len(fake.gtts()) - gtts_before  # what really exists at the broker
+        assert settled_count(server, count_before + placed) == count_before + placed
+        if placed:  # and the gateway knows it (the watcher records a lost answer's GTT shortly)
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                with engine.connect() as conn:
+                    known = conn.execute(select(func.count()).select_from(GttOrder)).scalar()
+                if known >= len(fake.gtts()):
+                    break
+                time.sleep(0.1)
+            assert known >= len(fake.gtts())
+    fake.clear_faults()
+    assert call(server, key, op, call(server, key, "place").json()["trigger_id"]
+                if op in ("modify", "cancel") else None).status_code == 200  # the next one works
+
+
+def test_sigkill_in_the_middle_of_a_burst(server_factory, fake_upstox):
+    fake_upstox.latency = 0.15
+    server = server_factory(ACCESS_TOKEN=fake_upstox.token, UPSTOX_API_URL=fake_upstox.url, UPSTOX_TIMEOUT="2",
+                            DAILY_TRADE_LIMIT="1000", OCO_POLL_SECONDS="600")
+    key = server.cli("apikey", "create", "burst").stdout.strip().splitlines()[-1]
+    server.start()
+    requests.post(f"{server.url}/api/v1/ping", json={"apikey": key}, timeout=5)  # a running server knows the key
+
+    def place(n):
+        try:
+            requests.post(f"{server.url}/api/v1/placegtt", timeout=10, json={
+                "apikey": key, "exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1,
+                "trigger_type": "SINGLE", "triggerprice_tg": f"{9.6 + n / 100:.2f}"})
+        except requests.RequestException:
+            pass  # the server died under it
+
+    threads = [threading.Thread(target=place, args=(n,)) for n in range(30)]
+    [t.start() for t in threads]
+    time.sleep(0.6)
+    server.stop(kill=True)
+    [t.join() for t in threads]
+    at_broker = {g["gtt_order_id"] for g in fake_upstox.gtts()}
+    assert 0 < len(at_broker) < 30  # killed mid-burst
+
+    server.start()  # reconciles before it serves
+    with create_engine(server.env["DATABASE_URL"]).connect() as conn:
+        known = {leg for row in conn.execute(select(GttOrder.broker_ids)) for leg in row[0]}
+    assert at_broker <= known
+    assert trade_count(server) == len(at_broker)

@@ -1,0 +1,136 @@
+"""Exactly-once placement: idempotency keys, duplicate alerts, lost answers, crashed processes."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from openalgo_gtt.clock import utcnow
+from openalgo_gtt.store.models import RequestRecord
+
+SINGLE = {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1, "trigger_type": "SINGLE",
+          "triggerprice_tg": 9.55}
+
+
+@pytest.fixture
+def post(upstox_client, upstox_key):
+    def send(path="placegtt", body=None, headers=None, **fields):
+        return upstox_client.post(f"/api/v1/{path}", data=json.dumps({"apikey": upstox_key, **(body or SINGLE), **fields}),
+                                  content_type="application/json", headers=headers or {})
+
+    return send
+
+
+def places(fake):
+    return len(fake.calls_to("gtt.place"))
+
+
+def test_an_idempotency_key_returns_the_first_answer_and_never_calls_again(post, fake_upstox, upstox_gateway):
+    first = post(idempotency_key="alert-42").get_json()
+    again = post(idempotency_key="alert-42", triggerprice_tg=9.60)  # even a changed body: same key, same answer
+    assert again.status_code == 200
+    body = again.get_json()
+    assert body["trigger_id"] == first["trigger_id"] and body["duplicate"] is True
+    assert body["original_request_id"] == first["request_id"]
+    header = post(headers={"Idempotency-Key": "alert-42"}, triggerprice_tg=9.70).get_json()
+    assert header["trigger_id"] == first["trigger_id"]
+    assert places(fake_upstox) == 1 and upstox_gateway.trade_limit.today_count() == 1
+
+
+def test_two_requests_with_one_key_at_the_same_moment_place_once(upstox_gateway, upstox_client, upstox_key, fake_upstox):
+    from openalgo_gtt.app import create_app
+
+    fake_upstox.latency = 0.3  # the first is still at the broker when the second arrives
+    app = create_app(gateway=upstox_gateway)
+    answers, start = [], threading.Barrier(2)
+
+    def send():
+        client = app.test_client()
+        start.wait()
+        answers.append(client.post("/api/v1/placegtt", json={"apikey": upstox_key, **SINGLE, "idempotency_key": "same"}))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(a.status_code for a in answers) == [200, 200]
+    assert len({a.get_json()["trigger_id"] for a in answers}) == 1
+    assert places(fake_upstox) == 1
+
+
+def test_an_identical_alert_within_the_window_is_a_duplicate(post, fake_upstox, upstox_gateway):
+    first = post().get_json()
+    again = post().get_json()
+    assert again["duplicate"] is True and again["trigger_id"] == first["trigger_id"]
+    assert places(fake_upstox) == 1 and upstox_gateway.trade_limit.today_count() == 1
+    other = post(triggerprice_tg=9.60).get_json()  # a different alert is not a duplicate
+    assert "duplicate" not in other and places(fake_upstox) == 2
+
+
+def test_dedupe_window_zero_turns_body_dedupe_off(upstox_client, upstox_key, fake_upstox, upstox_gateway):
+    upstox_gateway.settings = upstox_gateway.settings.with_overrides(dedupe_window_seconds=0)
+    for _ in range(2):
+        assert upstox_client.post("/api/v1/placegtt", json={"apikey": upstox_key, **SINGLE}).status_code == 200
+    assert places(fake_upstox) == 2
+
+
+def test_a_refusal_is_replayed_but_a_broker_fault_is_retried(post, fake_upstox):
+    fake_upstox.inject("gtt.place", "error", status=400, code="UDAPI1130", message="Trigger price out of range")
+    assert post().status_code == 400
+    replay = post()
+    assert replay.status_code == 400 and replay.get_json()["duplicate"] is True
+    assert places(fake_upstox) == 1
+
+    fake_upstox.inject("gtt.place", "500")
+    assert post(triggerprice_tg=9.70).status_code == 502
+    retry = post(triggerprice_tg=9.70)  # TradingView re-sends after a 5xx
+    assert retry.status_code == 200 and "duplicate" not in retry.get_json()
+    assert len(fake_upstox.gtts()) == 1
+
+
+def test_a_lost_answer_is_found_at_the_broker_before_answering(post, fake_upstox, upstox_gateway):
+    fake_upstox.inject("gtt.place", "500", after_work=True)  # Upstox placed it, then answered 500
+    answer = post()
+    assert answer.status_code == 200, answer.get_json()
+    (gtt,) = fake_upstox.gtts()
+    assert answer.get_json()["trigger_id"] == gtt["gtt_order_id"]
+    assert upstox_gateway.trade_limit.today_count() == 1
+
+
+def test_a_timeout_after_the_work_is_reconciled_by_the_retry(post, fake_upstox, upstox_gateway):
+    fake_upstox.inject("gtt.place", "hang", after_work=True, seconds=3)
+    assert post().status_code == 504
+    retry = post()
+    assert retry.status_code == 200
+    (gtt,) = fake_upstox.gtts()
+    assert retry.get_json()["trigger_id"] == gtt["gtt_order_id"]
+    assert upstox_gateway.trade_limit.today_count() == 1
+    assert upstox_gateway.orders.get(gtt["gtt_order_id"]) is not None
+
+
+def test_a_timeout_without_the_work_is_placed_by_the_retry(post, fake_upstox, upstox_gateway):
+    fake_upstox.inject("gtt.place", "hang", seconds=3)
+    assert post().status_code == 504
+    assert upstox_gateway.trade_limit.today_count() == 1  # unknown yet: kept until settled
+    assert post().status_code == 200
+    assert len(fake_upstox.gtts()) == 1 and upstox_gateway.trade_limit.today_count() == 1
+
+
+def test_a_crashed_processs_places_are_settled(post, fake_upstox, upstox_gateway):
+    fake_upstox.inject("gtt.place", "hang", after_work=True, seconds=3)
+    post()
+    fake_upstox.inject("gtt.place", "hang", seconds=3)
+    post(triggerprice_tg=9.80)
+    # Both records now look like a process died mid-request: pending, by a pid that is gone.
+    with upstox_gateway.engine.begin() as conn:
+        conn.execute(update(RequestRecord).values(state="pending", holder=f"{socket.gethostname()}:999999:dead",
+                                                  updated_at=utcnow() - timedelta(seconds=1)))
+    assert upstox_gateway.trade_limit.today_count() == 2
+    assert upstox_gateway.recover_unsettled() == 2
+    (gtt,) = fake_upstox.gtts()
+    assert upstox_gateway.orders.get(gtt["gtt_order_id"]) is not None  # the placed one is known
+    assert upstox_gateway.trade_limit.today_count() == 1  # the other gave its trade back
+    assert upstox_gateway.recover_unsettled() == 0
