@@ -174,6 +174,9 @@ def _check_quantity(quantity: Any, instrument: InstrumentLike) -> int:
 
 
 def _tick(instrument: InstrumentLike) -> Decimal:
+    if str(instrument.segment).endswith("_INDEX"):
+        raise DomainError(f"{instrument.instrument_key} is an index: indices cannot be traded, "
+                          "use its future or options")
     tick = instrument.tick_size
     if tick is None or Decimal(tick) <= 0:
         # Indices (and broken master rows) have no tick: nothing can be ordered on them.

@@ -270,3 +270,9 @@ def test_legacy_seed_routes(upstox_client, upstox_key, fake_upstox):
     assert orders["count"] == 1 and orders["orders"][0]["cancelled_at"]
     denied = upstox_client.get("/api/gtt/orders")
     assert denied.status_code == 403 and denied.get_json()["success"] is False
+
+
+def test_an_index_cannot_be_traded(post, fake_upstox):
+    response = post("placegtt", {**SINGLE_BUY, "exchange": "NSE_INDEX", "symbol": "NIFTY", "triggerprice_tg": 24000})
+    assert response.status_code == 400 and "index" in response.get_json()["message"]
+    assert fake_upstox.calls == []
