@@ -218,19 +218,21 @@ def _leg(role: str, action: str, trigger_type: str, trigger_price: Decimal, prod
     }
 
 
+def _basics(intent: PlaceIntent, instrument: InstrumentLike, trigger_type: str):
+    """What every plan checks first: (action, pricetype, product, Upstox product, quantity, tick)."""
+    if _upper(intent.trigger_type) != trigger_type:
+        raise DomainError(f"this plan needs trigger_type {trigger_type} (got {intent.trigger_type!r})")
+    product = _upper(intent.product)
+    return (_action(intent), _pricetype(intent), product, upstox_product(product),
+            _check_quantity(intent.quantity, instrument), _tick(instrument))
+
+
 # --- SINGLE -----------------------------------------------------------------------------------
 
 def plan_single(intent: PlaceIntent, instrument: InstrumentLike, *,
                 default_market_protection: int = DEFAULT_MARKET_PROTECTION) -> Plan:
     """One ENTRY rule: triggerprice_tg -> ABOVE, triggerprice_sl -> BELOW."""
-    if _upper(intent.trigger_type) != SINGLE:
-        raise DomainError(f"plan_single needs trigger_type SINGLE (got {intent.trigger_type!r})")
-    action = _action(intent)
-    pricetype = _pricetype(intent)
-    product = _upper(intent.product)
-    broker_product = upstox_product(product)
-    quantity = _check_quantity(intent.quantity, instrument)
-    tick = _tick(instrument)
+    action, pricetype, product, broker_product, quantity, tick = _basics(intent, instrument, SINGLE)
     warnings: list[str] = []
 
     tg, sl = intent.triggerprice_tg or Decimal(0), intent.triggerprice_sl or Decimal(0)
@@ -271,14 +273,7 @@ def plan_bracket(intent: PlaceIntent, instrument: InstrumentLike, open_price: De
                  last_price: Decimal | None, pcts: BracketPcts = DEFAULT_PCTS, *,
                  default_market_protection: int = DEFAULT_MARKET_PROTECTION) -> Plan:
     """ENTRY (ABOVE/BELOW the last price), TARGET and STOPLOSS (IMMEDIATE, opposite side)."""
-    if _upper(intent.trigger_type) != BRACKET:
-        raise DomainError(f"plan_bracket needs trigger_type BRACKET (got {intent.trigger_type!r})")
-    action = _action(intent)
-    pricetype = _pricetype(intent)
-    product = _upper(intent.product)
-    broker_product = upstox_product(product)
-    quantity = _check_quantity(intent.quantity, instrument)
-    tick = _tick(instrument)
+    action, pricetype, product, broker_product, quantity, tick = _basics(intent, instrument, BRACKET)
     if last_price is None or last_price <= 0:
         raise DomainError(f"no last price is available for {instrument.instrument_key}: "
                           "a bracket's entry direction cannot be decided")
