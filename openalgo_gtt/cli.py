@@ -53,6 +53,9 @@ def _prepare(settings: Settings):
     if report is not None:
         click.echo(f"loaded the bundled sample instrument master ({report.rows_loaded} instruments); "
                    "load Upstox's full master with: python run.py instruments load")
+    # Build the symbol index now, not in the first alert's request (seconds for a full master,
+    # against TradingView's 3 second patience).
+    click.echo(f"instrument index ready: {len(gateway.instruments)} instruments")
     return gateway
 
 

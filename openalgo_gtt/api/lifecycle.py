@@ -102,7 +102,7 @@ def _request_body_for_audit(response: Response):
 
 def _write_audit(response: Response) -> None:
     gateway = current_app.extensions["openalgo_gtt"]
-    body = g.get("response_body")
+    body = g.get("audit_response") or g.get("response_body")
     if body is None and response.mimetype == "application/json" and not response.direct_passthrough:
         try:
             body = json.loads(response.get_data())

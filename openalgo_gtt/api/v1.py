@@ -166,7 +166,11 @@ class GttOrderBook(Resource):
         """Triggers that can still fire; `"status": "all"` for every state."""
         _, raw = caller_from_body()
         body = validate(OrderBookBody, raw)
-        return {"status": "success", "data": _gtts().book(include_all=body.status == "all")}
+        entries = _gtts().book(include_all=body.status == "all")
+        # The audit keeps which triggers were shown, not the whole book on every poll.
+        g.audit_response = {"status": "success", "entries": len(entries),
+                            "trigger_ids": [entry["trigger_id"] for entry in entries]}
+        return {"status": "success", "data": entries}
 
 
 @ns.route("/gttorderstatus")

@@ -136,6 +136,9 @@ def _leg_from_record(leg: dict) -> dict:
 # gives up after 3 seconds).
 RATE_LIMIT_RETRY_BUDGET = 2.0
 RATE_LIMIT_RETRY_PAUSE = 0.4
+# The order book's last prices may be this old (it shows them for orientation, nothing is
+# computed from them).
+QUOTE_CACHE_SECONDS = 1.0
 
 
 class GttService:
@@ -149,6 +152,7 @@ class GttService:
         # An ambiguous place is looked up at the broker before answering only while this much
         # time has passed since it began; later, the answer is "unknown" and a retry reconciles.
         self.lookup_budget = lookup_budget
+        self._quote_cache: dict[str, tuple[float, Any]] = {}
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -438,14 +442,21 @@ class GttService:
         return sorted(entries, key=lambda entry: entry["created_at"])
 
     def _quotes(self, keys: list[str]) -> dict:
-        if not keys:
-            return {}
+        """Last prices for the book, from a cache at most QUOTE_CACHE_SECONDS old: a burst of
+        book requests costs one quote call, not one each."""
+        now = time.monotonic()
+        cached = {k: hit[1] for k in keys if (hit := self._quote_cache.get(k)) and now - hit[0] < QUOTE_CACHE_SECONDS}
+        missing = [k for k in keys if k not in cached]
+        if not missing:
+            return cached
         try:
-            return self.broker.quotes(keys)
+            fetched = self.broker.quotes(missing)
         except BrokerError as exc:
             # The book is still worth having without prices; last_price 0 means "unknown".
             log.warning("order book without last prices: %s", exc)
-            return {}
+            return cached
+        self._quote_cache.update((k, (now, q)) for k, q in fetched.items())
+        return {**cached, **fetched}
 
     @staticmethod
     def _last(quotes: dict, key: str) -> Decimal | None:

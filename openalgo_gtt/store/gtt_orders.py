@@ -24,9 +24,8 @@ class GttOrders:
         now = utcnow()
         with self._sessions.begin() as session:
             session.add(order)
-            for broker_id, role, status in legs:
-                session.merge(GttLeg(broker_id=broker_id, trigger_id=order.trigger_id, role=role,
-                                     status=status, updated_at=now))
+            session.add_all(GttLeg(broker_id=broker_id, trigger_id=order.trigger_id, role=role,
+                                   status=status, updated_at=now) for broker_id, role, status in legs)
         return order
 
     def get(self, trigger_id: str) -> GttOrder | None:

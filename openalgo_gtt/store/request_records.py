@@ -78,9 +78,9 @@ class RequestRecords:
                     .on_conflict_do_nothing(index_elements=["api_key_name", "idem_key"])
                     .returning(RequestRecord.id)
                 ).scalar()
+            if created is not None:  # ours: no need to read back what was just written
+                return Snapshot(created, PENDING, self.holder, None, None, None, None, None, now, now + ttl), True
             snapshot = self._by_key(api_key_name, idem_key)
-            if created is not None:
-                return snapshot, True
             if snapshot is not None and snapshot.expires_at >= now:
                 return snapshot, False
             if snapshot is not None and snapshot.reserved_day is None:

@@ -242,3 +242,16 @@ def test_faults_that_refuse_up_front_do_nothing(fake, broker):
     assert first.value.may_have_reached is False and fake.gtts() == []
     assert broker.place_gtt(bracket())  # faults were for the next call each, then gone
 
+
+
+def test_the_pacer_spaces_calls_so_no_broker_second_sees_more_than_ten():
+    from openalgo_gtt.brokers.pacing import OrderPacer
+
+    pacer = OrderPacer("10/second")
+    sent = []
+    for _ in range(25):
+        pacer.acquire(timeout=10)
+        sent.append(time.monotonic())
+    gaps = [b - a for a, b in zip(sent, sent[1:])]
+    assert min(gaps) >= 0.105  # evenly spaced, not released in bunches
+    assert max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent) <= 10
