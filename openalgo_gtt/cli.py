@@ -12,7 +12,7 @@ from openalgo_gtt.config import ConfigError, Settings, load_settings
 log = logging.getLogger("openalgo_gtt")
 
 
-def _configure_logging(level: str) -> None:
+def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -26,7 +26,7 @@ def _settings_or_exit() -> Settings:
     except ConfigError as exc:
         click.echo(f"configuration error: {exc}", err=True)
         sys.exit(2)
-    _configure_logging(settings.log_level)
+    configure_logging(settings.log_level)
     return settings
 
 
@@ -112,19 +112,15 @@ def serve() -> None:
 
 
 def _start_watcher(gateway) -> None:
-    """Reconcile every open OCO pair and recorded GTT with the broker before serving, then keep
-    watching in the background (only the process holding the lease polls)."""
+    """Reconcile with the broker before serving, then keep watching in the background."""
     from openalgo_gtt.brokers.errors import BrokerError
 
-    watcher = gateway.watcher
-    try:
-        report = watcher.sync()
-        if report.pairs_settled or report.statuses_changed:
-            click.echo(f"reconciled at start: {len(report.pairs_settled)} OCO pairs settled, "
-                       f"{len(report.statuses_changed)} statuses updated")
-    except BrokerError as exc:
-        click.echo(f"warning: could not reconcile with the broker at start ({exc}); the watcher retries", err=True)
-    watcher.start()
+    report = gateway.start_watching()
+    if isinstance(report, BrokerError):
+        click.echo(f"warning: could not reconcile with the broker at start ({report}); the watcher retries", err=True)
+    elif report.pairs_settled or report.statuses_changed or report.places_recovered:
+        click.echo(f"reconciled at start: {len(report.pairs_settled)} OCO pairs settled, "
+                   f"{len(report.statuses_changed)} statuses updated, {report.places_recovered} lost places settled")
 
 
 @cli.command("webhook-url")

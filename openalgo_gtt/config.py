@@ -57,6 +57,7 @@ class Settings:
     auto_sl_pct: Decimal = Decimal("1")
     oco_poll_seconds: float = 2.0
     dedupe_window_seconds: int = 60
+    rate_limit_storage_uri: str = "memory://"
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -135,6 +136,13 @@ def _text(raw: str) -> str:
     value = raw.strip()
     if not value:
         raise ValueError("must not be empty")
+    return value
+
+
+def _storage_uri(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://")):
+        raise ValueError("must be memory:// or a redis:// URI")
     return value
 
 
@@ -244,4 +252,5 @@ def load_settings(
         auto_sl_pct=_parse(source, "AUTO_SL_PCT", _percentage, Decimal("1")),
         oco_poll_seconds=_parse(source, "OCO_POLL_SECONDS", _positive_seconds, 2.0),
         dedupe_window_seconds=_parse(source, "DEDUPE_WINDOW_SECONDS", _non_negative_int, 60),
+        rate_limit_storage_uri=_parse(source, "RATE_LIMIT_STORAGE_URI", _storage_uri, "memory://"),
     )

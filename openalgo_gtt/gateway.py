@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.brokers.base import Broker
+from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.config import Settings
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
@@ -37,7 +38,8 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session]) -> Broker:
             settings.upstox_api_url,
             settings.access_token or "",
             timeout=settings.upstox_timeout,
-            pacer=OrderPacer(settings.order_rate_limits),
+            # With several worker processes, a Redis storage shares the windows between them.
+            pacer=OrderPacer(settings.order_rate_limits, storage_uri=settings.rate_limit_storage_uri),
             observer=observe_broker_call,
         )
     from openalgo_gtt.brokers.sandbox import SandboxBroker
@@ -102,6 +104,18 @@ class Gateway:
         lease = DatabaseLease(self.engine, "gtt-watcher", self.holder_id, ttl=LEASE_TTL)
         return GttWatcher(self.broker, self.orders, lease, self.settings.oco_poll_seconds,
                           recover=self.recover_unsettled)
+
+    def start_watching(self):
+        """Reconcile every open OCO pair, lost place and recorded status with the broker (every
+        process does this once before it serves), then start the watcher thread (only the lease
+        holder polls). Returns the reconcile report, or the broker error that prevented it (the
+        watcher retries)."""
+        try:
+            report = self.watcher.sync()
+        except BrokerError as exc:
+            report = exc
+        self.watcher.start()
+        return report
 
     def recover_unsettled(self) -> int:
         """Settle places whose outcome was lost (a timeout, a crash): each GTT found at the

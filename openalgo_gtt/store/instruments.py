@@ -22,7 +22,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 
 import requests
@@ -126,12 +125,15 @@ def _download(url: str, progress: bool) -> Path:
     return path
 
 
+SAMPLE_PATH = Path(__file__).resolve().parents[1] / "data" / "sample_instruments.json"
+
+
 def _read_source(source, progress: bool) -> tuple[list, str]:
     """(rows, label) for a path, an http(s) URL, or None (the bundled sample)."""
     if source is None:
-        sample = resources.files("openalgo_gtt").joinpath("data").joinpath("sample_instruments.json")
-        with resources.as_file(sample) as path:
-            return _parse_file(path), SAMPLE_SOURCE
+        # Beside the code rather than importlib.resources: under an editable install imported
+        # from another working directory (gunicorn), the package's resource reader fails.
+        return _parse_file(SAMPLE_PATH), SAMPLE_SOURCE
     label = os.fspath(source)
     if label.lower().startswith(("http://", "https://")):
         path = _download(label, progress)

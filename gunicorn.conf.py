@@ -1,0 +1,31 @@
+"""gunicorn settings for openalgo-gtt on Linux: `gunicorn -c gunicorn.conf.py "openalgo_gtt.wsgi:app"`.
+
+Chosen on a 2-core machine (see README, Benchmarks): one worker per core, a few threads each,
+since a request spends most of its time waiting for Upstox. Use PostgreSQL (DATABASE_URL) and
+Redis (RATE_LIMIT_STORAGE_URI) so every worker shares the trade limit, the idempotency records,
+the watcher lease, the caller rate limits and the order pacer.
+"""
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+worker_class = "gthread"
+# A place can wait on the order pacer and on Upstox: never kill a worker in the middle of one.
+timeout = 60
+graceful_timeout = 30
+
+
+def on_starting(server):
+    """Once, in the master, before any worker: the schema and the instrument master."""
+    from openalgo_gtt.config import load_settings
+    from openalgo_gtt.store.instruments import ensure_instruments
+    from openalgo_gtt.store.migrate import upgrade
+    from openalgo_gtt.store.db import make_engine
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    ensure_instruments(engine)
+    engine.dispose()

@@ -1,0 +1,26 @@
+"""The WSGI application for gunicorn (Linux), one gateway per worker process:
+
+    python run.py db upgrade      # once, before the workers start (gunicorn.conf.py does it)
+    gunicorn -c gunicorn.conf.py "openalgo_gtt.wsgi:app"
+
+Each worker reconciles open OCO pairs and lost places at start and runs the watcher thread;
+the database lease lets exactly one of them poll Upstox.
+"""
+from __future__ import annotations
+
+from openalgo_gtt.app import create_app
+from openalgo_gtt.cli import configure_logging
+from openalgo_gtt.config import load_settings
+from openalgo_gtt.gateway import Gateway
+
+
+def build_app():
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    gateway = Gateway.build(settings)
+    len(gateway.instruments)  # build the symbol index before the first request
+    gateway.start_watching()
+    return create_app(gateway=gateway)
+
+
+app = build_app()

@@ -1,0 +1,94 @@
+"""Several gunicorn workers on one database (and Redis for the shared windows): under 200
+concurrent requests the daily limit stays exact, idempotency holds across workers, the watcher
+runs once and no audit record is lost."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+
+import pytest
+import requests
+from sqlalchemy import create_engine, func, select
+
+from openalgo_gtt.store.models import AuditRecord
+from tests.e2e.server import REPO, ServerProcess
+
+LIMIT = 40
+
+
+@pytest.fixture
+def gunicorn_server(tmp_path, database_url, fake_upstox):
+    fake_upstox.latency = 0.02
+    helper = ServerProcess(tmp_path, database_url, ACCESS_TOKEN=fake_upstox.token, UPSTOX_API_URL=fake_upstox.url,
+                           DAILY_TRADE_LIMIT=str(LIMIT), OCO_POLL_SECONDS="0.5", LOG_LEVEL="INFO",
+                           WEB_CONCURRENCY="3", GUNICORN_THREADS="8",
+                           RATE_LIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+                           ORDER_RATE_LIMITS=f"10/second;500/minute;{uuid.uuid4().int % 1000 + 2000}/30 minutes")
+    key = helper.cli("apikey", "create", "workers").stdout.strip().splitlines()[-1]
+    log = open(tmp_path / "gunicorn.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
+                                "openalgo_gtt.wsgi:app"], cwd=tmp_path, env=helper.env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{helper.url}/api/health", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail((tmp_path / "gunicorn.log").read_text())
+    yield helper.url, key, tmp_path / "gunicorn.log"
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def test_200_concurrent_requests_across_workers(gunicorn_server, fake_upstox, database_url):
+    url, key, log = gunicorn_server
+    place = {"apikey": key, "exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1, "trigger_type": "SINGLE"}
+    jobs = [("place", {**place, "triggerprice_tg": f"{9.6 + n / 100:.2f}"}) for n in range(80)]
+    jobs += [("keyed", {**place, "triggerprice_tg": f"{11 + n / 100:.2f}", "idempotency_key": f"alert-{n}"})
+             for n in range(12) for _ in range(5)]
+    jobs += [("book", {"apikey": key})] * 60
+    answers: list[tuple[str, dict, requests.Response]] = []
+    lock, start = threading.Lock(), threading.Barrier(len(jobs))
+
+    def send(kind, body):
+        start.wait()
+        path = "gttorderbook" if kind == "book" else "placegtt"
+        response = requests.post(f"{url}/api/v1/{path}", json=body, timeout=120)
+        with lock:
+            answers.append((kind, body, response))
+
+    threads = [threading.Thread(target=send, args=job) for job in jobs]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(answers) == 200
+
+    placed = [r for kind, _, r in answers if kind != "book" and r.status_code == 200 and not r.json().get("duplicate")]
+    assert len(placed) == LIMIT  # the daily limit is exact across workers
+    assert len(fake_upstox.calls_to("gtt.place")) == LIMIT
+    assert requests.get(f"{url}/api/health", timeout=5).json()["today_trade_count"] == LIMIT
+    assert {r.status_code for kind, _, r in answers if kind != "book"} <= {200, 429}
+    assert all(r.status_code == 200 for kind, _, r in answers if kind == "book")
+
+    by_key = defaultdict(set)
+    for kind, body, response in answers:
+        if kind == "keyed":
+            answer = response.json()
+            by_key[body["idempotency_key"]].add((response.status_code, answer.get("trigger_id")))
+    assert all(len(outcomes) == 1 for outcomes in by_key.values())  # one outcome per key, across workers
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        ids = {r.headers["X-Request-ID"] for _, _, r in answers}
+        audited = conn.execute(select(func.count()).select_from(AuditRecord).where(AuditRecord.request_id.in_(ids))).scalar()
+    engine.dispose()
+    assert audited == 200  # no audit record lost
+
+    time.sleep(1.0)
+    assert log.read_text().count("holds the lease") == 1  # one watcher among the workers
