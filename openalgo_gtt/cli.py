@@ -179,6 +179,32 @@ def apikey_revoke(name: str) -> None:
     click.echo(f"API key {name!r} revoked")
 
 
+@cli.command()
+@click.option("--app", "via_app", is_flag=True,
+              help="Approve in the Upstox app instead of a browser; the running server's notifier receives the token.")
+@click.option("--no-listen", is_flag=True, help="Do not listen on the redirect URI's port; paste the address instead.")
+@click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the login.")
+@click.option("--notifier-url", is_flag=True, help="Only print the notifier URL to set on the Upstox app.")
+@_friendly_errors
+def login(via_app: bool, no_listen: bool, timeout: int, notifier_url: bool) -> None:
+    """Log in to Upstox for today's access token (it ends at 03:30 IST) and store it encrypted."""
+    from openalgo_gtt.services.upstox_login import LoginError, run_login, stdin_prompt
+
+    settings = _settings_or_exit()
+    _upgrade(settings)
+    gateway = _gateway(settings)
+    if notifier_url:
+        click.echo(f"http://{settings.host}:{settings.port}{gateway.upstox_login.notifier_path}")
+        click.echo("(use your public https address in place of the host and port)", err=True)
+        return
+    try:
+        run_login(gateway, echo=click.echo, prompt=stdin_prompt, via_app=via_app, listen=not no_listen,
+                  timeout=timeout)
+    except LoginError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+
+
 @cli.group()
 def db() -> None:
     """Database schema."""

@@ -43,6 +43,9 @@ class Settings:
     api_key_pepper: str = field(default="", repr=False)
     access_token: str | None = field(default=None, repr=False)
     access_token_source: str | None = None  # "keys.json" | "environment" | None
+    upstox_api_key: str | None = None  # the Upstox app's API key (client_id), for logging in
+    upstox_api_secret: str | None = field(default=None, repr=False)
+    upstox_redirect_uri: str | None = None
     upstox_api_url: str = "https://api.upstox.com"
     upstox_timeout: float = 5.0
     broker: str = "sandbox"
@@ -146,6 +149,13 @@ def _storage_uri(raw: str) -> str:
     return value
 
 
+def _redirect_uri(raw: str) -> str:
+    value = raw.strip()  # kept exactly (a trailing slash included): Upstox compares it verbatim
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value
+
+
 def _pepper(raw: str) -> str:
     if len(raw) < MIN_PEPPER_LENGTH:
         raise ValueError(f"must be at least {MIN_PEPPER_LENGTH} characters")
@@ -160,7 +170,7 @@ def _parse(source: Mapping[str, str], name: str, parser: Callable[[str], T], def
         return parser(raw)
     except ValueError as exc:
         reason = str(exc) or "is not valid"
-        shown = "(hidden)" if name in ("API_KEY_PEPPER", "ACCESS_TOKEN") else repr(raw)
+        shown = "(hidden)" if name in ("API_KEY_PEPPER", "ACCESS_TOKEN", "UPSTOX_API_SECRET") else repr(raw)
         raise ConfigError(f"{name}={shown}: {reason}") from None
 
 
@@ -222,10 +232,15 @@ def load_settings(
 
     data_dir = cwd / "data"
     access_token, token_source = _access_token(cwd, source)
-    broker_default = "upstox" if access_token else "sandbox"
+    login_key = _parse(source, "UPSTOX_API_KEY", _text, None)
+    login_secret = _parse(source, "UPSTOX_API_SECRET", _text, None)
+    can_log_in = bool(login_key and login_secret)
+    broker_default = "upstox" if access_token or can_log_in else "sandbox"
     broker = _parse(source, "BROKER", _one_of(BROKERS), broker_default)
-    if broker == "upstox" and not access_token:
-        raise ConfigError("BROKER=upstox: no Upstox access token; set ACCESS_TOKEN or write keys.json")
+    if broker == "upstox" and not access_token and not can_log_in:
+        raise ConfigError("BROKER=upstox: no Upstox access token; set ACCESS_TOKEN, write keys.json, "
+                          "or set UPSTOX_API_KEY and UPSTOX_API_SECRET and log in")
+    port = _parse(source, "PORT", _port, 5000)
 
     database_url = _parse(source, "DATABASE_URL", _text, f"sqlite:///{data_dir / 'openalgo_gtt.db'}")
     pepper = _parse(source, "API_KEY_PEPPER", _pepper, "")
@@ -234,12 +249,16 @@ def load_settings(
 
     return Settings(
         host=_parse(source, "HOST", _text, "127.0.0.1"),
-        port=_parse(source, "PORT", _port, 5000),
+        port=port,
         database_url=database_url,
         data_dir=data_dir,
         api_key_pepper=pepper,
         access_token=access_token,
         access_token_source=token_source,
+        upstox_api_key=login_key,
+        upstox_api_secret=login_secret,
+        upstox_redirect_uri=_parse(source, "UPSTOX_REDIRECT_URI", _redirect_uri,
+                                   f"http://127.0.0.1:{port}/upstox/callback"),
         upstox_api_url=_parse(source, "UPSTOX_API_URL", _url, "https://api.upstox.com"),
         upstox_timeout=_parse(source, "UPSTOX_TIMEOUT", _positive_seconds, 5.0),
         broker=broker,

@@ -21,7 +21,9 @@ from openalgo_gtt.services.apikeys import ApiKeyService
 from openalgo_gtt.services.audit import AuditLog, observe_broker_call
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.lease import DatabaseLease
+from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
+from openalgo_gtt.services.upstox_login import UpstoxLogin
 from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_engine, make_session_factory
 from openalgo_gtt.store.gtt_orders import GttOrders
@@ -29,18 +31,20 @@ from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.request_records import DONE, FAULT, RequestRecords
 
 
-def build_broker(settings: Settings, sessions: sessionmaker[Session]) -> Broker:
+def build_broker(settings: Settings, sessions: sessionmaker[Session],
+                 tokens: TokenProvider | None = None) -> Broker:
     if settings.broker == "upstox":
         from openalgo_gtt.brokers.pacing import OrderPacer
         from openalgo_gtt.brokers.upstox import UpstoxBroker
 
         return UpstoxBroker(
             settings.upstox_api_url,
-            settings.access_token or "",
+            # keys.json > ACCESS_TOKEN > the stored login; an expired login fails before any HTTP.
+            tokens.current if tokens is not None else (settings.access_token or ""),
             timeout=settings.upstox_timeout,
             # With several worker processes, a Redis storage shares the windows between them.
             pacer=OrderPacer(settings.order_rate_limits, storage_uri=settings.rate_limit_storage_uri),
-            observer=observe_broker_call,
+            observer=tokens.observing(observe_broker_call) if tokens is not None else observe_broker_call,
         )
     from openalgo_gtt.brokers.sandbox import SandboxBroker
 
@@ -70,7 +74,15 @@ class Gateway:
     # Built on first use, so commands that never trade (apikey, db) never touch the broker.
     @cached_property
     def broker(self) -> Broker:
-        return build_broker(self.settings, self.sessions)
+        return build_broker(self.settings, self.sessions, self.tokens)
+
+    @cached_property
+    def tokens(self) -> TokenProvider:
+        return TokenProvider.from_settings(self.settings, self.sessions)
+
+    @cached_property
+    def upstox_login(self) -> UpstoxLogin:
+        return UpstoxLogin.from_settings(self.settings, self.tokens)
 
     @cached_property
     def instruments(self) -> InstrumentIndex:

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from openalgo_gtt.brokers.errors import BrokerError, BrokerTimeout, InputRejected, RateLimited, TokenRejected
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.services.gtt import GttNotFound
+from openalgo_gtt.services.tokens import NoToken, TokenExpired
 from openalgo_gtt.services.trade_limit import TradeLimitReached
 from openalgo_gtt.store.instruments import UnknownInstrument
 
@@ -53,6 +54,8 @@ TOKEN_REJECTED = "Upstox rejected the access token (UDAPI100050): log in again"
 
 def _broker_error(exc: BrokerError) -> tuple[int, dict]:
     """Broker faults as callers see them. A 5xx only for what a retry can fix."""
+    if isinstance(exc, (TokenExpired, NoToken)):  # refused here, before anything was sent to Upstox
+        return 502, envelope(exc.message)
     if isinstance(exc, TokenRejected):
         return 502, envelope(TOKEN_REJECTED, broker_code=exc.code or "UDAPI100050")
     if isinstance(exc, InputRejected):

@@ -21,6 +21,10 @@ health_model = ns.model(
         "today_trade_count": fields.Integer(description="successful places today (IST)"),
         "daily_trade_limit": fields.Integer,
         "database": fields.String(example="ok"),
+        "token": fields.String(enum=["valid", "expired", "missing"],
+                               description="the Upstox access token (broker upstox only)"),
+        "token_source": fields.String(enum=["keys.json", "environment", "login"]),
+        "token_expires_at": fields.String(description="IST, YYYY-MM-DD HH:MM:SS; null when unknown"),
         "request_id": fields.String,
     },
 )
@@ -45,6 +49,8 @@ class Health(Resource):
                 session.execute(text("SELECT 1"))
                 count = session.scalar(select(TradeCounter.count).where(TradeCounter.day == ist_today()))
             body["today_trade_count"] = count or 0
+            if gateway.settings.broker == "upstox":
+                body.update(gateway.tokens.describe())
         except SQLAlchemyError as exc:
             body.update(
                 status="error",

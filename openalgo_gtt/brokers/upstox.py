@@ -180,6 +180,7 @@ class UpstoxBroker:
         method, path = ROUTES[route]
         is_write = method != "GET"
         if route in ORDER_ROUTES and self._pacer is not None:
+            self._token()  # an expired login fails here, before it takes a pacing slot
             self._pacer.acquire(self._pace_timeout)
         retries_left = 0 if is_write else self._read_retries
         delay = self._retry_backoff

@@ -63,12 +63,44 @@ Test API:
   Faults are consumed first-in first-out per route; a route-specific fault wins over "*".
 - `clear_faults()`, `reset()` (clears GTTs, prices, calls and faults).
 
+Login routes (added for the daily login; answered outside the Bearer check, as Upstox does)::
+
+    login.token          POST /v2/login/authorization/token   (form-encoded)
+    login.dialog         GET  /v2/login/authorization/dialog
+    login.token_request  POST /v3/login/auth/token/request/<client_id>
+
+- `client_id` / `client_secret` (settable; "fake-client-id" / "fake-client-secret"): the app's
+  credentials. A mismatch answers 401 UDAPI100016 "Invalid Credentials". `redirect_uri`: when
+  set, the token exchange must send exactly it (else 401 UDAPI100016); None accepts any.
+- `login_codes = {"good-code": {"user_id": ..., "user_name": ..., "email": ...}}`: the
+  authorization codes the token exchange accepts, each with the user fields it answers. A code
+  is single use (it is removed when exchanged). A good code answers 200 with Upstox's FLAT object
+  (no status/data wrapper): `email, exchanges, products, broker, user_id, user_name,
+  order_types, user_type, poa, is_active, access_token, extended_token`, plus the code's
+  fields; the fresh `access_token` is then also accepted as a Bearer token by every other route.
+  An unknown or used code answers 400 UDAPI100057 "Invalid Auth code"; grant_type other than
+  authorization_code answers 400 UDAPI100038.
+- The dialog answers a small 200 HTML page; with `dialog_code` set it plays a user who logs in
+  at once: 302 to `<redirect_uri>?code=<dialog_code>&state=<state>` (the query's redirect_uri).
+- The access-token request takes JSON `{"client_secret": ...}` and answers
+  `{"status": "success", "data": {"authorization_expiry": "<epoch ms of the next 03:30 IST>",
+  "notifier_url": <fake.notifier_url>}}`; each request is appended to `token_requests`.
+  `approve_token_request(user_id="FAKE01", **fields)` plays the user approving it in the app: it
+  issues a token (accepted from then on) and returns the payload Upstox would POST to the
+  notifier URL: `{"client_id", "user_id", "access_token", "token_type": "Bearer", "expires_at",
+  "issued_at" (epoch ms strings), "message_type": "access_token"}` (`fields` override).
+- `issued_tokens` (a copy of the tokens issued by these routes); `expire_issued_tokens()` makes
+  Upstox forget them (401 UDAPI100050 from then on), as at 03:30 IST.
+- `inject()` and `calls_to()` accept the login route names too. `reset()` leaves the login
+  settings and the issued tokens alone.
+
 Everything is guarded by one lock, so tests may call the API while clients hammer the server.
 """
 from __future__ import annotations
 
 import copy
 import json
+import secrets
 import socket
 import threading
 import time
@@ -77,7 +109,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 IST = timezone(timedelta(hours=5, minutes=30))
 
@@ -89,6 +121,12 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v3/market-quote/ltp"): "quote.ltp",
     ("GET", "/v3/market-quote/ohlc"): "quote.ohlc",
 }
+LOGIN_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/v2/login/authorization/token"): "login.token",
+    ("GET", "/v2/login/authorization/dialog"): "login.dialog",
+}
+TOKEN_REQUEST_PREFIX = "/v3/login/auth/token/request/"  # + client_id: "login.token_request"
+LOGIN_ROUTE_NAMES = frozenset({*LOGIN_ROUTES.values(), "login.token_request"})
 FAULTS = frozenset({
     "hang", "timeout", "refuse", "reset", "500", "502_html", "429", "401", "error",
     "empty", "truncated", "missing_fields", "trickle",
@@ -113,6 +151,7 @@ class _Answer:
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: dict[str, str] | None = None  # extra headers (the dialog's Location)
 
 
 class _Refusal(Exception):
@@ -142,6 +181,19 @@ def _micros(moment: datetime) -> int:
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
+def _next_0330_ist(moment: datetime) -> datetime:
+    """The first 03:30 IST after `moment`: when Upstox ends a token (and an access-token request)."""
+    local = moment.astimezone(IST)
+    candidate = local.replace(hour=3, minute=30, second=0, microsecond=0)
+    return candidate if candidate > local else candidate + timedelta(days=1)
+
+
+def _login_route(method: str, path: str) -> str | None:
+    if method == "POST" and path.startswith(TOKEN_REQUEST_PREFIX) and len(path) > len(TOKEN_REQUEST_PREFIX):
+        return "login.token_request"
+    return LOGIN_ROUTES.get((method, path))
+
+
 class FakeUpstox:
     """See the module docstring for the test API."""
 
@@ -156,6 +208,16 @@ class FakeUpstox:
         self._prices: dict[str, dict] = {}
         self._faults: dict[str, list[_Fault]] = {}
         self._counter = 0
+        # The login routes (see "Login routes" in the module docstring).
+        self.client_id = "fake-client-id"
+        self.client_secret = "fake-client-secret"
+        self.redirect_uri: str | None = None
+        self.login_codes: dict[str, dict] = {}
+        self.dialog_code: str | None = None
+        self.notifier_url = "https://openalgo-gtt.example/upstox/notifier/not-configured"
+        self.token_requests: list[dict] = []
+        self._issued: set[str] = set()
+        self._token_counter = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -220,7 +282,7 @@ class FakeUpstox:
     def inject(self, route: str, fault: str, times: int | None = 1, *, after_work: bool = False,
                seconds: float | None = None, status: int | None = None, code: str | None = None,
                message: str | None = None) -> None:
-        if route != "*" and route not in ROUTES.values():
+        if route != "*" and route not in ROUTES.values() and route not in LOGIN_ROUTE_NAMES:
             raise ValueError(f"unknown route {route!r}")
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}; one of {sorted(FAULTS)}")
@@ -234,8 +296,38 @@ class FakeUpstox:
 
     def calls_to(self, route: str) -> list[tuple[str, str, float]]:
         wanted = {key for key, name in ROUTES.items() if name == route}
+        wanted |= {key for key, name in LOGIN_ROUTES.items() if name == route}
         with self._lock:
-            return [call for call in self.calls if (call[0], call[1]) in wanted]
+            return [call for call in self.calls if (call[0], call[1]) in wanted
+                    or (route == "login.token_request" and _login_route(call[0], call[1]) == route)]
+
+    @property
+    def issued_tokens(self) -> list[str]:
+        with self._lock:
+            return sorted(self._issued)
+
+    def expire_issued_tokens(self) -> None:
+        with self._lock:
+            self._issued.clear()
+
+    def approve_token_request(self, user_id: str = "FAKE01", **fields: Any) -> dict:
+        """The user approves the access-token request: the payload Upstox POSTs to the notifier."""
+        now = datetime.now(IST)
+        token = self._issue_token()
+        payload = {
+            "client_id": self.client_id, "user_id": user_id, "access_token": token, "token_type": "Bearer",
+            "expires_at": str(_micros(_next_0330_ist(now)) // 1000), "issued_at": str(_micros(now) // 1000),
+            "message_type": "access_token",
+        }
+        payload.update(fields)
+        return payload
+
+    def _issue_token(self) -> str:
+        with self._lock:
+            self._token_counter += 1
+            token = f"fake-login-token-{self._token_counter}-{secrets.token_hex(8)}"
+            self._issued.add(token)
+            return token
 
     def clear_calls(self) -> None:
         with self._lock:
@@ -275,7 +367,7 @@ class FakeUpstox:
     def _answer(self, route: str, headers: Any, query: dict[str, list[str]], body: bytes) -> _Answer:
         """The normal answer to one call: the work is done here, under the lock."""
         try:
-            if headers.get("Authorization") != f"Bearer {self.token}":
+            if not self._bearer_ok(headers.get("Authorization")):
                 raise _Refusal(401, "UDAPI100050", "Invalid token used to access API")
             with self._lock:
                 data = getattr(self, "_do_" + route.replace(".", "_"))(query, body)
@@ -283,6 +375,64 @@ class FakeUpstox:
         except _Refusal as refusal:
             return _Answer(refusal.status,
                            _json_bytes(error_envelope(refusal.code, refusal.message, refusal.property_path)))
+
+    def _bearer_ok(self, header: str | None) -> bool:
+        if header == f"Bearer {self.token}":
+            return True
+        with self._lock:
+            return bool(header) and header.startswith("Bearer ") and header[len("Bearer "):] in self._issued
+
+    def _login_answer(self, route: str, path: str, query: dict, body: bytes) -> _Answer:
+        """The login routes: no Bearer token; the token exchange answers a flat object."""
+        try:
+            with self._lock:
+                if route == "login.token":
+                    return _Answer(200, _json_bytes(self._do_login_token(body)))
+                if route == "login.dialog":
+                    return self._do_login_dialog(query)
+                data = self._do_login_token_request(path[len(TOKEN_REQUEST_PREFIX):], body)
+                return _Answer(200, _json_bytes({"status": "success", "data": data}))
+        except _Refusal as refusal:
+            return _Answer(refusal.status,
+                           _json_bytes(error_envelope(refusal.code, refusal.message, refusal.property_path)))
+
+    def _do_login_token(self, body: bytes) -> dict:
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "authorization_code":
+            raise _Refusal(400, "UDAPI100038", "Invalid grant_type", "grant_type")
+        if (form.get("client_id") != self.client_id or form.get("client_secret") != self.client_secret
+                or (self.redirect_uri is not None and form.get("redirect_uri") != self.redirect_uri)):
+            raise _Refusal(401, "UDAPI100016", "Invalid Credentials")
+        user = self.login_codes.pop(form.get("code") or "", None)
+        if user is None:
+            raise _Refusal(400, "UDAPI100057", "Invalid Auth code", "code")
+        answer = {
+            "email": "trader@example.com", "exchanges": ["NSE", "NFO", "BSE", "MCX"],
+            "products": ["D", "I", "MTF"], "broker": "UPSTOX", "user_id": "FAKE01", "user_name": "Fake Trader",
+            "order_types": ["MARKET", "LIMIT", "SL", "SL-M"], "user_type": "individual", "poa": False,
+            "is_active": True, "extended_token": None,
+        }
+        answer.update(user)
+        answer["access_token"] = self._issue_token()
+        return answer
+
+    def _do_login_dialog(self, query: dict) -> _Answer:
+        redirect_uri = (query.get("redirect_uri") or [""])[0]
+        if self.dialog_code is not None and redirect_uri:
+            state = (query.get("state") or [""])[0]
+            separator = "&" if "?" in redirect_uri else "?"
+            location = f"{redirect_uri}{separator}{urlencode({'code': self.dialog_code, 'state': state})}"
+            return _Answer(302, b"", "text/html", {"Location": location})
+        page = b"<html><head><title>Upstox login</title></head><body>Log in to Upstox</body></html>"
+        return _Answer(200, page, "text/html")
+
+    def _do_login_token_request(self, client_id: str, body: bytes) -> dict:
+        req = _json_object(body)
+        if client_id != self.client_id or req.get("client_secret") != self.client_secret:
+            raise _Refusal(401, "UDAPI100016", "Invalid Credentials")
+        self.token_requests.append({"client_id": client_id, "at": time.monotonic()})
+        return {"authorization_expiry": str(_micros(_next_0330_ist(datetime.now(IST))) // 1000),
+                "notifier_url": self.notifier_url}
 
     # ----- the documented operations (called with the lock held) ---------------------------
 
@@ -514,7 +664,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake._record(self.command, parts.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        route = ROUTES.get((self.command, parts.path))
+        route = ROUTES.get((self.command, parts.path)) or _login_route(self.command, parts.path)
         if route is None:  # the code is invented: Upstox documents none for an unknown path
             self._send(_Answer(404, _json_bytes(error_envelope("UDAPI100060", "Resource not Found"))))
             return
@@ -522,7 +672,10 @@ class _Handler(BaseHTTPRequestHandler):
         answer = None
         # A trickle is a slow real answer, so the work is always done first.
         if fault is None or fault.after_work or fault.kind == "trickle":
-            answer = fake._answer(route, self.headers, parse_qs(parts.query), body)
+            if route in LOGIN_ROUTE_NAMES:
+                answer = fake._login_answer(route, parts.path, parse_qs(parts.query), body)
+            else:
+                answer = fake._answer(route, self.headers, parse_qs(parts.query), body)
         if fake._sleep(fake.latency):
             return self._drop()
         if fault is None:
@@ -571,6 +724,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in (answer.headers or {}).items():
+                self.send_header(name, value)
             if cut is not None:
                 self.end_headers()
                 self.wfile.write(answer.body[:cut])

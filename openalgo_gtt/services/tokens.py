@@ -1,0 +1,285 @@
+"""The Upstox access token: where it comes from, when it dies, and how it is kept at rest.
+
+Upstox expires every access token at 03:30 IST. A token comes from, highest priority first:
+`keys.json`, the ACCESS_TOKEN environment variable (both resolved by config.py into
+`settings.access_token`), then the newest login stored in `upstox_tokens` (browser, terminal or
+the Upstox app's notifier). A stored login's expiry is known (the next 03:30 IST after it was
+issued), so once it has passed `TokenProvider.current()` raises `TokenExpired` before any HTTP is
+sent: the caller is told to log in again instead of collecting Upstox's 401s.
+
+At rest the token is encrypted with Fernet under a key derived (HKDF-SHA256) from API_KEY_PEPPER,
+so no new secret has to be configured. The notifier webhook's unguessable URL segment is derived
+from the same pepper with a different HKDF `info`.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import threading
+import time as monotonic_time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
+from openalgo_gtt.brokers.errors import TokenRejected
+from openalgo_gtt.clock import IST, ist_text, utcnow
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+EXPIRY_TIME_IST = time(3, 30)
+LOGIN_HINT = "log in again at /upstox/login or with python run.py login"
+EXPIRED_MESSAGE = f"Upstox access token expired at 03:30 IST: {LOGIN_HINT}"
+NO_TOKEN_MESSAGE = (
+    "No Upstox access token: log in at /upstox/login or with python run.py login "
+    "(or set ACCESS_TOKEN / write keys.json)"
+)
+
+_HKDF_SALT = b"openalgo-gtt"
+_TOKEN_KEY_INFO = b"openalgo-gtt/upstox-access-token-encryption/v1"
+_NOTIFIER_INFO = b"openalgo-gtt/upstox-notifier-url/v1"
+
+
+class NoToken(TokenRejected):
+    """No access token is configured and no login is stored. Nothing was sent to Upstox."""
+
+    def __init__(self, message: str = NO_TOKEN_MESSAGE) -> None:
+        super().__init__(message, may_have_reached=False)
+
+
+class TokenExpired(TokenRejected):
+    """The stored login's token is past its 03:30 IST expiry. Nothing was sent to Upstox."""
+
+    def __init__(self, expired_at: datetime, message: str = EXPIRED_MESSAGE) -> None:
+        super().__init__(message, may_have_reached=False)
+        self.expired_at = expired_at
+
+
+# ----- time ----------------------------------------------------------------------------------
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive value (SQLite hands those back) is taken to be UTC, as stored."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def next_expiry(issued_at: datetime) -> datetime:
+    """The first 03:30 IST strictly after `issued_at`, in UTC: 02:00 IST expires the same day,
+    10:00 IST (or exactly 03:30) the next day."""
+    local = as_utc(issued_at).astimezone(IST)
+    candidate = datetime.combine(local.date(), EXPIRY_TIME_IST, tzinfo=IST)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), EXPIRY_TIME_IST, tzinfo=IST)
+    return candidate.astimezone(timezone.utc)
+
+
+# ----- secrets derived from the pepper -------------------------------------------------------
+
+
+def _derive(pepper: str, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=info).derive(pepper.encode("utf-8"))
+
+
+def token_cipher(pepper: str) -> Fernet:
+    """Fernet (AES-128-CBC + HMAC-SHA256) keyed from the pepper."""
+    return Fernet(base64.urlsafe_b64encode(_derive(pepper, _TOKEN_KEY_INFO)))
+
+
+def notifier_secret(pepper: str) -> str:
+    """The unguessable last path segment of the notifier webhook (128 bits, hex)."""
+    return _derive(pepper, _NOTIFIER_INFO)[:16].hex()
+
+
+def secrets_match(candidate: str, expected: str) -> bool:
+    return hmac.compare_digest(candidate.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+def fingerprint(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+# ----- the store -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    id: int
+    access_token: str = field(repr=False)
+    user_id: str | None
+    source: str
+    issued_at: datetime
+    expires_at: datetime
+
+
+class TokenStore:
+    """The newest login's token, encrypted in `upstox_tokens`.
+
+    The table's model is imported where used, so importing this module's pure helpers (expiry,
+    cipher) registers no tables on the metadata.
+    """
+
+    def __init__(self, sessions: sessionmaker[Session], pepper: str) -> None:
+        self.sessions = sessions
+        self._cipher = token_cipher(pepper)
+        self._generation = 0  # bumped by every save in this process (invalidates caches)
+        self._warned_undecryptable: int | None = None
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    def save(self, access_token: str, *, user_id: str | None, source: str, issued_at: datetime,
+             expires_at: datetime) -> StoredToken:
+        from openalgo_gtt.store.login_models import UpstoxToken
+
+        encrypted = self._cipher.encrypt(access_token.encode("utf-8")).decode("ascii")
+        row = UpstoxToken(user_id=user_id, encrypted_token=encrypted, source=source,
+                          issued_at=as_utc(issued_at), expires_at=as_utc(expires_at))
+        with self.sessions.begin() as session:
+            session.add(row)
+            session.flush()
+            # Only the newest login is ever used: older tokens are not kept, even encrypted.
+            session.execute(delete(UpstoxToken).where(UpstoxToken.id < row.id))
+            row_id = row.id
+        self._generation += 1
+        return StoredToken(row_id, access_token, user_id, source, as_utc(issued_at), as_utc(expires_at))
+
+    def latest_id(self) -> int | None:
+        from openalgo_gtt.store.login_models import UpstoxToken
+
+        with self.sessions() as session:
+            return session.scalar(select(UpstoxToken.id).order_by(UpstoxToken.id.desc()).limit(1))
+
+    def latest(self) -> StoredToken | None:
+        from openalgo_gtt.store.login_models import UpstoxToken
+
+        with self.sessions() as session:
+            row = session.scalars(select(UpstoxToken).order_by(UpstoxToken.id.desc()).limit(1)).first()
+        if row is None:
+            return None
+        try:
+            token = self._cipher.decrypt(row.encrypted_token.encode("ascii")).decode("utf-8")
+        except (InvalidToken, ValueError):
+            if self._warned_undecryptable != row.id:
+                self._warned_undecryptable = row.id
+                log.warning("the stored Upstox login cannot be decrypted (was API_KEY_PEPPER changed?): "
+                            "log in again")
+            return None
+        return StoredToken(row.id, token, row.user_id, row.source, as_utc(row.issued_at), as_utc(row.expires_at))
+
+
+# ----- the provider --------------------------------------------------------------------------
+
+
+class TokenProvider:
+    """The effective Upstox access token. `current` is what UpstoxBroker calls before each request.
+
+    `configured_token` is settings.access_token (keys.json or the environment, already resolved by
+    config.py); when set it always wins and its expiry is unknown. Otherwise the newest stored
+    login is used, re-read from the database at most every `cache_seconds` (so a login completed
+    by another process is picked up) and at once after a save in this process.
+    """
+
+    def __init__(self, store: TokenStore, *, configured_token: str | None = None,
+                 configured_source: str | None = None, now: Clock = utcnow, cache_seconds: float = 2.0) -> None:
+        self.store = store
+        self.now = now
+        self._configured = configured_token or None
+        self._configured_source = (configured_source or "environment") if self._configured else None
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[int, float, StoredToken | None] | None = None  # (generation, read at, token)
+        self._last_handed: bytes | None = None  # fingerprint of the token current() last returned
+        self._rejected: bytes | None = None  # fingerprint of a token Upstox answered UDAPI100050 to
+
+    @classmethod
+    def from_settings(cls, settings, sessions: sessionmaker[Session], *, now: Clock = utcnow,
+                      cache_seconds: float = 2.0) -> TokenProvider:
+        return cls(TokenStore(sessions, settings.api_key_pepper), configured_token=settings.access_token,
+                   configured_source=settings.access_token_source, now=now, cache_seconds=cache_seconds)
+
+    @property
+    def configured_source(self) -> str | None:
+        """"keys.json" or "environment" when a configured token overrides any stored login."""
+        return self._configured_source
+
+    def current(self) -> str:
+        """The token to send, or NoToken / TokenExpired (raised before any HTTP)."""
+        if self._configured:
+            token = self._configured
+        else:
+            stored = self._stored()
+            if stored is None:
+                raise NoToken()
+            if self._now() >= stored.expires_at:
+                raise TokenExpired(stored.expires_at)
+            token = stored.access_token
+        self._last_handed = fingerprint(token)
+        return token
+
+    def describe(self) -> dict:
+        """For /api/health; never the token itself."""
+        if self._configured:
+            state = "expired" if self._rejected == fingerprint(self._configured) else "valid"
+            return {"token": state, "token_source": self._configured_source, "token_expires_at": None}
+        stored = self._stored()
+        if stored is None:
+            return {"token": "missing", "token_source": None, "token_expires_at": None}
+        expired = self._now() >= stored.expires_at or self._rejected == fingerprint(stored.access_token)
+        return {"token": "expired" if expired else "valid", "token_source": "login",
+                "token_expires_at": ist_text(stored.expires_at)}
+
+    # -- what Upstox said about the token last ----------------------------------------------
+
+    def observe(self, call: BrokerCall) -> None:
+        """A broker call observer: remembers whether Upstox rejected the token last used."""
+        rejected = call.status == 401 or (call.error or "").startswith("TokenRejected")
+        if rejected:
+            self._rejected = self._last_handed
+        elif (call.error is None and call.status is not None and 200 <= call.status < 300
+              and self._rejected is not None and self._rejected == self._last_handed):
+            self._rejected = None  # Upstox accepted it again
+
+    def observing(self, *observers: BrokerCallObserver | None) -> BrokerCallObserver:
+        """One observer that feeds `observers` (the audit's) and then this provider."""
+        chain: Iterable[BrokerCallObserver] = [o for o in observers if o is not None]
+
+        def observe_all(call: BrokerCall) -> None:
+            for observer in chain:
+                observer(call)
+            self.observe(call)
+
+        return observe_all
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return as_utc(self.now())
+
+    def _stored(self) -> StoredToken | None:
+        with self._lock:
+            cached = self._cached
+            fresh = (
+                cached is not None
+                and cached[0] == self.store.generation
+                and monotonic_time.monotonic() - cached[1] < self._cache_seconds
+            )
+            if fresh:
+                return cached[2]
+        generation = self.store.generation  # read first: a save racing this read invalidates it
+        stored = self.store.latest()
+        with self._lock:
+            self._cached = (generation, monotonic_time.monotonic(), stored)
+        return stored
