@@ -5,6 +5,7 @@ from flask import Flask
 
 from openalgo_gtt import api
 from openalgo_gtt.api.body import MAX_BODY_BYTES
+from openalgo_gtt.api.security import install_security
 from openalgo_gtt.config import Settings, load_settings
 from openalgo_gtt.gateway import Gateway
 
@@ -21,4 +22,5 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     )
     app.extensions["openalgo_gtt"] = gateway
     api.register(app)
+    install_security(app, gateway.settings)  # after the API: its hooks need the request id
     return app

@@ -20,6 +20,15 @@ from typing import Callable, Mapping, TypeVar
 
 from dotenv import dotenv_values
 
+from openalgo_gtt.services.abuse import (
+    DEFAULT_FAILED_KEY_LIMIT,
+    DEFAULT_RATE_LIMIT,
+    parse_allowed_ips,
+    parse_bool,
+    parse_rate_limit,
+    parse_trusted_proxies,
+)
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -61,6 +70,11 @@ class Settings:
     oco_poll_seconds: float = 2.0
     dedupe_window_seconds: int = 60
     rate_limit_storage_uri: str = "memory://"
+    rate_limit: str = DEFAULT_RATE_LIMIT  # per API key (else per address)
+    rate_limit_enabled: bool = True  # caller limits and the wrong-key throttle
+    failed_key_limit: str = DEFAULT_FAILED_KEY_LIMIT  # wrong keys per address
+    trusted_proxies: int = 0  # proxies in front whose X-Forwarded-For is believed
+    allowed_ips: tuple[str, ...] = ()
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **changes)
@@ -170,7 +184,9 @@ def _parse(source: Mapping[str, str], name: str, parser: Callable[[str], T], def
         return parser(raw)
     except ValueError as exc:
         reason = str(exc) or "is not valid"
-        shown = "(hidden)" if name in ("API_KEY_PEPPER", "ACCESS_TOKEN", "UPSTOX_API_SECRET") else repr(raw)
+        # A Redis URI may carry a password.
+        shown = "(hidden)" if name in ("API_KEY_PEPPER", "ACCESS_TOKEN", "UPSTOX_API_SECRET",
+                                       "RATE_LIMIT_STORAGE_URI") else repr(raw)
         raise ConfigError(f"{name}={shown}: {reason}") from None
 
 
@@ -272,4 +288,9 @@ def load_settings(
         oco_poll_seconds=_parse(source, "OCO_POLL_SECONDS", _positive_seconds, 2.0),
         dedupe_window_seconds=_parse(source, "DEDUPE_WINDOW_SECONDS", _non_negative_int, 60),
         rate_limit_storage_uri=_parse(source, "RATE_LIMIT_STORAGE_URI", _storage_uri, "memory://"),
+        rate_limit=_parse(source, "RATE_LIMIT", parse_rate_limit, DEFAULT_RATE_LIMIT),
+        rate_limit_enabled=_parse(source, "RATE_LIMIT_ENABLED", parse_bool, True),
+        failed_key_limit=_parse(source, "FAILED_KEY_LIMIT", parse_rate_limit, DEFAULT_FAILED_KEY_LIMIT),
+        trusted_proxies=_parse(source, "TRUSTED_PROXIES", parse_trusted_proxies, 0),
+        allowed_ips=_parse(source, "ALLOWED_IPS", parse_allowed_ips, ()),
     )

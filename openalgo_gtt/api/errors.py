@@ -40,6 +40,7 @@ _HTTP_MESSAGES = {
     404: "Not found: see /api/docs for the endpoints this service offers",
     405: "Method not allowed for this endpoint",
     413: "Request body too large (limit 1 MiB)",
+    429: "Too many requests; try again shortly",
 }
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from openalgo_gtt.api.auth import caller_from_body
 from openalgo_gtt.api.errors import ApiError
+from openalgo_gtt.api.openapi import swagger2_schema
 from openalgo_gtt.api.schemas import MAX_PRICE, Body, Text, validate
 from openalgo_gtt.services.sandbox_feed import NotSandbox, PriceTick, push_ticks
 
@@ -31,7 +32,7 @@ class TicksBody(Body):
     ticks: list[TickIn] = Field(min_length=1, max_length=10_000)
 
 
-ticks_body = ns.schema_model("SandboxTicks", TicksBody.model_json_schema())
+ticks_body = ns.schema_model("SandboxTicks", swagger2_schema(TicksBody))
 fired_model = ns.model("SandboxFill", {
     "gtt_id": fields.String, "strategy": fields.String, "symbol": fields.String, "exchange": fields.String,
     "transaction_type": fields.String, "quantity": fields.Integer, "price": fields.Float,

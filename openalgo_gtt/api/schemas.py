@@ -70,7 +70,7 @@ class PlaceGttBody(Body):
     sl_type: Mode = "auto"
     sl_value: OptionalPrice = None
     trailing_gap: OptionalPrice = Field(None, description="BRACKET: trailing stop-loss gap in rupees")
-    market_protection: Annotated[int | None, BeforeValidator(_blank_is_none), Field(ge=0, le=100)] = None
+    market_protection: Annotated[Annotated[int, Field(ge=0, le=100)] | None, BeforeValidator(_blank_is_none)] = None
     force: bool = Field(False, description="Place even when the daily trade limit is reached (still counted)")
 
     def intent(self) -> PlaceIntent:

@@ -8,6 +8,7 @@ from flask import current_app, g
 from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.auth import caller_from_body
+from openalgo_gtt.api.openapi import NullableString, swagger2_schema
 from openalgo_gtt.api.exactly_once import once
 from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
 from openalgo_gtt.services.gtt import Order, Placed
@@ -31,10 +32,10 @@ ping_model = ns.model(
         "request_id": fields.String,
     },
 )
-place_body = ns.schema_model("PlaceGtt", PlaceGttBody.model_json_schema())
-modify_body = ns.schema_model("ModifyGtt", ModifyGttBody.model_json_schema())
-trigger_body = ns.schema_model("TriggerId", TriggerBody.model_json_schema())
-book_body = ns.schema_model("GttOrderBookRequest", OrderBookBody.model_json_schema())
+place_body = ns.schema_model("PlaceGtt", swagger2_schema(PlaceGttBody))
+modify_body = ns.schema_model("ModifyGtt", swagger2_schema(ModifyGttBody))
+trigger_body = ns.schema_model("TriggerId", swagger2_schema(TriggerBody))
+book_body = ns.schema_model("GttOrderBookRequest", swagger2_schema(OrderBookBody))
 placed_model = ns.model(
     "GttPlaced",
     {
@@ -53,8 +54,8 @@ leg_model = ns.model(
     {
         "action": fields.String, "quantity": fields.Integer, "price": fields.Float,
         "pricetype": fields.String, "product": fields.String, "role": fields.String,
-        "trigger_type": fields.String, "status": fields.String, "order_id": fields.String,
-        "message": fields.String,
+        "trigger_type": fields.String, "status": fields.String, "order_id": NullableString,
+        "message": NullableString,
     },
 )
 entry_model = ns.model(

@@ -1,0 +1,141 @@
+"""Abuse and bad-input defences around every request, installed by `install_security(app)`.
+
+- TRUSTED_PROXIES=N: the last N X-Forwarded-For (and X-Forwarded-Proto) hops are believed
+  (werkzeug's ProxyFix), so `request.remote_addr` is the real client behind ngrok or nginx.
+- ALLOWED_IPS: when set, every other address gets 403 `address not allowed`.
+- Caller rate limits and the failed-key throttle (api/ratelimits.py).
+- NUL characters (\u0000) anywhere in the query or the JSON body: 400. PostgreSQL cannot store
+  them in text, so one reaching a query or an insert would be a 500, or worse, a GTT placed at
+  the broker that the store then fails to record.
+- Response headers for an API on every response: nosniff, no framing, no caching, no referrer
+  and a Content-Security-Policy that allows nothing; the Swagger UI (/api/docs and its
+  /swaggerui/ assets) gets a policy that allows exactly what it loads from this server.
+
+Call it after `api.register(app)`: its hooks must run after the life cycle's request id.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from openalgo_gtt.api.body import request_json
+from openalgo_gtt.api.errors import ApiError, BadRequest
+from openalgo_gtt.api.ratelimits import RateLimits, install_rate_limits
+from openalgo_gtt.services.abuse import AddressFilter, SecurityPolicy, path_is_under
+
+ADDRESS_NOT_ALLOWED = "address not allowed"
+NUL_REFUSED = "Request must not contain NUL characters (\\u0000)"
+
+API_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+}
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_PREFIXES = ("/api/docs", "/swaggerui/")
+# The Swagger UI page: scripts, styles, fonts and images from /swaggerui/ on this server, its one
+# inline script by hash, inline styles (Swagger UI sets style attributes), data: images (its CSS
+# icons), and fetches of /api/swagger.json and "Try it out" calls to this server only.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
+)
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
+
+
+def inline_script_hashes(html: bytes) -> list[str]:
+    """CSP source expressions ('sha256-...') for every inline <script> in `html`."""
+    return [
+        "'sha256-" + base64.b64encode(hashlib.sha256(body).digest()).decode() + "'"
+        for body in _INLINE_SCRIPT.findall(html)
+        if body.strip()
+    ]
+
+
+def content_security_policy(response: Response) -> str:
+    if not path_is_under(request.path, DOCS_PREFIXES):
+        return API_CSP
+    hashes = ""
+    if response.mimetype == "text/html" and not response.direct_passthrough:
+        hashes = "".join(" " + h for h in inline_script_hashes(response.get_data()))
+    return DOCS_CSP.format(hashes=hashes)
+
+
+def _security_headers(response: Response) -> Response:
+    for name, value in API_HEADERS.items():
+        response.headers[name] = value
+    response.headers["Content-Security-Policy"] = content_security_policy(response)
+    return response
+
+
+def contains_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(contains_nul(item) for item in value)
+    return False
+
+
+def _refuse_nul_characters() -> None:
+    if any(contains_nul(k) or contains_nul(v) for k, v in request.args.items(multi=True)):
+        raise BadRequest(NUL_REFUSED)
+    if request.method == "GET":
+        return
+    try:
+        if not request.get_data(cache=True).strip():
+            return
+        body = request_json(request)
+    except (ApiError, HTTPException):  # not JSON or too large: the view answers that
+        return
+    if contains_nul(body):
+        raise BadRequest(NUL_REFUSED)
+
+
+class Security:
+    """What install_security() put in place (app.extensions["openalgo_gtt_security"])."""
+
+    def __init__(self, policy: SecurityPolicy, addresses: AddressFilter, rate_limits: RateLimits):
+        self.policy = policy
+        self.addresses = addresses
+        self.rate_limits = rate_limits
+
+
+def install_security(app: Flask, settings=None, *, policy: SecurityPolicy | None = None) -> Security:
+    """Install every defence on `app` (after api.register). `settings` defaults to the gateway's;
+    `policy` (tests) replaces what the settings say."""
+    if "openalgo_gtt_security" in app.extensions:
+        raise RuntimeError("install_security: already installed on this app")
+    if policy is None:
+        settings = settings or app.extensions["openalgo_gtt"].settings
+        policy = SecurityPolicy.from_settings(settings)
+    if policy.trusted_proxies:
+        n = policy.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
+
+    addresses = AddressFilter(policy.allowed_ips)
+    if addresses.active:
+
+        @app.before_request
+        def _allowed_address():
+            if not addresses.allows(request.remote_addr):
+                raise ApiError(403, ADDRESS_NOT_ALLOWED)
+
+    rate_limits = install_rate_limits(app, policy)
+    app.before_request(_refuse_nul_characters)  # after the limits: junk still counts against them
+    app.after_request(_security_headers)
+    security = Security(policy, addresses, rate_limits)
+    app.extensions["openalgo_gtt_security"] = security
+    return security
+
+
+def current_security() -> Security | None:
+    return current_app.extensions.get("openalgo_gtt_security")

@@ -1,0 +1,284 @@
+"""Abuse controls that need no web framework: the security settings' parsers and defaults, the
+policy built from the Settings, the fingerprint under which a caller's key is counted, the
+address allow-list and the per-address throttle on failed API-key attempts.
+
+The throttle counts in a `limits` storage: `memory://` in one process, or Redis
+(`RATE_LIMIT_STORAGE_URI=redis://...`) so every worker and host shares the counts. Nothing
+derived from a key reaches the storage but an HMAC of it under a secret derived from the pepper.
+Every storage failure is logged and fails open: a Redis outage must not stop trading.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import ipaddress
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from limits import RateLimitItem, parse, parse_many
+from limits.storage import Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger(__name__)
+
+# Per caller (API key, else address). Against abuse, not for pacing: a burst of 40 TradingView
+# alerts arriving together must pass (TradingView never re-sends a 4xx, and the broker pacer
+# already queues order calls to Upstox's own limits).
+DEFAULT_RATE_LIMIT = "50 per second;600 per minute"
+# Wrong API keys allowed per client address before further wrong keys from it get 429.
+DEFAULT_FAILED_KEY_LIMIT = "20 per minute"
+DEFAULT_STORAGE_URI = "memory://"
+MAX_TRUSTED_PROXIES = 10
+# How long a key that authenticated stays known-good (exempt from the throttle): long enough to
+# cover a long weekend without alerts. It only exempts from the throttle; the key is still checked.
+GOOD_KEY_TTL_SECONDS = 30 * 24 * 3600
+GOOD_KEY_REFRESH_SECONDS = 600  # a process re-marks a good key in the storage at most this often
+GOOD_KEY_CACHE_SIZE = 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers for config.py: each takes the raw string and raises ValueError with a human reason.
+
+
+def parse_rate_limit(raw: str) -> str:
+    """`50 per second;600 per minute` or `50/second;600/minute` (`;` `,` or `|` between)."""
+    value = raw.strip()
+    try:
+        items = parse_many(value)
+    except ValueError:
+        items = []
+    if not items:
+        raise ValueError('must be rate limits like "50 per second;600 per minute"')
+    return value
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def parse_storage_uri(raw: str) -> str:
+    """memory://, redis://host:port[/db], rediss://, redis+sentinel://, redis+cluster://, ..."""
+    from limits.storage import SCHEMES  # the schemes `limits` knows
+
+    value = raw.strip()
+    scheme = urlparse(value).scheme
+    if scheme not in SCHEMES or scheme.startswith("async+"):
+        raise ValueError("must be a storage URI such as memory:// or redis://127.0.0.1:6379")
+    if "redis" in scheme and importlib.util.find_spec("redis") is None:
+        raise ValueError("needs the redis package: pip install redis")
+    return value
+
+
+def parse_trusted_proxies(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if not 0 <= value <= MAX_TRUSTED_PROXIES:
+        raise ValueError(f"must be between 0 and {MAX_TRUSTED_PROXIES}")
+    return value
+
+
+def parse_allowed_ips(raw: str) -> tuple[str, ...]:
+    """Comma- or space-separated addresses and CIDR networks; "" means everyone."""
+    networks = []
+    for item in raw.replace(",", " ").split():
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+def _networks(value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return parse_allowed_ips(value)
+    return tuple(str(item) for item in value or ())
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecurityPolicy:
+    """What install_security() enforces. Built from the Settings; tests build one directly."""
+
+    rate_limit: str = DEFAULT_RATE_LIMIT
+    rate_limit_enabled: bool = True  # also switches the failed-key throttle
+    storage_uri: str = DEFAULT_STORAGE_URI
+    failed_key_limit: str = DEFAULT_FAILED_KEY_LIMIT
+    trusted_proxies: int = 0
+    allowed_ips: tuple[str, ...] = ()
+    key_prefix: str = ""  # storage namespace; derived from the pepper when empty
+    secret: bytes = b""  # HMAC secret for key fingerprints; derived from the pepper when empty
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> SecurityPolicy:
+        """The policy for `settings`; settings the Settings object lacks take their defaults."""
+        pepper = getattr(settings, "api_key_pepper", "") or ""
+        secret = hmac.new(pepper.encode(), b"openalgo-gtt rate limits", hashlib.sha256).digest()
+        values = {
+            "rate_limit": getattr(settings, "rate_limit", DEFAULT_RATE_LIMIT),
+            "rate_limit_enabled": getattr(settings, "rate_limit_enabled", True),
+            "storage_uri": getattr(settings, "rate_limit_storage_uri", DEFAULT_STORAGE_URI),
+            "failed_key_limit": getattr(settings, "failed_key_limit", DEFAULT_FAILED_KEY_LIMIT),
+            "trusted_proxies": getattr(settings, "trusted_proxies", 0),
+            "allowed_ips": _networks(getattr(settings, "allowed_ips", ())),
+            # Two deployments sharing one Redis have different peppers, so different namespaces;
+            # the workers of one deployment share theirs. (rate_limit_key_prefix: tests only.)
+            "key_prefix": getattr(settings, "rate_limit_key_prefix", "")
+            or "openalgo-gtt-" + secret.hex()[:8],
+            "secret": secret,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+    def fingerprint(self, key: str) -> str:
+        """What a key is counted under: an HMAC, never the key (the storage may be Redis)."""
+        return hmac.new(self.secret, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
+
+class AddressFilter:
+    """ALLOWED_IPS: when any are configured, only those addresses and networks get in."""
+
+    def __init__(self, allowed: Iterable[str]):
+        self.networks = tuple(ipaddress.ip_network(item, strict=False) for item in allowed)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.networks)
+
+    def allows(self, address: str | None) -> bool:
+        if not self.networks:
+            return True
+        try:
+            ip = ipaddress.ip_address((address or "").split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.networks)
+
+
+def path_is_under(path: str, prefixes: tuple[str, ...]) -> bool:
+    """`path` is one of `prefixes` or below one ("/api/docs" covers /api/docs/x, not /api/docsx)."""
+    return any(path == p or path.startswith(p if p.endswith("/") else p + "/") for p in prefixes)
+
+
+def storage_options(uri: str) -> dict:
+    if urlparse(uri).scheme.startswith(("redis", "valkey")):
+        # A Redis that stops answering must cost a request at most a second, then fail open.
+        return {"socket_connect_timeout": 1, "socket_timeout": 1}
+    return {}
+
+
+def make_storage(uri: str) -> Storage:
+    return storage_from_string(uri, **storage_options(uri))
+
+
+def seconds_until(reset_at: float, now: float | None = None) -> int:
+    """Whole seconds (at least 1) until `reset_at`, for Retry-After."""
+    return max(1, math.ceil(reset_at - (time.time() if now is None else now)))
+
+
+class StorageUnavailable(Exception):
+    """The throttle's storage failed recently; callers fail open."""
+
+
+class FailedKeyThrottle:
+    """After `limit` wrong API keys from one address (e.g. 20 per minute), further requests
+    from it without a known-good key are refused before any key check (no argon2 work) until
+    the window has room again. A key that authenticated recently is known-good (in this process,
+    and across processes through the storage) and is never refused.
+
+    Every storage failure fails open, and the storage is then left alone for STORAGE_PAUSE
+    seconds, so a Redis that stops answering costs one request a timeout, not every request."""
+
+    STORAGE_PAUSE = 30.0
+
+    def __init__(self, storage: Storage, limit: str, prefix: str):
+        self._storage = storage
+        self._limiter = MovingWindowRateLimiter(storage)
+        self._limit: RateLimitItem = parse(limit)
+        self._prefix = prefix
+        self._lock = threading.Lock()
+        self._good: OrderedDict[str, float] = OrderedDict()  # fingerprint -> when marked
+        self._paused_until = 0.0
+
+    @property
+    def limit(self) -> RateLimitItem:
+        return self._limit
+
+    def _call(self, what: str, operation, *args):
+        if time.monotonic() < self._paused_until:
+            raise StorageUnavailable(what)
+        try:
+            return operation(*args)
+        except Exception as exc:  # any storage fault
+            self._paused_until = time.monotonic() + self.STORAGE_PAUSE
+            log.warning("failed-key throttle: storage unavailable (%s: %s); failing open for %.0f s",
+                        what, exc, self.STORAGE_PAUSE)
+            raise StorageUnavailable(what) from exc
+
+    def note_failure(self, address: str) -> None:
+        try:
+            self._call("count", self._limiter.hit, self._limit, self._prefix, "failed-key", address)
+        except StorageUnavailable:
+            pass
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until `address` may try a wrong key again, or None when it is not throttled."""
+        identifiers = (self._limit, self._prefix, "failed-key", address)
+        try:
+            if self._call("test", self._limiter.test, *identifiers):
+                return None
+            reset_at, _ = self._call("window", self._limiter.get_window_stats, *identifiers)
+        except StorageUnavailable:
+            return None
+        return seconds_until(reset_at)
+
+    def _good_key(self, fingerprint: str) -> str:
+        return f"{self._prefix}/good-key/{fingerprint}"
+
+    def note_good(self, fingerprint: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            marked = self._good.get(fingerprint)
+            stale = marked is None or now - marked > GOOD_KEY_REFRESH_SECONDS
+            if stale:
+                self._good[fingerprint] = now
+            self._good.move_to_end(fingerprint)
+            while len(self._good) > GOOD_KEY_CACHE_SIZE:
+                self._good.popitem(last=False)
+        if stale:
+            try:
+                self._call("clear", self._storage.clear, self._good_key(fingerprint))  # restart its TTL
+                self._call("mark", self._storage.incr, self._good_key(fingerprint), GOOD_KEY_TTL_SECONDS)
+            except StorageUnavailable:
+                pass
+
+    def known_good_here(self, fingerprint: str) -> bool:
+        """Known-good from this process's memory alone (no storage round trip)."""
+        with self._lock:
+            marked = self._good.get(fingerprint)
+        return marked is not None and time.monotonic() - marked < GOOD_KEY_TTL_SECONDS
+
+    def is_known_good(self, fingerprint: str) -> bool:
+        if self.known_good_here(fingerprint):
+            return True
+        try:
+            return self._call("lookup", self._storage.get, self._good_key(fingerprint)) > 0
+        except StorageUnavailable:
+            return True  # in doubt, never refuse a trader
