@@ -82,12 +82,12 @@ def _hammer(make_request, seconds: float) -> dict:
             "rps": round(len(every) / elapsed, 1), "median_ms": ms(median(every)), "p95_ms": ms(pct(every, 95))}
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, **server_env: str) -> dict:
     seconds = 3.0 if quick else 10.0
     prices = Prices(1000)
     # Eight clients hammering one key is a load test, not a caller: lift the per-caller API rate
     # limit (counted all the same) so the run measures the order book, not the limiter's refusals.
-    with RemoteFake(latency=0.0) as fake, gateway(fake, "book", RATE_LIMIT=LIFTED_RATE_LIMIT) as (server, key):
+    with RemoteFake(latency=0.0) as fake, gateway(fake, "book", RATE_LIMIT=LIFTED_RATE_LIMIT, **server_env) as (server, key):
         fake.set_price(IDEA_KEY, "IDEA", "NSE_EQ", "9.80", open="9.75")
         with requests.Session() as session:
             for _ in range(GTTS):  # the gateway paces these at 10/s

@@ -90,11 +90,11 @@ def _series(server_url: str, fake: RemoteFake, key: str, n: int, prices: Prices)
     }
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, **server_env: str) -> dict:
     n = 40 if quick else 200
     prices = Prices(1000)
     phases = {}
-    with RemoteFake(latency=0.05) as fake, gateway(fake, "place") as (server, key):
+    with RemoteFake(latency=0.05) as fake, gateway(fake, "place", **server_env) as (server, key):
         for latency in (0.05, 0.0):
             fake.set_latency(latency)
             phases[latency] = _series(server.url, fake, key, n, prices)

@@ -10,6 +10,7 @@ latency") are modules with a `run(quick) -> dict` function:
     bench_book             order book throughput, 8 clients, gateway versus the broker
     bench_burst            100 alerts at the same instant: none lost, paced at 10/s
     bench_startup          start time and worker memory with a 150,000-instrument master
+    bench_server_settings  waitress threads 4 / 8 / 16: book throughput and place overhead
 
 and the earlier ones are run through their `main(argv)` with --out:
 
@@ -40,7 +41,8 @@ sys.path.insert(0, str(HERE))
 from _support import machine, row  # noqa: E402
 
 RESULTS = HERE / "results"
-GATEWAY_BENCHES = ["bench_cost", "bench_place_overhead", "bench_book", "bench_burst", "bench_startup"]
+GATEWAY_BENCHES = ["bench_cost", "bench_place_overhead", "bench_book", "bench_burst", "bench_startup",
+                   "bench_server_settings"]
 
 
 def _instruments(quick: bool) -> dict:

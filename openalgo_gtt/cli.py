@@ -108,7 +108,8 @@ def serve() -> None:
     click.echo(f"API docs: {base}/api/docs")
     click.echo(f"broker: {settings.broker}")
     click.echo("Upstox GTT webhook URL: python run.py webhook-url")
-    waitress_serve(app, host=settings.host, port=settings.port, threads=8, ident="openalgo-gtt")
+    waitress_serve(app, host=settings.host, port=settings.port, threads=settings.server_threads,
+                   ident="openalgo-gtt")
 
 
 def _start_watcher(gateway) -> None:

@@ -60,6 +60,7 @@ class Settings:
     broker: str = "sandbox"
     daily_trade_limit: int = 10
     log_level: str = "INFO"
+    server_threads: int = 8  # waitress worker threads (python run.py)
     instruments_url: str = (
         "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz"
     )
@@ -280,6 +281,7 @@ def load_settings(
         broker=broker,
         daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", _positive_int, 10),
         log_level=_parse(source, "LOG_LEVEL", _one_of(LOG_LEVELS), "INFO"),
+        server_threads=_parse(source, "SERVER_THREADS", _positive_int, 8),
         instruments_url=_parse(source, "INSTRUMENTS_URL", _url, Settings.instruments_url),
         order_rate_limits=_parse(source, "ORDER_RATE_LIMITS", _text, Settings.order_rate_limits),
         auto_entry_pct=_parse(source, "AUTO_ENTRY_PCT", _percentage, Decimal("4")),

@@ -35,21 +35,32 @@ prices = (f"{9 + n / 100:.2f}" for n in itertools.count(1))
 
 
 @pytest.fixture(scope="module")
-def gateway_server(tmp_path_factory):
+def servers(tmp_path_factory):
+    """Two gateways, each on its own fake Upstox: one whose watcher polls fast (it settles lost places within a
+    second), and a quiet one for the order book, whose faults the watcher's own list calls would
+    otherwise consume."""
     from tests.e2e.server import ServerProcess
     from tests.fakes.fake_upstox import FakeUpstox
 
-    fake = FakeUpstox(token="fault-token").start()
-    fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "9.50", open="10.00")
-    workdir = tmp_path_factory.mktemp("faults")
-    server = ServerProcess(workdir, f"sqlite:///{workdir / 'faults.db'}", ACCESS_TOKEN=fake.token,
-                           UPSTOX_API_URL=fake.url, UPSTOX_TIMEOUT=str(TIMEOUT), DAILY_TRADE_LIMIT="100000",
-                           OCO_POLL_SECONDS="0.3")
-    key = server.cli("apikey", "create", "faults").stdout.strip().splitlines()[-1]
-    server.start()
-    yield server, fake, key, create_engine(f"sqlite:///{workdir / 'faults.db'}")
-    server.stop()
-    fake.stop()
+    started = {}
+    for name, poll in (("polling", "0.3"), ("quiet", "600")):
+        fake = FakeUpstox(token="fault-token").start()  # each its own: no shared fault queue
+        fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "9.50", open="10.00")
+        workdir = tmp_path_factory.mktemp(name)
+        server = ServerProcess(workdir, f"sqlite:///{workdir / 'faults.db'}", ACCESS_TOKEN=fake.token,
+                               UPSTOX_API_URL=fake.url, UPSTOX_TIMEOUT=str(TIMEOUT), DAILY_TRADE_LIMIT="100000",
+                               OCO_POLL_SECONDS=poll)
+        key = server.cli("apikey", "create", "faults").stdout.strip().splitlines()[-1]
+        started[name] = (server.start(), fake, key, create_engine(f"sqlite:///{workdir / 'faults.db'}"))
+    yield started
+    for server, fake, *_ in started.values():
+        server.stop()
+        fake.stop()
+
+
+@pytest.fixture
+def gateway_server(servers, request):
+    return servers["quiet" if request.node.callspec.params["op"] == "book" else "polling"]
 
 
 def call(server, key, op, trigger_id=None):
