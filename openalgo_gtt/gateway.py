@@ -132,6 +132,7 @@ class Gateway:
     def recover_unsettled(self) -> int:
         """Settle places whose outcome was lost (a timeout, a crash): each GTT found at the
         broker is recorded; each that is not gives its reserved trade back. Returns how many."""
+        self.request_records.purge_expired()  # answered records past their window
         settled = 0
         for snapshot in self.request_records.unsettled(self.stale_after):
             if not self.request_records.take_over(snapshot):

@@ -22,7 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError
-from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES
+from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES
 from openalgo_gtt.services.abuse import (
     FailedKeyThrottle,
     SecurityPolicy,
@@ -35,8 +35,9 @@ from openalgo_gtt.services.abuse import (
 log = logging.getLogger(__name__)
 
 EXTENSION = "openalgo_gtt_rate_limits"
-# Never limited: polled health checks and the interactive documentation.
-EXEMPT_PREFIXES = ("/api/health", "/api/docs", "/api/swagger.json", "/swaggerui/")
+# Never limited: polled health checks and the interactive documentation (the paths that are not
+# audited either).
+EXEMPT_PREFIXES = UNAUDITED_PREFIXES
 # Callers that cannot present an API key (Upstox's webhooks carry a secret in the path, the
 # login callback a one-time state): the failed-key throttle does not apply to them.
 KEYLESS_PREFIXES = (*SECRET_PATH_PREFIXES, "/upstox/callback")

@@ -50,11 +50,6 @@ class GttOrders:
             rows = session.scalars(select(GttLeg).where(GttLeg.broker_id.in_(broker_ids))).all()
         return {row.broker_id: row for row in rows}
 
-    def legs_of(self, trigger_id: str) -> list[GttLeg]:
-        with self._sessions() as session:
-            return list(session.scalars(select(GttLeg).where(GttLeg.trigger_id == trigger_id)
-                                        .order_by(GttLeg.role.desc())).all())
-
     def list(self, status: str | None = None, trigger_type: str | None = None) -> list[GttOrder]:
         query = select(GttOrder).order_by(GttOrder.placed_at.desc(), GttOrder.id.desc())
         if status:
