@@ -38,7 +38,7 @@ def in_process_app(fake_url: str, workdir: Path) -> Iterator[tuple]:
 
     environ = {
         "ACCESS_TOKEN": TOKEN, "UPSTOX_API_URL": fake_url, "DATABASE_URL": f"sqlite:///{workdir / 'cost.db'}",
-        "API_KEY_PEPPER": PEPPER, "DAILY_TRADE_LIMIT": "1000000", "OCO_POLL_SECONDS": "600", "LOG_LEVEL": "WARNING",
+        "API_KEY_PEPPER": PEPPER, "DAILY_TRADE_LIMIT": "1000000", "RATE_LIMIT_ENABLED": "false", "OCO_POLL_SECONDS": "600", "LOG_LEVEL": "WARNING",
     }
     settings = load_settings(environ, cwd=workdir, read_dotenv=False)
     upgrade(settings.database_url)

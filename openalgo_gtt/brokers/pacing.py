@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
@@ -21,8 +22,11 @@ DEFAULT_ORDER_RATES = "10/second;500/minute;2000/30 minutes"
 # oldest entry's expiry, so sleeping exactly to the reset time can come back a hair too early.
 _WAIT_SLACK = 0.002
 
-
-SPACING_MARGIN = 1.1
+# The windows alone let a whole window's worth of calls leave together the moment it frees up,
+# and a few milliseconds of network jitter then puts 11 in one of Upstox's seconds. Locally the
+# shortest window is also enforced over a 10% longer span: any 11 consecutive calls of this
+# process leave at least 1.1 s apart, which leaves 100 ms for jitter. A calm caller never waits.
+WINDOW_MARGIN = 1.1
 
 
 class OrderPacer:
@@ -50,12 +54,9 @@ class OrderPacer:
         # could go ahead anyway, and it lines waiters up instead of having them all poll.
         self._lock = threading.Lock()
         self.rates = rates
-        # The windows alone let a whole window's worth of calls leave together the moment it
-        # frees up, and a few milliseconds of network jitter then puts 11 in one of Upstox's
-        # seconds. Calls are also spaced evenly at the per-second rate, with a 10% margin.
         shortest = min(self._items, key=lambda item: item.get_expiry())
-        self.spacing = SPACING_MARGIN * shortest.get_expiry() / shortest.amount if shortest.get_expiry() <= 1 else 0.0
-        self._last_sent = float("-inf")
+        self.margin_span = WINDOW_MARGIN * shortest.get_expiry()
+        self._recent: deque[float] = deque(maxlen=shortest.amount)  # this process's last sends
 
     def acquire(self, timeout: float | None = None) -> float:
         """Wait for room in every window and take one slot; returns the seconds waited.
@@ -70,9 +71,9 @@ class OrderPacer:
             raise self._timeout_error(timeout)
         try:
             while True:
-                wait = max(self._wait_needed(), self._last_sent + self.spacing - time.monotonic())
+                wait = max(self._wait_needed(), self._margin_wait())
                 if wait <= 0 and self._hit_all():
-                    self._last_sent = time.monotonic()
+                    self._recent.append(time.monotonic())
                     return time.monotonic() - started
                 wait = max(wait, _WAIT_SLACK)
                 if deadline is not None:
@@ -83,6 +84,12 @@ class OrderPacer:
                 time.sleep(wait)
         finally:
             self._lock.release()
+
+    def _margin_wait(self) -> float:
+        """Seconds until the call a full window ago is `margin_span` old (0 when it already is)."""
+        if len(self._recent) < self._recent.maxlen:
+            return 0.0
+        return self._recent[0] + self.margin_span - time.monotonic()
 
     def _wait_needed(self) -> float:
         """Seconds until every window has a free slot (0 when they all do now)."""

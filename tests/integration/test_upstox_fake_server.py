@@ -244,7 +244,7 @@ def test_faults_that_refuse_up_front_do_nothing(fake, broker):
 
 
 
-def test_the_pacer_spaces_calls_so_no_broker_second_sees_more_than_ten():
+def test_the_pacer_keeps_a_margin_so_no_broker_second_sees_more_than_ten():
     from openalgo_gtt.brokers.pacing import OrderPacer
 
     pacer = OrderPacer("10/second")
@@ -252,6 +252,20 @@ def test_the_pacer_spaces_calls_so_no_broker_second_sees_more_than_ten():
     for _ in range(25):
         pacer.acquire(timeout=10)
         sent.append(time.monotonic())
-    gaps = [b - a for a, b in zip(sent, sent[1:])]
-    assert min(gaps) >= 0.105  # evenly spaced, not released in bunches
+    # Any 11 consecutive calls leave at least 1.1 s apart: 100 ms of slack for network jitter.
+    assert min(b - a for a, b in zip(sent, sent[10:])) >= 1.1
     assert max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent) <= 10
+
+
+def test_the_pacer_never_holds_a_caller_below_the_rate(monkeypatch):
+    """A place at a calm rate leaves at once: the pacer only makes bursts wait."""
+    from openalgo_gtt.brokers import pacing
+
+    pacer = pacing.OrderPacer("10/second;500/minute")
+    real_sleep = time.sleep
+    slept = []
+    monkeypatch.setattr(pacing.time, "sleep", slept.append)
+    for _ in range(12):  # 8 a second, as a steady stream of alerts would come
+        pacer.acquire(timeout=10)
+        real_sleep(0.125)
+    assert slept == []
