@@ -2,9 +2,10 @@
 
 Verification costs one argon2 check per process for a good key; after that a cache keyed by
 SHA-256 of the key answers in microseconds. A bounded negative cache stops a flood of bad keys
-from burning CPU on argon2. Revocation is checked against the database on every request (a
-primary-key read), so a key revoked from the command line stops working at once in every
-worker process.
+from burning CPU on argon2. Revocation is checked against the database (a primary-key read) at
+most once every REVOCATION_CHECK_SECONDS per key and process: a key revoked from the command line
+stops working within a second in every worker process, and at once in the process that revoked
+it, while a busy caller does not pay a database read on every request.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ NAME_MAX = 64
 NEGATIVE_CACHE_SIZE = 10_000
 NEGATIVE_CACHE_SECONDS = 300.0
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per key
+REVOCATION_CHECK_SECONDS = 1.0
 
 
 class ApiKeyError(ValueError):
@@ -55,8 +57,12 @@ def _fingerprint(key: str) -> bytes:
 
 
 class ApiKeyService:
-    def __init__(self, sessions: sessionmaker[Session], pepper: str, hasher: PasswordHasher | None = None):
+    def __init__(self, sessions: sessionmaker[Session], pepper: str, hasher: PasswordHasher | None = None,
+                 revocation_check_seconds: float = REVOCATION_CHECK_SECONDS, clock=time.monotonic):
         self._sessions = sessions
+        self._revocation_check_seconds = revocation_check_seconds
+        self._clock = clock
+        self._checked_at: dict[int, float] = {}  # key id -> when it was last seen unrevoked
         self._pepper = pepper
         self._hasher = hasher or PasswordHasher()
         self._lock = threading.Lock()
@@ -99,6 +105,7 @@ class ApiKeyService:
             raise ApiKeyError(f"no active key named {name!r}")
         with self._lock:
             self._known = {fp: c for fp, c in self._known.items() if c.name != name}
+            self._checked_at.clear()
 
     # -- the request path ------------------------------------------------------------------
 
@@ -154,14 +161,20 @@ class ApiKeyService:
         return None
 
     def _still_active(self, caller: Caller) -> bool:
+        checked_at = self._checked_at.get(caller.key_id)
+        if checked_at is not None and self._clock() - checked_at < self._revocation_check_seconds:
+            return True
+        seen_at = self._clock()
         now = utcnow()
         with self._sessions() as session:
             row = session.execute(
                 select(ApiKey.revoked_at, ApiKey.last_used_at).where(ApiKey.id == caller.key_id)
             ).first()
             if row is None or row.revoked_at is not None:
+                self._checked_at.pop(caller.key_id, None)
                 return False
             self._touch(session, caller.key_id, now)
+        self._checked_at[caller.key_id] = seen_at
         return True
 
     def _touch(self, session: Session, key_id: int, now: datetime) -> None:
@@ -175,6 +188,7 @@ class ApiKeyService:
     def _verify_with_argon2(self, key: str) -> Caller | None:
         # A trader has a handful of keys: trying each active hash is cheap, and it keeps the
         # database free of anything derived from a key but its salted argon2 hash.
+        seen_at = self._clock()
         with self._sessions() as session:
             candidates = session.execute(
                 select(ApiKey.id, ApiKey.name, ApiKey.key_hash).where(ApiKey.revoked_at.is_(None))
@@ -185,6 +199,7 @@ class ApiKeyService:
             except (VerificationError, InvalidHashError):
                 continue
             caller = Caller(key_id, name)
+            self._checked_at[key_id] = seen_at  # the query above saw it unrevoked
             with self._sessions() as session:
                 self._touch(session, key_id, utcnow())
             return caller

@@ -75,11 +75,25 @@ def test_the_pepper_is_part_of_the_hash(sessions, keys):
     assert other_pepper.verify(key) is None
 
 
-def test_revocation_takes_effect_at_once_even_in_another_process(sessions, keys):
+def test_revocation_in_another_process_takes_effect_within_a_second(sessions, hasher):
+    now = [1000.0]
+    keys = ApiKeyService(sessions, PEPPER, hasher, clock=lambda: now[0])
     key = keys.create("alice")
     assert keys.verify(key) is not None  # cached as good in this "process"
     command_line = ApiKeyService(sessions, PEPPER)  # `python run.py apikey revoke` elsewhere
     command_line.revoke("alice")
+    now[0] += 0.5
+    assert keys.verify(key) is not None  # seen unrevoked half a second ago: not read again yet
+    now[0] += 0.6
+    assert keys.verify(key) is None
+    now[0] += 10
+    assert keys.verify(key) is None  # and it stays refused
+
+
+def test_revocation_in_the_same_process_takes_effect_at_once(keys):
+    key = keys.create("alice")
+    assert keys.verify(key) is not None
+    keys.revoke("alice")
     assert keys.verify(key) is None
 
 
