@@ -151,13 +151,15 @@ class BenchServer(ServerProcess):
     with a finer health poll, so the spawn-to-health time is measured to ~10 ms."""
 
     spawn_to_health_s: float | None = None
+    command: list[str] | None = None  # what serves; None is `python run.py` (bench_server_settings sets others)
 
     def start(self, timeout: float = 60.0) -> BenchServer:
         import subprocess
 
+        command = self.command or [sys.executable, str(REPO / "run.py")]
         with open(self.output_path, "ab") as log:  # the child keeps its own copy of the descriptor
             started = time.perf_counter()
-            self.process = subprocess.Popen([sys.executable, str(REPO / "run.py")], cwd=self.workdir, env=self.env,
+            self.process = subprocess.Popen(command, cwd=self.workdir, env=self.env,
                                             stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -190,11 +192,14 @@ def gateway_env(fake: RemoteFake, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def gateway(fake: RemoteFake, prefix: str, **extra: str) -> Iterator[tuple[BenchServer, str]]:
-    """A fresh SQLite database in a temporary directory, `python run.py` against the fake, and an
-    API key made with the CLI; the server is always stopped."""
+def gateway(fake: RemoteFake, prefix: str, command: list[str] | None = None,
+            **extra: str) -> Iterator[tuple[BenchServer, str]]:
+    """A fresh SQLite database in a temporary directory, `python run.py` (or `command`, run in the
+    server's working directory) against the fake, and an API key made with the CLI; the server is
+    always stopped."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{prefix}-") as tmp:
         server = BenchServer(Path(tmp) / "srv", f"sqlite:///{Path(tmp) / 'gateway.db'}", **gateway_env(fake, **extra))
+        server.command = command
         try:
             key = server.create_key()
             server.start()

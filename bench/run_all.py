@@ -10,7 +10,7 @@ latency") are modules with a `run(quick) -> dict` function:
     bench_book             order book throughput, 8 clients, gateway versus the broker
     bench_burst            100 alerts at the same instant: none lost, paced at 10/s
     bench_startup          start time and worker memory with a 150,000-instrument master
-    bench_server_settings  waitress threads 4 / 8 / 16: book throughput and place overhead
+    bench_server_settings  waitress threads, gunicorn workers x threads: place latency, book throughput
 
 and the earlier ones are run through their `main(argv)` with --out:
 
@@ -20,7 +20,7 @@ and the earlier ones are run through their `main(argv)` with --out:
 Every gateway benchmark drives the real server (`python run.py`) or the production app against
 the fake Upstox from tests/fakes (run in a process of its own). --quick shortens each (fewer
 requests, shorter runs, smaller masters) to check that everything works; the full run takes
-about four minutes on two cores.
+several minutes on two cores, about four of them in bench_server_settings.
 """
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ class Gateway:
             engine=engine,
             sessions=sessions,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper),
-            audit=AuditLog(sessions),
+            audit=AuditLog(engine),
         )
 
     # Built on first use, so commands that never trade (apikey, db) never touch the broker.

@@ -22,6 +22,7 @@ from typing import Callable
 from flask import current_app, g, request
 
 from openalgo_gtt.api.errors import ApiError, error_status_and_body
+from openalgo_gtt.api.lifecycle import audit_entry
 from openalgo_gtt.clock import utcnow
 from openalgo_gtt.store.request_records import DONE, FAULT, PENDING, RequestRecords, Snapshot, holder_alive
 
@@ -31,21 +32,58 @@ MAX_KEY_LENGTH = 128
 NOT_IN_DEDUPE_HASH = frozenset({"apikey", "idempotency_key"})
 
 
-class Attempt:
-    """What the GTT service sees of this request's record (services.gtt.Attempt)."""
+class AlreadyClaimed(Exception):
+    """Another request holds this request's key: raised inside the transaction that tried to
+    claim it, so that transaction (and any trade it reserved) is rolled back."""
 
-    def __init__(self, records: RequestRecords, snapshot: Snapshot, retry: bool):
+
+class Attempt:
+    """What the GTT service sees of this request's record (services.gtt.Attempt).
+
+    A fresh place claims its key only when it writes its intent, in the transaction that
+    reserves the trade: one statement, and a request refused before that (a bad symbol, a
+    price off the tick) leaves no record to replay. A retry of an earlier attempt already holds
+    the record and updates it. `close` writes the answer and the audit row in the transaction
+    that records the GTT.
+    """
+
+    def __init__(self, records: RequestRecords, key: tuple[str, str, str, timedelta],
+                 render: Callable[[object], dict] | None, snapshot: Snapshot | None = None, retry: bool = False):
         self._records = records
-        self.record_id = snapshot.id
+        self._key = key  # (api key name, idempotency key, endpoint, time to live)
+        self._render = render
+        self.record_id = None if snapshot is None else snapshot.id
         self.retry = retry
-        self.plan = snapshot.plan
-        self.reserved_day = snapshot.reserved_day
-        self.attempt_started_at = snapshot.attempt_started_at
+        self.plan = None if snapshot is None else snapshot.plan
+        self.reserved_day = None if snapshot is None else snapshot.reserved_day
+        self.attempt_started_at = None if snapshot is None else snapshot.attempt_started_at
+        self.keeps_reservation = False
+        self.closed = False
+        self._claimed_now = False
+
+    def save_intent(self, conn, plan, reserved_day, started_at) -> None:
+        if self.record_id is None:
+            name, idem_key, endpoint, ttl = self._key
+            record_id = self._records.claim_with_intent(conn, name, idem_key, endpoint, ttl, plan, reserved_day,
+                                                        started_at)
+            if record_id is None:
+                raise AlreadyClaimed()
+            self.record_id, self._claimed_now = record_id, True
+        else:
+            self._records.save_intent(self.record_id, plan, reserved_day, started_at, conn)
+        self.keeps_reservation = reserved_day is not None
+
+    def intent_rolled_back(self) -> None:
+        """The transaction that wrote the intent did not commit: a claim made in it is void (its
+        id may even be given to another request's record)."""
+        if self._claimed_now:
+            self.record_id, self._claimed_now = None, False
         self.keeps_reservation = False
 
-    def save_intent(self, plan, reserved_day, started_at, conn) -> None:
-        self._records.save_intent(self.record_id, plan, reserved_day, started_at, conn)
-        self.keeps_reservation = reserved_day is not None
+    def close(self, conn, result) -> None:
+        body = {**self._render(result), "request_id": g.request_id}
+        self._records.finish(self.record_id, DONE, 200, body, keep_reservation=False, forget_plan=True, conn=conn)
+        current_app.extensions["openalgo_gtt"].audit.write_in(conn, audit_entry(200, body))
 
 
 def _idempotency_key(body: dict) -> str | None:
@@ -81,9 +119,14 @@ def _replay(snapshot: Snapshot) -> tuple[dict, int]:
     return body, snapshot.response_status or 200
 
 
-def once(endpoint: str, caller_name: str, body: dict, action: Callable[[Attempt | None], dict],
-         *, dedupe: bool) -> tuple[dict, int]:
-    """Run `action` at most once per key; returns (answer body, HTTP status)."""
+def once(endpoint: str, caller_name: str, body: dict, action: Callable[[Attempt], object],
+         *, dedupe: bool, render: Callable[[object], dict] | None = None) -> tuple[dict, int]:
+    """Run `action` at most once per key; returns (answer body, HTTP status).
+
+    With `render`, the action is a place: it claims the key itself when it writes its intent
+    (raising AlreadyClaimed when the key is taken), returns a result that `render` turns into
+    the answer, and may close the record (and write the audit row) in its own last transaction.
+    Without, the key is claimed before the action runs and the action returns the answer."""
     gateway = current_app.extensions["openalgo_gtt"]
     settings = gateway.settings
     explicit = _idempotency_key(body)
@@ -93,28 +136,42 @@ def once(endpoint: str, caller_name: str, body: dict, action: Callable[[Attempt 
         idem_key, ttl = f"body:{_body_hash(endpoint, body)}", timedelta(seconds=settings.dedupe_window_seconds)
     else:
         idem_key, ttl = f"request:{g.request_id}", timedelta(seconds=settings.dedupe_window_seconds or 60)
+    key = (caller_name, idem_key, endpoint, ttl)
 
     records: RequestRecords = gateway.request_records
     deadline = time.monotonic() + WAIT_FOR_FIRST
+    snapshot = None
     while True:
-        snapshot, created = records.claim(caller_name, idem_key, endpoint, ttl)
-        if created:
-            attempt = Attempt(records, snapshot, retry=False)
-            break
+        if snapshot is None:
+            if render is not None:
+                try:
+                    return _run(Attempt(records, key, render), action, render, records)
+                except AlreadyClaimed:
+                    snapshot = records.existing(caller_name, idem_key)
+                    continue
+            snapshot, created = records.claim(caller_name, idem_key, endpoint, ttl)
+            if created:
+                return _run(Attempt(records, key, render, snapshot), action, render, records)
         if snapshot.state == DONE:
             return _replay(snapshot)
         if snapshot.state == FAULT or (snapshot.state == PENDING and _stale(snapshot, gateway.stale_after)):
             if records.take_over(snapshot):
-                attempt = Attempt(records, snapshot, retry=True)
-                break
-            continue
-        if time.monotonic() > deadline:
+                return _run(Attempt(records, key, render, snapshot, retry=True), action, render, records)
+        elif time.monotonic() > deadline:
             raise ApiError(409, "the same request is still being processed; try again in a few seconds")
-        time.sleep(0.05)
+        else:
+            time.sleep(0.05)
+        snapshot = records.existing(caller_name, idem_key)
 
+
+def _run(attempt: Attempt, action, render, records: RequestRecords) -> tuple[dict, int]:
     try:
-        answer = action(attempt)
+        result = action(attempt)
+    except AlreadyClaimed:
+        raise
     except Exception as exc:
+        if attempt.record_id is None:
+            raise  # refused before it claimed anything: nothing to record, nothing to replay
         status, envelope = error_status_and_body(exc)
         if _definitive(status):
             records.finish(attempt.record_id, DONE, status, {**envelope, "request_id": g.request_id},
@@ -125,6 +182,10 @@ def once(endpoint: str, caller_name: str, body: dict, action: Callable[[Attempt 
             keep = attempt.keeps_reservation and getattr(exc, "may_have_reached", False)
             records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
         raise
-    records.finish(attempt.record_id, DONE, 200, {**answer, "request_id": g.request_id},
-                   keep_reservation=False, forget_plan=True)
+    answer = render(result) if render is not None else result
+    if attempt.closed:
+        g.audit_written = True  # committed with the record of the GTT
+    else:
+        records.finish(attempt.record_id, DONE, 200, {**answer, "request_id": g.request_id},
+                       keep_reservation=False, forget_plan=True)
     return answer, 200

@@ -14,7 +14,7 @@ from openalgo_gtt.api.errors import BadRequest
 from openalgo_gtt.api.exactly_once import once
 from openalgo_gtt.api.schemas import PlaceGttBody, validate
 from openalgo_gtt.clock import ist_text
-from openalgo_gtt.services.gtt import Order
+from openalgo_gtt.services.gtt import Order, Placed
 
 ns = Namespace("gtt", path="/gtt", description="The seed Upstox GTT Engine's routes (key in X-API-KEY, query or body)")
 
@@ -58,15 +58,19 @@ class LegacyPlace(Resource):
         })
         order = Order(instrument.symbol, instrument.exchange, body.intent(), body.strategy, body.force)
 
-        def place(attempt) -> dict:
-            placed = _gateway().gtts.place(order, request_id=g.request_id, api_key_name=caller.name, attempt=attempt)
-            answer = {"success": True, "gtt_id": placed.trigger_id, "status": "ACTIVE",
-                      "trade_count": placed.trade_count, **placed.prices}
-            if placed.warnings:
-                answer["warnings"] = list(placed.warnings)
-            return answer
+        def place(attempt) -> Placed:
+            return _gateway().gtts.place(order, request_id=g.request_id, api_key_name=caller.name, attempt=attempt)
 
-        return once("legacy-place", caller.name, params, place, dedupe=True)
+        return once("legacy-place", caller.name, params, place, dedupe=True, render=_seed_answer)
+
+
+def _seed_answer(placed: Placed) -> dict:
+    """A place as the seed engine answered it."""
+    answer = {"success": True, "gtt_id": placed.trigger_id, "status": "ACTIVE",
+              "trade_count": placed.trade_count, **placed.prices}
+    if placed.warnings:
+        answer["warnings"] = list(placed.warnings)
+    return answer
 
 
 @ns.route("/cancel")

@@ -75,7 +75,7 @@ def install(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        if _audited():
+        if _audited() and not g.get("audit_written"):  # a place writes it with its outcome
             _write_audit(response)
         stop_collecting_broker_calls()
         return response
@@ -92,8 +92,8 @@ def _path_for_audit() -> str:
     return path
 
 
-def _request_body_for_audit(response: Response):
-    if response.status_code == 413:
+def _request_body_for_audit(status: int):
+    if status == 413:
         return {"unparsed_body": "(over the 1 MiB limit: not read)"}
     if request.method == "GET":
         return dict(request.args) or None
@@ -101,27 +101,29 @@ def _request_body_for_audit(response: Response):
 
 
 def _write_audit(response: Response) -> None:
-    gateway = current_app.extensions["openalgo_gtt"]
     body = g.get("audit_response") or g.get("response_body")
     if body is None and response.mimetype == "application/json" and not response.direct_passthrough:
         try:
             body = json.loads(response.get_data())
         except ValueError:
             body = None
-    gateway.audit.write(
-        AuditEntry(
-            request_id=g.get("request_id", str(uuid.uuid4())),
-            created_at=utcnow(),
-            method=request.method,
-            endpoint=_path_for_audit(),
-            client_addr=request.remote_addr,
-            api_key_name=g.get("api_key_name"),
-            request_body=_request_body_for_audit(response),
-            response_body=body,
-            http_status=response.status_code,
-            latency_ms=(time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
-            broker_calls=list(g.get("broker_calls") or []),
-            error=g.get("error"),
-            traceback=g.get("traceback"),
-        )
+    current_app.extensions["openalgo_gtt"].audit.write(audit_entry(response.status_code, body))
+
+
+def audit_entry(status: int, response_body) -> AuditEntry:
+    """The audit record of the request being handled, answered with `status` and `response_body`."""
+    return AuditEntry(
+        request_id=g.get("request_id", str(uuid.uuid4())),
+        created_at=utcnow(),
+        method=request.method,
+        endpoint=_path_for_audit(),
+        client_addr=request.remote_addr,
+        api_key_name=g.get("api_key_name"),
+        request_body=_request_body_for_audit(status),
+        response_body=response_body,
+        http_status=status,
+        latency_ms=(time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+        broker_calls=list(g.get("broker_calls") or []),
+        error=g.get("error"),
+        traceback=g.get("traceback"),
     )

@@ -12,6 +12,7 @@ from openalgo_gtt.api.openapi import NullableString, swagger2_schema
 from openalgo_gtt.api.exactly_once import once
 from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
 from openalgo_gtt.services.gtt import Order, Placed
+from openalgo_gtt.store.db import dumps
 
 ns = Namespace("v1", path="/v1", description="OpenAlgo-compatible endpoints (JSON body with apikey)")
 
@@ -128,8 +129,8 @@ class PlaceGtt(Resource):
         """Place a GTT: SINGLE (one trigger), OCO (two-leg exit) or BRACKET (entry + target + stop-loss)."""
         caller, raw = caller_from_body()
         body = validate(PlaceGttBody, raw)
-        return once("place", caller.name, raw, dedupe=True, action=lambda attempt: _placed(
-            _gtts().place(_order(body), request_id=g.request_id, api_key_name=caller.name, attempt=attempt)))
+        return once("place", caller.name, raw, dedupe=True, render=_placed, action=lambda attempt: _gtts().place(
+            _order(body), request_id=g.request_id, api_key_name=caller.name, attempt=attempt))
 
 
 @ns.route("/modifygtt", "/modifygttorder")
@@ -167,11 +168,15 @@ class GttOrderBook(Resource):
         """Triggers that can still fire; `"status": "all"` for every state."""
         _, raw = caller_from_body()
         body = validate(OrderBookBody, raw)
-        entries = _gtts().book(include_all=body.status == "all")
+        book = _gtts().book_view(include_all=body.status == "all")
         # The audit keeps which triggers were shown, not the whole book on every poll.
-        g.audit_response = {"status": "success", "entries": len(entries),
-                            "trigger_ids": [entry["trigger_id"] for entry in entries]}
-        return {"status": "success", "data": entries}
+        g.audit_response = {"status": "success", "entries": len(book.trigger_ids),
+                            "trigger_ids": list(book.trigger_ids)}
+        # Callers polling together share one encoding of the entries: only the envelope is
+        # written here, byte for byte what json_response writes for {"status", "data"}.
+        return current_app.response_class(
+            f'{{"status":"success","data":{book.data_json},"request_id":{dumps(g.request_id)}}}',
+            mimetype="application/json")
 
 
 @ns.route("/gttorderstatus")

@@ -71,11 +71,13 @@ class OrderPacer:
             raise self._timeout_error(timeout)
         try:
             while True:
-                wait = max(self._wait_needed(), self._margin_wait())
+                # Taking the slots is tried first: when there is room (nearly always) that is the
+                # whole cost, and the windows are only read to size the wait when there is not.
+                wait = self._margin_wait()
                 if wait <= 0 and self._hit_all():
                     self._recent.append(time.monotonic())
                     return time.monotonic() - started
-                wait = max(wait, _WAIT_SLACK)
+                wait = max(wait, self._wait_needed(), _WAIT_SLACK)
                 if deadline is not None:
                     left = deadline - time.monotonic()
                     if left <= 0 or wait > left:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
@@ -106,7 +107,7 @@ class UpstoxBroker:
         self._observer = observer
         self._read_retries = max(read_retries, 0)
         self._retry_backoff = retry_backoff
-        self._session = session if session is not None else _pooled_session()
+        self._session = session if session is not None else _pooled_session(self._base_url)
 
     def close(self) -> None:
         self._session.close()
@@ -304,12 +305,18 @@ class _BearerAuth(AuthBase):
         return "_BearerAuth(***)"  # never the token, even in a debugger or a log line
 
 
-def _pooled_session() -> requests.Session:
+def _pooled_session(base_url: str) -> requests.Session:
     session = requests.Session()
     # Retries are done by _request (so the observer sees each attempt), none in urllib3.
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    # requests reads the proxy and CA-bundle variables from the environment on every call (a
+    # scan of os.environ per request); read them once here instead. trust_env=False also keeps
+    # a ~/.netrc entry from replacing the bearer token.
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    session.trust_env = False
     return session
 
 
@@ -514,9 +521,12 @@ def _integer(value: Any) -> int:
 
 def _price(value: Any) -> Decimal:
     """A JSON number as Decimal, through str so a float never leaks binary noise in."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+    if type(value) is Decimal:  # what _decode makes of every JSON fraction: exact already
+        price = value
+    elif isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
         raise ValueError(f"expected a number, got {value!r}")
-    price = Decimal(str(value))
+    else:
+        price = Decimal(str(value))
     if not price.is_finite():
         raise ValueError(f"expected a finite number, got {value!r}")
     return price

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Mapping, Protocol
 
 from openalgo_gtt.clock import ist_text as format_ist
@@ -393,6 +394,11 @@ def _book_trigger_type(gtt: BrokerGtt, recorded: Mapping[str, Any] | None) -> st
     return BOOK_SINGLE if gtt.type == SINGLE else BOOK_BRACKET
 
 
+# A polled book shows the same few timestamps again and again; IST text depends on the instant
+# alone, so the formatted text is kept.
+_ist_text = lru_cache(maxsize=4096)(format_ist)
+
+
 def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decimal | None,
                is_derivative: bool, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One OpenAlgo gttorderbook entry. Prices stay Decimal: the edge serialises them.
@@ -433,7 +439,7 @@ def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decima
         "trigger_prices": sorted(rule.trigger_price for rule in gtt.rules),
         "last_price": last_price if last_price is not None else Decimal(0),
         "legs": legs,
-        "created_at": format_ist(gtt.created_at or recorded.get("placed_at")),
-        "updated_at": format_ist(recorded.get("modified_at") or recorded.get("updated_at")),
-        "expires_at": format_ist(gtt.expires_at),
+        "created_at": _ist_text(gtt.created_at or recorded.get("placed_at")),
+        "updated_at": _ist_text(recorded.get("modified_at") or recorded.get("updated_at")),
+        "expires_at": _ist_text(gtt.expires_at),
     }

@@ -11,7 +11,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, insert
 
 from openalgo_gtt.brokers.base import BrokerCall
 from openalgo_gtt.store.models import AuditRecord
@@ -77,30 +77,36 @@ class AuditEntry:
 
 
 class AuditLog:
-    def __init__(self, sessions: sessionmaker[Session]):
-        self._sessions = sessions
+    def __init__(self, engine: Engine):
+        self._engine = engine
+        self._insert = insert(AuditRecord.__table__)
 
     def write(self, entry: AuditEntry) -> bool:
-        """Store one entry. Never raises: a failed audit write must not fail the request."""
+        """Store one entry in a transaction of its own. Never raises: a failed audit write must
+        not fail the request."""
         try:
-            record = AuditRecord(
-                request_id=entry.request_id,
-                created_at=entry.created_at,
-                method=entry.method,
-                endpoint=entry.endpoint[:128],
-                client_addr=(entry.client_addr or "")[:64] or None,
-                api_key_name=entry.api_key_name,
-                request_body=redact(entry.request_body),
-                response_body=redact(entry.response_body),
-                http_status=entry.http_status,
-                latency_ms=round(entry.latency_ms, 3),
-                broker_calls=[asdict(call) for call in entry.broker_calls] or None,
-                error=entry.error,
-                traceback=entry.traceback,
-            )
-            with self._sessions.begin() as session:
-                session.add(record)
+            with self._engine.begin() as conn:
+                self.write_in(conn, entry)
             return True
         except Exception:  # noqa: BLE001 - the audit must never turn a success into a failure
             log.exception("could not write the audit record for request %s", entry.request_id)
             return False
+
+    def write_in(self, conn: Connection, entry: AuditEntry) -> None:
+        """Store one entry in the caller's transaction: a place's record of its outcome and its
+        audit row are committed together, so neither exists without the other."""
+        conn.execute(self._insert, {
+            "request_id": entry.request_id,
+            "created_at": entry.created_at,
+            "method": entry.method,
+            "endpoint": entry.endpoint[:128],
+            "client_addr": (entry.client_addr or "")[:64] or None,
+            "api_key_name": entry.api_key_name,
+            "request_body": redact(entry.request_body),
+            "response_body": redact(entry.response_body),
+            "http_status": entry.http_status,
+            "latency_ms": round(entry.latency_ms, 3),
+            "broker_calls": [asdict(call) for call in entry.broker_calls] or None,
+            "error": entry.error,
+            "traceback": entry.traceback,
+        })

@@ -7,12 +7,13 @@ them into HTTP answers.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from openalgo_gtt.brokers.base import (
     ENTRY,
@@ -25,21 +26,21 @@ from openalgo_gtt.brokers.base import (
     GttRule,
 )
 from openalgo_gtt.brokers.errors import BrokerError, InputRejected, PacingTimeout, RateLimited
-from openalgo_gtt.clock import ist_text, utcnow
+from openalgo_gtt.clock import utcnow
 from openalgo_gtt.domain.gtt import (
     BRACKET,
     OCO,
     PlaceIntent,
     Plan,
-    book_entry,
     check_modify_allowed,
     gtt_status,
     plan_bracket,
     plan_single,
 )
-from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan, leg_state, pair_book_entry, pair_status, plan_oco
+from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan, plan_oco
 from openalgo_gtt.domain.strategy import BracketPcts
-from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE, InstrumentInfo
+from openalgo_gtt.domain.symbols import InstrumentInfo
+from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, recorded_entry
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
 from openalgo_gtt.store.gtt_orders import ACTIVE, CANCELLED, TWO_LEG, GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
@@ -84,9 +85,17 @@ class Attempt(Protocol):
     plan: dict | None  # what that attempt sent (the intent written before its broker call)
     reserved_day: date | None  # the trade it reserved and did not settle
     attempt_started_at: datetime | None
+    closed: bool  # set once `close` has been committed
 
-    def save_intent(self, plan: dict, reserved_day: date | None, started_at: datetime, conn: Any) -> None:
-        """Record the intent in `conn`, the transaction that reserves the trade."""
+    def save_intent(self, conn: Any, plan: dict, reserved_day: date | None, started_at: datetime) -> None:
+        """Record the intent in `conn`, the transaction that reserves the trade (it may raise
+        to refuse, which rolls that transaction back)."""
+
+    def intent_rolled_back(self) -> None:
+        """The transaction `save_intent` ran in did not commit."""
+
+    def close(self, conn: Any, placed: "Placed") -> None:
+        """Record the answer in `conn`, the transaction that records the GTT."""
 
 
 def request_to_json(request: GttRequest) -> dict:
@@ -126,19 +135,10 @@ def same_request(gtt: BrokerGtt, request: GttRequest) -> bool:
     return have == want
 
 
-def _leg_from_record(leg: dict) -> dict:
-    """A recorded leg (prices kept as exact strings) as the order book shows legs."""
-    prices = {k: Decimal(leg[k]) for k in ("trigger_price", "price", "trailing_gap") if leg.get(k) is not None}
-    return {**leg, **prices, "status": None, "order_id": None, "message": None}
-
-
 # A broker 429 means nothing was placed: try again while the caller still waits (TradingView
 # gives up after 3 seconds).
 RATE_LIMIT_RETRY_BUDGET = 2.0
 RATE_LIMIT_RETRY_PAUSE = 0.4
-# The order book's last prices may be this old (it shows them for orientation, nothing is
-# computed from them).
-QUOTE_CACHE_SECONDS = 1.0
 
 
 class GttService:
@@ -152,7 +152,7 @@ class GttService:
         # An ambiguous place is looked up at the broker before answering only while this much
         # time has passed since it began; later, the answer is "unknown" and a retry reconciles.
         self.lookup_budget = lookup_budget
-        self._quote_cache: dict[str, tuple[float, Any]] = {}
+        self.order_book = OrderBook(broker, instruments, orders)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -183,17 +183,28 @@ class GttService:
         started = utcnow()
         intent = self._intent(order, instrument, plan, request_id, api_key_name)
         write_intent = None if attempt is None else (
-            lambda conn, reserved: attempt.save_intent(intent, reserved.day, started, conn))
-        reservation = self.limit.reserve(force=order.force, also=write_intent)
+            lambda conn, day: attempt.save_intent(conn, intent, day, started))
+        try:
+            reservation = self.limit.reserve(force=order.force, also=write_intent)
+        except BaseException:
+            if attempt is not None:
+                attempt.intent_rolled_back()
+            raise
         if isinstance(plan, OcoPlan):
             legs = self._place_pair(plan, reservation, started)
         else:
             gtt_id = self._place_one(plan.request, reservation, started)
             legs = [(gtt_id, intent["roles"][0], SCHEDULED)]
-        warnings = list(plan.warnings)
-        if not self._record(intent, legs):
-            warnings.append("placed at the broker, but the gateway could not record it locally")
-        return Placed(self._trigger_id(intent, legs), plan.prices, tuple(warnings), reservation.count)
+        placed = Placed(self._trigger_id(intent, legs), plan.prices, plan.warnings, reservation.count)
+        # The GTT, the answer and the audit row in one transaction; should that fail, the GTT
+        # alone (the caller is then answered and audited the usual way).
+        if attempt is not None and self._record(intent, legs, also=lambda conn: attempt.close(conn, placed)):
+            attempt.closed = True
+            return placed
+        if self._record(intent, legs):
+            return placed
+        return replace(placed, warnings=(*placed.warnings, "placed at the broker, but the gateway could not "
+                                                           "record it locally"))
 
     @staticmethod
     def _intent(order: Order, instrument: InstrumentInfo, plan: Plan | OcoPlan, request_id: str,
@@ -221,11 +232,11 @@ class GttService:
         first = legs[0][0]
         return "OCO-" + first.removeprefix("GTT-") if intent["order"]["trigger_type"] == TWO_LEG else first
 
-    def _record(self, intent: dict, legs: list[tuple[str, str, str]]) -> bool:
+    def _record(self, intent: dict, legs: list[tuple[str, str, str]], also: Callable[[Any], None] | None = None) -> bool:
         trigger_id = self._trigger_id(intent, legs)
         try:
-            self.orders.add(GttOrder(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs], status=ACTIVE,
-                                     placed_at=utcnow(), **intent["order"]), legs)
+            self.orders.add(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs], status=ACTIVE,
+                                 placed_at=utcnow(), **intent["order"]), legs, also=also)
             return True
         except Exception:  # noqa: BLE001 - the GTT exists at the broker: the caller must hear success
             log.exception("trigger %s was placed but could not be recorded locally", trigger_id)
@@ -315,7 +326,7 @@ class GttService:
         yet: how an answer lost after the broker did the work is found again."""
         candidates = [gtt for gtt in self.broker.list_gtts()
                       if same_request(gtt, request) and (gtt.created_at is None or gtt.created_at >= since - FIND_SLACK)]
-        known = self.orders.legs_by_broker_id([gtt.gtt_id for gtt in candidates])
+        known = self.orders.known_broker_ids([gtt.gtt_id for gtt in candidates])
         fresh = [gtt for gtt in candidates if gtt.gtt_id not in known]
         return max(fresh, key=lambda gtt: gtt.created_at or since, default=None)
 
@@ -385,114 +396,29 @@ class GttService:
 
     # -- order book and status --------------------------------------------------------------
 
-    def _names(self, gtt: BrokerGtt) -> tuple[str, str, bool]:
-        """(symbol, exchange, is_derivative) from the master, for GTTs placed elsewhere too."""
-        info = self.instruments.by_key(gtt.instrument_key)
-        if info is not None:
-            return info.symbol, info.exchange, info.is_derivative
-        exchange = SEGMENT_TO_EXCHANGE.get(gtt.segment, gtt.segment)
-        return gtt.trading_symbol, exchange, gtt.segment.endswith("_FO")
-
-    def _entry(self, gtt: BrokerGtt, last_price: Decimal | None, recorded: GttOrder | None) -> dict:
-        symbol, exchange, is_derivative = self._names(gtt)
-        record = None
-        if recorded is not None:
-            record = {
-                "trigger_id": recorded.trigger_id if recorded.trigger_type != TWO_LEG else gtt.gtt_id,
-                "trigger_type": recorded.trigger_type if recorded.trigger_type != TWO_LEG else "single",
-                "product": recorded.product,
-                "placed_at": recorded.placed_at,
-                "modified_at": recorded.modified_at,
-            }
-        return book_entry(gtt, symbol=symbol, exchange=exchange, last_price=last_price,
-                          is_derivative=is_derivative, recorded=record)
-
-    def _pair_entry(self, recorded: GttOrder, lower: BrokerGtt | None, upper: BrokerGtt | None,
-                    last_price: Decimal | None) -> dict:
-        sides = []
-        for gtt, leg in ((lower, recorded.legs[0]), (upper, recorded.legs[1])):
-            sides.append(self._entry(gtt, last_price, recorded) if gtt is not None
-                         else self._recorded_entry(recorded, [leg]))
-        status = pair_status(leg_state(lower), leg_state(upper))
-        if status == "active" and recorded.status != ACTIVE:
-            status = recorded.status  # cancelled through the gateway; Upstox may lag a moment
-        return pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
-                               message=recorded.status_message)
-
     def book(self, include_all: bool = False) -> list[dict]:
-        """Triggers that can still fire (or every one): one list call and one batched quote call."""
-        gtts = self.broker.list_gtts()
-        by_id = {gtt.gtt_id: gtt for gtt in gtts}
-        legs = self.orders.legs_by_broker_id(list(by_id))
-        pairs = self.orders.by_trigger_ids(sorted({leg.trigger_id for leg in legs.values() if leg.role in (LOWER, UPPER)}))
-        singles = [gtt for gtt in gtts if gtt.gtt_id not in legs or legs[gtt.gtt_id].role not in (LOWER, UPPER)]
-        if not include_all:
-            singles = [gtt for gtt in singles if gtt.can_fire]
-        pair_gtts = {trigger_id: [by_id.get(broker_id) for broker_id in record.broker_ids]
-                     for trigger_id, record in pairs.items()}
-        if not include_all:
-            pair_gtts = {t: pair for t, pair in pair_gtts.items()
-                         if pair_status(leg_state(pair[0]), leg_state(pair[1])) == "active" and pairs[t].status == ACTIVE}
-        keys = sorted({gtt.instrument_key for gtt in singles} | {pairs[t].instrument_key for t in pair_gtts})
-        quotes = self._quotes(keys)
-        recorded = self.orders.by_trigger_ids([gtt.gtt_id for gtt in singles])
-        entries = [self._entry(gtt, self._last(quotes, gtt.instrument_key), recorded.get(gtt.gtt_id)) for gtt in singles]
-        entries += [self._pair_entry(pairs[t], lower, upper, self._last(quotes, pairs[t].instrument_key))
-                    for t, (lower, upper) in pair_gtts.items()]
-        return sorted(entries, key=lambda entry: entry["created_at"])
+        """Triggers that can still fire (or every one), as the broker listed them after this call
+        began: the caller's own copy."""
+        return copy.deepcopy(list(self.order_book.view(include_all).entries))
 
-    def _quotes(self, keys: list[str]) -> dict:
-        """Last prices for the book, from a cache at most QUOTE_CACHE_SECONDS old: a burst of
-        book requests costs one quote call, not one each."""
-        now = time.monotonic()
-        cached = {k: hit[1] for k in keys if (hit := self._quote_cache.get(k)) and now - hit[0] < QUOTE_CACHE_SECONDS}
-        missing = [k for k in keys if k not in cached]
-        if not missing:
-            return cached
-        try:
-            fetched = self.broker.quotes(missing)
-        except BrokerError as exc:
-            # The book is still worth having without prices; last_price 0 means "unknown".
-            log.warning("order book without last prices: %s", exc)
-            return cached
-        self._quote_cache.update((k, (now, q)) for k, q in fetched.items())
-        return {**cached, **fetched}
-
-    @staticmethod
-    def _last(quotes: dict, key: str) -> Decimal | None:
-        quote = quotes.get(key)
-        return quote.last_price if quote is not None else None
+    def book_view(self, include_all: bool = False) -> BookView:
+        """The same book as the API answers it (trigger ids shown, the entries' JSON), shared
+        with concurrent callers: read it, never change it."""
+        return self.order_book.view(include_all)
 
     def status(self, trigger_id: str) -> dict:
         """One trigger in any state, with each leg's broker status, order id and message."""
         recorded = self.orders.get(trigger_id)
         if recorded is not None and recorded.trigger_type == TWO_LEG:
             lower, upper = (self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids)
-            return self._pair_entry(recorded, lower, upper, None)
+            return pair_entry(self.instruments, recorded, lower, upper, None)
         broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
         gtt = self.broker.get_gtt(broker_id)
         if gtt is None:
             if recorded is None:
                 raise GttNotFound(trigger_id)
             # Upstox's details call does not return completed GTTs: answer from our record.
-            return self._recorded_entry(recorded, recorded.legs)
+            return recorded_entry(recorded, recorded.legs)
         if recorded is not None:
             self.orders.set_status(trigger_id, gtt_status(gtt), next((r.message for r in gtt.rules if r.message), None))
-        return self._entry(gtt, None, recorded)
-
-    @staticmethod
-    def _recorded_entry(recorded: GttOrder, legs: list[dict]) -> dict:
-        return {
-            "trigger_id": recorded.trigger_id,
-            "trigger_type": recorded.trigger_type,
-            "status": recorded.status,
-            "message": recorded.status_message,
-            "symbol": recorded.symbol,
-            "exchange": recorded.exchange,
-            "trigger_prices": sorted(Decimal(leg["trigger_price"]) for leg in legs),
-            "last_price": Decimal(0),
-            "legs": [_leg_from_record(leg) for leg in legs],
-            "created_at": ist_text(recorded.placed_at),
-            "updated_at": ist_text(recorded.modified_at),
-            "expires_at": "",
-        }
+        return gtt_entry(self.instruments, gtt, None, recorded)

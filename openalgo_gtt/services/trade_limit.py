@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -36,27 +36,33 @@ class DailyTradeLimit:
         self._engine = engine
         self.limit = limit
         self._today = today
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-
-    def reserve(self, force: bool = False,
-                also: Callable[[Connection, Reservation], None] | None = None) -> Reservation:
-        """Count one trade now, or raise TradeLimitReached when today's limit is used up. `also`
-        runs in the same transaction (the caller's record of what it reserved for), so a crash
-        can never leave a reservation nobody knows about."""
-        day = self._today()
+        insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         table = TradeCounter.__table__
-        statement = self._insert(table).values(day=day, count=1)
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.day],
-            set_={"count": table.c.count + 1},
-            where=None if force else table.c.count < self.limit,
-        ).returning(table.c.count)
-        with self._engine.begin() as conn:
-            count = conn.execute(statement).scalar()
-            if count is not None and also is not None:
-                also(conn, Reservation(day, count))
-        if count is None:
-            raise TradeLimitReached(self.today_count(), self.limit)
+        # Built once: the two forms of "count one more today", within the limit or forced.
+        self._take_one, self._take_one_forced = (
+            insert(table).on_conflict_do_update(
+                index_elements=[table.c.day], set_={"count": table.c.count + 1},
+                where=None if forced else table.c.count < bindparam("limit", callable_=lambda: self.limit),
+            ).returning(table.c.count)
+            for forced in (False, True)
+        )
+
+    def reserve(self, force: bool = False, also: Callable[[Connection, date], None] | None = None) -> Reservation:
+        """Count one trade now, or raise TradeLimitReached when today's limit is used up. `also`
+        runs first, in the same transaction (the caller's record of what it reserves for, which
+        may itself refuse by raising), so a crash can never leave a reservation nobody knows
+        about, and a refusal from either side leaves neither."""
+        day = self._today()
+        statement = self._take_one_forced if force else self._take_one
+        try:
+            with self._engine.begin() as conn:
+                if also is not None:
+                    also(conn, day)
+                count = conn.execute(statement, {"day": day, "count": 1}).scalar()
+                if count is None:
+                    raise TradeLimitReached(self.limit, self.limit)  # rolls back what `also` wrote
+        except TradeLimitReached:
+            raise TradeLimitReached(self.today_count(), self.limit) from None
         return Reservation(day, count)
 
     def release(self, reservation: Reservation) -> None:

@@ -80,12 +80,11 @@ class GttWatcher:
 
     def settle_broker_gtt(self, gtt_id: str) -> bool:
         """React to one GTT's update (the webhook): settle its pair, or refresh its status."""
+        # An OCO leg maps to its pair; a single or bracket GTT's id is its trigger id.
         leg = self.orders.legs_by_broker_id([gtt_id]).get(gtt_id)
-        if leg is None:
-            return False  # not one of ours
-        order = self.orders.get(leg.trigger_id)
+        order = self.orders.get(leg.trigger_id if leg is not None else gtt_id)
         if order is None or order.status != ACTIVE:
-            return False
+            return False  # not one of ours, or already settled
         gtts = [self.broker.get_gtt(broker_id) for broker_id in order.broker_ids]
         if order.trigger_type == TWO_LEG:
             return self._settle_pair(order, gtts[0], gtts[1])

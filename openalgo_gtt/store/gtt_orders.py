@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from typing import Callable
+
+from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.clock import utcnow
@@ -14,19 +16,37 @@ ACTIVE = "active"
 CANCELLED = "cancelled"
 TWO_LEG = "two-leg"
 
+# The order book reads these on every fetch: built once, as plain column selects (no ORM objects
+# to load, no JSON columns to decode).
+_BOOK_LEGS = select(GttLeg.broker_id, GttLeg.trigger_id, GttLeg.role).where(
+    GttLeg.broker_id.in_(bindparam("ids", expanding=True)))
+_BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.product, GttOrder.placed_at,
+                        GttOrder.modified_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
+
 
 class GttOrders:
     def __init__(self, sessions: sessionmaker[Session]):
         self._sessions = sessions
+        self._engine = sessions.kw["bind"]
+        self._insert_order = insert(GttOrder.__table__)
+        self._insert_leg = insert(GttLeg.__table__)
 
-    def add(self, order: GttOrder, legs: list[tuple[str, str, str]]) -> GttOrder:
-        """Record a trigger and its legs, given as (broker_id, role, broker status)."""
+    def add(self, order: dict, legs: list[tuple[str, str, str]], also: Callable[[Connection], None] | None = None) -> None:
+        """Record a trigger (a gtt_orders row's values) and its legs, given as (broker_id, role,
+        broker status). `also` runs in the same transaction.
+
+        Only a two-leg trigger gets gtt_legs rows: its two broker GTTs need mapping back to it.
+        A single or bracket trigger is one broker GTT whose id is the trigger id, so a row for it
+        would only repeat the order row (and cost every place a statement)."""
         now = utcnow()
-        with self._sessions.begin() as session:
-            session.add(order)
-            session.add_all(GttLeg(broker_id=broker_id, trigger_id=order.trigger_id, role=role,
-                                   status=status, updated_at=now) for broker_id, role, status in legs)
-        return order
+        with self._engine.begin() as conn:
+            conn.execute(self._insert_order, order)
+            if order["trigger_type"] == TWO_LEG:
+                conn.execute(self._insert_leg, [
+                    {"broker_id": broker_id, "trigger_id": order["trigger_id"], "role": role, "status": status,
+                     "updated_at": now} for broker_id, role, status in legs])
+            if also is not None:
+                also(conn)
 
     def get(self, trigger_id: str) -> GttOrder | None:
         with self._sessions() as session:
@@ -42,6 +62,14 @@ class GttOrders:
         with self._sessions() as session:
             rows = session.scalars(select(GttOrder).where(GttOrder.trigger_id.in_(trigger_ids))).all()
         return {row.trigger_id: row for row in rows}
+
+    def known_broker_ids(self, broker_ids: list[str]) -> set[str]:
+        """Which of these broker GTT ids the gateway has recorded (as a trigger or an OCO leg)."""
+        if not broker_ids:
+            return set()
+        with self._engine.connect() as conn:
+            triggers = conn.scalars(select(GttOrder.trigger_id).where(GttOrder.trigger_id.in_(broker_ids))).all()
+        return set(triggers) | set(self.legs_by_broker_id(broker_ids))
 
     def legs_by_broker_id(self, broker_ids: list[str]) -> dict[str, GttLeg]:
         if not broker_ids:
@@ -90,3 +118,15 @@ class GttOrders:
                        (GttLeg.status != status) | (GttLeg.message.is_distinct_from(message)))
                 .values(status=status, message=message, updated_at=utcnow())
             )
+
+    def book_records(self, broker_ids: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, Row]]:
+        """What the order book needs to know of these listed broker GTTs, in one connection: the
+        (trigger_id, role) of each recorded as a leg, and the trigger_id, trigger_type, product,
+        placed_at and modified_at of each that is its own trigger (a single or a bracket)."""
+        if not broker_ids:
+            return {}, {}
+        with self._engine.connect() as conn:
+            legs = {broker_id: (trigger_id, role)
+                    for broker_id, trigger_id, role in conn.execute(_BOOK_LEGS, {"ids": broker_ids})}
+            triggers = {row.trigger_id: row for row in conn.execute(_BOOK_TRIGGERS, {"ids": broker_ids})}
+        return legs, triggers

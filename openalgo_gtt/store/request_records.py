@@ -6,7 +6,7 @@ import socket
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,33 +64,54 @@ class RequestRecords:
         self._engine = engine
         self._sessions = sessions
         self.holder = holder
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        table = RequestRecord.__table__
+        # Built once, with the values given at execution: compiled once per shape and cached.
+        self._claim = (insert(table).on_conflict_do_nothing(index_elements=["api_key_name", "idem_key"])
+                       .returning(table.c.id))
+        self._close = update(table).where(table.c.id == bindparam("record_id"))
+
+    def _insert_claim(self, conn: Connection, api_key_name: str, idem_key: str, endpoint: str, ttl: timedelta,
+                      now: datetime, **intent) -> int | None:
+        """INSERT the record unless the key is taken; its id, or None when another holds it."""
+        return conn.execute(self._claim, {
+            "api_key_name": api_key_name, "idem_key": idem_key, "endpoint": endpoint, "state": PENDING,
+            "holder": self.holder, "created_at": now, "updated_at": now, "expires_at": now + ttl, **intent,
+        }).scalar()
 
     def claim(self, api_key_name: str, idem_key: str, endpoint: str, ttl: timedelta) -> tuple[Snapshot, bool]:
         """The record for this key, and whether this call created it (and so owns the work)."""
         for _ in range(3):
             now = utcnow()
             with self._engine.begin() as conn:
-                created = conn.execute(
-                    self._insert(RequestRecord)
-                    .values(api_key_name=api_key_name, idem_key=idem_key, endpoint=endpoint, state=PENDING,
-                            holder=self.holder, created_at=now, updated_at=now, expires_at=now + ttl)
-                    .on_conflict_do_nothing(index_elements=["api_key_name", "idem_key"])
-                    .returning(RequestRecord.id)
-                ).scalar()
+                created = self._insert_claim(conn, api_key_name, idem_key, endpoint, ttl, now)
             if created is not None:  # ours: no need to read back what was just written
                 return Snapshot(created, PENDING, self.holder, None, None, None, None, None, now, now + ttl), True
-            snapshot = self._by_key(api_key_name, idem_key)
-            if snapshot is not None and snapshot.expires_at >= now:
+            snapshot = self.existing(api_key_name, idem_key)
+            if snapshot is not None:
                 return snapshot, False
-            if snapshot is not None and snapshot.reserved_day is None:
-                # Expired and settled: forget it, then claim afresh.
-                with self._engine.begin() as conn:
-                    conn.execute(delete(RequestRecord).where(RequestRecord.id == snapshot.id,
-                                                             RequestRecord.expires_at < now))
-            elif snapshot is not None:
-                return snapshot, False  # expired but a trade is still unsettled: reconcile first
         raise RuntimeError("could not claim a request record")  # pragma: no cover - three races in a row
+
+    def claim_with_intent(self, conn: Connection, api_key_name: str, idem_key: str, endpoint: str,
+                          ttl: timedelta, plan: object, reserved_day: date | None,
+                          started_at: datetime) -> int | None:
+        """Claim the key and write the intent in one statement, in the caller's transaction (the
+        one that reserves the trade). The new record's id, or None when the key is taken."""
+        return self._insert_claim(conn, api_key_name, idem_key, endpoint, ttl, utcnow(), plan=plan,
+                                  reserved_day=reserved_day, attempt_started_at=started_at)
+
+    def existing(self, api_key_name: str, idem_key: str) -> Snapshot | None:
+        """The live record holding a key; None when there is none (an expired, settled one is
+        deleted on the way, so the key can be claimed afresh)."""
+        snapshot = self._by_key(api_key_name, idem_key)
+        if snapshot is None:
+            return None
+        now = utcnow()
+        if snapshot.expires_at >= now or snapshot.reserved_day is not None:
+            return snapshot  # live, or expired with a trade still unsettled: reconcile first
+        with self._engine.begin() as conn:
+            conn.execute(delete(RequestRecord).where(RequestRecord.id == snapshot.id, RequestRecord.expires_at < now))
+        return None
 
     def _by_key(self, api_key_name: str, idem_key: str) -> Snapshot | None:
         with self._sessions() as session:
@@ -125,16 +146,21 @@ class RequestRecords:
                              updated_at=utcnow()))
 
     def finish(self, record_id: int, state: str, status: int | None, body: object,
-               keep_reservation: bool, forget_plan: bool = False) -> None:
-        """Close a record. A kept reservation (an outcome still unknown) keeps the plan too, so
-        a retry or the watcher can look for it at the broker."""
-        values = {"state": state, "response_status": status, "response_body": body, "updated_at": utcnow()}
+               keep_reservation: bool, forget_plan: bool = False, conn: Connection | None = None) -> None:
+        """Close a record, in `conn` when given (the transaction that records the GTT). A kept
+        reservation (an outcome still unknown) keeps the plan too, so a retry or the watcher can
+        look for it at the broker."""
+        values = {"record_id": record_id, "state": state, "response_status": status, "response_body": body,
+                  "updated_at": utcnow()}
         if not keep_reservation:
             values["reserved_day"] = None
         if forget_plan:
             values["plan"] = None
-        with self._engine.begin() as conn:
-            conn.execute(update(RequestRecord).where(RequestRecord.id == record_id).values(**values))
+        if conn is not None:
+            conn.execute(self._close, values)
+            return
+        with self._engine.begin() as own:
+            own.execute(self._close, values)
 
     def unsettled(self, stale_after: timedelta) -> list[Snapshot]:
         """Records whose outcome is still open: faults, and pending ones whose process died or
