@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -16,6 +15,7 @@ from sqlalchemy import select
 from openalgo_gtt.brokers.base import SINGLE, GttRequest, GttRule
 from openalgo_gtt.brokers.errors import BrokerFailure
 from openalgo_gtt.store.db import dumps
+from tests.waiting import HANG_GUARD, until
 from openalgo_gtt.store.models import AuditRecord
 
 IDEA = "NSE_EQ|INE669E01016"
@@ -23,15 +23,6 @@ SINGLE_BUY = {
     "strategy": "Python", "trigger_type": "SINGLE", "exchange": "NSE", "symbol": "IDEA", "action": "BUY",
     "product": "CNC", "quantity": 1, "pricetype": "LIMIT", "price": 9.55, "triggerprice_tg": 9.55,
 }
-HANG_GUARD = 30.0
-
-
-def until(condition, what: str) -> None:
-    deadline = time.monotonic() + HANG_GUARD
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.001)
 
 
 class HeldList:

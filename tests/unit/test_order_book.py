@@ -5,7 +5,6 @@ not hoped for; the only waiting with a time limit is a guard against a hang."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -15,16 +14,8 @@ from openalgo_gtt.brokers.base import BrokerGtt, Quote, RuleState
 from openalgo_gtt.brokers.errors import BrokerFailure
 from openalgo_gtt.services.order_book import Coalescer, OrderBook
 from openalgo_gtt.store.db import dumps
+from tests.waiting import HANG_GUARD, until
 
-HANG_GUARD = 30.0  # seconds; only a broken build ever waits this long
-
-
-def until(condition, what: str) -> None:
-    deadline = time.monotonic() + HANG_GUARD
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"never happened: {what}")
-        time.sleep(0.001)
 
 
 class HeldFetch:
