@@ -38,7 +38,6 @@ STEPS = [
     ("idempotency save_intent", "openalgo_gtt.store.request_records:RequestRecords.save_intent"),
     ("idempotency finish", "openalgo_gtt.store.request_records:RequestRecords.finish"),
     ("GttService.place (all of the use case)", "openalgo_gtt.services.gtt:GttService.place"),
-    ("GttService.book (all of the use case)", "openalgo_gtt.services.gtt:GttService.book"),
     ("GttService.book_view (all of the use case)", "openalgo_gtt.services.gtt:GttService.book_view"),
     ("  book fetch, shared (list + our records)", "openalgo_gtt.services.order_book:Coalescer.get"),
     ("    our records (GttOrders.book_records)", "openalgo_gtt.store.gtt_orders:GttOrders.book_records"),

@@ -59,6 +59,7 @@ class Attempt:
         self.attempt_started_at = None if snapshot is None else snapshot.attempt_started_at
         self.keeps_reservation = False
         self.closed = False
+        self.answer: dict | None = None
         self._claimed_now = False
 
     def save_intent(self, conn, plan, reserved_day, started_at) -> None:
@@ -81,7 +82,8 @@ class Attempt:
         self.keeps_reservation = False
 
     def close(self, conn, result) -> None:
-        body = {**self._render(result), "request_id": g.request_id}
+        self.answer = self._render(result)  # kept: the caller gets exactly what was stored
+        body = {**self.answer, "request_id": g.request_id}
         self._records.finish(self.record_id, DONE, 200, body, keep_reservation=False, forget_plan=True, conn=conn)
         current_app.extensions["openalgo_gtt"].audit.write_in(conn, audit_entry(200, body))
 
@@ -182,10 +184,10 @@ def _run(attempt: Attempt, action, render, records: RequestRecords) -> tuple[dic
             keep = attempt.keeps_reservation and getattr(exc, "may_have_reached", False)
             records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
         raise
-    answer = render(result) if render is not None else result
     if attempt.closed:
         g.audit_written = True  # committed with the record of the GTT
-    else:
-        records.finish(attempt.record_id, DONE, 200, {**answer, "request_id": g.request_id},
-                       keep_reservation=False, forget_plan=True)
+        return attempt.answer, 200
+    answer = render(result) if render is not None else result
+    records.finish(attempt.record_id, DONE, 200, {**answer, "request_id": g.request_id},
+                   keep_reservation=False, forget_plan=True)
     return answer, 200
