@@ -364,11 +364,13 @@ def run_login(gateway, *, echo: Callable[[str], Any], prompt: Callable[[str], st
         return _login_via_app(login, echo, before, timeout, poll_interval)
 
     url, state = login.begin()
-    echo("Open this address in a browser and log in to Upstox:")
-    echo(url)
     results: queue.Queue = queue.Queue()
+    # Bind the listener before printing the address: a browser that is already logged in to
+    # Upstox redirects within milliseconds, and a port not yet listening refuses the redirect.
     listener = _start_listener(login, results, echo) if listen else None
     try:
+        echo("Open this address in a browser and log in to Upstox:")
+        echo(url)
         if listener is not None:
             echo(f"Waiting for Upstox to redirect to {login.config.redirect_uri} ...")
             question = "...or paste the address your browser was sent to"
