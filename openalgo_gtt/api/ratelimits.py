@@ -23,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError
 from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES
+from openalgo_gtt.rate_storage import limits_uri
 from openalgo_gtt.services.abuse import (
     FailedKeyThrottle,
     SecurityPolicy,
@@ -113,7 +114,7 @@ class RateLimits:
             application_limits=[policy.rate_limit],
             in_memory_fallback=[policy.rate_limit],
             in_memory_fallback_enabled=True,
-            storage_uri=policy.storage_uri,
+            storage_uri=limits_uri(policy.storage_uri),
             storage_options=storage_options(policy.storage_uri),
             strategy="moving-window",
             key_prefix=policy.key_prefix,

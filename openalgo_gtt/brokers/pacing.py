@@ -11,10 +11,10 @@ import time
 from collections import deque
 
 from limits import RateLimitItem, parse_many
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from openalgo_gtt.brokers.errors import PacingTimeout
+from openalgo_gtt.rate_storage import storage_for
 
 DEFAULT_ORDER_RATES = "10/second;500/minute;2000/30 minutes"
 
@@ -47,7 +47,7 @@ class OrderPacer:
         self._items: list[RateLimitItem] = parse_many(rates)
         if not self._items:
             raise ValueError(f"no rate limits in {rates!r}")
-        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._limiter = MovingWindowRateLimiter(storage_for(storage_uri))
         self._key = key
         # Checking every window and then hitting every window must be one step, or two threads
         # could both see the last free slot. The lock is held while waiting too: nobody else

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from limits import RateLimitItem, parse, parse_many
-from limits.storage import Storage, storage_from_string
+from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
+
+from openalgo_gtt.rate_storage import storage_for
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +187,7 @@ def storage_options(uri: str) -> dict:
 
 
 def make_storage(uri: str) -> Storage:
-    return storage_from_string(uri, **storage_options(uri))
+    return storage_for(uri, **storage_options(uri))
 
 
 def seconds_until(reset_at: float, now: float | None = None) -> int:

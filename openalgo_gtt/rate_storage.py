@@ -1,0 +1,83 @@
+"""The `limits` storages behind every rate window of the service: the order pacer, the caller
+rate limits and the failed-key throttle.
+
+`memory://` is served by `SweptMemoryStorage`: limits' own MemoryStorage, except that its
+expired entries are swept by one long-lived daemon thread. The stock storage sweeps with a
+10 ms `threading.Timer` that it starts again on the first hit after every idle 10 ms, so at a
+trader's pace (an alert every few hundred milliseconds) each request started, and waited for,
+two or three new threads on its way to Upstox: about 1 ms of a SINGLE place on a 2-core machine
+(bench/profile_request.py). Counting is untouched: every window check reads the entries' times,
+so the sweep only bounds memory. Other URIs (Redis) go to `limits` unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+
+from limits.storage import MemoryStorage, Storage, storage_from_string
+
+log = logging.getLogger(__name__)
+
+SWEPT_SCHEME = "openalgo-memory"
+SWEEP_SECONDS = 1.0
+
+
+class _Sweeper(threading.Thread):
+    """Runs the storage's own expiry pass every SWEEP_SECONDS for as long as the storage lives.
+
+    It stands in the storage's `timer` attribute: MemoryStorage starts a new Timer only when
+    that one is not alive, and this one always is."""
+
+    def __init__(self, storage: "SweptMemoryStorage", interval: float):
+        super().__init__(name="rate-window-sweeper", daemon=True)
+        self._storage = weakref.ref(storage)  # the thread never keeps a discarded storage alive
+        self._interval = interval
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            storage = self._storage()
+            if storage is None:
+                return
+            try:
+                storage.sweep()
+            except Exception:  # noqa: BLE001 - a failed sweep only delays freeing memory
+                log.exception("rate window sweep failed")
+            del storage
+
+    def cancel(self) -> None:  # threading.Timer's name for it, which MemoryStorage may call
+        self._stopped.set()
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """limits' MemoryStorage with one sweeper thread for its whole life (see the module doc)."""
+
+    STORAGE_SCHEME = [SWEPT_SCHEME]  # registered with `limits` when this class is defined
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.timer.cancel()  # the 10 ms Timer the parent just started
+        self.timer = _Sweeper(self, SWEEP_SECONDS)
+        self.timer.start()
+
+    def sweep(self) -> None:
+        """Drop expired moving-window entries and counters (the parent's expiry pass)."""
+        self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+    def __setstate__(self, state: dict) -> None:  # a copy (pickle) gets a sweeper of its own
+        super().__setstate__(state)
+        self.timer.cancel()
+        self.timer = _Sweeper(self, SWEEP_SECONDS)
+        self.timer.start()
+
+
+def limits_uri(uri: str) -> str:
+    """The URI to hand to `limits` or Flask-Limiter for a configured storage URI."""
+    if uri.startswith("memory://"):
+        return SWEPT_SCHEME + uri[len("memory"):]
+    return uri
+
+
+def storage_for(uri: str, **options) -> Storage:
+    return storage_from_string(limits_uri(uri), **options)
