@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError
+from openalgo_gtt.clock import utcnow
 from openalgo_gtt.config import Settings
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
-from openalgo_gtt.services.audit import AuditLog, observe_broker_call
+from openalgo_gtt.services.audit import AuditEntry, AuditLog, observe_broker_call
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.lease import DatabaseLease
 from openalgo_gtt.services.tokens import TokenProvider
@@ -144,8 +145,23 @@ class Gateway:
                                                 "trade_count": placed.trade_count}
             self.request_records.finish(snapshot.id, DONE if placed else FAULT, 200 if placed else None, body,
                                         keep_reservation=False, forget_plan=True)
+            if placed is not None:
+                self._audit_recovered(snapshot.plan["order"], body)
             settled += 1
         return settled
+
+    def _audit_recovered(self, order: dict, body: dict) -> None:
+        """The audit row of a place whose process stopped after the broker call and before its
+        own row was written (it writes it just after answering): one row per request, always."""
+        request_id = order.get("request_id")
+        if not request_id or self.audit.exists(request_id):
+            return
+        self.audit.write(AuditEntry(
+            request_id=request_id, created_at=utcnow(), method="POST", endpoint="(recovered place)",
+            client_addr=None, api_key_name=order.get("api_key_name"), request_body=None,
+            response_body={**body, "request_id": request_id}, http_status=200, latency_ms=0.0,
+            error="the process stopped before recording this place; the GTT was found at the broker",
+        ))
 
     @property
     def webhook_secret(self) -> str:

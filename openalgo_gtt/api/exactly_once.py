@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import time
 from datetime import timedelta
 from typing import Callable
@@ -22,9 +23,12 @@ from typing import Callable
 from flask import current_app, g, request
 
 from openalgo_gtt.api.errors import ApiError, error_status_and_body
-from openalgo_gtt.api.lifecycle import audit_entry
+from openalgo_gtt.api.lifecycle import after_answer, audit_entry
 from openalgo_gtt.clock import utcnow
+from openalgo_gtt.services.audit import AuditEntry
 from openalgo_gtt.store.request_records import DONE, FAULT, PENDING, RequestRecords, Snapshot, holder_alive
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
 WAIT_FOR_FIRST = 10.0  # seconds a duplicate waits for the first request's answer
@@ -43,8 +47,9 @@ class Attempt:
     A fresh place claims its key only when it writes its intent, in the transaction that
     reserves the trade: one statement, and a request refused before that (a bad symbol, a
     price off the tick) leaves no record to replay. A retry of an earlier attempt already holds
-    the record and updates it. `close` writes the answer and the audit row in the transaction
-    that records the GTT.
+    the record and updates it. Once the broker has the GTT, `answering` fixes the answer and its
+    audit row while the request is at hand, and `close` writes both, after the caller has the
+    answer, in the transaction that records the GTT.
     """
 
     def __init__(self, records: RequestRecords, key: tuple[str, str, str, timedelta],
@@ -58,8 +63,9 @@ class Attempt:
         self.reserved_day = None if snapshot is None else snapshot.reserved_day
         self.attempt_started_at = None if snapshot is None else snapshot.attempt_started_at
         self.keeps_reservation = False
-        self.closed = False
         self.answer: dict | None = None
+        self._stored: dict | None = None  # the answer as kept for duplicates (with the request id)
+        self._audit: AuditEntry | None = None
         self._claimed_now = False
 
     def save_intent(self, conn, plan, reserved_day, started_at) -> None:
@@ -81,11 +87,31 @@ class Attempt:
             self.record_id, self._claimed_now = None, False
         self.keeps_reservation = False
 
-    def close(self, conn, result) -> None:
-        self.answer = self._render(result)  # kept: the caller gets exactly what was stored
-        body = {**self.answer, "request_id": g.request_id}
-        self._records.finish(self.record_id, DONE, 200, body, keep_reservation=False, forget_plan=True, conn=conn)
-        current_app.extensions["openalgo_gtt"].audit.write_in(conn, audit_entry(200, body))
+    def answering(self, result) -> None:
+        """The broker has the GTT: fix the answer and its audit row now, while the request is
+        at hand (close runs after the answer has gone, outside the request)."""
+        self.answer = self._render(result)  # kept: the caller gets exactly what is stored
+        self._stored = {**self.answer, "request_id": g.request_id}
+        self._audit = audit_entry(200, self._stored)
+        self._audit_log = current_app.extensions["openalgo_gtt"].audit
+
+    def after_answer(self, work: Callable[[], None]) -> None:
+        after_answer(work)
+
+    def close(self, conn) -> None:
+        """The answer (for duplicates) and the audit row, in the GTT's own transaction."""
+        self._records.finish(self.record_id, DONE, 200, self._stored, keep_reservation=False, forget_plan=True,
+                             conn=conn)
+        self._audit_log.write_in(conn, self._audit)
+
+    def close_alone(self) -> None:
+        """When the GTT's transaction failed: the answer and the audit row, each on its own.
+        Never raises (it runs after the answer)."""
+        try:
+            self._records.finish(self.record_id, DONE, 200, self._stored, keep_reservation=False, forget_plan=True)
+        except Exception:  # noqa: BLE001 - the record stays open; the watcher settles it
+            log.exception("could not close request record %s", self.record_id)
+        self._audit_log.write(self._audit)
 
 
 def _idempotency_key(body: dict) -> str | None:
@@ -127,7 +153,8 @@ def once(endpoint: str, caller_name: str, body: dict, action: Callable[[Attempt]
 
     With `render`, the action is a place: it claims the key itself when it writes its intent
     (raising AlreadyClaimed when the key is taken), returns a result that `render` turns into
-    the answer, and may close the record (and write the audit row) in its own last transaction.
+    the answer, and closes the record (and writes the audit row) after the answer, in the
+    transaction that records the GTT.
     Without, the key is claimed before the action runs and the action returns the answer."""
     gateway = current_app.extensions["openalgo_gtt"]
     settings = gateway.settings
@@ -184,8 +211,8 @@ def _run(attempt: Attempt, action, render, records: RequestRecords) -> tuple[dic
             keep = attempt.keeps_reservation and getattr(exc, "may_have_reached", False)
             records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
         raise
-    if attempt.closed:
-        g.audit_written = True  # committed with the record of the GTT
+    if attempt.answer is not None:
+        g.audit_written = True  # written with the record of the GTT, after the answer
         return attempt.answer, 200
     answer = render(result) if render is not None else result
     records.finish(attempt.record_id, DONE, 200, {**answer, "request_id": g.request_id},

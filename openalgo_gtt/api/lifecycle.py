@@ -6,6 +6,7 @@ import logging
 import time
 import traceback
 import uuid
+from typing import Callable
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -58,6 +59,23 @@ def error_response(exc: BaseException) -> Response:
     return json_response(*note_error(exc))
 
 
+def after_answer(work: Callable[[], None]) -> None:
+    """Run `work` once the answer has been handed to the server: in the response's close(),
+    which a WSGI server calls after sending the body (waitress and gunicorn both write it from
+    the worker thread first). Outside the request: `work` must carry what it needs, and it
+    must never raise (what it raises is logged and dropped)."""
+    g.setdefault("after_answer", []).append(work)
+
+
+def _guarded(work: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            work()
+        except Exception:  # noqa: BLE001 - the answer has gone; nothing may reach the server now
+            log.exception("work after the answer failed")
+    return run
+
+
 def _audited() -> bool:
     return request.path.startswith("/api/") and not request.path.startswith(UNAUDITED_PREFIXES) or (
         request.path.startswith("/upstox/")
@@ -78,6 +96,8 @@ def install(app: Flask) -> None:
         if _audited() and not g.get("audit_written"):  # a place writes it with its outcome
             _write_audit(response)
         stop_collecting_broker_calls()
+        for work in g.pop("after_answer", ()):
+            response.call_on_close(_guarded(work))
         return response
 
     app.register_error_handler(Exception, error_response)

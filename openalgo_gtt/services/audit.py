@@ -11,7 +11,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, insert, select
 
 from openalgo_gtt.brokers.base import BrokerCall
 from openalgo_gtt.store.models import AuditRecord
@@ -91,6 +91,10 @@ class AuditLog:
         except Exception:  # noqa: BLE001 - the audit must never turn a success into a failure
             log.exception("could not write the audit record for request %s", entry.request_id)
             return False
+
+    def exists(self, request_id: str) -> bool:
+        with self._engine.connect() as conn:
+            return conn.execute(select(AuditRecord.id).where(AuditRecord.request_id == request_id)).first() is not None
 
     def write_in(self, conn: Connection, entry: AuditEntry) -> None:
         """Store one entry in the caller's transaction: a place's record of its outcome and its

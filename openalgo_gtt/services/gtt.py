@@ -40,6 +40,7 @@ from openalgo_gtt.domain.gtt import (
 from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan, plan_oco
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.domain.symbols import InstrumentInfo
+from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, recorded_entry
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
 from openalgo_gtt.store.gtt_orders import ACTIVE, CANCELLED, TWO_LEG, GttOrders
@@ -85,7 +86,6 @@ class Attempt(Protocol):
     plan: dict | None  # what that attempt sent (the intent written before its broker call)
     reserved_day: date | None  # the trade it reserved and did not settle
     attempt_started_at: datetime | None
-    closed: bool  # set once `close` has been committed
 
     def save_intent(self, conn: Any, plan: dict, reserved_day: date | None, started_at: datetime) -> None:
         """Record the intent in `conn`, the transaction that reserves the trade (it may raise
@@ -94,8 +94,17 @@ class Attempt(Protocol):
     def intent_rolled_back(self) -> None:
         """The transaction `save_intent` ran in did not commit."""
 
-    def close(self, conn: Any, placed: "Placed") -> None:
+    def answering(self, placed: "Placed") -> None:
+        """The broker has the GTT: fix the answer the caller is about to get."""
+
+    def after_answer(self, work: Callable[[], None]) -> None:
+        """Run `work` once the caller has the answer."""
+
+    def close(self, conn: Any) -> None:
         """Record the answer in `conn`, the transaction that records the GTT."""
+
+    def close_alone(self) -> None:
+        """Record the answer when that transaction failed (never raises)."""
 
 
 def request_to_json(request: GttRequest) -> dict:
@@ -153,6 +162,7 @@ class GttService:
         # time has passed since it began; later, the answer is "unknown" and a retry reconciles.
         self.lookup_budget = lookup_budget
         self.order_book = OrderBook(broker, instruments, orders)
+        self.in_flight = InFlight()  # answered, not yet recorded: follow-ups wait for the record
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -196,15 +206,29 @@ class GttService:
             gtt_id = self._place_one(plan.request, reservation, started)
             legs = [(gtt_id, intent["roles"][0], SCHEDULED)]
         placed = Placed(self._trigger_id(intent, legs), plan.prices, plan.warnings, reservation.count)
-        # The GTT, the answer and the audit row in one transaction; should that fail, the GTT
-        # alone (the caller is then answered and audited the usual way).
-        if attempt is not None and self._record(intent, legs, also=lambda conn: attempt.close(conn, placed)):
-            attempt.closed = True
-            return placed
-        if self._record(intent, legs):
-            return placed
-        return replace(placed, warnings=(*placed.warnings, "placed at the broker, but the gateway could not "
-                                                           "record it locally"))
+        if attempt is None:
+            if self._record(intent, legs):
+                return placed
+            return replace(placed, warnings=(*placed.warnings, "placed at the broker, but the gateway could not "
+                                                               "record it locally"))
+        # The caller hears first: the intent written before the broker call already makes the
+        # place recoverable (a crash from here on is settled by the watcher), so the GTT, the
+        # answer kept for duplicates and the audit row are committed just after the answer.
+        attempt.answering(placed)
+        self.in_flight.hold(placed.trigger_id)
+        attempt.after_answer(lambda: self._record_answered(intent, legs, attempt, placed.trigger_id))
+        return placed
+
+    def _record_answered(self, intent: dict, legs: list[tuple[str, str, str]], attempt: Attempt,
+                         trigger_id: str) -> None:
+        """The GTT, the answer and the audit row in one transaction; should that fail, each on
+        its own (the GTT first: it is what a cancel or the order book needs)."""
+        try:
+            if not self._record(intent, legs, also=attempt.close):
+                self._record(intent, legs)
+                attempt.close_alone()
+        finally:
+            self.in_flight.release(trigger_id)
 
     @staticmethod
     def _intent(order: Order, instrument: InstrumentInfo, plan: Plan | OcoPlan, request_id: str,
@@ -334,6 +358,7 @@ class GttService:
 
     def _existing(self, trigger_id: str) -> tuple[GttOrder | None, BrokerGtt | None]:
         """The gateway's record of a trigger, or the broker's GTT when it was placed elsewhere."""
+        self.in_flight.wait_for(trigger_id)
         recorded = self.orders.get(trigger_id)
         if recorded is not None:
             return recorded, None
@@ -399,15 +424,17 @@ class GttService:
     def book(self, include_all: bool = False) -> list[dict]:
         """Triggers that can still fire (or every one), as the broker listed them after this call
         began: the caller's own copy."""
-        return copy.deepcopy(list(self.order_book.view(include_all).entries))
+        return copy.deepcopy(list(self.book_view(include_all).entries))
 
     def book_view(self, include_all: bool = False) -> BookView:
         """The same book as the API answers it (trigger ids shown, the entries' JSON), shared
         with concurrent callers: read it, never change it."""
+        self.in_flight.wait_for_all()
         return self.order_book.view(include_all)
 
     def status(self, trigger_id: str) -> dict:
         """One trigger in any state, with each leg's broker status, order id and message."""
+        self.in_flight.wait_for(trigger_id)
         recorded = self.orders.get(trigger_id)
         if recorded is not None and recorded.trigger_type == TWO_LEG:
             lower, upper = (self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids)

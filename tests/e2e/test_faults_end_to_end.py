@@ -12,6 +12,7 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from openalgo_gtt.store.models import AuditRecord, GttOrder
+from tests.waiting import until
 
 TIMEOUT = 1.0
 MARGIN = TIMEOUT + 1.5  # a trickled body may take up to twice the timeout before it is cut off
@@ -105,10 +106,14 @@ def test_fault_matrix(gateway_server, fault, op):
     else:
         assert answer.status_code == expected, body
         assert body["status"] == "error" and body["message"]
-    with engine.connect() as conn:
-        rows = conn.execute(select(func.count()).select_from(AuditRecord)
-                            .where(AuditRecord.request_id == answer.headers["X-Request-ID"])).scalar()
-    assert rows == 1
+
+    def audit_rows() -> int:
+        with engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(AuditRecord)
+                                .where(AuditRecord.request_id == answer.headers["X-Request-ID"])).scalar()
+
+    until(lambda: audit_rows() > 0, "the request's audit row")  # a place writes it just after answering
+    assert audit_rows() == 1
     if op == "place":
         placed = len(fake.gtts()) - gtts_before  # what really exists at the broker
         assert settled_count(server, count_before + placed) == count_before + placed

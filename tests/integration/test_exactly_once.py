@@ -134,3 +134,71 @@ def test_a_crashed_processs_places_are_settled(post, fake_upstox, upstox_gateway
     assert upstox_gateway.orders.get(gtt["gtt_order_id"]) is not None  # the placed one is known
     assert upstox_gateway.trade_limit.today_count() == 1  # the other gave its trade back
     assert upstox_gateway.recover_unsettled() == 0
+
+
+# ----- answered first, recorded just after ---------------------------------------------------------
+
+
+def _audit_rows(gateway, request_id):
+    from sqlalchemy import select
+
+    from openalgo_gtt.store.models import AuditRecord
+
+    with gateway.sessions() as session:
+        return session.scalars(select(AuditRecord).where(AuditRecord.request_id == request_id)).all()
+
+
+OCO_SELL = {"trigger_type": "OCO", "exchange": "NSE", "symbol": "INFY", "action": "SELL", "product": "CNC",
+            "quantity": 5, "triggerprice_sl": 1480.0, "triggerprice_tg": 1620.0}
+
+
+def _unsent_place(upstox_client, upstox_key, body=SINGLE):
+    """A place whose answer the server has not finished sending: the response is not closed,
+    so what the service does after the answer has not run yet."""
+    return upstox_client.post("/api/v1/placegtt", json={"apikey": upstox_key, **body}, buffered=False)
+
+
+def test_the_gtt_answer_and_audit_are_recorded_once_the_answer_is_sent(upstox_client, upstox_key, upstox_gateway):
+    response = _unsent_place(upstox_client, upstox_key)
+    answer = response.get_json()
+    assert response.status_code == 200 and answer["status"] == "success"
+    assert upstox_gateway.orders.get(answer["trigger_id"]) is None  # the caller heard first
+    response.close()  # what the WSGI server does once the answer is out
+    assert upstox_gateway.orders.get(answer["trigger_id"]) is not None
+    (row,) = _audit_rows(upstox_gateway, answer["request_id"])
+    assert row.http_status == 200 and row.response_body["trigger_id"] == answer["trigger_id"]
+    assert row.request_body["apikey"] == "***"
+
+
+def test_a_cancel_sent_the_moment_the_place_answers_waits_for_the_record(upstox_client, upstox_key, upstox_gateway,
+                                                                         fake_upstox):
+    response = _unsent_place(upstox_client, upstox_key, OCO_SELL)
+    assert response.status_code == 200, response.get_json()
+    trigger_id = response.get_json()["trigger_id"]  # an OCO id: only the gateway's record knows it
+    cancelled = []
+    cancel = threading.Thread(target=lambda: cancelled.append(upstox_client.post(
+        "/api/v1/cancelgtt", json={"apikey": upstox_key, "trigger_id": trigger_id})))
+    cancel.start()
+    cancel.join(0.2)
+    assert cancel.is_alive()  # waiting for the record, not answering 404
+    response.close()
+    cancel.join(10)
+    assert cancelled[0].status_code == 200, cancelled[0].get_json()
+    assert upstox_gateway.orders.get(trigger_id).status == "cancelled"
+    gtts = fake_upstox.gtts()
+    assert len(gtts) == 2 and all(g["rules"][0]["status"] == "CANCELLED" for g in gtts)
+
+
+def test_a_process_that_stops_after_answering_is_settled_and_audited(upstox_client, upstox_key, upstox_gateway,
+                                                                    fake_upstox):
+    answer = _unsent_place(upstox_client, upstox_key).get_json()  # never closed: the process "stopped"
+    assert _audit_rows(upstox_gateway, answer["request_id"]) == []
+    with upstox_gateway.engine.begin() as conn:
+        conn.execute(update(RequestRecord).values(holder=f"{socket.gethostname()}:999999:dead"))
+    upstox_gateway.gtts.in_flight.release(answer["trigger_id"])  # the stopped process held it
+    assert upstox_gateway.recover_unsettled() == 1
+    assert upstox_gateway.orders.get(answer["trigger_id"]) is not None
+    (row,) = _audit_rows(upstox_gateway, answer["request_id"])
+    assert row.http_status == 200 and row.response_body["trigger_id"] == answer["trigger_id"]
+    assert "stopped" in row.error
+    assert upstox_gateway.trade_limit.today_count() == 1 and len(fake_upstox.gtts()) == 1
