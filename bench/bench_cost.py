@@ -64,20 +64,24 @@ def _measure(client, fake, statements: list, commits: list, send, n: int, gap: f
         if response.status_code != 200:
             raise RuntimeError(f"request failed: {response.status_code} {response.get_data(as_text=True)[:300]}")
         per_request.append({"statements": list(statements), "commits": len(commits),
+                            "before_answer": sum(1 for _text, in_request in statements if in_request),
                             "broker": [c[:2] for c in fake.calls], "s": took})
     return {
         "requests": n,
         "sql_per_request": round(sum(len(r["statements"]) for r in per_request) / n, 2),
         "sql_max": max(len(r["statements"]) for r in per_request),
+        "sql_before_answer_per_request": round(sum(r["before_answer"] for r in per_request) / n, 2),
         "commits_per_request": round(sum(r["commits"] for r in per_request) / n, 2),
         "broker_calls_per_request": round(sum(len(r["broker"]) for r in per_request) / n, 2),
         "broker_calls": sorted(Counter(f"{m} {p}" for r in per_request for m, p in r["broker"]).items()),
         "in_process_ms_mean": round(sum(r["s"] for r in per_request) / n * 1000, 2),
-        "statements_of_last": [" ".join(s.split())[:80] for s in per_request[-1]["statements"]],
+        "statements_of_last": [" ".join(text.split())[:80] + ("" if in_request else " [after the answer]")
+                               for text, in_request in per_request[-1]["statements"]],
     }
 
 
 def run(quick: bool = False) -> dict:
+    from flask import has_request_context
     from sqlalchemy import event
 
     from tests.fakes.fake_upstox import FakeUpstox
@@ -87,10 +91,12 @@ def run(quick: bool = False) -> dict:
     with FakeUpstox(token=TOKEN, latency=0.0) as fake, tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
         fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "10.00", open="10.00")
         with in_process_app(fake.url, Path(tmp)) as (gateway, app, key):
-            statements: list[str] = []
+            # (text, run inside the request): work done after the answer runs in the response's
+            # close, once the request context is gone (lifecycle.after_answer).
+            statements: list[tuple[str, bool]] = []
             commits: list[int] = []
             event.listen(gateway.engine, "before_cursor_execute",
-                         lambda conn, cursor, statement, *rest: statements.append(statement))
+                         lambda conn, cursor, statement, *rest: statements.append((statement, has_request_context())))
             event.listen(gateway.engine, "commit", lambda conn: commits.append(1))
             client = app.test_client()
 
@@ -113,6 +119,7 @@ def run(quick: bool = False) -> dict:
             places["broker_calls_per_request"] == 1),
         row("SINGLE place: SQL statements per request", places["sql_per_request"], f"<= {MAX_PLACE_STATEMENTS}",
             places["sql_per_request"] <= MAX_PLACE_STATEMENTS),
+        row("SINGLE place: of those, before the answer", places["sql_before_answer_per_request"]),
         row("SINGLE place: transactions committed per request", places["commits_per_request"]),
         row(f"order book ({book_size} GTTs): broker calls per request", books["broker_calls_per_request"], "<= 2",
             books["broker_calls_per_request"] <= 2),

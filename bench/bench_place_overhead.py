@@ -5,18 +5,24 @@ SINGLE places through the gateway (POST /api/v1/placegtt) are interleaved with N
 place sent straight to the fake (POST /v3/order/gtt/place, the Upstox body the gateway sends),
 each with a distinct trigger price and a persistent requests.Session, alternating which goes
 first. The fake's latency applies to the gateway's broker call too, so the gateway's time is
-the broker's plus the overhead.
+the broker's plus the overhead. A third series goes through bench/thin_proxy.py, the thinnest
+proxy possible (waitress, one requests call, nothing else): the floor of one Python HTTP hop on
+this machine, which tells the hop's own cost from the gateway's work.
 
-Both series are paced at 8 places a second: the gateway paces order calls to Upstox's limits
-(10/s, 500/minute), and a caller going faster would measure the pacer's waiting rather than the
-gateway's work.
+The three go one after another (each first, second and third in turn), a round every 200 ms:
+the gateway paces order calls to Upstox's limits (10/s, 500/minute), and a caller going faster
+would measure the pacer's waiting rather than the gateway's work. Alerts arrive with idle time
+between them, and so do these: each call meets the caches as a real alert does.
 
     python bench/bench_place_overhead.py [--quick] [--out FILE]
 """
 from __future__ import annotations
 
+import socket
+import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -27,13 +33,40 @@ from _support import (  # noqa: E402
     Prices, RemoteFake, gateway, median, ms, pct, place_body, row, standalone, upstox_body, upstox_headers,
 )
 
-PACE_S = 0.125  # one place each way every 125 ms: 8/s, under 10/s and 500/minute
+PACE_S = 0.2  # one place each way every 200 ms: 5/s, under 10/s and 500/minute, with idle time between
 WARMUP = 5
 TARGETS = {0.05: {"median": 1.10, "p95": 1.20}, 0.0: {"median": 2.5}}
 
 
-def _series(server_url: str, fake: RemoteFake, key: str, n: int, prices: Prices) -> dict:
-    gw, direct = requests.Session(), requests.Session()
+THIN_PROXY_THREADS = 8  # the gateway's SERVER_THREADS default
+
+
+@contextmanager
+def thin_proxy(fake: RemoteFake):
+    """bench/thin_proxy.py on a free port, against the fake; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("thin_proxy.py")), str(port),
+                                fake.url, fake.token, str(THIN_PROXY_THREADS)])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the thin proxy did not start")
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _series(server_url: str, thin_url: str, fake: RemoteFake, key: str, n: int, prices: Prices) -> dict:
+    gw, direct, thin = requests.Session(), requests.Session(), requests.Session()
     gw_url = f"{server_url}/api/v1/placegtt"
     fake_url = f"{fake.url}/v3/order/gtt/place"
     headers = upstox_headers(fake.token)
@@ -48,6 +81,15 @@ def _series(server_url: str, fake: RemoteFake, key: str, n: int, prices: Prices)
             raise RuntimeError(f"gateway place failed: {response.status_code} {answer}")
         return took
 
+    def through_thin_proxy() -> float:
+        body = place_body(key, prices.next())
+        started = time.perf_counter()
+        response = thin.post(thin_url, json=body, timeout=30)
+        took = time.perf_counter() - started
+        if response.status_code != 200:
+            raise RuntimeError(f"thin proxy place failed: {response.status_code} {response.text[:200]}")
+        return took
+
     def straight() -> float:
         body = upstox_body(prices.next())
         started = time.perf_counter()
@@ -57,27 +99,25 @@ def _series(server_url: str, fake: RemoteFake, key: str, n: int, prices: Prices)
             raise RuntimeError(f"direct place failed: {response.status_code} {response.text[:200]}")
         return took
 
+    series = [(through_gateway, []), (straight, []), (through_thin_proxy, [])]
     try:
         for _ in range(WARMUP):  # connections, the key's argon2 check, caches, the instrument index
             slot = time.perf_counter()
-            through_gateway()
-            straight()
+            for send, _times in series:
+                send()
             time.sleep(max(0.0, slot + PACE_S - time.perf_counter()))
         fake.clear_calls()
-        gw_times, direct_times = [], []
         for i in range(n):
             slot = time.perf_counter()
-            if i % 2:
-                direct_times.append(straight())
-                gw_times.append(through_gateway())
-            else:
-                gw_times.append(through_gateway())
-                direct_times.append(straight())
+            for send, times in series[i % 3:] + series[:i % 3]:  # each goes first, second and third in turn
+                times.append(send())
             time.sleep(max(0.0, slot + PACE_S - time.perf_counter()))
         broker_places = len(fake.calls_to("gtt.place"))
     finally:
         gw.close()
         direct.close()
+        thin.close()
+    gw_times, direct_times, thin_times = (times for _send, times in series)
     return {
         "n": n,
         "gateway_median_ms": ms(median(gw_times)), "gateway_p95_ms": ms(pct(gw_times, 95)),
@@ -86,7 +126,10 @@ def _series(server_url: str, fake: RemoteFake, key: str, n: int, prices: Prices)
         "p95_ratio": round(pct(gw_times, 95) / pct(direct_times, 95), 3),
         "median_overhead_ms": ms(median(gw_times) - median(direct_times)),
         "gateway_max_ms": ms(max(gw_times)), "direct_max_ms": ms(max(direct_times)),
-        "broker_place_calls": broker_places,  # 2n: n from the gateway, n direct
+        "thin_median_ms": ms(median(thin_times)), "thin_p95_ms": ms(pct(thin_times, 95)),
+        "thin_median_ratio": round(median(thin_times) / median(direct_times), 3),
+        "gateway_over_thin_ms": ms(median(gw_times) - median(thin_times)),
+        "broker_place_calls": broker_places,  # 3n: the gateway's, the direct ones, the thin proxy's
     }
 
 
@@ -94,10 +137,11 @@ def run(quick: bool = False, **server_env: str) -> dict:
     n = 40 if quick else 200
     prices = Prices(1000)
     phases = {}
-    with RemoteFake(latency=0.05) as fake, gateway(fake, "place", **server_env) as (server, key):
+    with RemoteFake(latency=0.05) as fake, gateway(fake, "place", **server_env) as (server, key), \
+            thin_proxy(fake) as thin_url:
         for latency in (0.05, 0.0):
             fake.set_latency(latency)
-            phases[latency] = _series(server.url, fake, key, n, prices)
+            phases[latency] = _series(server.url, thin_url, fake, key, n, prices)
 
     rows = []
     for latency, data in phases.items():
@@ -113,11 +157,15 @@ def run(quick: bool = False, **server_env: str) -> dict:
             rows.append(row(f"{label}: gateway p95 / direct p95", data["p95_ratio"], f"<= {target['p95']}x",
                             data["p95_ratio"] <= target["p95"]))
         rows.append(row(f"{label}: median overhead (ms)", data["median_overhead_ms"]))
-        if data["broker_place_calls"] != 2 * data["n"]:
-            rows.append(row(f"{label}: broker place calls", data["broker_place_calls"], f"== {2 * data['n']}", False))
+        rows.append(row(f"{label}: floor, thin proxy median (ms) / vs direct",
+                        f"{data['thin_median_ms']} / {data['thin_median_ratio']}x"))
+        rows.append(row(f"{label}: gateway's own work, median over the thin proxy (ms)",
+                        data["gateway_over_thin_ms"]))
+        if data["broker_place_calls"] != 3 * data["n"]:
+            rows.append(row(f"{label}: broker place calls", data["broker_place_calls"], f"== {3 * data['n']}", False))
     return {
-        "title": f"Place overhead (SINGLE place, {n} through the gateway interleaved with {n} direct, "
-                 f"paced at {1 / PACE_S:.0f}/s)",
+        "title": f"Place overhead (SINGLE place, {n} through the gateway interleaved with {n} direct and {n} "
+                 f"through a thin proxy, paced at {1 / PACE_S:.0f}/s)",
         "rows": rows,
         "data": {f"latency_{int(latency * 1000)}ms": data for latency, data in phases.items()},
     }
