@@ -28,8 +28,9 @@ PLACE_GAP_S = 0.11  # places spaced under the 10/s order pacer, so their time is
 
 
 @contextmanager
-def in_process_app(fake_url: str, workdir: Path) -> Iterator[tuple]:
-    """(gateway, Flask app, API key) on a fresh SQLite database in `workdir`."""
+def in_process_app(fake_url: str, workdir: Path, rate_limit: str | None = None) -> Iterator[tuple]:
+    """(gateway, Flask app, API key) on a fresh SQLite database in `workdir`; caller rate limits
+    off unless `rate_limit` is given (then checked as in production, at that limit)."""
     from openalgo_gtt.app import create_app
     from openalgo_gtt.config import load_settings
     from openalgo_gtt.gateway import Gateway
@@ -40,6 +41,8 @@ def in_process_app(fake_url: str, workdir: Path) -> Iterator[tuple]:
         "ACCESS_TOKEN": TOKEN, "UPSTOX_API_URL": fake_url, "DATABASE_URL": f"sqlite:///{workdir / 'cost.db'}",
         "API_KEY_PEPPER": PEPPER, "DAILY_TRADE_LIMIT": "1000000", "RATE_LIMIT_ENABLED": "false", "OCO_POLL_SECONDS": "600", "LOG_LEVEL": "WARNING",
     }
+    if rate_limit is not None:
+        environ.update(RATE_LIMIT_ENABLED="true", RATE_LIMIT=rate_limit)
     settings = load_settings(environ, cwd=workdir, read_dotenv=False)
     upgrade(settings.database_url)
     gateway = Gateway.build(settings)

@@ -34,6 +34,7 @@ from bench_cost import in_process_app  # noqa: E402
 # (label, "module:Class.method"); a step that does not exist (the code moved on) is skipped.
 STEPS = [
     ("API key check (verify)", "openalgo_gtt.services.apikeys:ApiKeyService.verify"),
+    ("caller rate limits", "openalgo_gtt.api.ratelimits:CallerLimits.refusal"),
     ("idempotency claim", "openalgo_gtt.store.request_records:RequestRecords.claim"),
     ("idempotency save_intent", "openalgo_gtt.store.request_records:RequestRecords.save_intent"),
     ("idempotency finish", "openalgo_gtt.store.request_records:RequestRecords.finish"),
@@ -48,6 +49,7 @@ STEPS = [
     ("  broker list_gtts (HTTP)", "openalgo_gtt.brokers.upstox:UpstoxBroker.list_gtts"),
     ("  broker quotes (HTTP)", "openalgo_gtt.brokers.upstox:UpstoxBroker.quotes"),
     ("  record the GTT (GttOrders.add)", "openalgo_gtt.store.gtt_orders:GttOrders.add"),
+    ("after the answer: GTT, answer and audit", "openalgo_gtt.services.gtt:GttService._record_answered"),
     ("audit record (AuditLog.write)", "openalgo_gtt.services.audit:AuditLog.write"),
 ]
 
@@ -91,7 +93,8 @@ def main(argv=None) -> int:
     totals: dict[str, float] = defaultdict(float)
     with RemoteFake(latency=0.0) as fake, tempfile.TemporaryDirectory(prefix="bench-prof-") as tmp:
         fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "10.00", open="10.00")
-        with in_process_app(fake.url, Path(tmp)) as (gateway, app, key):
+        # The caller limits are checked as in production, at a limit these requests never reach.
+        with in_process_app(fake.url, Path(tmp), rate_limit="1000 per second") as (gateway, app, key):
             client = app.test_client()
 
             def before(conn, cursor, statement, parameters, context, executemany):
