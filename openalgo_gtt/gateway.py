@@ -160,7 +160,8 @@ class Gateway:
             request_id=request_id, created_at=utcnow(), method="POST", endpoint="(recovered place)",
             client_addr=None, api_key_name=order.get("api_key_name"), request_body=None,
             response_body={**body, "request_id": request_id}, http_status=200, latency_ms=0.0,
-            error="the process stopped before recording this place; the GTT was found at the broker",
+            error="the process stopped before recording this place (its answer may not have reached the "
+                  "caller); the GTT was found at the broker and recorded",
         ))
 
     @property

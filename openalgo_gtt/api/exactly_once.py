@@ -66,6 +66,7 @@ class Attempt:
         self.answer: dict | None = None
         self._stored: dict | None = None  # the answer as kept for duplicates (with the request id)
         self._audit: AuditEntry | None = None
+        self._audit_log = None  # the gateway's AuditLog, taken while the request is at hand
         self._claimed_now = False
 
     def save_intent(self, conn, plan, reserved_day, started_at) -> None:
