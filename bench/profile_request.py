@@ -34,7 +34,7 @@ from bench_cost import in_process_app  # noqa: E402
 # (label, "module:Class.method"); a step that does not exist (the code moved on) is skipped.
 STEPS = [
     ("API key check (verify)", "openalgo_gtt.services.apikeys:ApiKeyService.verify"),
-    ("caller rate limits", "openalgo_gtt.api.ratelimits:CallerLimits.refusal"),
+    ("caller rate limits", "openalgo_gtt.services.abuse:CallerLimits.breach"),
     ("idempotency claim", "openalgo_gtt.store.request_records:RequestRecords.claim"),
     ("idempotency save_intent", "openalgo_gtt.store.request_records:RequestRecords.save_intent"),
     ("idempotency finish", "openalgo_gtt.store.request_records:RequestRecords.finish"),

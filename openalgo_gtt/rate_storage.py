@@ -5,8 +5,8 @@ rate limits and the failed-key throttle.
 expired entries are swept by one long-lived daemon thread. The stock storage sweeps with a
 10 ms `threading.Timer` that it starts again on the first hit after every idle 10 ms, so at a
 trader's pace (an alert every few hundred milliseconds) each request started, and waited for,
-two or three new threads on its way to Upstox: about 1 ms of a SINGLE place on a 2-core machine
-(bench/profile_request.py). Counting is untouched: every window check reads the entries' times,
+two or three new threads on its way to Upstox: about 0.7 ms of a SINGLE place on a 2-core
+machine (bench/bench_place_overhead.py). Counting is untouched: every window check reads the entries' times,
 so the sweep only bounds memory. Other URIs (Redis) go to `limits` unchanged.
 """
 from __future__ import annotations
@@ -73,7 +73,7 @@ class SweptMemoryStorage(MemoryStorage):
 
 
 def limits_uri(uri: str) -> str:
-    """The URI to hand to `limits` or Flask-Limiter for a configured storage URI."""
+    """The URI to hand to `limits` for a configured storage URI."""
     if uri.startswith("memory://"):
         return SWEPT_SCHEME + uri[len("memory"):]
     return uri

@@ -11,34 +11,20 @@ A refusal is the API's error envelope with HTTP 429, `retry_after` (seconds) in 
 Retry-After header, and leaves exactly one audit record like any other request. Counts live in
 `RATE_LIMIT_STORAGE_URI` (memory:// per process, or Redis shared by every worker); when that
 storage fails, the limits fall back to per-process memory and the throttle fails open.
-
-The caller limits call `limits` directly rather than through Flask-Limiter: the extension's
-per-request machinery (limit lists, scopes, header bookkeeping) cost 0.37 ms of every request at
-a trader's pace on the benchmark machine, for one application-wide limit per caller; a direct
-check costs about a tenth of that (bench/profile_request.py).
+The counting itself is services/abuse.py's (CallerLimits, FailedKeyThrottle); this module
+reads the caller off the request and answers refusals.
 """
 from __future__ import annotations
 
 import logging
-import threading
-import time
 
 from flask import Flask, Response, g, request
-from limits import RateLimitItem, parse_many
-from limits.strategies import MovingWindowRateLimiter
 from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError
 from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES
-from openalgo_gtt.rate_storage import storage_for
-from openalgo_gtt.services.abuse import (
-    FailedKeyThrottle,
-    SecurityPolicy,
-    make_storage,
-    path_is_under,
-    seconds_until,
-)
+from openalgo_gtt.services.abuse import CallerLimits, FailedKeyThrottle, SecurityPolicy, make_storage, path_is_under
 
 log = logging.getLogger(__name__)
 
@@ -86,59 +72,6 @@ def _address() -> str:
     return request.remote_addr or "unknown"
 
 
-class CallerLimits:
-    """`RATE_LIMIT` per caller, in the configured storage. When the storage fails (Redis down),
-    counting goes on in this process's memory for STORAGE_PAUSE seconds before the storage is
-    tried again: a broken storage never refuses trading, and never costs every request a timeout."""
-
-    STORAGE_PAUSE = 30.0
-
-    def __init__(self, limit: str, storage_uri: str, prefix: str):
-        self._items: list[RateLimitItem] = parse_many(limit)
-        self._shared = MovingWindowRateLimiter(make_storage(storage_uri))
-        self._memory = MovingWindowRateLimiter(storage_for("memory://"))
-        self._prefix = f"{prefix}/caller"
-        self._lock = threading.Lock()
-        self._shared_paused_until = 0.0
-
-    def refusal(self, caller: str) -> RateLimitRefused | None:
-        """Count this request against `caller`: None when it may go on, else the refusal (the
-        first full window, and when it has room again)."""
-        key = f"{self._prefix}/{caller}"
-        for item in self._items:
-            limiter = self._limiter()
-            try:
-                allowed = limiter.hit(item, key)
-            except Exception as exc:  # noqa: BLE001 - any storage fault: count in memory instead
-                self._pause_shared(exc)
-                limiter = self._memory
-                allowed = limiter.hit(item, key)
-            if not allowed:
-                retry_after = seconds_until(self._window_reset(limiter, item, key))
-                who = "this API key" if caller.startswith("key:") else "this address"
-                return RateLimitRefused(f"Rate limit exceeded for {who} ({item}); retry after {retry_after} s",
-                                        retry_after)
-        return None
-
-    def _limiter(self) -> MovingWindowRateLimiter:
-        return self._shared if time.monotonic() >= self._shared_paused_until else self._memory
-
-    def _pause_shared(self, exc: Exception) -> None:
-        with self._lock:
-            if time.monotonic() < self._shared_paused_until:
-                return
-            self._shared_paused_until = time.monotonic() + self.STORAGE_PAUSE
-        log.warning("caller rate limits: storage unavailable (%s: %s); counting in memory for %.0f s",
-                    type(exc).__name__, exc, self.STORAGE_PAUSE)
-
-    @staticmethod
-    def _window_reset(limiter: MovingWindowRateLimiter, item: RateLimitItem, key: str) -> float:
-        try:
-            return limiter.get_window_stats(item, key).reset_time
-        except Exception:  # noqa: BLE001 - the storage failed just now: the whole period
-            return time.time() + item.get_expiry()
-
-
 class RateLimits:
     """The installed limiter and throttle of one app (app.extensions[EXTENSION])."""
 
@@ -165,10 +98,13 @@ class RateLimits:
     def _limit_callers(self) -> None:
         if self.limits is None or _exempt():
             return
-        refusal = self.limits.refusal(self._caller())
-        if refusal is not None:
-            g.retry_after = refusal.retry_after  # the Retry-After header (see _finish)
-            raise refusal
+        breach = self.limits.breach(self._caller())
+        if breach is None:
+            return
+        g.retry_after = breach.retry_after  # the Retry-After header (see _finish)
+        who = "this API key" if presented_key() else "this address"
+        raise RateLimitRefused(f"Rate limit exceeded for {who} ({breach.limit}); retry after {breach.retry_after} s",
+                               breach.retry_after)
 
     def _throttle_wrong_keys(self) -> None:
         if self.throttle is None or _exempt() or path_is_under(request.path, KEYLESS_PREFIXES):

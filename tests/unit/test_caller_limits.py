@@ -1,32 +1,30 @@
-"""Per-caller rate limits: exact windows, a refusal that says when to come back, and a storage
+"""Per-caller rate limits: exact windows, a breach that says when to come back, and a storage
 outage that neither refuses trading nor costs every request a timeout."""
 from __future__ import annotations
 
 import time
 
-from openalgo_gtt.api.ratelimits import CallerLimits
+from openalgo_gtt.services.abuse import CallerLimits
 
 
 def test_the_window_refuses_the_request_over_the_limit_and_says_when_to_retry():
     limits = CallerLimits("3 per minute", "memory://", "test")
-    assert [limits.refusal("key:a") for _ in range(3)] == [None, None, None]
-    refusal = limits.refusal("key:a")
-    assert refusal.status == 429 and 58 <= refusal.retry_after <= 60
-    assert "this API key (3 per 1 minute)" in refusal.message
-    assert limits.refusal("key:b") is None  # each caller has its own window
-    by_address = CallerLimits("1 per minute", "memory://", "test")
-    assert by_address.refusal("addr:10.0.0.1") is None
-    assert "this address" in by_address.refusal("addr:10.0.0.1").message
+    assert [limits.breach("key:a") for _ in range(3)] == [None, None, None]
+    breach = limits.breach("key:a")
+    assert 58 <= breach.retry_after <= 60
+    assert str(breach.limit) == "3 per 1 minute"
+    assert limits.breach("key:b") is None  # each caller has its own window
+    assert limits.breach("addr:10.0.0.1") is None  # and so has each address
 
 
 def test_every_window_of_the_limit_applies():
     limits = CallerLimits("2 per second;3 per minute", "memory://", "test")
-    assert limits.refusal("key:a") is None and limits.refusal("key:a") is None
-    assert limits.refusal("key:a") is not None  # the per-second window is full
+    assert limits.breach("key:a") is None and limits.breach("key:a") is None
+    assert limits.breach("key:a") is not None  # the per-second window is full
     time.sleep(1.05)
-    assert limits.refusal("key:a") is None  # room in the second again, the third of the minute
+    assert limits.breach("key:a") is None  # room in the second again, the third of the minute
     time.sleep(1.05)
-    assert limits.refusal("key:a").retry_after > 50  # now the minute is full
+    assert limits.breach("key:a").retry_after > 50  # now the minute is full
 
 
 def test_a_storage_outage_counts_in_memory_and_leaves_the_storage_alone_for_a_while(monkeypatch):
@@ -39,7 +37,7 @@ def test_a_storage_outage_counts_in_memory_and_leaves_the_storage_alone_for_a_wh
         return original(*args, **kwargs)
 
     monkeypatch.setattr(limits._shared, "hit", counting_hit)
-    assert limits.refusal("key:a") is None  # trading goes on
-    assert limits.refusal("key:a") is None
-    assert limits.refusal("key:a") is not None  # and the limit still holds, in memory
+    assert limits.breach("key:a") is None  # trading goes on
+    assert limits.breach("key:a") is None
+    assert limits.breach("key:a") is not None  # and the limit still holds, in memory
     assert len(calls) == 1  # the storage was tried once, then left alone
