@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable from a plain checkout
 
-from openalgo_gtt.brokers.base import (  # noqa: E402
+from openalgo_gtt.domain.model import (  # noqa: E402
     ABOVE, BELOW, BUY, ENTRY, IMMEDIATE, MULTIPLE, SELL, SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
 )
 from openalgo_gtt.brokers.sandbox import SandboxBroker, Tick, TriggerEngine  # noqa: E402

@@ -155,7 +155,7 @@ def apikey_create(name: str) -> None:
 @_friendly_errors
 def apikey_list() -> None:
     """Names, creation and last use (never the keys)."""
-    from openalgo_gtt.clock import ist_text
+    from openalgo_gtt.domain.clock import ist_text
 
     settings = _settings_or_exit()
     _upgrade(settings)

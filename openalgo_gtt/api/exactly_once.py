@@ -24,7 +24,7 @@ from flask import current_app, g, request
 
 from openalgo_gtt.api.errors import ApiError, error_status_and_body
 from openalgo_gtt.api.lifecycle import after_answer, audit_entry
-from openalgo_gtt.clock import utcnow
+from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.services.audit import AuditEntry
 from openalgo_gtt.store.request_records import DONE, FAULT, PENDING, RequestRecords, Snapshot, holder_alive
 

@@ -7,7 +7,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from openalgo_gtt.api.lifecycle import json_response
-from openalgo_gtt.clock import ist_today
+from openalgo_gtt.domain.clock import ist_today
 from openalgo_gtt.store.models import TradeCounter
 
 ns = Namespace("health", path="/", description="Service status (no API key needed)")

@@ -13,7 +13,7 @@ from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import BadRequest
 from openalgo_gtt.api.exactly_once import once
 from openalgo_gtt.api.schemas import PlaceGttBody, validate
-from openalgo_gtt.clock import ist_text
+from openalgo_gtt.domain.clock import ist_text
 from openalgo_gtt.services.gtt import Order, Placed
 
 ns = Namespace("gtt", path="/gtt", description="The seed Upstox GTT Engine's routes (key in X-API-KEY, query or body)")

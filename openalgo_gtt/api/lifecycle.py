@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.body import request_json_or_none
 from openalgo_gtt.api.errors import error_status_and_body
-from openalgo_gtt.clock import utcnow
+from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.services.audit import (
     AuditEntry,
     start_collecting_broker_calls,

@@ -24,7 +24,9 @@ from werkzeug.exceptions import HTTPException
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError
 from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES
-from openalgo_gtt.services.abuse import CallerLimits, FailedKeyThrottle, SecurityPolicy, make_storage, path_is_under
+from openalgo_gtt.services.abuse import (
+    CallerLimits, FailedKeyThrottle, SecurityPolicy, make_storage, path_is_under,
+)
 
 log = logging.getLogger(__name__)
 

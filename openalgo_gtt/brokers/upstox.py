@@ -23,15 +23,8 @@ from requests.auth import AuthBase
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
-from openalgo_gtt.brokers.base import (
-    BrokerCall,
-    BrokerCallObserver,
-    BrokerGtt,
-    GttRequest,
-    GttRule,
-    Quote,
-    RuleState,
-)
+from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
+from openalgo_gtt.domain.model import BrokerGtt, GttRequest, GttRule, Quote, RuleState
 from openalgo_gtt.brokers.errors import (
     BrokerError,
     BrokerFailure,

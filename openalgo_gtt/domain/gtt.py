@@ -15,11 +15,10 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Mapping, Protocol
 
-from openalgo_gtt.clock import ist_text as format_ist
-from openalgo_gtt.brokers.base import (
-    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, LIVE_RULE_STATUSES,
-    MULTIPLE, OPEN, PRODUCT_DELIVERY, PRODUCT_INTRADAY, PRODUCT_MTF, SELL, SINGLE, STOPLOSS, TARGET,
-    TRIGGERED, BrokerGtt, GttRequest, GttRule,
+from openalgo_gtt.domain.clock import ist_text as format_ist
+from openalgo_gtt.domain.model import (
+    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, MULTIPLE, OPEN, PRODUCT_DELIVERY, PRODUCT_INTRADAY, PRODUCT_MTF, SELL, SINGLE, STOPLOSS, TARGET,
+    TRIGGERED, BrokerGtt, GttRequest, GttRule, TriggerKind, TriggerStatus,
 )
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.prices import on_tick, round_to_tick
@@ -40,10 +39,6 @@ OCO = "OCO"
 LIMIT = "LIMIT"
 MARKET = "MARKET"
 
-# The order book's trigger_type labels, also what the gateway records.
-BOOK_SINGLE = "single"
-BOOK_BRACKET = "bracket"
-BOOK_TWO_LEG = "two-leg"
 
 DEFAULT_MARKET_PROTECTION = 5  # percent
 
@@ -323,8 +318,8 @@ def plan_bracket(intent: PlaceIntent, instrument: InstrumentLike, open_price: De
 
 # --- modify -----------------------------------------------------------------------------------
 
-_BOOK_LABEL = {SINGLE: BOOK_SINGLE, BRACKET: BOOK_BRACKET, MULTIPLE: BOOK_BRACKET, OCO: BOOK_TWO_LEG,
-               "TWO-LEG": BOOK_TWO_LEG}
+_BOOK_LABEL = {SINGLE: TriggerKind.SINGLE, BRACKET: TriggerKind.BRACKET, MULTIPLE: TriggerKind.BRACKET,
+               OCO: TriggerKind.TWO_LEG, "TWO-LEG": TriggerKind.TWO_LEG}
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -360,7 +355,7 @@ def check_modify_allowed(existing: Any, intent: PlaceIntent, instrument: Instrum
 
 # --- order book -------------------------------------------------------------------------------
 
-def gtt_status(gtt: BrokerGtt) -> str:
+def gtt_status(gtt: BrokerGtt) -> TriggerStatus:
     """active | triggered | rejected | expired | cancelled.
 
     Live if any rule can still fire. Otherwise 'triggered' if anything fired; else the ENTRY
@@ -368,30 +363,30 @@ def gtt_status(gtt: BrokerGtt) -> str:
     failed); else the worst rule's fate.
     """
     statuses = [rule.status for rule in gtt.rules]
-    if any(status in LIVE_RULE_STATUSES for status in statuses):
-        return "active"
+    if gtt.can_fire:
+        return TriggerStatus.ACTIVE
     if any(status in (TRIGGERED, OPEN, COMPLETED) for status in statuses):
-        return "triggered"
-    fate = {FAILED: "rejected", EXPIRED: "expired", CANCELLED: "cancelled"}
+        return TriggerStatus.TRIGGERED
+    fate = {FAILED: TriggerStatus.REJECTED, EXPIRED: TriggerStatus.EXPIRED, CANCELLED: TriggerStatus.CANCELLED}
     entry = next((rule.status for rule in gtt.rules if rule.strategy == ENTRY), None)
     if entry in fate:
         return fate[entry]
     for status in (FAILED, EXPIRED, CANCELLED):
         if status in statuses:
             return fate[status]
-    return "cancelled"  # no rules or unknown statuses: nothing left that can fire
+    return TriggerStatus.CANCELLED  # no rules or unknown statuses: nothing left that can fire
 
 
 def is_live(gtt: BrokerGtt) -> bool:
     """Whether the GTT can still fire (what OpenAlgo's order book lists by default)."""
-    return gtt_status(gtt) == "active"
+    return gtt.can_fire
 
 
 def _book_trigger_type(gtt: BrokerGtt, recorded: Mapping[str, Any] | None) -> str:
     if recorded and recorded.get("trigger_type"):
         return str(recorded["trigger_type"])
     # A MULTIPLE placed elsewhere (3 rules, or ENTRY plus one exit) is shown as a bracket.
-    return BOOK_SINGLE if gtt.type == SINGLE else BOOK_BRACKET
+    return TriggerKind.SINGLE if gtt.type == SINGLE else TriggerKind.BRACKET
 
 
 # A polled book shows the same few timestamps again and again; IST text depends on the instant

@@ -13,6 +13,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from openalgo_gtt.domain.errors import DomainError
+from openalgo_gtt.domain.model import (
+    COMPLETED, ENTRY, EXPIRED, FAILED, OPEN, PENDING, SCHEDULED, TRIGGERED, TriggerKind, TriggerStatus,
+)
 from openalgo_gtt.domain.gtt import SINGLE, InstrumentLike, PlaceIntent, Plan, plan_single
 
 LOWER = "stoploss"  # the leg that fires when the price falls to triggerprice_sl
@@ -54,8 +57,8 @@ def plan_oco(intent: PlaceIntent, instrument: InstrumentLike) -> OcoPlan:
 
 # --- the pair's state, as the watcher and the order book see it ---------------------------------
 
-WAITING = frozenset({"SCHEDULED", "PENDING"})
-FIRED = frozenset({"TRIGGERED", "OPEN", "COMPLETED"})
+WAITING = frozenset({SCHEDULED, PENDING})
+FIRED = frozenset({TRIGGERED, OPEN, COMPLETED})
 GONE = "GONE"  # Upstox no longer lists the leg: completed (its list omits those) or deleted there
 
 
@@ -63,22 +66,22 @@ def leg_state(gtt) -> str:
     """The ENTRY rule's broker status of one leg (a BrokerGtt), or GONE when it is not listed."""
     if gtt is None:
         return GONE
-    entry = next((rule for rule in gtt.rules if rule.strategy == "ENTRY"), None)
+    entry = next((rule for rule in gtt.rules if rule.strategy == ENTRY), None)
     return entry.status if entry is not None else GONE
 
 
-def pair_status(lower_state: str, upper_state: str) -> str:
+def pair_status(lower_state: str, upper_state: str) -> TriggerStatus:
     """active while both legs wait; once either leaves SCHEDULED the pair is over, and says why."""
     states = {lower_state, upper_state}
     if states <= WAITING:
-        return "active"
+        return TriggerStatus.ACTIVE
     if states & FIRED or GONE in states:
-        return "triggered"
-    if "FAILED" in states:
-        return "rejected"
-    if "EXPIRED" in states:
-        return "expired"
-    return "cancelled"
+        return TriggerStatus.TRIGGERED
+    if FAILED in states:
+        return TriggerStatus.REJECTED
+    if EXPIRED in states:
+        return TriggerStatus.EXPIRED
+    return TriggerStatus.CANCELLED
 
 
 def pair_book_entry(lower_entry: dict, upper_entry: dict, *, trigger_id: str, status: str,
@@ -89,7 +92,7 @@ def pair_book_entry(lower_entry: dict, upper_entry: dict, *, trigger_id: str, st
     return {
         **lower_entry,
         "trigger_id": trigger_id,
-        "trigger_type": "two-leg",
+        "trigger_type": TriggerKind.TWO_LEG,
         "status": status,
         "message": message,
         "trigger_prices": sorted(lower_entry["trigger_prices"] + upper_entry["trigger_prices"]),

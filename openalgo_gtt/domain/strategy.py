@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from openalgo_gtt.brokers.base import BUY, SELL
+from openalgo_gtt.domain.model import BUY, SELL
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.prices import on_tick, round_to_tick
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+
+from openalgo_gtt.domain.clock import IST
 
 SEGMENT_TO_EXCHANGE: dict[str, str] = {
     "NSE_EQ": "NSE",
@@ -44,8 +46,7 @@ DERIVATIVE_TYPES = frozenset({FUTURE, CALL, PUT})
 DEFAULT_TICK = Decimal("0.05")
 
 # Expiry epochs are instants; the contract's date is its date in India whatever zone the server
-# runs in (an instant early on the IST day is still the previous day in UTC).
-IST = timezone(timedelta(hours=5, minutes=30), "IST")
+# runs in (an instant early on the IST day is still the previous day in UTC): see clock.IST.
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _MONTH_NUMBER = {m: i for i, m in enumerate(_MONTHS, start=1)}

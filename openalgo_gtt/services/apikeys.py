@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from openalgo_gtt.clock import utcnow
+from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.store.models import ApiKey
 
 KEY_BYTES = 32

@@ -15,18 +15,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Protocol
 
-from openalgo_gtt.brokers.base import (
-    ENTRY,
-    MULTIPLE,
-    SCHEDULED,
-    SINGLE,
-    Broker,
-    BrokerGtt,
-    GttRequest,
-    GttRule,
+from openalgo_gtt.brokers.base import Broker
+from openalgo_gtt.domain.model import (
+    ENTRY, MULTIPLE, SCHEDULED, SINGLE, BrokerGtt, GttRequest, GttRule, TriggerKind, TriggerStatus,
 )
 from openalgo_gtt.brokers.errors import BrokerError, InputRejected, PacingTimeout, RateLimited
-from openalgo_gtt.clock import utcnow
+from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.gtt import (
     BRACKET,
     OCO,
@@ -43,13 +37,13 @@ from openalgo_gtt.domain.symbols import InstrumentInfo
 from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, recorded_entry
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
-from openalgo_gtt.store.gtt_orders import ACTIVE, CANCELLED, TWO_LEG, GttOrders
+from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.models import GttOrder
 
 log = logging.getLogger(__name__)
 
-BOOK_TRIGGER_TYPE = {SINGLE: "single", BRACKET: "bracket", OCO: TWO_LEG}
+BOOK_TRIGGER_TYPE = {SINGLE: TriggerKind.SINGLE, BRACKET: TriggerKind.BRACKET, OCO: TriggerKind.TWO_LEG}
 # How far back a GTT's creation time may be from our clock and still be "ours" (clock skew).
 FIND_SLACK = timedelta(seconds=120)
 
@@ -254,12 +248,12 @@ class GttService:
     @staticmethod
     def _trigger_id(intent: dict, legs: list[tuple[str, str, str]]) -> str:
         first = legs[0][0]
-        return "OCO-" + first.removeprefix("GTT-") if intent["order"]["trigger_type"] == TWO_LEG else first
+        return "OCO-" + first.removeprefix("GTT-") if intent["order"]["trigger_type"] == TriggerKind.TWO_LEG else first
 
     def _record(self, intent: dict, legs: list[tuple[str, str, str]], also: Callable[[Any], None] | None = None) -> bool:
         trigger_id = self._trigger_id(intent, legs)
         try:
-            self.orders.add(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs], status=ACTIVE,
+            self.orders.add(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs], status=TriggerStatus.ACTIVE,
                                  placed_at=utcnow(), **intent["order"]), legs, also=also)
             return True
         except Exception:  # noqa: BLE001 - the GTT exists at the broker: the caller must hear success
@@ -416,7 +410,7 @@ class GttService:
                 failures.append(exc)
         if len(failures) == len(recorded.broker_ids):
             raise failures[0]
-        self.orders.set_status(trigger_id, CANCELLED, cancelled_at=utcnow())
+        self.orders.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=utcnow())
         return trigger_id
 
     # -- order book and status --------------------------------------------------------------
@@ -436,7 +430,7 @@ class GttService:
         """One trigger in any state, with each leg's broker status, order id and message."""
         self.in_flight.wait_for(trigger_id)
         recorded = self.orders.get(trigger_id)
-        if recorded is not None and recorded.trigger_type == TWO_LEG:
+        if recorded is not None and recorded.trigger_type == TriggerKind.TWO_LEG:
             lower, upper = (self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids)
             return pair_entry(self.instruments, recorded, lower, upper, None)
         broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id

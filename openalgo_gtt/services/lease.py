@@ -10,7 +10,7 @@ from sqlalchemy import Engine, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from openalgo_gtt.clock import utcnow
+from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.store.models import Lease
 
 

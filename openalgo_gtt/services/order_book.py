@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Generic, TypeVar
 
-from openalgo_gtt.brokers.base import Broker, BrokerGtt, Quote
+from openalgo_gtt.brokers.base import Broker
+from openalgo_gtt.domain.model import BrokerGtt, Quote, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
-from openalgo_gtt.clock import ist_text
+from openalgo_gtt.domain.clock import ist_text
 from openalgo_gtt.domain.gtt import book_entry
 from openalgo_gtt.domain.oco import LOWER, UPPER, leg_state, pair_book_entry, pair_status
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 from openalgo_gtt.store.db import dumps
-from openalgo_gtt.store.gtt_orders import ACTIVE, TWO_LEG, GttOrders
+from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,8 @@ def gtt_entry(instruments: InstrumentIndex, gtt: BrokerGtt, last_price: Decimal 
     record = None
     if recorded is not None:
         record = {
-            "trigger_id": recorded.trigger_id if recorded.trigger_type != TWO_LEG else gtt.gtt_id,
-            "trigger_type": recorded.trigger_type if recorded.trigger_type != TWO_LEG else "single",
+            "trigger_id": recorded.trigger_id if recorded.trigger_type != TriggerKind.TWO_LEG else gtt.gtt_id,
+            "trigger_type": recorded.trigger_type if recorded.trigger_type != TriggerKind.TWO_LEG else TriggerKind.SINGLE,
             "product": recorded.product,
             "placed_at": recorded.placed_at,
             "modified_at": recorded.modified_at,
@@ -169,7 +170,7 @@ def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | N
         sides.append(gtt_entry(instruments, gtt, last_price, recorded) if gtt is not None
                      else recorded_entry(recorded, [leg]))
     status = pair_status(leg_state(lower), leg_state(upper))
-    if status == "active" and recorded.status != ACTIVE:
+    if status == TriggerStatus.ACTIVE and recorded.status != TriggerStatus.ACTIVE:
         status = recorded.status  # cancelled through the gateway; Upstox may lag a moment
     return pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
                            message=recorded.status_message)
@@ -242,7 +243,8 @@ class Snapshot:
                      for trigger_id, record in pairs.items()}
         if not include_all:
             pair_gtts = {t: pair for t, pair in pair_gtts.items()
-                         if pair_status(leg_state(pair[0]), leg_state(pair[1])) == "active" and pairs[t].status == ACTIVE}
+                         if pair_status(leg_state(pair[0]), leg_state(pair[1])) == TriggerStatus.ACTIVE
+                         and pairs[t].status == TriggerStatus.ACTIVE}
         keys = sorted({gtt.instrument_key for gtt in singles} | {pairs[t].instrument_key for t in pair_gtts})
         quotes = self._book.quotes(keys)
         encoded = [self._book.single_entry(gtt, _last(quotes, gtt.instrument_key), self.records.get(gtt.gtt_id))

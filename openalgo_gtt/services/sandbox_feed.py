@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from openalgo_gtt.brokers.sandbox import Tick
-from openalgo_gtt.clock import IST
+from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.domain.errors import DomainError
 
 

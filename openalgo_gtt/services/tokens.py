@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
 from openalgo_gtt.brokers.errors import TokenRejected
-from openalgo_gtt.clock import IST, ist_text, utcnow
+from openalgo_gtt.domain.clock import IST, as_utc, ist_text, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,6 @@ class TokenExpired(TokenRejected):
 
 
 # ----- time ----------------------------------------------------------------------------------
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Aware UTC; a naive value (SQLite hands those back) is taken to be UTC, as stored."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def next_expiry(issued_at: datetime) -> datetime:

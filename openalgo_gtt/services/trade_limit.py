@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from openalgo_gtt.clock import ist_today
+from openalgo_gtt.domain.clock import ist_today
 from openalgo_gtt.store.models import TradeCounter
 
 

@@ -42,7 +42,7 @@ import requests
 from sqlalchemy import delete, update
 
 from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
-from openalgo_gtt.clock import ist_text
+from openalgo_gtt.domain.clock import ist_text
 from openalgo_gtt.services.audit import observe_broker_call
 from openalgo_gtt.services.tokens import (
     TokenProvider,

@@ -21,12 +21,13 @@ from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Callable
 
-from openalgo_gtt.brokers.base import Broker, BrokerGtt
+from openalgo_gtt.brokers.base import Broker
+from openalgo_gtt.domain.model import BrokerGtt, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.gtt import gtt_status
 from openalgo_gtt.domain.oco import GONE, WAITING, leg_state, pair_status
 from openalgo_gtt.services.lease import DatabaseLease
-from openalgo_gtt.store.gtt_orders import ACTIVE, TWO_LEG, GttOrders
+from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.models import GttOrder
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,14 @@ class GttWatcher:
         report = SyncReport()
         if self._recover is not None:
             report.places_recovered = self._recover()
-        active = self.orders.list(status=ACTIVE)
+        active = self.orders.list(status=TriggerStatus.ACTIVE)
         if not active:
             return report
         listed = {gtt.gtt_id: gtt for gtt in self.broker.list_gtts()}
         for order in active:
             legs = [listed.get(broker_id) for broker_id in order.broker_ids]
             try:
-                if order.trigger_type == TWO_LEG:
+                if order.trigger_type == TriggerKind.TWO_LEG:
                     if self._settle_pair(order, legs[0], legs[1]):
                         report.pairs_settled.append(order.trigger_id)
                 elif legs[0] is not None and self._update_status(order, legs[0]):
@@ -83,10 +84,10 @@ class GttWatcher:
         # An OCO leg maps to its pair; a single or bracket GTT's id is its trigger id.
         leg = self.orders.legs_by_broker_id([gtt_id]).get(gtt_id)
         order = self.orders.get(leg.trigger_id if leg is not None else gtt_id)
-        if order is None or order.status != ACTIVE:
+        if order is None or order.status != TriggerStatus.ACTIVE:
             return False  # not one of ours, or already settled
         gtts = [self.broker.get_gtt(broker_id) for broker_id in order.broker_ids]
-        if order.trigger_type == TWO_LEG:
+        if order.trigger_type == TriggerKind.TWO_LEG:
             return self._settle_pair(order, gtts[0], gtts[1])
         return gtts[0] is not None and self._update_status(order, gtts[0])
 
@@ -101,7 +102,7 @@ class GttWatcher:
         for broker_id, state in zip(order.broker_ids, states):
             self.orders.set_leg_status(broker_id, state)
         status = pair_status(*states)
-        if status == ACTIVE:
+        if status == TriggerStatus.ACTIVE:
             return False
         # One leg is done: the other must not fire too. Cancel every leg still waiting.
         for broker_id, state in zip(order.broker_ids, states):

@@ -9,12 +9,10 @@ from typing import Callable
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from openalgo_gtt.clock import utcnow
+from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.model import TriggerKind
 from openalgo_gtt.store.models import GttLeg, GttOrder
 
-ACTIVE = "active"
-CANCELLED = "cancelled"
-TWO_LEG = "two-leg"
 
 # The order book reads these on every fetch: built once, as plain column selects (no ORM objects
 # to load, no JSON columns to decode).
@@ -41,7 +39,7 @@ class GttOrders:
         now = utcnow()
         with self._engine.begin() as conn:
             conn.execute(self._insert_order, order)
-            if order["trigger_type"] == TWO_LEG:
+            if order["trigger_type"] == TriggerKind.TWO_LEG:
                 conn.execute(self._insert_leg, [
                     {"broker_id": broker_id, "trigger_id": order["trigger_id"], "role": role, "status": status,
                      "updated_at": now} for broker_id, role, status in legs])

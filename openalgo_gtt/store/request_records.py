@@ -4,24 +4,19 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from openalgo_gtt.clock import utcnow
+from openalgo_gtt.domain.clock import as_utc, utcnow
 from openalgo_gtt.store.models import RequestRecord
 
 PENDING = "pending"
 DONE = "done"
 FAULT = "fault"
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    # SQLite hands datetimes back without a zone; everything stored is UTC.
-    return moment.replace(tzinfo=timezone.utc) if moment is not None and moment.tzinfo is None else moment
 
 
 @dataclass(frozen=True)
@@ -40,7 +35,7 @@ class Snapshot:
     @classmethod
     def of(cls, row: RequestRecord) -> "Snapshot":
         return cls(row.id, row.state, row.holder, row.response_status, row.response_body, row.plan,
-                   row.reserved_day, _aware(row.attempt_started_at), _aware(row.updated_at), _aware(row.expires_at))
+                   row.reserved_day, as_utc(row.attempt_started_at), as_utc(row.updated_at), as_utc(row.expires_at))
 
 
 def holder_alive(holder: str) -> bool | None:

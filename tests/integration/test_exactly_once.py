@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from openalgo_gtt.clock import utcnow
+from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.store.models import RequestRecord
 
 SINGLE = {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1, "trigger_type": "SINGLE",

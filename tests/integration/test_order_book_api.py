@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from openalgo_gtt.brokers.base import SINGLE, GttRequest, GttRule
+from openalgo_gtt.domain.model import SINGLE, GttRequest, GttRule
 from openalgo_gtt.brokers.errors import BrokerFailure
 from openalgo_gtt.store.db import dumps
 from tests.waiting import HANG_GUARD, until

@@ -9,13 +9,13 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from openalgo_gtt.brokers.base import (
-    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, IMMEDIATE, INACTIVE, MULTIPLE, SCHEDULED, SELL,
-    SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
+from openalgo_gtt.domain.model import (
+    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, IMMEDIATE, INACTIVE, MULTIPLE,
+    SCHEDULED, SELL, SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
 )
 from openalgo_gtt.brokers.errors import InputRejected
 from openalgo_gtt.brokers.sandbox import NoPriceYet, SandboxBroker, Tick
-from openalgo_gtt.clock import IST
+from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.models import Instrument
 from openalgo_gtt.store.sandbox_models import SandboxFill, SandboxGtt, SandboxGttRule, SandboxQuote

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from openalgo_gtt.brokers.base import (
+from openalgo_gtt.domain.model import (
     ABOVE, BUY, CANCELLED, ENTRY, FAILED, IMMEDIATE, INACTIVE, MULTIPLE, SCHEDULED, SINGLE,
     STOPLOSS, TARGET, GttRequest, GttRule, Quote,
 )

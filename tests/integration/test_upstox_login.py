@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from openalgo_gtt.app import create_app
 from openalgo_gtt.brokers.errors import TokenRejected
 from openalgo_gtt.brokers.upstox import UpstoxBroker
-from openalgo_gtt.clock import IST
+from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.gateway import Gateway
 from openalgo_gtt.services.audit import observe_broker_call
 from openalgo_gtt.services.tokens import EXPIRED_MESSAGE, TokenExpired, TokenProvider, TokenStore

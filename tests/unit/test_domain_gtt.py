@@ -9,9 +9,10 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from openalgo_gtt.brokers.base import (
+from openalgo_gtt.domain.model import (
     ABOVE, BELOW, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, INACTIVE, MULTIPLE, OPEN,
-    PENDING, SCHEDULED, SINGLE, STOPLOSS, TARGET, TRIGGERED, BrokerGtt, GttRequest, GttRule, RuleState,
+    PENDING, SCHEDULED, SINGLE, STOPLOSS, TARGET, TRIGGERED, BrokerGtt, GttRequest, GttRule,
+    RuleState,
 )
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.gtt import (

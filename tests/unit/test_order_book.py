@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from openalgo_gtt.brokers.base import BrokerGtt, Quote, RuleState
+from openalgo_gtt.domain.model import BrokerGtt, Quote, RuleState
 from openalgo_gtt.brokers.errors import BrokerFailure
 from openalgo_gtt.services.order_book import Coalescer, OrderBook
 from openalgo_gtt.store.db import dumps

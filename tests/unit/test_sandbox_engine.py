@@ -8,15 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from openalgo_gtt.brokers.base import (
-    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, IMMEDIATE, INACTIVE, MULTIPLE, OPEN, SCHEDULED,
-    SELL, SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
+from openalgo_gtt.domain.model import (
+    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, IMMEDIATE, INACTIVE, MULTIPLE, OPEN,
+    SCHEDULED, SELL, SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
 )
 from openalgo_gtt.brokers.errors import InputRejected
 from openalgo_gtt.brokers.sandbox.engine import (
     CODE_NOT_FOUND, CODE_NOT_LIVE, QuoteBook, Tick, TriggerEngine, expiry_for, validate_request,
 )
-from openalgo_gtt.clock import IST
+from openalgo_gtt.domain.clock import IST
 
 D = Decimal
 KEY = "NSE_EQ|INE669E01016"

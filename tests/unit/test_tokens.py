@@ -9,7 +9,7 @@ import pytest
 from cryptography.fernet import InvalidToken
 
 from openalgo_gtt.brokers.errors import TokenRejected
-from openalgo_gtt.clock import IST
+from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.services.tokens import (
     EXPIRED_MESSAGE,
     NoToken,

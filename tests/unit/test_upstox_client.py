@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from openalgo_gtt.brokers.base import (
-    ABOVE, BELOW, BUY, ENTRY, IMMEDIATE, MULTIPLE, SINGLE, STOPLOSS, TARGET,
-    GttRequest, GttRule, Quote,
+from openalgo_gtt.domain.model import (
+    ABOVE, BELOW, BUY, ENTRY, IMMEDIATE, MULTIPLE, SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
+    Quote,
 )
 from openalgo_gtt.brokers.errors import (
     BrokerFailure, BrokerTimeout, BrokerUnreachable, InputRejected, PacingTimeout, RateLimited,

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from openalgo_gtt.brokers.base import BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
 from openalgo_gtt.brokers.errors import InputRejected
 from openalgo_gtt.brokers.sandbox import persistence
 from openalgo_gtt.brokers.sandbox.engine import (
@@ -25,7 +25,7 @@ from openalgo_gtt.brokers.sandbox.engine import (
     validate_request,
 )
 from openalgo_gtt.brokers.sandbox.persistence import Fill
-from openalgo_gtt.clock import IST, utcnow
+from openalgo_gtt.domain.clock import IST, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -38,13 +38,13 @@ from datetime import date, datetime, time, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Callable, Iterable, Iterator
 
-from openalgo_gtt.brokers.base import (
-    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, IMMEDIATE, INACTIVE, LIVE_RULE_STATUSES,
-    MULTIPLE, OPEN, PRODUCT_DELIVERY, PRODUCT_INTRADAY, PRODUCT_MTF, SCHEDULED, SELL, SINGLE, STOPLOSS,
-    TARGET, BrokerGtt, GttRequest, Quote, RuleState,
+from openalgo_gtt.domain.model import (
+    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, IMMEDIATE, INACTIVE,
+    LIVE_RULE_STATUSES, MULTIPLE, OPEN, PRODUCT_DELIVERY, PRODUCT_INTRADAY, PRODUCT_MTF, SCHEDULED,
+    SELL, SINGLE, STOPLOSS, TARGET, BrokerGtt, GttRequest, Quote, RuleState,
 )
 from openalgo_gtt.brokers.errors import InputRejected
-from openalgo_gtt.clock import IST
+from openalgo_gtt.domain.clock import IST, as_utc
 
 __all__ = [
     "Tick", "FiredEvent", "Rule", "Gtt", "Changes", "TriggerEngine", "QuoteBook", "QuoteState",
@@ -86,12 +86,6 @@ def _to_decimal(value, name: str) -> Decimal:
     return number
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)  # naive means UTC here, as in the store
-    return moment
-
-
 @dataclass(frozen=True)
 class Tick:
     """One price update. `open` overrides the day's open; `at` defaults to the broker's clock."""
@@ -115,7 +109,7 @@ class Tick:
                 raise rejected(f"open must be positive (got {self.open!r})")
         if self.at is not None and not isinstance(self.at, datetime):
             raise rejected(f"at must be a datetime (got {self.at!r})")
-        return Tick(self.instrument_key.strip(), ltp, day_open, _aware(self.at))
+        return Tick(self.instrument_key.strip(), ltp, day_open, as_utc(self.at))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ could not make a rule fire twice: the second writer's update matches no row and 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Sequence
 
@@ -18,8 +18,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.brokers.sandbox.engine import Changes, FiredEvent, Gtt, QuoteState, Rule
+from openalgo_gtt.domain.clock import as_utc
 from openalgo_gtt.store.models import Instrument
-from openalgo_gtt.store.sandbox_models import SandboxFill, SandboxGtt, SandboxGttRule, SandboxMeta, SandboxQuote
+from openalgo_gtt.store.sandbox_models import (
+    SandboxFill, SandboxGtt, SandboxGttRule, SandboxMeta, SandboxQuote,
+)
 
 META_ID = 1
 _META = SandboxMeta.__table__
@@ -87,14 +90,6 @@ class Fill:
 # --- value helpers ---------------------------------------------------------------------------
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; only UTC is ever stored
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
 def _price(value) -> Decimal | None:
     """A stored price without the column's trailing zeros (100.050000 -> 100.05), never 1E+2."""
     if value is None:
@@ -153,16 +148,16 @@ def load_gtts(session: Session, since: int | None = None) -> list[Gtt]:
             strategy=row["strategy"], trigger_type=row["trigger_type"], trigger_price=_price(row["trigger_price"]),
             transaction_type=row["transaction_type"], status=row["status"],
             trailing_gap=_price(row["trailing_gap"]), market_protection=row["market_protection"],
-            order_id=row["order_id"], message=row["message"], updated_at=_utc(row["updated_at"]),
+            order_id=row["order_id"], message=row["message"], updated_at=as_utc(row["updated_at"]),
         ))
     gtts = []
     for row in session.execute(gtt_query.order_by(_GTTS.c.created_at, _GTTS.c.gtt_id)).mappings():
         gtts.append(Gtt(
             gtt_id=row["gtt_id"], type=row["type"], instrument_key=row["instrument_key"],
             transaction_type=row["transaction_type"], product=row["product"], quantity=row["quantity"],
-            rules=rules.get(row["gtt_id"], []), created_at=_utc(row["created_at"]),
-            expires_at=_utc(row["expires_at"]), trading_symbol=row["trading_symbol"] or "",
-            updated_at=_utc(row["updated_at"]),
+            rules=rules.get(row["gtt_id"], []), created_at=as_utc(row["created_at"]),
+            expires_at=as_utc(row["expires_at"]), trading_symbol=row["trading_symbol"] or "",
+            updated_at=as_utc(row["updated_at"]),
         ))
     return gtts
 
@@ -173,7 +168,7 @@ def load_quotes(session: Session, since: int | None = None) -> list[tuple[str, Q
         query = query.where(_QUOTES.c.revision > since)
     return [
         (row["instrument_key"], QuoteState(_price(row["last_price"]), _price(row["open"]), row["open_day"],
-                                           _utc(row["updated_at"])))
+                                           as_utc(row["updated_at"])))
         for row in session.execute(query).mappings()
     ]
 
@@ -194,7 +189,7 @@ def list_fills(session: Session, gtt_id: str | None = None) -> list[Fill]:
         Fill(order_id=row["order_id"], gtt_id=row["gtt_id"], strategy=row["strategy"],
              instrument_key=row["instrument_key"], transaction_type=row["transaction_type"],
              quantity=row["quantity"], price=_price(row["price"]), ltp=_price(row["ltp"]),
-             filled_at=_utc(row["filled_at"]))
+             filled_at=as_utc(row["filled_at"]))
         for row in session.execute(query).mappings()
     ]
 

@@ -19,10 +19,18 @@ def ist_today(now: datetime | None = None) -> date:
     return (now or utcnow()).astimezone(IST).date()
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A stored moment made timezone-aware: SQLite hands datetimes back naive, and everything
+    the gateway stores is UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
 def ist_text(moment: datetime | None) -> str:
     """`YYYY-MM-DD HH:MM:SS` in IST, as OpenAlgo shows times; "" when unknown."""
     if moment is None:
         return ""
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; we only ever store UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(IST).strftime("%Y-%m-%d %H:%M:%S")
+    return as_utc(moment).astimezone(IST).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,188 @@
+"""The gateway's vocabulary, defined once: what a GTT is, asked for and as a broker reports it.
+
+Every layer speaks these types. Brokers translate their wire formats into them; the store keeps
+them; the API renders them. Prices are `Decimal` in rupees everywhere, so nothing is lost to
+binary floating point between the caller's request and a broker's wire format. The enums are
+`StrEnum`s: they compare equal to, and serialise as, the strings the brokers and OpenAlgo use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+
+class GttType(StrEnum):
+    """A broker GTT's shape (Upstox v3's names): one rule, or an entry with exits."""
+
+    SINGLE = "SINGLE"
+    MULTIPLE = "MULTIPLE"
+
+
+class Strategy(StrEnum):
+    """A rule's role inside one broker GTT."""
+
+    ENTRY = "ENTRY"
+    TARGET = "TARGET"
+    STOPLOSS = "STOPLOSS"
+
+
+class TriggerType(StrEnum):
+    ABOVE = "ABOVE"
+    BELOW = "BELOW"
+    IMMEDIATE = "IMMEDIATE"
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class BrokerProduct(StrEnum):
+    """Products as a GTT request carries them (Upstox's codes)."""
+
+    INTRADAY = "I"
+    DELIVERY = "D"
+    MTF = "MTF"
+
+
+class RuleStatus(StrEnum):
+    """A rule's status as the broker reports it."""
+
+    SCHEDULED = "SCHEDULED"
+    TRIGGERED = "TRIGGERED"
+    EXPIRED = "EXPIRED"
+    OPEN = "OPEN"
+    COMPLETED = "COMPLETED"
+    CANCELLED = "CANCELLED"
+    PENDING = "PENDING"
+    FAILED = "FAILED"
+    INACTIVE = "INACTIVE"
+
+
+# A GTT with any rule in one of these states can still fire.
+LIVE_RULE_STATUSES = frozenset({RuleStatus.SCHEDULED, RuleStatus.PENDING, RuleStatus.OPEN, RuleStatus.INACTIVE})
+
+
+class TriggerStatus(StrEnum):
+    """A trigger's state as OpenAlgo's order book shows it, and as the gateway records it."""
+
+    ACTIVE = "active"
+    TRIGGERED = "triggered"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class TriggerKind(StrEnum):
+    """The order book's trigger_type labels, also what the gateway records."""
+
+    SINGLE = "single"
+    BRACKET = "bracket"
+    TWO_LEG = "two-leg"
+
+
+# Module-level names for the members, as the rules are written with them.
+SINGLE, MULTIPLE = GttType
+ENTRY, TARGET, STOPLOSS = Strategy
+ABOVE, BELOW, IMMEDIATE = TriggerType
+BUY, SELL = Side
+PRODUCT_INTRADAY, PRODUCT_DELIVERY, PRODUCT_MTF = BrokerProduct
+SCHEDULED, TRIGGERED, EXPIRED, OPEN, COMPLETED, CANCELLED, PENDING, FAILED, INACTIVE = RuleStatus
+
+
+@dataclass(frozen=True)
+class GttRule:
+    """One rule of a GTT as the gateway asks for it."""
+
+    strategy: str  # Strategy
+    trigger_type: str  # TriggerType
+    trigger_price: Decimal
+    trailing_gap: Decimal | None = None  # STOPLOSS only
+    market_protection: int | None = None  # percent; set when the caller asked for a MARKET child
+
+
+@dataclass(frozen=True)
+class GttRequest:
+    """Everything needed to place (or fully replace, on modify) one broker GTT."""
+
+    type: str  # GttType
+    instrument_key: str  # e.g. "NSE_EQ|INE669E01016"
+    transaction_type: str  # Side: the ENTRY side
+    product: str  # BrokerProduct
+    quantity: int
+    rules: tuple[GttRule, ...]
+
+    def to_json(self) -> dict:
+        """The request as JSON (prices as strings, so every paisa survives a round trip)."""
+        return {
+            "type": self.type, "instrument_key": self.instrument_key, "transaction_type": self.transaction_type,
+            "product": self.product, "quantity": self.quantity,
+            "rules": [{"strategy": r.strategy, "trigger_type": r.trigger_type, "trigger_price": str(r.trigger_price),
+                       "trailing_gap": None if r.trailing_gap is None else str(r.trailing_gap),
+                       "market_protection": r.market_protection} for r in self.rules],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "GttRequest":
+        rules = tuple(GttRule(r["strategy"], r["trigger_type"], Decimal(r["trigger_price"]),
+                              None if r.get("trailing_gap") is None else Decimal(r["trailing_gap"]),
+                              r.get("market_protection")) for r in data["rules"])
+        return cls(data["type"], data["instrument_key"], data["transaction_type"], data["product"],
+                   int(data["quantity"]), rules)
+
+
+@dataclass(frozen=True)
+class RuleState:
+    """One rule of a GTT as the broker reports it."""
+
+    strategy: str
+    trigger_type: str
+    trigger_price: Decimal
+    transaction_type: str
+    status: str  # RuleStatus
+    message: str | None = None
+    order_id: str | None = None
+    trailing_gap: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class BrokerGtt:
+    """One GTT as the broker reports it."""
+
+    gtt_id: str
+    type: str
+    instrument_key: str
+    segment: str  # e.g. "NSE_EQ"
+    trading_symbol: str
+    quantity: int
+    product: str
+    rules: tuple[RuleState, ...]
+    created_at: datetime | None = None  # timezone-aware (UTC)
+    expires_at: datetime | None = None  # timezone-aware (UTC)
+
+    @property
+    def can_fire(self) -> bool:
+        """Whether any rule can still fire: the one definition of a live GTT."""
+        return any(rule.status in LIVE_RULE_STATUSES for rule in self.rules)
+
+    def matches(self, request: GttRequest) -> bool:
+        """Whether this is the GTT `request` asked for (instrument, side, quantity, product and
+        every rule's strategy, trigger type and price)."""
+        if (self.instrument_key, self.type, self.quantity, self.product) != (
+                request.instrument_key, request.type, request.quantity, request.product):
+            return False
+        entry = next((r for r in self.rules if r.strategy == ENTRY), None)
+        if entry is None or entry.transaction_type != request.transaction_type:
+            return False
+        have = sorted((r.strategy, r.trigger_type, Decimal(r.trigger_price)) for r in self.rules)
+        want = sorted((r.strategy, r.trigger_type, Decimal(r.trigger_price)) for r in request.rules)
+        return have == want
+
+
+@dataclass(frozen=True)
+class Quote:
+    instrument_key: str
+    last_price: Decimal
+    open: Decimal | None  # today's open; None (or 0 from the broker) before the market opens
