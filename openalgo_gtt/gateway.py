@@ -1,4 +1,8 @@
-"""The long-lived parts of one running service, built once per process from the Settings."""
+"""The composition root: the long-lived parts of one running service, built once per process
+from the Settings, eagerly and in one thread (so no two requests can race to build a service).
+
+Building does no I/O: the broker opens connections, and the instrument index loads, on first use.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -8,28 +12,32 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cached_property
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError
-from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.config import Settings
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
-from openalgo_gtt.services.audit import AuditEntry, AuditLog, observe_broker_call
+from openalgo_gtt.services.audit import AuditTrail, observe_broker_call
+from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
-from openalgo_gtt.services.lease import DatabaseLease
+from openalgo_gtt.services.health import HealthCheck
+from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.place import PlaceGtt
+from openalgo_gtt.services.planner import Planner
+from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.tokens import TokenProvider
-from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
+from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.services.upstox_login import UpstoxLogin
 from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_engine, make_session_factory
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
-from openalgo_gtt.store.request_records import DONE, FAULT, RequestRecords
+from openalgo_gtt.store.leases import DatabaseLease
+from openalgo_gtt.store.unit_of_work import Store
 
 
 def build_broker(settings: Settings, sessions: sessionmaker[Session],
@@ -52,71 +60,66 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
     return SandboxBroker(sessions)
 
 
+def stale_after(settings: Settings) -> timedelta:
+    """How long a request record may sit pending before its process is presumed dead: longer
+    than any request can take (two broker timeouts and a full pacing wait)."""
+    return timedelta(seconds=2 * settings.upstox_timeout + 20)
+
+
 @dataclass
 class Gateway:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    holder_id: str  # this process, as leases and request records name it: host:pid:token
+    store: Store
     api_keys: ApiKeyService
-    audit: AuditLog
+    audit: AuditTrail
+    tokens: TokenProvider
+    upstox_login: UpstoxLogin
+    broker: Broker
+    instruments: InstrumentIndex
+    trade_limit: DailyTradeLimit
+    exactly_once: ExactlyOnce
+    place: PlaceGtt
+    gtts: GttService
+    recovery: Recovery
+    watcher: GttWatcher
+    health: HealthCheck
 
     @classmethod
     def build(cls, settings: Settings) -> "Gateway":
         engine = make_engine(settings.database_url)
         sessions = make_session_factory(engine)
+        holder_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        store = Store(engine, sessions, holder_id)
+        audit = AuditTrail(store.audit)
+        tokens = TokenProvider.from_settings(settings, sessions)
+        broker = build_broker(settings, sessions, tokens)
+        instruments = InstrumentIndex(engine)  # loads on first lookup
+        trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit)
+        exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings))
+        pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)
+        planner = Planner(broker, instruments, pcts)
+        in_flight = InFlight()  # shared: follow-ups of a place wait for its record
+        place = PlaceGtt(broker, planner, store, trade_limit, exactly_once, in_flight,
+                         lookup_budget=settings.upstox_timeout)
+        recovery = Recovery(store.requests, place, trade_limit, audit, exactly_once)
+        lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
+        watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
+                             recover=recovery.settle_unsettled)
         return cls(
-            settings=settings,
-            engine=engine,
-            sessions=sessions,
-            api_keys=ApiKeyService(sessions, settings.api_key_pepper),
-            audit=AuditLog(engine),
+            settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
+            api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
+            upstox_login=UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
+            trade_limit=trade_limit, exactly_once=exactly_once, place=place,
+            gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
+            watcher=watcher, health=HealthCheck(settings.broker, trade_limit, tokens),
         )
 
-    # Built on first use, so commands that never trade (apikey, db) never touch the broker.
-    @cached_property
-    def broker(self) -> Broker:
-        return build_broker(self.settings, self.sessions, self.tokens)
-
-    @cached_property
-    def tokens(self) -> TokenProvider:
-        return TokenProvider.from_settings(self.settings, self.sessions)
-
-    @cached_property
-    def upstox_login(self) -> UpstoxLogin:
-        return UpstoxLogin.from_settings(self.settings, self.tokens)
-
-    @cached_property
-    def instruments(self) -> InstrumentIndex:
-        return InstrumentIndex.from_engine(self.engine)
-
-    @cached_property
-    def trade_limit(self) -> DailyTradeLimit:
-        return DailyTradeLimit(self.engine, self.settings.daily_trade_limit)
-
-    @cached_property
-    def orders(self) -> GttOrders:
-        return GttOrders(self.sessions)
-
-    @cached_property
-    def holder_id(self) -> str:
-        """This process, as leases and request records name it: host:pid:token."""
-        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-    @cached_property
-    def request_records(self) -> RequestRecords:
-        return RequestRecords(self.engine, self.sessions, self.holder_id)
-
     @property
-    def stale_after(self) -> timedelta:
-        """How long a request record may sit pending before its process is presumed dead: longer
-        than any request can take (two broker timeouts and a full pacing wait)."""
-        return timedelta(seconds=2 * self.settings.upstox_timeout + 20)
-
-    @cached_property
-    def watcher(self) -> GttWatcher:
-        lease = DatabaseLease(self.engine, "gtt-watcher", self.holder_id, ttl=LEASE_TTL)
-        return GttWatcher(self.broker, self.orders, lease, self.settings.oco_poll_seconds,
-                          recover=self.recover_unsettled)
+    def orders(self) -> GttOrders:
+        return self.store.orders
 
     def start_watching(self):
         """Reconcile every open OCO pair, lost place and recorded status with the broker (every
@@ -131,38 +134,7 @@ class Gateway:
         return report
 
     def recover_unsettled(self) -> int:
-        """Settle places whose outcome was lost (a timeout, a crash): each GTT found at the
-        broker is recorded; each that is not gives its reserved trade back. Returns how many."""
-        self.request_records.purge_expired()  # answered records past their window
-        settled = 0
-        for snapshot in self.request_records.unsettled(self.stale_after):
-            if not self.request_records.take_over(snapshot):
-                continue
-            placed = self.gtts.recover(snapshot.plan, snapshot.attempt_started_at)
-            if placed is None and snapshot.reserved_day is not None:
-                self.trade_limit.release(Reservation(snapshot.reserved_day, 0))
-            body = None if placed is None else {"status": "success", "trigger_id": placed.trigger_id,
-                                                "trade_count": placed.trade_count}
-            self.request_records.finish(snapshot.id, DONE if placed else FAULT, 200 if placed else None, body,
-                                        keep_reservation=False, forget_plan=True)
-            if placed is not None:
-                self._audit_recovered(snapshot.plan["order"], body)
-            settled += 1
-        return settled
-
-    def _audit_recovered(self, order: dict, body: dict) -> None:
-        """The audit row of a place whose process stopped after the broker call and before its
-        own row was written (it writes it just after answering): one row per request, always."""
-        request_id = order.get("request_id")
-        if not request_id or self.audit.exists(request_id):
-            return
-        self.audit.write(AuditEntry(
-            request_id=request_id, created_at=utcnow(), method="POST", endpoint="(recovered place)",
-            client_addr=None, api_key_name=order.get("api_key_name"), request_body=None,
-            response_body={**body, "request_id": request_id}, http_status=200, latency_ms=0.0,
-            error="the process stopped before recording this place (its answer may not have reached the "
-                  "caller); the GTT was found at the broker and recorded",
-        ))
+        return self.recovery.settle_unsettled()
 
     @property
     def webhook_secret(self) -> str:
@@ -170,21 +142,8 @@ class Gateway:
         restarts and workers, never stored."""
         return hmac.new(self.settings.api_key_pepper.encode(), b"upstox-gtt-webhook", hashlib.sha256).hexdigest()[:32]
 
-    @cached_property
-    def gtts(self) -> GttService:
-        pcts = BracketPcts(
-            entry=self.settings.auto_entry_pct,
-            target=self.settings.auto_target_pct,
-            sl=self.settings.auto_sl_pct,
-        )
-        return GttService(self.broker, self.instruments, self.trade_limit, self.orders, pcts,
-                          lookup_budget=self.settings.upstox_timeout)
-
     def close(self) -> None:
-        watcher = self.__dict__.get("watcher")
-        if watcher is not None:
-            watcher.stop()
-        broker = self.__dict__.get("broker")
-        if broker is not None and hasattr(broker, "close"):
-            broker.close()
+        self.watcher.stop()
+        if hasattr(self.broker, "close"):
+            self.broker.close()
         self.engine.dispose()

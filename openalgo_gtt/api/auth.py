@@ -2,10 +2,11 @@
 query parameter on the seed engine's routes."""
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, request
 
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import INVALID_APIKEY, Forbidden
+from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.services.apikeys import Caller
 
 
@@ -13,7 +14,7 @@ def authenticate(key: object) -> Caller:
     caller = current_app.extensions["openalgo_gtt"].api_keys.verify(key)
     if caller is None:
         raise Forbidden(INVALID_APIKEY)
-    g.api_key_name = caller.name
+    context().api_key_name = caller.name
     return caller
 
 

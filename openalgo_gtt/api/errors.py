@@ -1,40 +1,13 @@
-"""One error envelope everywhere: `{"status": "error", "message": ...}` plus optional details.
-
-Domain and broker exceptions are raised deep and translated to HTTP here, once, at the edge.
-"""
+"""Errors at the HTTP edge: the use cases' envelope (services/answers.py) plus werkzeug's own
+HTTP errors (404, 405, 413...), worded for API callers."""
 from __future__ import annotations
 
 from werkzeug.exceptions import HTTPException
 
-from openalgo_gtt.brokers.errors import BrokerError, BrokerTimeout, InputRejected, RateLimited, TokenRejected
-from openalgo_gtt.domain.errors import DomainError
-from openalgo_gtt.services.gtt import GttNotFound
-from openalgo_gtt.services.tokens import NoToken, TokenExpired
-from openalgo_gtt.services.trade_limit import TradeLimitReached
-from openalgo_gtt.store.instruments import UnknownInstrument
-
-
-class ApiError(Exception):
-    """An error the API answers with `status` and a JSON envelope."""
-
-    def __init__(self, status: int, message: str, **details):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details
-
-
-class BadRequest(ApiError):
-    def __init__(self, message: str, **details):
-        super().__init__(400, message, **details)
-
-
-class Forbidden(ApiError):
-    def __init__(self, message: str = "Invalid openalgo apikey", **details):
-        super().__init__(403, message, **details)
-
-
-INVALID_APIKEY = "Invalid openalgo apikey"
+from openalgo_gtt.services.answers import (  # noqa: F401 - the API's names for the shared envelope
+    INVALID_APIKEY, ApiError, BadRequest, Forbidden, envelope,
+)
+from openalgo_gtt.services.answers import error_status_and_body as use_case_error
 
 _HTTP_MESSAGES = {
     404: "Not found: see /api/docs for the endpoints this service offers",
@@ -44,48 +17,9 @@ _HTTP_MESSAGES = {
 }
 
 
-def envelope(message: str, **details) -> dict:
-    body = {"status": "error", "message": message}
-    body.update({k: v for k, v in details.items() if v is not None})
-    return body
-
-
-TOKEN_REJECTED = "Upstox rejected the access token (UDAPI100050): log in again"
-
-
-def _broker_error(exc: BrokerError) -> tuple[int, dict]:
-    """Broker faults as callers see them. A 5xx only for what a retry can fix."""
-    if isinstance(exc, (TokenExpired, NoToken)):  # refused here, before anything was sent to Upstox
-        return 502, envelope(exc.message)
-    if isinstance(exc, TokenRejected):
-        return 502, envelope(TOKEN_REJECTED, broker_code=exc.code or "UDAPI100050")
-    if isinstance(exc, InputRejected):
-        status = exc.http_status if exc.http_status in (404, 409) else 400
-        return status, envelope(f"Broker refused the request: {exc.message}", broker_code=exc.code)
-    if isinstance(exc, RateLimited):
-        return 429, envelope(f"Broker rate limit: {exc.message}; try again shortly", broker_code=exc.code)
-    if isinstance(exc, BrokerTimeout):
-        return 504, envelope(f"Upstox did not answer in time: {exc.message}",
-                             outcome_unknown=exc.may_have_reached or None)
-    return 502, envelope(f"Upstox failed: {exc.message}", broker_code=exc.code,
-                         outcome_unknown=exc.may_have_reached or None)
-
-
 def error_status_and_body(exc: BaseException) -> tuple[int, dict]:
     """(HTTP status, JSON body) for any exception; unexpected ones are a plain 500."""
-    if isinstance(exc, ApiError):
-        return exc.status, envelope(exc.message, **exc.details)
-    if isinstance(exc, DomainError):
-        return 400, envelope(exc.message, **(exc.details or {}))
-    if isinstance(exc, UnknownInstrument):
-        return 404, envelope(str(exc), suggestions=exc.suggestions or None)
-    if isinstance(exc, GttNotFound):
-        return 404, envelope(str(exc))
-    if isinstance(exc, TradeLimitReached):
-        return 429, envelope(str(exc), trade_count=exc.count, daily_trade_limit=exc.limit)
-    if isinstance(exc, BrokerError):
-        return _broker_error(exc)
     if isinstance(exc, HTTPException):
         status = exc.code or 500
         return status, envelope(_HTTP_MESSAGES.get(status, exc.name))
-    return 500, envelope("Internal error: the request was not completed; quote the request_id when reporting it")
+    return use_case_error(exc)

@@ -3,12 +3,9 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_restx import Namespace, Resource, fields
-from sqlalchemy import select, text
-from sqlalchemy.exc import SQLAlchemyError
 
 from openalgo_gtt.api.lifecycle import json_response
-from openalgo_gtt.domain.clock import ist_today
-from openalgo_gtt.store.models import TradeCounter
+from openalgo_gtt.services.health import StoreUnreachable
 
 ns = Namespace("health", path="/", description="Service status (no API key needed)")
 
@@ -35,27 +32,9 @@ class Health(Resource):
     @ns.response(200, "Healthy", health_model)
     @ns.response(503, "The database is unreachable")
     def get(self):
-        gateway = current_app.extensions["openalgo_gtt"]
-        body = {
-            "status": "ok",
-            "service": "openalgo-gtt",
-            "broker": gateway.settings.broker,
-            "today_trade_count": 0,
-            "daily_trade_limit": gateway.settings.daily_trade_limit,
-            "database": "ok",
-        }
+        health = current_app.extensions["openalgo_gtt"].health
         try:
-            with gateway.sessions() as session:
-                session.execute(text("SELECT 1"))
-                count = session.scalar(select(TradeCounter.count).where(TradeCounter.day == ist_today()))
-            body["today_trade_count"] = count or 0
-            if gateway.settings.broker == "upstox":
-                body.update(gateway.tokens.describe())
-        except SQLAlchemyError as exc:
-            body.update(
-                status="error",
-                database="unreachable",
-                message=f"database unreachable: {type(exc.orig or exc).__name__}",
-            )
-            return json_response(body, 503)
-        return json_response(body)
+            return json_response(health.report())
+        except StoreUnreachable as exc:
+            return json_response({"status": "error", "service": "openalgo-gtt", "database": "unreachable",
+                                  "message": str(exc)}, 503)

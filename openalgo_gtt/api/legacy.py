@@ -5,16 +5,17 @@ The key comes from an X-API-KEY header, an `apikey` query parameter or the JSON 
 """
 from __future__ import annotations
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask_restx import Namespace, Resource
 
 from openalgo_gtt.api.auth import caller_from_anywhere
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import BadRequest
-from openalgo_gtt.api.exactly_once import once
+from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.schemas import PlaceGttBody, validate
 from openalgo_gtt.domain.clock import ist_text
-from openalgo_gtt.services.gtt import Order, Placed
+from openalgo_gtt.services.answers import seed_answer
+from openalgo_gtt.services.planner import Order
 
 ns = Namespace("gtt", path="/gtt", description="The seed Upstox GTT Engine's routes (key in X-API-KEY, query or body)")
 
@@ -40,7 +41,7 @@ class LegacyPlace(Resource):
         return self.post()
 
     def post(self):
-        caller = caller_from_anywhere()
+        caller_from_anywhere()
         params = _params()
         instrument = _gateway().instruments.by_key(str(params.get("instrument") or "").strip())
         if instrument is None:
@@ -57,20 +58,8 @@ class LegacyPlace(Resource):
             "quantity": params.get("qty"), "product": product,
         })
         order = Order(instrument.symbol, instrument.exchange, body.intent(), body.strategy, body.force)
-
-        def place(attempt) -> Placed:
-            return _gateway().gtts.place(order, request_id=g.request_id, api_key_name=caller.name, attempt=attempt)
-
-        return once("legacy-place", caller.name, params, place, dedupe=True, render=_seed_answer)
-
-
-def _seed_answer(placed: Placed) -> dict:
-    """A place as the seed engine answered it."""
-    answer = {"success": True, "gtt_id": placed.trigger_id, "status": "ACTIVE",
-              "trade_count": placed.trade_count, **placed.prices}
-    if placed.warnings:
-        answer["warnings"] = list(placed.warnings)
-    return answer
+        explicit = params.get("idempotency_key") or request.headers.get("Idempotency-Key")
+        return _gateway().place(context(), order, params, explicit, endpoint="legacy-place", render=seed_answer)
 
 
 @ns.route("/cancel")
@@ -94,7 +83,7 @@ class LegacyOrders(Resource):
         """The GTTs this gateway placed; `?status=ACTIVE|CANCELLED|TRIGGERED|EXPIRED|REJECTED`."""
         caller_from_anywhere()
         status = (request.args.get("status") or "").strip().lower() or None
-        orders = _gateway().gtts.orders.list(status)
+        orders = _gateway().gtts.recorded(status)
         return {
             "success": True,
             "count": len(orders),

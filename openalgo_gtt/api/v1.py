@@ -4,14 +4,14 @@ Views only parse, call a service and format; the rules live in `domain/` and `se
 """
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app, request
 from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.auth import caller_from_body
+from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.openapi import NullableString, swagger2_schema
-from openalgo_gtt.api.exactly_once import once
 from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
-from openalgo_gtt.services.gtt import Order, Placed
+from openalgo_gtt.services.planner import Order
 from openalgo_gtt.store.db import dumps
 
 ns = Namespace("v1", path="/v1", description="OpenAlgo-compatible endpoints (JSON body with apikey)")
@@ -81,8 +81,8 @@ status_model = ns.model(
 )
 
 
-def _gtts():
-    return current_app.extensions["openalgo_gtt"].gtts
+def _gateway():
+    return current_app.extensions["openalgo_gtt"]
 
 
 def _order(body: PlaceGttBody) -> Order:
@@ -90,14 +90,9 @@ def _order(body: PlaceGttBody) -> Order:
                  strategy=body.strategy, force=body.force)
 
 
-def _placed(placed: Placed) -> dict:
-    answer = {"status": "success", "trigger_id": placed.trigger_id}
-    if placed.trade_count is not None:
-        answer["trade_count"] = placed.trade_count
-    answer.update(placed.prices)
-    if placed.warnings:
-        answer["warnings"] = list(placed.warnings)
-    return answer
+def idempotency_key(body: dict) -> object:
+    """The caller's idempotency key: the body's `idempotency_key`, else the Idempotency-Key header."""
+    return body.get("idempotency_key") or request.headers.get("Idempotency-Key")
 
 
 def _errors(resource):
@@ -116,7 +111,7 @@ class Ping(Resource):
     def post(self):
         """Check an API key and see which broker the gateway drives."""
         caller_from_body()
-        broker = current_app.extensions["openalgo_gtt"].settings.broker
+        broker = _gateway().settings.broker
         return {"status": "success", "data": {"broker": broker, "message": "pong"}}
 
 
@@ -127,10 +122,9 @@ class PlaceGtt(Resource):
     @_errors
     def post(self):
         """Place a GTT: SINGLE (one trigger), OCO (two-leg exit) or BRACKET (entry + target + stop-loss)."""
-        caller, raw = caller_from_body()
+        _, raw = caller_from_body()
         body = validate(PlaceGttBody, raw)
-        return once("place", caller.name, raw, dedupe=True, render=_placed, action=lambda attempt: _gtts().place(
-            _order(body), request_id=g.request_id, api_key_name=caller.name, attempt=attempt))
+        return _gateway().place(context(), _order(body), raw, idempotency_key(raw))
 
 
 @ns.route("/modifygtt", "/modifygttorder")
@@ -140,10 +134,9 @@ class ModifyGtt(Resource):
     @_errors
     def post(self):
         """Replace a GTT's quantity and trigger prices (full replacement, as the SDK sends it)."""
-        caller, raw = caller_from_body()
+        _, raw = caller_from_body()
         body = validate(ModifyGttBody, raw)
-        return once("modify", caller.name, raw, dedupe=False, action=lambda _attempt: _placed(
-            _gtts().modify(body.trigger_id, _order(body), request_id=g.request_id)))
+        return _gateway().gtts.modify_once(context(), body.trigger_id, _order(body), raw, idempotency_key(raw))
 
 
 @ns.route("/cancelgtt", "/cancelgttorder")
@@ -153,10 +146,9 @@ class CancelGtt(Resource):
     @_errors
     def post(self):
         """Cancel a GTT."""
-        caller, raw = caller_from_body()
+        _, raw = caller_from_body()
         body = validate(TriggerBody, raw)
-        return once("cancel", caller.name, raw, dedupe=False, action=lambda _attempt: {
-            "status": "success", "trigger_id": _gtts().cancel(body.trigger_id)})
+        return _gateway().gtts.cancel_once(context(), body.trigger_id, raw, idempotency_key(raw))
 
 
 @ns.route("/gttorderbook")
@@ -168,14 +160,15 @@ class GttOrderBook(Resource):
         """Triggers that can still fire; `"status": "all"` for every state."""
         _, raw = caller_from_body()
         body = validate(OrderBookBody, raw)
-        book = _gtts().book_view(include_all=body.status == "all")
+        book = _gateway().gtts.book_view(include_all=body.status == "all")
         # The audit keeps which triggers were shown, not the whole book on every poll.
-        g.audit_response = {"status": "success", "entries": len(book.trigger_ids),
-                            "trigger_ids": list(book.trigger_ids)}
+        ctx = context()
+        ctx.audit_response = {"status": "success", "entries": len(book.trigger_ids),
+                              "trigger_ids": list(book.trigger_ids)}
         # Callers polling together share one encoding of the entries: only the envelope is
         # written here, byte for byte what json_response writes for {"status", "data"}.
         return current_app.response_class(
-            f'{{"status":"success","data":{book.data_json},"request_id":{dumps(g.request_id)}}}',
+            f'{{"status":"success","data":{book.data_json},"request_id":{dumps(ctx.request_id)}}}',
             mimetype="application/json")
 
 
@@ -188,4 +181,4 @@ class GttOrderStatus(Resource):
         """One trigger in any state, with each leg's broker status, order id and rejection reason."""
         _, raw = caller_from_body()
         body = validate(TriggerBody, raw)
-        return {"status": "success", "data": _gtts().status(body.trigger_id)}
+        return {"status": "success", "data": _gateway().gtts.status(body.trigger_id)}

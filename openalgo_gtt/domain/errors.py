@@ -18,3 +18,20 @@ class DomainError(ValueError):
 
     def __repr__(self) -> str:
         return f"DomainError({self.message!r}, details={self.details!r})"
+
+
+class GttNotFound(LookupError):
+    """No trigger with this id, neither recorded by the gateway nor at the broker."""
+
+    def __init__(self, trigger_id: str):
+        super().__init__(f"GTT trigger {trigger_id!r} not found")
+        self.trigger_id = trigger_id
+
+
+class TradeLimitReached(Exception):
+    """Today's trades are used up; `force` overrides."""
+
+    def __init__(self, count: int, limit: int):
+        super().__init__(f"Daily trade limit reached ({count} of {limit} today); send force=true to override")
+        self.count = count
+        self.limit = limit

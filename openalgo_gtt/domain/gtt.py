@@ -17,8 +17,9 @@ from typing import Any, Mapping, Protocol
 
 from openalgo_gtt.domain.clock import ist_text as format_ist
 from openalgo_gtt.domain.model import (
-    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, MULTIPLE, OPEN, PRODUCT_DELIVERY, PRODUCT_INTRADAY, PRODUCT_MTF, SELL, SINGLE, STOPLOSS, TARGET,
-    TRIGGERED, BrokerGtt, GttRequest, GttRule, TriggerKind, TriggerStatus,
+    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, MULTIPLE, OPEN, PRODUCT_DELIVERY,
+    PRODUCT_INTRADAY, PRODUCT_MTF, SELL, SINGLE, STOPLOSS, TARGET, TRIGGERED, BrokerGtt, GttRequest, GttRule,
+    TriggerKind, TriggerStatus,
 )
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.prices import on_tick, round_to_tick

@@ -2,21 +2,17 @@
 
 Secrets never reach the row: every value under a secret-looking key is replaced before writing.
 Broker calls made while a request is handled are collected through a context variable, so the
-broker adapters need no knowledge of Flask or of this module's callers.
+broker adapters need no knowledge of who is calling them.
 """
 from __future__ import annotations
 
 import contextvars
-import logging
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
-
-from sqlalchemy import Connection, Engine, insert, select
 
 from openalgo_gtt.brokers.base import BrokerCall
-from openalgo_gtt.store.models import AuditRecord
-
-log = logging.getLogger(__name__)
+from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.services.context import RequestContext
+from openalgo_gtt.store.audit_log import AuditRows
 
 REDACTED = "***"
 # Field names whose values are secrets wherever they appear in a body (case-insensitive).
@@ -42,10 +38,9 @@ def redact(value):
     return value
 
 
-def start_collecting_broker_calls() -> list[BrokerCall]:
-    calls: list[BrokerCall] = []
-    _broker_calls.set(calls)
-    return calls
+def collect_broker_calls(into: list[BrokerCall]) -> None:
+    """Broker calls made from now on in this context are appended to `into`."""
+    _broker_calls.set(into)
 
 
 def stop_collecting_broker_calls() -> None:
@@ -59,58 +54,29 @@ def observe_broker_call(call: BrokerCall) -> None:
         calls.append(call)
 
 
-@dataclass
-class AuditEntry:
-    request_id: str
-    created_at: datetime
-    method: str
-    endpoint: str
-    client_addr: str | None
-    api_key_name: str | None
-    request_body: object
-    response_body: object
-    http_status: int
-    latency_ms: float
-    broker_calls: list[BrokerCall] = field(default_factory=list)
-    error: str | None = None
-    traceback: str | None = None
+class AuditTrail:
+    def __init__(self, rows: AuditRows):
+        self._rows = rows
 
+    @staticmethod
+    def entry(ctx: RequestContext, status: int, response_body) -> AuditEntry:
+        """The audit row of the request `ctx` describes, answered with `status` and `response_body`."""
+        return AuditEntry(
+            request_id=ctx.request_id, created_at=utcnow(), method=ctx.method, endpoint=ctx.endpoint,
+            client_addr=ctx.client_addr, api_key_name=ctx.api_key_name,
+            request_body=redact(ctx.audit_body(status)), response_body=redact(response_body),
+            http_status=status, latency_ms=ctx.elapsed_ms(), broker_calls=list(ctx.broker_calls),
+            error=ctx.error, traceback=ctx.traceback,
+        )
 
-class AuditLog:
-    def __init__(self, engine: Engine):
-        self._engine = engine
-        self._insert = insert(AuditRecord.__table__)
+    def record(self, ctx: RequestContext, status: int, response_body) -> bool:
+        """Write the request's row on its own (never raises)."""
+        return self._rows.write(self.entry(ctx, status, response_body))
 
     def write(self, entry: AuditEntry) -> bool:
-        """Store one entry in a transaction of its own. Never raises: a failed audit write must
-        not fail the request."""
-        try:
-            with self._engine.begin() as conn:
-                self.write_in(conn, entry)
-            return True
-        except Exception:  # noqa: BLE001 - the audit must never turn a success into a failure
-            log.exception("could not write the audit record for request %s", entry.request_id)
-            return False
+        """Write a prepared row on its own (never raises); it is redacted here."""
+        entry.request_body, entry.response_body = redact(entry.request_body), redact(entry.response_body)
+        return self._rows.write(entry)
 
     def exists(self, request_id: str) -> bool:
-        with self._engine.connect() as conn:
-            return conn.execute(select(AuditRecord.id).where(AuditRecord.request_id == request_id)).first() is not None
-
-    def write_in(self, conn: Connection, entry: AuditEntry) -> None:
-        """Store one entry in the caller's transaction: a place's record of its outcome and its
-        audit row are committed together, so neither exists without the other."""
-        conn.execute(self._insert, {
-            "request_id": entry.request_id,
-            "created_at": entry.created_at,
-            "method": entry.method,
-            "endpoint": entry.endpoint[:128],
-            "client_addr": (entry.client_addr or "")[:64] or None,
-            "api_key_name": entry.api_key_name,
-            "request_body": redact(entry.request_body),
-            "response_body": redact(entry.response_body),
-            "http_status": entry.http_status,
-            "latency_ms": round(entry.latency_ms, 3),
-            "broker_calls": [asdict(call) for call in entry.broker_calls] or None,
-            "error": entry.error,
-            "traceback": entry.traceback,
-        })
+        return self._rows.exists(request_id)

@@ -1,8 +1,8 @@
-"""The daily trade limit: successful places per IST day, counted atomically in SQL.
+"""The daily trade limit: successful places per IST day.
 
-One upsert statement reserves a trade before the broker is called, so however many threads,
-processes or hosts place at once, no more than the limit reach the broker. A place that fails
-for certain gives its reservation back; `force` bypasses the limit and still counts.
+A trade is taken before the broker is called, in the same transaction as the place's intent
+(services/place.py), so a crash can never leave a reservation nobody knows about. A place that
+certainly failed gives its trade back; `force` bypasses the limit and still counts.
 """
 from __future__ import annotations
 
@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
 from openalgo_gtt.domain.clock import ist_today
-from openalgo_gtt.store.models import TradeCounter
+from openalgo_gtt.domain.errors import TradeLimitReached
+from openalgo_gtt.store.trade_counter import TradeCounters
+from openalgo_gtt.store.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -24,56 +22,26 @@ class Reservation:
     count: int  # today's count including this trade
 
 
-class TradeLimitReached(Exception):
-    def __init__(self, count: int, limit: int):
-        super().__init__(f"Daily trade limit reached ({count} of {limit} today); send force=true to override")
-        self.count = count
-        self.limit = limit
-
-
 class DailyTradeLimit:
-    def __init__(self, engine: Engine, limit: int, today: Callable[[], date] = ist_today):
-        self._engine = engine
+    def __init__(self, counters: TradeCounters, limit: int, today: Callable[[], date] = ist_today):
+        self._counters = counters
         self.limit = limit
         self._today = today
-        insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-        table = TradeCounter.__table__
-        # Built once: the two forms of "count one more today", within the limit or forced.
-        self._take_one, self._take_one_forced = (
-            insert(table).on_conflict_do_update(
-                index_elements=[table.c.day], set_={"count": table.c.count + 1},
-                where=None if forced else table.c.count < bindparam("limit", callable_=lambda: self.limit),
-            ).returning(table.c.count)
-            for forced in (False, True)
-        )
 
-    def reserve(self, force: bool = False, also: Callable[[Connection, date], None] | None = None) -> Reservation:
-        """Count one trade now, or raise TradeLimitReached when today's limit is used up. `also`
-        runs first, in the same transaction (the caller's record of what it reserves for, which
-        may itself refuse by raising), so a crash can never leave a reservation nobody knows
-        about, and a refusal from either side leaves neither."""
-        day = self._today()
-        statement = self._take_one_forced if force else self._take_one
-        try:
-            with self._engine.begin() as conn:
-                if also is not None:
-                    also(conn, day)
-                count = conn.execute(statement, {"day": day, "count": 1}).scalar()
-                if count is None:
-                    raise TradeLimitReached(self.limit, self.limit)  # rolls back what `also` wrote
-        except TradeLimitReached:
-            raise TradeLimitReached(self.today_count(), self.limit) from None
+    def today(self) -> date:
+        return self._today()
+
+    def take(self, uow: UnitOfWork, day: date, force: bool) -> Reservation:
+        """Count one trade on `day` in the caller's unit of work, or raise TradeLimitReached,
+        which rolls it back with whatever else it wrote."""
+        count = uow.take_trade(day, None if force else self.limit)
+        if count is None:
+            raise TradeLimitReached(self.limit, self.limit)
         return Reservation(day, count)
 
-    def release(self, reservation: Reservation) -> None:
-        """Give back a reservation whose place certainly did not happen."""
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(TradeCounter)
-                .where(TradeCounter.day == reservation.day, TradeCounter.count > 0)
-                .values(count=TradeCounter.count - 1)
-            )
+    def release(self, day: date) -> None:
+        """Give back a trade whose place certainly did not happen."""
+        self._counters.give_back(day)
 
     def today_count(self) -> int:
-        with self._engine.connect() as conn:
-            return conn.execute(select(TradeCounter.count).where(TradeCounter.day == self._today())).scalar() or 0
+        return self._counters.count(self._today())

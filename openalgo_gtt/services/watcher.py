@@ -26,7 +26,7 @@ from openalgo_gtt.domain.model import BrokerGtt, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.gtt import gtt_status
 from openalgo_gtt.domain.oco import GONE, WAITING, leg_state, pair_status
-from openalgo_gtt.services.lease import DatabaseLease
+from openalgo_gtt.store.leases import DatabaseLease
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.models import GttOrder
 

@@ -7,6 +7,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -52,3 +54,9 @@ def make_engine(database_url: str) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def dialect_insert(engine: Engine):
+    """The INSERT construct with ON CONFLICT for this engine's dialect (PostgreSQL or SQLite):
+    the upserts of the trade counter, request records and leases are written once for both."""
+    return pg_insert if engine.dialect.name == "postgresql" else sqlite_insert

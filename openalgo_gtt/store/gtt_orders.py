@@ -1,16 +1,15 @@
 """The GTTs this gateway placed, and the broker GTTs (legs) behind each: the few queries the
-GTT use cases and the watcher need."""
+GTT use cases and the watcher need. Reads return `domain.records` dataclasses."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from typing import Callable
-
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.clock import as_utc, utcnow
 from openalgo_gtt.domain.model import TriggerKind
+from openalgo_gtt.domain.records import RecordedLeg, RecordedTrigger
 from openalgo_gtt.store.models import GttLeg, GttOrder
 
 
@@ -22,6 +21,17 @@ _BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.pro
                         GttOrder.modified_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
 
 
+def _trigger(row: GttOrder | None) -> RecordedTrigger | None:
+    if row is None:
+        return None
+    return RecordedTrigger(
+        trigger_id=row.trigger_id, broker_ids=list(row.broker_ids), instrument_key=row.instrument_key,
+        symbol=row.symbol, exchange=row.exchange, trigger_type=row.trigger_type, action=row.action,
+        product=row.product, quantity=row.quantity, legs=row.legs, strategy=row.strategy, status=row.status,
+        status_message=row.status_message, placed_at=as_utc(row.placed_at), modified_at=as_utc(row.modified_at),
+        cancelled_at=as_utc(row.cancelled_at), request_id=row.request_id, api_key_name=row.api_key_name)
+
+
 class GttOrders:
     def __init__(self, sessions: sessionmaker[Session]):
         self._sessions = sessions
@@ -29,37 +39,34 @@ class GttOrders:
         self._insert_order = insert(GttOrder.__table__)
         self._insert_leg = insert(GttLeg.__table__)
 
-    def add(self, order: dict, legs: list[tuple[str, str, str]], also: Callable[[Connection], None] | None = None) -> None:
+    def add(self, conn: Connection, order: dict, legs: list[tuple[str, str, str]]) -> None:
         """Record a trigger (a gtt_orders row's values) and its legs, given as (broker_id, role,
-        broker status). `also` runs in the same transaction.
+        broker status), in the caller's transaction.
 
         Only a two-leg trigger gets gtt_legs rows: its two broker GTTs need mapping back to it.
         A single or bracket trigger is one broker GTT whose id is the trigger id, so a row for it
         would only repeat the order row (and cost every place a statement)."""
-        now = utcnow()
-        with self._engine.begin() as conn:
-            conn.execute(self._insert_order, order)
-            if order["trigger_type"] == TriggerKind.TWO_LEG:
-                conn.execute(self._insert_leg, [
-                    {"broker_id": broker_id, "trigger_id": order["trigger_id"], "role": role, "status": status,
-                     "updated_at": now} for broker_id, role, status in legs])
-            if also is not None:
-                also(conn)
+        conn.execute(self._insert_order, order)
+        if order["trigger_type"] == TriggerKind.TWO_LEG:
+            now = utcnow()
+            conn.execute(self._insert_leg, [
+                {"broker_id": broker_id, "trigger_id": order["trigger_id"], "role": role, "status": status,
+                 "updated_at": now} for broker_id, role, status in legs])
 
-    def get(self, trigger_id: str) -> GttOrder | None:
+    def get(self, trigger_id: str) -> RecordedTrigger | None:
         with self._sessions() as session:
-            return session.scalar(select(GttOrder).where(GttOrder.trigger_id == trigger_id))
+            return _trigger(session.scalar(select(GttOrder).where(GttOrder.trigger_id == trigger_id)))
 
-    def by_request_id(self, request_id: str) -> GttOrder | None:
+    def by_request_id(self, request_id: str) -> RecordedTrigger | None:
         with self._sessions() as session:
-            return session.scalar(select(GttOrder).where(GttOrder.request_id == request_id))
+            return _trigger(session.scalar(select(GttOrder).where(GttOrder.request_id == request_id)))
 
-    def by_trigger_ids(self, trigger_ids: list[str]) -> dict[str, GttOrder]:
+    def by_trigger_ids(self, trigger_ids: list[str]) -> dict[str, RecordedTrigger]:
         if not trigger_ids:
             return {}
         with self._sessions() as session:
             rows = session.scalars(select(GttOrder).where(GttOrder.trigger_id.in_(trigger_ids))).all()
-        return {row.trigger_id: row for row in rows}
+        return {row.trigger_id: _trigger(row) for row in rows}
 
     def known_broker_ids(self, broker_ids: list[str]) -> set[str]:
         """Which of these broker GTT ids the gateway has recorded (as a trigger or an OCO leg)."""
@@ -69,21 +76,22 @@ class GttOrders:
             triggers = conn.scalars(select(GttOrder.trigger_id).where(GttOrder.trigger_id.in_(broker_ids))).all()
         return set(triggers) | set(self.legs_by_broker_id(broker_ids))
 
-    def legs_by_broker_id(self, broker_ids: list[str]) -> dict[str, GttLeg]:
+    def legs_by_broker_id(self, broker_ids: list[str]) -> dict[str, RecordedLeg]:
         if not broker_ids:
             return {}
         with self._sessions() as session:
             rows = session.scalars(select(GttLeg).where(GttLeg.broker_id.in_(broker_ids))).all()
-        return {row.broker_id: row for row in rows}
+        return {row.broker_id: RecordedLeg(row.broker_id, row.trigger_id, row.role, row.status, row.message,
+                                           as_utc(row.updated_at)) for row in rows}
 
-    def list(self, status: str | None = None, trigger_type: str | None = None) -> list[GttOrder]:
+    def list(self, status: str | None = None, trigger_type: str | None = None) -> list[RecordedTrigger]:
         query = select(GttOrder).order_by(GttOrder.placed_at.desc(), GttOrder.id.desc())
         if status:
             query = query.where(GttOrder.status == status)
         if trigger_type:
             query = query.where(GttOrder.trigger_type == trigger_type)
         with self._sessions() as session:
-            return list(session.scalars(query).all())
+            return [_trigger(row) for row in session.scalars(query).all()]
 
     def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str) -> None:
         with self._sessions.begin() as session:

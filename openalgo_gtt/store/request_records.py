@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import as_utc, utcnow
+from openalgo_gtt.store.db import dialect_insert
 from openalgo_gtt.store.models import RequestRecord
 
 PENDING = "pending"
@@ -59,7 +58,7 @@ class RequestRecords:
         self._engine = engine
         self._sessions = sessions
         self.holder = holder
-        insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        insert = dialect_insert(engine)
         table = RequestRecord.__table__
         # Built once, with the values given at execution: compiled once per shape and cached.
         self._claim = (insert(table).on_conflict_do_nothing(index_elements=["api_key_name", "idem_key"])

@@ -151,7 +151,7 @@ def test_a_failing_audit_write_does_not_fail_the_request(client, gateway, api_ke
     def broken_begin():
         raise OSError("audit store gone")
 
-    monkeypatch.setattr(gateway.audit, "_engine", type("E", (), {"begin": staticmethod(broken_begin)})())
+    monkeypatch.setattr(gateway.store.audit, "_engine", type("E", (), {"begin": staticmethod(broken_begin)})())
     assert ping(client, {"apikey": api_key}).status_code == 200
 
 

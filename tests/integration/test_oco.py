@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from openalgo_gtt.services.lease import DatabaseLease
+from openalgo_gtt.store.leases import DatabaseLease
 from openalgo_gtt.store.models import GttOrder
 
 OCO_SELL = {

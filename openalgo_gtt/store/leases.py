@@ -7,10 +7,9 @@ from datetime import timedelta
 from typing import Callable
 
 from sqlalchemy import Engine, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.store.db import dialect_insert
 from openalgo_gtt.store.models import Lease
 
 
@@ -21,7 +20,7 @@ class DatabaseLease:
         self.holder = holder
         self.ttl = ttl
         self._now = now
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._insert = dialect_insert(engine)
 
     def acquire(self) -> bool:
         """Take or renew the lease; True while this holder has it."""

@@ -1,0 +1,234 @@
+"""Exactly-once writes: idempotency keys, duplicate alerts, and answers that were lost.
+
+- `idempotency_key` in the body (or an `Idempotency-Key` header): the same key from the same API
+  key within 24 hours gets the first answer and never reaches the broker again; a second request
+  arriving while the first is still running waits for it.
+- Without a key, an identical place body from the same API key within the dedupe window is the
+  same request (TradingView re-sends an alert that got a 5xx): the first answer, marked
+  `"duplicate": true`, no broker call, no trade counted.
+- Only definitive answers are replayed: a success, or a refusal the caller must fix (4xx other
+  than 409 and 429, which depend on state that changes). After a broker fault the record stays
+  open, and a retry first looks for the GTT at the broker, then places it if it is absent.
+
+A place claims its key only when it writes its intent, in the unit of work that takes its trade
+(services/place.py); modify and cancel claim theirs before they run.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.services.answers import ApiError, error_status_and_body, placed_answer
+from openalgo_gtt.services.audit import AuditTrail
+from openalgo_gtt.services.context import RequestContext
+from openalgo_gtt.store.request_records import DONE, FAULT, PENDING, Snapshot, holder_alive
+from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+WAIT_FOR_FIRST = 10.0  # seconds a duplicate waits for the first request's answer
+MAX_KEY_LENGTH = 128
+NOT_IN_DEDUPE_HASH = frozenset({"apikey", "idempotency_key"})
+
+
+class AlreadyClaimed(Exception):
+    """Another request holds this request's key: raised inside the unit of work that tried to
+    claim it, so that unit (and any trade it took) is rolled back."""
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    api_key_name: str
+    idem_key: str
+    endpoint: str
+    ttl: timedelta
+
+
+class Attempt:
+    """This request's record, as the place use case writes it.
+
+    A fresh place claims its key only when it writes its intent: one statement, and a request
+    refused before that (a bad symbol, a price off the tick) leaves no record to replay. A retry
+    of an earlier attempt already holds the record and updates it. Once the broker has the GTT,
+    `answering` fixes the answer and its audit row, and `close` writes both, after the caller
+    has the answer, in the unit of work that records the GTT.
+    """
+
+    def __init__(self, store: Store, audit: AuditTrail, ctx: RequestContext, key: RequestKey,
+                 render: Callable[[object], dict], snapshot: Snapshot | None = None, retry: bool = False):
+        self._store = store
+        self.render = render
+        self._audit = audit
+        self.ctx = ctx
+        self._key = key
+        self.record_id = None if snapshot is None else snapshot.id
+        self.retry = retry
+        self.plan = None if snapshot is None else snapshot.plan
+        self.reserved_day = None if snapshot is None else snapshot.reserved_day
+        self.attempt_started_at = None if snapshot is None else snapshot.attempt_started_at
+        self.keeps_reservation = False
+        self.answer: dict | None = None
+        self._stored: dict | None = None  # the answer as kept for duplicates (with the request id)
+        self._audit_entry = None
+        self._claimed_now = False
+
+    def save_intent(self, uow: UnitOfWork, plan: dict, reserved_day, started_at) -> None:
+        if self.record_id is None:
+            key = self._key
+            record_id = uow.claim_request(key.api_key_name, key.idem_key, key.endpoint, key.ttl, plan,
+                                          reserved_day, started_at)
+            if record_id is None:
+                raise AlreadyClaimed()
+            self.record_id, self._claimed_now = record_id, True
+        else:
+            uow.save_intent(self.record_id, plan, reserved_day, started_at)
+        self.keeps_reservation = reserved_day is not None
+
+    def intent_rolled_back(self) -> None:
+        """The unit of work that wrote the intent did not commit: a claim made in it is void
+        (its id may even be given to another request's record)."""
+        if self._claimed_now:
+            self.record_id, self._claimed_now = None, False
+        self.keeps_reservation = False
+
+    def answering(self, placed) -> None:
+        """The broker has the GTT: fix the answer and its audit row now, while the request's
+        context is complete (close runs after the answer has gone)."""
+        self.answer = self.render(placed)  # kept: the caller gets exactly what is stored
+        self._stored = {**self.answer, "request_id": self.ctx.request_id}
+        self._audit_entry = self._audit.entry(self.ctx, 200, self._stored)
+        self.ctx.audit_written = True  # written with the record of the GTT, after the answer
+
+    def close(self, uow: UnitOfWork) -> None:
+        """The answer (for duplicates) and the audit row, in the GTT's own unit of work."""
+        uow.finish_request(self.record_id, DONE, 200, self._stored)
+        uow.audit(self._audit_entry)
+
+    def close_alone(self) -> None:
+        """When the GTT's unit of work failed: the answer and the audit row, each on its own.
+        Never raises (it runs after the answer)."""
+        try:
+            self._store.requests.finish(self.record_id, DONE, 200, self._stored, keep_reservation=False,
+                                        forget_plan=True)
+        except Exception:  # noqa: BLE001 - the record stays open; the watcher settles it
+            log.exception("could not close request record %s", self.record_id)
+        self._audit.write(self._audit_entry)
+
+
+def _body_hash(endpoint: str, body: dict) -> str:
+    canonical = {k: v for k, v in body.items() if k not in NOT_IN_DEDUPE_HASH}
+    text = json.dumps([endpoint, canonical], sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _definitive(status: int) -> bool:
+    return status < 500 and status not in (409, 429)
+
+
+def _replay(snapshot: Snapshot) -> tuple[dict, int]:
+    body = copy.deepcopy(snapshot.response_body) or {}
+    if isinstance(body, dict):
+        body["original_request_id"] = body.pop("request_id", None)
+        body["duplicate"] = True
+    return body, snapshot.response_status or 200
+
+
+class ExactlyOnce:
+    def __init__(self, store: Store, audit: AuditTrail, dedupe_window_seconds: int, stale_after: timedelta):
+        self._store = store
+        self._records = store.requests
+        self._audit = audit
+        self._dedupe_window = dedupe_window_seconds
+        self.stale_after = stale_after
+
+    def key(self, ctx: RequestContext, endpoint: str, body: dict, explicit: object, dedupe: bool) -> RequestKey:
+        """The record key: the caller's idempotency key, else (for a place) the body's hash, else
+        this request alone."""
+        if explicit is not None and explicit != "":
+            explicit = str(explicit).strip()
+            if not explicit or len(explicit) > MAX_KEY_LENGTH:
+                raise ApiError(400, f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters")
+            return RequestKey(ctx.api_key_name, f"key:{explicit}", endpoint, IDEMPOTENCY_TTL)
+        if dedupe and self._dedupe_window > 0:
+            return RequestKey(ctx.api_key_name, f"body:{_body_hash(endpoint, body)}", endpoint,
+                              timedelta(seconds=self._dedupe_window))
+        return RequestKey(ctx.api_key_name, f"request:{ctx.request_id}", endpoint,
+                          timedelta(seconds=self._dedupe_window or 60))
+
+    def _stale(self, snapshot: Snapshot) -> bool:
+        return snapshot.updated_at < utcnow() - self.stale_after or holder_alive(snapshot.holder) is False
+
+    def place(self, ctx: RequestContext, key: RequestKey, action: Callable[[Attempt], object],
+              render: Callable[[object], dict] = placed_answer) -> tuple[dict, int]:
+        """Run a place at most once per key: `action` claims the key when it writes its intent
+        (raising AlreadyClaimed when the key is taken) and closes the record after the answer;
+        `render` words its result."""
+        return self._once(ctx, key, action, render)
+
+    def run(self, ctx: RequestContext, key: RequestKey, action: Callable[[], dict]) -> tuple[dict, int]:
+        """Run a modify or cancel at most once per key: the key is claimed before `action`, which
+        returns the answer."""
+        return self._once(ctx, key, lambda _attempt: action(), None)
+
+    def _once(self, ctx: RequestContext, key: RequestKey, action, render) -> tuple[dict, int]:
+        claims_itself = render is not None
+        records = self._records
+        deadline = time.monotonic() + WAIT_FOR_FIRST
+        snapshot = None
+        while True:
+            if snapshot is None:
+                if claims_itself:
+                    try:
+                        return self._run(Attempt(self._store, self._audit, ctx, key, render), action, claims_itself)
+                    except AlreadyClaimed:
+                        snapshot = records.existing(key.api_key_name, key.idem_key)
+                        continue
+                snapshot, created = records.claim(key.api_key_name, key.idem_key, key.endpoint, key.ttl)
+                if created:
+                    return self._run(Attempt(self._store, self._audit, ctx, key, render, snapshot), action,
+                                     claims_itself)
+            if snapshot.state == DONE:
+                return _replay(snapshot)
+            if snapshot.state == FAULT or (snapshot.state == PENDING and self._stale(snapshot)):
+                if records.take_over(snapshot):
+                    attempt = Attempt(self._store, self._audit, ctx, key, render, snapshot, retry=True)
+                    return self._run(attempt, action, claims_itself)
+            elif time.monotonic() > deadline:
+                raise ApiError(409, "the same request is still being processed; try again in a few seconds")
+            else:
+                time.sleep(0.05)
+            snapshot = records.existing(key.api_key_name, key.idem_key)
+
+    def _run(self, attempt: Attempt, action, claims_itself: bool) -> tuple[dict, int]:
+        records, request_id = self._records, attempt.ctx.request_id
+        try:
+            result = action(attempt)
+        except AlreadyClaimed:
+            raise
+        except Exception as exc:
+            if attempt.record_id is None:
+                raise  # refused before it claimed anything: nothing to record, nothing to replay
+            status, envelope = error_status_and_body(exc)
+            if _definitive(status):
+                records.finish(attempt.record_id, DONE, status, {**envelope, "request_id": request_id},
+                               keep_reservation=False, forget_plan=True)
+            else:
+                # Unknown or transient: keep the plan (and a trade the service did not give back)
+                # so the retry, or the watcher, can find out what the broker holds.
+                keep = attempt.keeps_reservation and getattr(exc, "may_have_reached", False)
+                records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
+            raise
+        if attempt.answer is not None:
+            return attempt.answer, 200
+        answer = attempt.render(result) if claims_itself else result
+        records.finish(attempt.record_id, DONE, 200, {**answer, "request_id": request_id},
+                       keep_reservation=False, forget_plan=True)
+        return answer, 200

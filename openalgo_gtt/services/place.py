@@ -1,0 +1,259 @@
+"""Place a GTT, exactly once: the one use case that crosses every part of the gateway.
+
+The walk runs one way. The order is planned (services/planner.py); the intent (what will be sent,
+and how to find it again) and the day's trade are written in one unit of work; the broker is
+called; the caller is answered; then the GTT, the answer kept for duplicates and the audit row
+are committed in a second unit of work, after the answer has gone. The intent already makes the
+place recoverable, so a crash between the two is settled by services/recovery.py.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Callable
+
+from openalgo_gtt.brokers.base import Broker
+from openalgo_gtt.brokers.errors import BrokerError, PacingTimeout, RateLimited
+from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.errors import TradeLimitReached
+from openalgo_gtt.domain.gtt import BRACKET, OCO, Plan
+from openalgo_gtt.domain.model import SCHEDULED, SINGLE, BrokerGtt, GttRequest, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan
+from openalgo_gtt.domain.symbols import InstrumentInfo
+from openalgo_gtt.services.answers import placed_answer
+from openalgo_gtt.services.context import RequestContext
+from openalgo_gtt.services.exactly_once import Attempt, ExactlyOnce
+from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.planner import Order, Planner
+from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
+from openalgo_gtt.store.unit_of_work import Store
+
+log = logging.getLogger(__name__)
+
+BOOK_TRIGGER_TYPE = {SINGLE: TriggerKind.SINGLE, BRACKET: TriggerKind.BRACKET, OCO: TriggerKind.TWO_LEG}
+# How far back a GTT's creation time may be from our clock and still be "ours" (clock skew).
+FIND_SLACK = timedelta(seconds=120)
+# A broker 429 means nothing was placed: try again while the caller still waits (TradingView
+# gives up after 3 seconds).
+RATE_LIMIT_RETRY_BUDGET = 2.0
+RATE_LIMIT_RETRY_PAUSE = 0.4
+
+Legs = list[tuple[str, str, str]]  # (broker GTT id, role, broker status)
+
+
+@dataclass(frozen=True)
+class Placed:
+    trigger_id: str
+    prices: dict[str, Decimal]
+    warnings: tuple[str, ...] = ()
+    trade_count: int | None = None
+
+
+def _trigger_id(intent: dict, legs: Legs) -> str:
+    first = legs[0][0]
+    return "OCO-" + first.removeprefix("GTT-") if intent["order"]["trigger_type"] == TriggerKind.TWO_LEG else first
+
+
+def _intent(order: Order, instrument: InstrumentInfo, plan: Plan | OcoPlan, ctx: RequestContext) -> dict:
+    """Everything needed to send, find again and record this place: written before the broker
+    call, so a crash or a lost answer can be reconciled."""
+    is_oco = isinstance(plan, OcoPlan)
+    requests = [plan.lower.request, plan.upper.request] if is_oco else [plan.request]
+    role = {OCO: None, BRACKET: "bracket"}.get(order.intent.trigger_type, "single")
+    return {
+        "requests": [r.to_json() for r in requests],
+        "roles": [LOWER, UPPER] if is_oco else [role],
+        "prices": {k: str(v) for k, v in plan.prices.items()},
+        "order": {
+            "instrument_key": instrument.instrument_key, "symbol": instrument.symbol,
+            "exchange": instrument.exchange, "trigger_type": BOOK_TRIGGER_TYPE[order.intent.trigger_type],
+            "action": requests[0].transaction_type, "product": order.intent.product,
+            "quantity": requests[0].quantity, "legs": jsonable(plan.legs), "strategy": order.strategy,
+            "request_id": ctx.request_id, "api_key_name": ctx.api_key_name,
+        },
+    }
+
+
+def jsonable(legs) -> list[dict]:
+    """Legs for the JSON column: Decimals as strings keep every paisa exact."""
+    return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in leg.items()} for leg in legs]
+
+
+class PlaceGtt:
+    def __init__(self, broker: Broker, planner: Planner, store: Store, limit: DailyTradeLimit,
+                 exactly_once: ExactlyOnce, in_flight: InFlight, lookup_budget: float = 5.0):
+        self.broker = broker
+        self.planner = planner
+        self.store = store
+        self.limit = limit
+        self.exactly_once = exactly_once
+        self.in_flight = in_flight
+        # An ambiguous place is looked up at the broker before answering only while this much
+        # time has passed since it began; later, the answer is "unknown" and a retry reconciles.
+        self.lookup_budget = lookup_budget
+
+    def __call__(self, ctx: RequestContext, order: Order, body: dict, idempotency_key: object, *,
+                 endpoint: str = "place", render: Callable[[Placed], dict] = placed_answer) -> tuple[dict, int]:
+        """Place `order` at most once for its key; the answer body (worded by `render`) and its
+        HTTP status."""
+        key = self.exactly_once.key(ctx, endpoint, body, idempotency_key, dedupe=True)
+        return self.exactly_once.place(ctx, key, lambda attempt: self.place(order, ctx, attempt), render)
+
+    def place(self, order: Order, ctx: RequestContext, attempt: Attempt) -> Placed:
+        instrument, plan = self.planner.plan(order)
+        if attempt.retry and attempt.plan:
+            # An earlier attempt's outcome is unknown: look for it before placing anything.
+            recovered = self.recover(attempt.plan, attempt.attempt_started_at)
+            if recovered is not None:
+                return recovered
+            if attempt.reserved_day is not None:
+                self.limit.release(attempt.reserved_day)
+        started = utcnow()
+        intent = _intent(order, instrument, plan, ctx)
+        reservation = self._reserve(order, intent, attempt, started)
+        if isinstance(plan, OcoPlan):
+            legs = self._place_pair(plan, reservation, started)
+        else:
+            gtt_id = self._place_one(plan.request, reservation, started)
+            legs = [(gtt_id, intent["roles"][0], SCHEDULED)]
+        placed = Placed(_trigger_id(intent, legs), plan.prices, plan.warnings, reservation.count)
+        # The caller hears first: the intent written before the broker call already makes the
+        # place recoverable, so the GTT, the answer kept for duplicates and the audit row are
+        # committed just after the answer.
+        attempt.answering(placed)
+        self.in_flight.hold(placed.trigger_id)
+        ctx.after_answer.append(lambda: self._record_answered(intent, legs, attempt, placed.trigger_id))
+        return placed
+
+    def _reserve(self, order: Order, intent: dict, attempt: Attempt, started: datetime) -> Reservation:
+        """The intent and the day's trade, in one unit of work: a refusal from either leaves neither."""
+        day = self.limit.today()
+        try:
+            with self.store.unit_of_work() as uow:
+                attempt.save_intent(uow, intent, day, started)
+                return self.limit.take(uow, day, order.force)
+        except TradeLimitReached:
+            attempt.intent_rolled_back()
+            raise TradeLimitReached(self.limit.today_count(), self.limit.limit) from None
+        except BaseException:
+            attempt.intent_rolled_back()
+            raise
+
+    def _record_answered(self, intent: dict, legs: Legs, attempt: Attempt, trigger_id: str) -> None:
+        """The GTT, the answer and the audit row in one unit of work; should that fail, each on
+        its own (the GTT first: it is what a cancel or the order book needs)."""
+        try:
+            if not self._record(intent, legs, attempt):
+                self._record(intent, legs)
+                attempt.close_alone()
+        finally:
+            self.in_flight.release(trigger_id)
+
+    def _record(self, intent: dict, legs: Legs, attempt: Attempt | None = None) -> bool:
+        trigger_id = _trigger_id(intent, legs)
+        try:
+            with self.store.unit_of_work() as uow:
+                uow.add_trigger(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs],
+                                     status=TriggerStatus.ACTIVE, placed_at=utcnow(), **intent["order"]), legs)
+                if attempt is not None:
+                    attempt.close(uow)
+            return True
+        except Exception:  # noqa: BLE001 - the GTT exists at the broker: the caller must hear success
+            log.exception("trigger %s was placed but could not be recorded locally", trigger_id)
+            return False
+
+    # -- finding a place whose answer was lost ----------------------------------------------
+
+    def recover(self, intent: dict, since: datetime | None) -> Placed | None:
+        """Find an earlier attempt's GTTs at the broker: recorded (and a success) when all are
+        there; withdrawn when only part of an OCO is; None when nothing was placed."""
+        prices = {k: Decimal(v) for k, v in intent["prices"].items()}
+        already = self.store.orders.by_request_id(intent["order"]["request_id"])
+        if already is not None:
+            return Placed(already.trigger_id, prices, ("answered from an earlier attempt of this request",),
+                          self.limit.today_count())
+        since = since or utcnow() - FIND_SLACK
+        found = [self.find_placed(GttRequest.from_json(r), since) for r in intent["requests"]]
+        if found and all(found):
+            legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(found, intent["roles"])]
+            self._record(intent, legs)
+            return Placed(_trigger_id(intent, legs), prices,
+                          ("found at the broker: an earlier attempt of this request had placed it",),
+                          self.limit.today_count())
+        for gtt in filter(None, found):  # half an OCO is worse than none
+            self._withdraw(gtt.gtt_id)
+        return None
+
+    def find_placed(self, request: GttRequest, since: datetime) -> BrokerGtt | None:
+        """The broker GTT matching `request` created since `since` that the gateway does not know
+        yet: how an answer lost after the broker did the work is found again."""
+        candidates = [gtt for gtt in self.broker.list_gtts()
+                      if gtt.matches(request) and (gtt.created_at is None or gtt.created_at >= since - FIND_SLACK)]
+        known = self.store.orders.known_broker_ids([gtt.gtt_id for gtt in candidates])
+        fresh = [gtt for gtt in candidates if gtt.gtt_id not in known]
+        return max(fresh, key=lambda gtt: gtt.created_at or since, default=None)
+
+    # -- the broker calls -------------------------------------------------------------------
+
+    def _send_place(self, request: GttRequest) -> str:
+        """One place, retried on a broker 429 (nothing was placed) within the caller's patience."""
+        deadline = time.monotonic() + RATE_LIMIT_RETRY_BUDGET
+        while True:
+            try:
+                return self.broker.place_gtt(request)
+            except RateLimited as exc:
+                if isinstance(exc, PacingTimeout) or time.monotonic() + RATE_LIMIT_RETRY_PAUSE > deadline:
+                    raise
+                time.sleep(RATE_LIMIT_RETRY_PAUSE)
+
+    def _place_one(self, request: GttRequest, reservation: Reservation, started: datetime) -> str:
+        try:
+            return self._send_place(request)
+        except BrokerError as exc:
+            if exc.may_have_reached and (utcnow() - started).total_seconds() < self.lookup_budget:
+                # The answer was lost or garbled but there is time to ask what the broker holds.
+                try:
+                    found = self.find_placed(request, since=started)
+                except BrokerError:
+                    raise exc from None  # still unknown: the reservation stays for a retry
+                if found is not None:
+                    log.warning("place answered %s but the GTT %s exists: treated as placed", exc, found.gtt_id)
+                    return found.gtt_id
+                exc.may_have_reached = False  # looked, and it is not there
+            if not exc.may_have_reached:
+                self.limit.release(reservation.day)  # nothing was placed: the trade is not counted
+            raise
+
+    def _place_pair(self, plan: OcoPlan, reservation: Reservation, started: datetime) -> Legs:
+        """Both OCO legs, or neither: a failed second leg takes the first one down with it."""
+        lower_id = self._place_one(plan.lower.request, reservation, started)
+        try:
+            upper_id = self._send_place(plan.upper.request)
+        except BrokerError as exc:
+            undone = self._withdraw(lower_id)
+            if exc.may_have_reached:
+                stray = self.find_placed(plan.upper.request, since=started)
+                undone = undone and (stray is None or self._withdraw(stray.gtt_id))
+            if undone:
+                self.limit.release(reservation.day)
+                exc.may_have_reached = False
+            else:
+                exc.message += ("; the stop-loss leg could not be withdrawn: check Upstox's GTT list "
+                                f"for {lower_id}")
+            raise
+        return [(lower_id, LOWER, SCHEDULED), (upper_id, UPPER, SCHEDULED)]
+
+    def _withdraw(self, gtt_id: str) -> bool:
+        """Cancel a GTT the gateway just placed; True when it is certainly gone."""
+        try:
+            self.broker.cancel_gtt(gtt_id)
+            return True
+        except BrokerError as exc:
+            log.error("could not withdraw GTT %s: %s", gtt_id, exc)
+            try:
+                return self.broker.get_gtt(gtt_id) is None
+            except BrokerError:
+                return False

@@ -1,0 +1,43 @@
+"""From a caller's order to what the broker will be sent: the instrument resolved, a quote
+fetched when the bracket strategy needs one, and the domain's plan (prices on the tick,
+warnings, legs). Shared by place and modify."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from openalgo_gtt.brokers.base import Broker
+from openalgo_gtt.domain.gtt import BRACKET, OCO, PlaceIntent, Plan, plan_bracket, plan_single
+from openalgo_gtt.domain.oco import OcoPlan, plan_oco
+from openalgo_gtt.domain.strategy import BracketPcts
+from openalgo_gtt.domain.symbols import InstrumentInfo
+from openalgo_gtt.store.instruments import InstrumentIndex
+
+
+@dataclass(frozen=True)
+class Order:
+    """A place or modify request: the instrument as the caller named it, and the intent."""
+
+    symbol: str
+    exchange: str
+    intent: PlaceIntent
+    strategy: str | None = None
+    force: bool = False
+
+
+class Planner:
+    def __init__(self, broker: Broker, instruments: InstrumentIndex, pcts: BracketPcts):
+        self._broker = broker
+        self._instruments = instruments
+        self._pcts = pcts
+
+    def plan(self, order: Order) -> tuple[InstrumentInfo, Plan | OcoPlan]:
+        instrument = self._instruments.lookup(order.symbol, order.exchange)
+        intent = order.intent
+        if intent.trigger_type == OCO:
+            return instrument, plan_oco(intent, instrument)
+        if intent.trigger_type == BRACKET:
+            quote = self._broker.quotes([instrument.instrument_key]).get(instrument.instrument_key)
+            open_price = quote.open if quote else None
+            last_price = quote.last_price if quote else None
+            return instrument, plan_bracket(intent, instrument, open_price, last_price, self._pcts)
+        return instrument, plan_single(intent, instrument)

@@ -1,0 +1,56 @@
+"""Settling places whose outcome was lost (a timeout, a crash between the broker call and the
+record). Each open request record with an intent is looked up at the broker: a GTT found is
+recorded and its request answered; one not found gives its trade back. The watcher runs this
+under its lease, and every process once before it serves."""
+from __future__ import annotations
+
+from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.services.audit import AuditTrail
+from openalgo_gtt.services.exactly_once import ExactlyOnce
+from openalgo_gtt.services.place import PlaceGtt
+from openalgo_gtt.services.trade_limit import DailyTradeLimit
+from openalgo_gtt.store.request_records import DONE, FAULT, RequestRecords
+
+
+class Recovery:
+    def __init__(self, records: RequestRecords, place: PlaceGtt, limit: DailyTradeLimit, audit: AuditTrail,
+                 exactly_once: ExactlyOnce):
+        self._records = records
+        self._place = place
+        self._limit = limit
+        self._audit = audit
+        self._exactly_once = exactly_once
+
+    def settle_unsettled(self) -> int:
+        """Settle every open place; returns how many were settled."""
+        self._records.purge_expired()  # answered records past their window
+        settled = 0
+        for snapshot in self._records.unsettled(self._exactly_once.stale_after):
+            if not self._records.take_over(snapshot):
+                continue
+            placed = self._place.recover(snapshot.plan, snapshot.attempt_started_at)
+            if placed is None and snapshot.reserved_day is not None:
+                self._limit.release(snapshot.reserved_day)
+            body = None if placed is None else {"status": "success", "trigger_id": placed.trigger_id,
+                                                "trade_count": placed.trade_count}
+            self._records.finish(snapshot.id, DONE if placed else FAULT, 200 if placed else None, body,
+                                 keep_reservation=False, forget_plan=True)
+            if placed is not None:
+                self._audit_recovered(snapshot.plan["order"], body)
+            settled += 1
+        return settled
+
+    def _audit_recovered(self, order: dict, body: dict) -> None:
+        """The audit row of a place whose process stopped after the broker call and before its
+        own row was written (it writes it just after answering): one row per request, always."""
+        request_id = order.get("request_id")
+        if not request_id or self._audit.exists(request_id):
+            return
+        self._audit.write(AuditEntry(
+            request_id=request_id, created_at=utcnow(), method="POST", endpoint="(recovered place)",
+            client_addr=None, api_key_name=order.get("api_key_name"), request_body=None,
+            response_body={**body, "request_id": request_id}, http_status=200, latency_ms=0.0,
+            error="the process stopped before recording this place (its answer may not have reached the "
+                  "caller); the GTT was found at the broker and recorded",
+        ))

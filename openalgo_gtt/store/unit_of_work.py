@@ -1,0 +1,69 @@
+"""The store as the use cases see it: its repositories, and a unit of work that makes several of
+their writes one transaction.
+
+A place writes twice: its intent with the trade it takes (before the broker is called), then
+the GTT, the answer kept for duplicates and the audit row (after). Each write is one unit of
+work, so a refusal or a crash never leaves half of one.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.store.audit_log import AuditRows
+from openalgo_gtt.store.gtt_orders import GttOrders
+from openalgo_gtt.store.request_records import RequestRecords
+from openalgo_gtt.store.trade_counter import TradeCounters
+
+
+@dataclass(frozen=True)
+class UnitOfWork:
+    """One open transaction; every method writes in it. It commits when the `with` block of
+    `Store.unit_of_work()` ends normally, and rolls back everything when it raises."""
+
+    _conn: Connection
+    _store: "Store"
+
+    def claim_request(self, api_key_name: str, idem_key: str, endpoint: str, ttl: timedelta, plan: object,
+                      reserved_day: date | None, started_at: datetime) -> int | None:
+        return self._store.requests.claim_with_intent(self._conn, api_key_name, idem_key, endpoint, ttl, plan,
+                                                      reserved_day, started_at)
+
+    def save_intent(self, record_id: int, plan: object, reserved_day: date | None, started_at: datetime) -> None:
+        self._store.requests.save_intent(record_id, plan, reserved_day, started_at, self._conn)
+
+    def take_trade(self, day: date, limit: int | None) -> int | None:
+        return self._store.trades.take(self._conn, day, limit)
+
+    def add_trigger(self, order: dict, legs: list[tuple[str, str, str]]) -> None:
+        self._store.orders.add(self._conn, order, legs)
+
+    def finish_request(self, record_id: int, state: str, status: int | None, body: object) -> None:
+        self._store.requests.finish(record_id, state, status, body, keep_reservation=False, forget_plan=True,
+                                    conn=self._conn)
+
+    def audit(self, entry: AuditEntry) -> None:
+        self._store.audit.write_in(self._conn, entry)
+
+
+class Store:
+    """Every repository over one engine, built once per process."""
+
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], holder: str):
+        self.engine = engine
+        self.sessions = sessions
+        self.requests = RequestRecords(engine, sessions, holder)
+        self.trades = TradeCounters(engine)
+        self.orders = GttOrders(sessions)
+        self.audit = AuditRows(engine)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[UnitOfWork]:
+        with self.engine.begin() as conn:
+            yield UnitOfWork(conn, self)

@@ -1,0 +1,171 @@
+"""The place, modify and cancel use cases and the recovery, driven directly: an in-memory broker,
+the real store on a fresh database, and no web framework. Exactly-once is the subject: a
+duplicate, an answer lost after the broker did the work, and a crash between intent and record."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from openalgo_gtt.brokers.errors import BrokerTimeout
+from openalgo_gtt.domain.gtt import PlaceIntent
+from openalgo_gtt.domain.model import CANCELLED
+from openalgo_gtt.domain.strategy import DEFAULT_PCTS
+from openalgo_gtt.domain.symbols import InstrumentInfo
+from openalgo_gtt.services.audit import AuditTrail
+from openalgo_gtt.services.context import RequestContext
+from openalgo_gtt.services.exactly_once import ExactlyOnce
+from openalgo_gtt.services.gtt import GttService
+from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.place import PlaceGtt
+from openalgo_gtt.services.planner import Order, Planner
+from openalgo_gtt.services.recovery import Recovery
+from openalgo_gtt.services.trade_limit import DailyTradeLimit
+from openalgo_gtt.store.db import make_engine, make_session_factory
+from openalgo_gtt.store.instruments import InstrumentIndex
+from openalgo_gtt.store.models import AuditRecord, RequestRecord
+from openalgo_gtt.store.unit_of_work import Store
+from tests.fakes.memory_broker import MemoryBroker
+
+IDEA = InstrumentInfo("NSE_EQ|INE669E01016", "NSE_EQ", "NSE", "IDEA", "IDEA", "Vodafone Idea", "EQ", 1,
+                      Decimal("0.01"), None, None, "INE669E01016")
+
+
+class Services:
+    """The use cases wired as the gateway wires them, with knobs a test needs."""
+
+    def __init__(self, engine, *, stale_after: timedelta = timedelta(minutes=5), limit: int = 5):
+        self.broker = MemoryBroker()
+        self.store = Store(engine, make_session_factory(engine), holder=f"test:{uuid.uuid4().hex[:6]}")
+        self.audit = AuditTrail(self.store.audit)
+        self.limit = DailyTradeLimit(self.store.trades, limit)
+        self.once = ExactlyOnce(self.store, self.audit, dedupe_window_seconds=60, stale_after=stale_after)
+        planner = Planner(self.broker, InstrumentIndex.from_instruments([IDEA]), DEFAULT_PCTS)
+        in_flight = InFlight()
+        self.place = PlaceGtt(self.broker, planner, self.store, self.limit, self.once, in_flight)
+        self.gtts = GttService(self.broker, InstrumentIndex.from_instruments([IDEA]), self.store.orders, planner,
+                               in_flight, self.once)
+        self.recovery = Recovery(self.store.requests, self.place, self.limit, self.audit, self.once)
+
+    def context(self) -> RequestContext:
+        return RequestContext(request_id=str(uuid.uuid4()), method="POST", endpoint="/api/v1/placegtt",
+                              client_addr="127.0.0.1", api_key_name="test")
+
+    def place_single(self, trigger: str = "9.61", *, key: str | None = None, answered: bool = True):
+        """Place a SINGLE; `answered=False` is a process that stops right after answering (the
+        work a server runs once the answer has gone never runs)."""
+        ctx = self.context()
+        order = Order("IDEA", "NSE", PlaceIntent(trigger_type="SINGLE", action="BUY", product="CNC", quantity=10,
+                                                 triggerprice_tg=Decimal(trigger)))
+        body = {"symbol": "IDEA", "exchange": "NSE", "triggerprice_tg": trigger}
+        answer, status = self.place(ctx, order, body, key)
+        if answered:
+            for work in ctx.after_answer:
+                work()
+        return answer, status, ctx
+
+    def count(self, model) -> int:
+        with self.store.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(model)).scalar()
+
+
+@pytest.fixture
+def engine(database_url):
+    """The gateway's own engine (its JSON serialiser keeps Decimal prices) on a fresh schema."""
+    from openalgo_gtt.store.models import Base
+
+    built = make_engine(database_url)
+    Base.metadata.create_all(built)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture
+def services(engine):
+    return Services(engine)
+
+
+def test_a_place_reaches_the_broker_counts_a_trade_and_is_recorded_with_its_audit_row(services):
+    answer, status, ctx = services.place_single()
+    assert status == 200 and answer["status"] == "success" and answer["trade_count"] == 1
+    assert answer["entry"] == Decimal("9.61")
+    assert [gtt.gtt_id for gtt in services.broker.live()] == [answer["trigger_id"]]
+    recorded = services.store.orders.get(answer["trigger_id"])
+    assert recorded is not None and recorded.request_id == ctx.request_id and recorded.api_key_name == "test"
+    assert services.store.audit.exists(ctx.request_id) and services.count(AuditRecord) == 1
+
+
+def test_a_duplicate_gets_the_first_answer_and_never_reaches_the_broker(services):
+    first, _, first_ctx = services.place_single()
+    again, status, _ = services.place_single()
+    assert status == 200 and again["duplicate"] is True
+    assert again["trigger_id"] == first["trigger_id"] and again["original_request_id"] == first_ctx.request_id
+    assert services.broker.place_calls == 1 and services.limit.today_count() == 1
+
+
+def test_the_same_idempotency_key_is_placed_once_even_for_another_trigger(services):
+    services.place_single("9.61", key="order-42")
+    again, _, _ = services.place_single("9.70", key="order-42")
+    assert again["duplicate"] is True and services.broker.place_calls == 1
+
+
+def test_an_answer_lost_after_the_work_is_found_at_the_broker_not_placed_again(services):
+    services.broker.next_place_faults = ["lost"]
+    answer, status, _ = services.place_single()
+    assert status == 200 and services.broker.place_calls == 1
+    assert [gtt.gtt_id for gtt in services.broker.live()] == [answer["trigger_id"]]
+    assert services.limit.today_count() == 1
+
+
+def test_an_unknown_outcome_keeps_its_trade_and_a_retry_places_once(services):
+    services.broker.next_place_faults = ["before"]
+    services.broker.list_fails = True  # the look-up cannot tell either
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    assert services.limit.today_count() == 1  # kept: the broker may have it
+    services.broker.list_fails = False
+    answer, status, _ = services.place_single()  # the caller retries the same body
+    assert status == 200 and len(services.broker.live()) == 1
+    assert services.limit.today_count() == 1 and services.broker.place_calls == 2
+
+
+def test_a_refused_place_leaves_no_record_and_no_trade(services):
+    services.broker.next_place_faults = []
+    services.limit.limit = 0
+    with pytest.raises(Exception, match="Daily trade limit"):
+        services.place_single()
+    assert services.count(RequestRecord) == 0 and services.broker.place_calls == 0
+
+
+def test_a_crash_between_the_answer_and_the_record_is_settled_by_the_recovery(engine):
+    services = Services(engine, stale_after=timedelta(0))
+    answer, _, ctx = services.place_single(answered=False)  # the process stops after answering
+    assert services.store.orders.get(answer["trigger_id"]) is None
+    assert services.recovery.settle_unsettled() == 1
+    assert services.store.orders.get(answer["trigger_id"]) is not None
+    assert services.store.audit.exists(ctx.request_id)  # one audit row per request, always
+    assert services.limit.today_count() == 1 and len(services.broker.live()) == 1
+    assert services.recovery.settle_unsettled() == 0
+
+
+def test_modify_replaces_the_trigger_at_the_broker_and_in_the_record(services):
+    placed, _, _ = services.place_single("9.61")
+    ctx = services.context()
+    order = Order("IDEA", "NSE", PlaceIntent(trigger_type="SINGLE", action="BUY", product="CNC", quantity=20,
+                                             triggerprice_tg=Decimal("9.75")))
+    answer, status = services.gtts.modify_once(ctx, placed["trigger_id"], order, {"q": 20}, None)
+    assert status == 200 and answer["entry"] == Decimal("9.75")
+    (gtt,) = services.broker.live()
+    assert gtt.quantity == 20 and gtt.rules[0].trigger_price == Decimal("9.75")
+    assert services.store.orders.get(placed["trigger_id"]).quantity == 20
+
+
+def test_cancel_cancels_at_the_broker_and_records_it(services):
+    placed, _, _ = services.place_single()
+    answer, status = services.gtts.cancel_once(services.context(), placed["trigger_id"], {}, None)
+    assert status == 200 and answer == {"status": "success", "trigger_id": placed["trigger_id"]}
+    assert services.broker.gtts[placed["trigger_id"]].rules[0].status == CANCELLED
+    assert services.store.orders.get(placed["trigger_id"]).status == "cancelled"
