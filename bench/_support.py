@@ -26,7 +26,10 @@ if str(REPO) not in sys.path:
 
 import requests  # noqa: E402
 
+from tests import closing_client  # noqa: E402
 from tests.e2e.server import ServerProcess  # noqa: E402
+
+closing_client.install()  # in-process benches see the work a place does after its answer
 
 TOKEN = "bench-fake-token"
 IDEA_SYMBOL, IDEA_EXCHANGE, IDEA_KEY = "IDEA", "NSE", "NSE_EQ|INE669E01016"  # in the bundled sample master

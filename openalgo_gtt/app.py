@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask.testing import FlaskClient
 
 from openalgo_gtt import api
 from openalgo_gtt.api.body import MAX_BODY_BYTES
@@ -11,20 +10,10 @@ from openalgo_gtt.config import Settings, load_settings
 from openalgo_gtt.gateway import Gateway
 
 
-class ClosingTestClient(FlaskClient):
-    """Flask's test client, closing each response as soon as the app returns it, as a WSGI
-    server closes one once it is sent: the work a place does after its answer (recording the
-    GTT, see lifecycle.after_answer) has run by the time a test or benchmark looks."""
-
-    def open(self, *args, buffered: bool = True, **kwargs):
-        return super().open(*args, buffered=buffered, **kwargs)
-
-
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> Flask:
     settings = settings or (gateway.settings if gateway else load_settings())
     gateway = gateway or Gateway.build(settings)
     app = Flask(__name__)
-    app.test_client_class = ClosingTestClient
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         RESTX_MASK_SWAGGER=False,

@@ -114,7 +114,7 @@ class Gateway:
             upstox_login=UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
             gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
-            watcher=watcher, health=HealthCheck(settings.broker, trade_limit, tokens),
+            watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens),
         )
 
     @property

@@ -10,6 +10,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from openalgo_gtt.store.models import Base
+from tests import closing_client
+
+closing_client.install()  # responses close (and run the work after the answer) at once
 
 
 def _fresh_database_url(tmp_path) -> tuple[str, str | None]:

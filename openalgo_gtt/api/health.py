@@ -5,7 +5,7 @@ from flask import current_app
 from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.lifecycle import json_response
-from openalgo_gtt.services.health import StoreUnreachable
+from openalgo_gtt.services.health import StoreUnavailable
 
 ns = Namespace("health", path="/", description="Service status (no API key needed)")
 
@@ -35,6 +35,6 @@ class Health(Resource):
         health = current_app.extensions["openalgo_gtt"].health
         try:
             return json_response(health.report())
-        except StoreUnreachable as exc:
+        except StoreUnavailable as exc:
             return json_response({"status": "error", "service": "openalgo-gtt", "database": "unreachable",
                                   "message": str(exc)}, 503)

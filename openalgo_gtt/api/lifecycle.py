@@ -19,7 +19,7 @@ from openalgo_gtt.api.body import request_json_or_none
 from openalgo_gtt.api.errors import error_status_and_body
 from openalgo_gtt.services.audit import collect_broker_calls, stop_collecting_broker_calls
 from openalgo_gtt.services.context import RequestContext
-from openalgo_gtt.store.db import dumps
+from openalgo_gtt.domain.encoding import dumps
 
 log = logging.getLogger(__name__)
 

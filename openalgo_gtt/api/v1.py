@@ -12,7 +12,7 @@ from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.openapi import NullableString, swagger2_schema
 from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
 from openalgo_gtt.services.planner import Order
-from openalgo_gtt.store.db import dumps
+from openalgo_gtt.domain.encoding import dumps
 
 ns = Namespace("v1", path="/v1", description="OpenAlgo-compatible endpoints (JSON body with apikey)")
 

@@ -25,7 +25,7 @@ from openalgo_gtt.domain.clock import ist_text
 from openalgo_gtt.domain.gtt import book_entry
 from openalgo_gtt.domain.oco import LOWER, UPPER, leg_state, pair_book_entry, pair_status
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
-from openalgo_gtt.store.db import dumps
+from openalgo_gtt.domain.encoding import dumps
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 

@@ -1,9 +1,6 @@
 """The engine and session life cycle. One engine per process, created once, never per request."""
 from __future__ import annotations
 
-import json
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -12,18 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-
-def _json_default(value):
-    # Request bodies are parsed with Decimal for exact prices; the audit stores them as numbers.
-    if isinstance(value, Decimal):
-        return float(value) if value.is_finite() else str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return str(value)
-
-
-def dumps(value) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+from openalgo_gtt.domain.encoding import dumps
 
 
 def _on_sqlite_connect(dbapi_connection, _record) -> None:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Iterator
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.records import AuditEntry
@@ -52,6 +53,10 @@ class UnitOfWork:
         self._store.audit.write_in(self._conn, entry)
 
 
+class StoreUnavailable(Exception):
+    """The database cannot be reached."""
+
+
 class Store:
     """Every repository over one engine, built once per process."""
 
@@ -62,6 +67,14 @@ class Store:
         self.trades = TradeCounters(engine)
         self.orders = GttOrders(sessions)
         self.audit = AuditRows(engine)
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers a trivial query."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"database unreachable: {type(exc.orig or exc).__name__}") from exc
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from openalgo_gtt.domain.model import SINGLE, GttRequest, GttRule
 from openalgo_gtt.brokers.errors import BrokerFailure
-from openalgo_gtt.store.db import dumps
+from openalgo_gtt.domain.encoding import dumps
 from tests.waiting import HANG_GUARD, until
 from openalgo_gtt.store.models import AuditRecord
 

@@ -13,7 +13,7 @@ import pytest
 from openalgo_gtt.domain.model import BrokerGtt, Quote, RuleState
 from openalgo_gtt.brokers.errors import BrokerFailure
 from openalgo_gtt.services.order_book import Coalescer, OrderBook
-from openalgo_gtt.store.db import dumps
+from openalgo_gtt.domain.encoding import dumps
 from tests.waiting import HANG_GUARD, until
 
 
