@@ -34,8 +34,10 @@ from openalgo_gtt.store.unit_of_work import Store
 log = logging.getLogger(__name__)
 
 BOOK_TRIGGER_TYPE = {SINGLE: TriggerKind.SINGLE, BRACKET: TriggerKind.BRACKET, OCO: TriggerKind.TWO_LEG}
-# How far back a GTT's creation time may be from our clock and still be "ours" (clock skew).
-FIND_SLACK = timedelta(seconds=120)
+# How far before the attempt began a GTT's creation time may be and still be "ours": the clock
+# skew allowed between this host (keep it NTP-synced) and the broker. Wider, and a GTT created
+# in the Upstox app a second before a failed place would be claimed as the place's own.
+CLOCK_SKEW = timedelta(seconds=0.5)
 # A broker 429 means nothing was placed: try again while the caller still waits (TradingView
 # gives up after 3 seconds).
 RATE_LIMIT_RETRY_BUDGET = 2.0
@@ -175,7 +177,7 @@ class PlaceGtt:
         if already is not None:
             return Placed(already.trigger_id, prices, ("answered from an earlier attempt of this request",),
                           self.limit.today_count())
-        since = since or utcnow() - FIND_SLACK
+        since = since or utcnow()
         found = [self.find_placed(GttRequest.from_json(r), since) for r in intent["requests"]]
         if found and all(found):
             legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(found, intent["roles"])]
@@ -188,13 +190,18 @@ class PlaceGtt:
         return None
 
     def find_placed(self, request: GttRequest, since: datetime) -> BrokerGtt | None:
-        """The broker GTT matching `request` created since `since` that the gateway does not know
-        yet: how an answer lost after the broker did the work is found again."""
+        """The broker GTT matching `request`, created since the attempt began (`since`, less the
+        clock skew), that the gateway does not know yet: how an answer lost after the broker did
+        the work is found again. Of two such, the earliest is taken, and the other is logged."""
         candidates = [gtt for gtt in self.broker.list_gtts()
-                      if gtt.matches(request) and (gtt.created_at is None or gtt.created_at >= since - FIND_SLACK)]
+                      if gtt.matches(request) and (gtt.created_at is None or gtt.created_at >= since - CLOCK_SKEW)]
         known = self.store.orders.known_broker_ids([gtt.gtt_id for gtt in candidates])
-        fresh = [gtt for gtt in candidates if gtt.gtt_id not in known]
-        return max(fresh, key=lambda gtt: gtt.created_at or since, default=None)
+        fresh = sorted((gtt for gtt in candidates if gtt.gtt_id not in known),
+                       key=lambda gtt: gtt.created_at or since)
+        if len(fresh) > 1:
+            log.warning("%d unknown GTTs match one lost place (%s); taking the earliest, %s",
+                        len(fresh), ", ".join(gtt.gtt_id for gtt in fresh), fresh[0].gtt_id)
+        return fresh[0] if fresh else None
 
     # -- the broker calls -------------------------------------------------------------------
 

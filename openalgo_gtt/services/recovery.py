@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.services.answers import placed_answer
 from openalgo_gtt.services.audit import AuditTrail
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.place import PlaceGtt
@@ -32,8 +33,9 @@ class Recovery:
             placed = self._place.recover(snapshot.plan, snapshot.attempt_started_at)
             if placed is None and snapshot.reserved_day is not None:
                 self._limit.release(snapshot.reserved_day)
-            body = None if placed is None else {"status": "success", "trigger_id": placed.trigger_id,
-                                                "trade_count": placed.trade_count}
+            # Kept for duplicates: the answer a normal place gives, under the original request's id.
+            request_id = snapshot.plan["order"].get("request_id")
+            body = None if placed is None else {**placed_answer(placed), "request_id": request_id}
             self._records.finish(snapshot.id, DONE if placed else FAULT, 200 if placed else None, body,
                                  keep_reservation=False, forget_plan=True)
             if placed is not None:
@@ -50,7 +52,7 @@ class Recovery:
         self._audit.write(AuditEntry(
             request_id=request_id, created_at=utcnow(), method="POST", endpoint="(recovered place)",
             client_addr=None, api_key_name=order.get("api_key_name"), request_body=None,
-            response_body={**body, "request_id": request_id}, http_status=200, latency_ms=0.0,
+            response_body=body, http_status=200, latency_ms=0.0,
             error="the process stopped before recording this place (its answer may not have reached the "
                   "caller); the GTT was found at the broker and recorded",
         ))

@@ -169,3 +169,26 @@ def test_cancel_cancels_at_the_broker_and_records_it(services):
     assert status == 200 and answer == {"status": "success", "trigger_id": placed["trigger_id"]}
     assert services.broker.gtts[placed["trigger_id"]].rules[0].status == CANCELLED
     assert services.store.orders.get(placed["trigger_id"]).status == "cancelled"
+
+
+def test_a_failed_place_never_claims_a_gtt_created_elsewhere_just_before(services):
+    from datetime import datetime, timedelta, timezone
+
+    from openalgo_gtt.domain.model import ABOVE, BUY, ENTRY, SINGLE, GttRequest, GttRule
+
+    request = GttRequest(SINGLE, IDEA.instrument_key, BUY, "D", 10, (GttRule(ENTRY, ABOVE, Decimal("9.61")),))
+    services.broker.gtts["GTT-APP1"] = services.broker._gtt(
+        "GTT-APP1", request, created_at=datetime.now(timezone.utc) - timedelta(seconds=1))  # in the Upstox app
+    services.broker.next_place_faults = ["before"]  # the place fails before doing any work
+    with pytest.raises(BrokerTimeout):
+        services.place_single("9.61")
+    assert services.store.orders.get("GTT-APP1") is None and services.limit.today_count() == 0
+
+
+def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(engine):
+    services = Services(engine, stale_after=timedelta(0))
+    first, _, ctx = services.place_single(answered=False)
+    services.recovery.settle_unsettled()
+    again, status, _ = services.place_single()
+    assert status == 200 and again["duplicate"] is True and again["original_request_id"] == ctx.request_id
+    assert again["trigger_id"] == first["trigger_id"] and Decimal(str(again["entry"])) == first["entry"]
