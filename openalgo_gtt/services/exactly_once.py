@@ -49,7 +49,17 @@ class RequestKey:
     api_key_name: str
     idem_key: str
     endpoint: str
+    request_hash: str  # the operation and body: an idempotency key belongs to one request
     ttl: timedelta
+
+
+class KeyReused(ApiError):
+    """Stripe's rule: an idempotency key names one request (operation and body). Reused for
+    another, it is refused before anything reaches the broker."""
+
+    def __init__(self, explicit: str):
+        super().__init__(422, f"idempotency_key {explicit!r} was used for a different request "
+                              "(another operation or body); use a new key for a new request")
 
 
 class Attempt:
@@ -83,8 +93,8 @@ class Attempt:
     def save_intent(self, uow: UnitOfWork, plan: dict, reserved_day, started_at) -> None:
         if self.record_id is None:
             key = self._key
-            record_id = uow.claim_request(key.api_key_name, key.idem_key, key.endpoint, key.ttl, plan,
-                                          reserved_day, started_at)
+            record_id = uow.claim_request(key.api_key_name, key.idem_key, key.endpoint, key.request_hash, key.ttl,
+                                          plan, reserved_day, started_at)
             if record_id is None:
                 raise AlreadyClaimed()
             self.record_id, self._claimed_now = record_id, True
@@ -152,15 +162,18 @@ class ExactlyOnce:
     def key(self, ctx: RequestContext, endpoint: str, body: dict, explicit: object, dedupe: bool) -> RequestKey:
         """The record key: the caller's idempotency key, else (for a place) the body's hash, else
         this request alone."""
+        request_hash = _body_hash(endpoint, body)
         if explicit is not None and explicit != "":
+            if not isinstance(explicit, (str, int)) or isinstance(explicit, bool):
+                raise ApiError(400, "idempotency_key must be a string")
             explicit = str(explicit).strip()
             if not explicit or len(explicit) > MAX_KEY_LENGTH:
                 raise ApiError(400, f"idempotency_key must be 1 to {MAX_KEY_LENGTH} characters")
-            return RequestKey(ctx.api_key_name, f"key:{explicit}", endpoint, IDEMPOTENCY_TTL)
+            return RequestKey(ctx.api_key_name, f"key:{explicit}", endpoint, request_hash, IDEMPOTENCY_TTL)
         if dedupe and self._dedupe_window > 0:
-            return RequestKey(ctx.api_key_name, f"body:{_body_hash(endpoint, body)}", endpoint,
+            return RequestKey(ctx.api_key_name, f"body:{request_hash}", endpoint, request_hash,
                               timedelta(seconds=self._dedupe_window))
-        return RequestKey(ctx.api_key_name, f"request:{ctx.request_id}", endpoint,
+        return RequestKey(ctx.api_key_name, f"request:{ctx.request_id}", endpoint, request_hash,
                           timedelta(seconds=self._dedupe_window or 60))
 
     def _stale(self, snapshot: Snapshot) -> bool:
@@ -182,7 +195,9 @@ class ExactlyOnce:
         claims_itself = render is not None
         records = self._records
         deadline = time.monotonic() + WAIT_FOR_FIRST
-        snapshot = None
+        # A caller's own key may have been used before (a retry, or a reuse to refuse): looked up
+        # first, so neither plans nor reaches the broker. A body-hash key is claimed straight away.
+        snapshot = records.existing(key.api_key_name, key.idem_key) if key.idem_key.startswith("key:") else None
         while True:
             if snapshot is None:
                 if claims_itself:
@@ -191,10 +206,13 @@ class ExactlyOnce:
                     except AlreadyClaimed:
                         snapshot = records.existing(key.api_key_name, key.idem_key)
                         continue
-                snapshot, created = records.claim(key.api_key_name, key.idem_key, key.endpoint, key.ttl)
+                snapshot, created = records.claim(key.api_key_name, key.idem_key, key.endpoint, key.request_hash,
+                                                  key.ttl)
                 if created:
                     return self._run(Attempt(self._store, self._audit, ctx, key, render, snapshot), action,
                                      claims_itself)
+            if snapshot.endpoint != key.endpoint or (snapshot.request_hash or key.request_hash) != key.request_hash:
+                raise KeyReused(key.idem_key.removeprefix("key:"))
             if snapshot.state == DONE:
                 return _replay(snapshot)
             if snapshot.state == FAULT or (snapshot.state == PENDING and self._stale(snapshot)):

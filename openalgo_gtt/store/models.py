@@ -152,6 +152,9 @@ class RequestRecord(Base):
     api_key_name: Mapped[str] = mapped_column(String(64))
     idem_key: Mapped[str] = mapped_column(String(160))  # "key:<caller's key>" or "body:<sha256>"
     endpoint: Mapped[str] = mapped_column(String(64))
+    # SHA-256 of the operation and body an idempotency key was first used for: the same key with
+    # another body or operation is refused, not answered with the first request's outcome.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16))  # pending | done | fault
     holder: Mapped[str] = mapped_column(String(128))  # the process handling it (host:pid:token)
     response_status: Mapped[int | None] = mapped_column(Integer)

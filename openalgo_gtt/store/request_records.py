@@ -21,6 +21,8 @@ FAULT = "fault"
 @dataclass(frozen=True)
 class Snapshot:
     id: int
+    endpoint: str
+    request_hash: str | None
     state: str
     holder: str
     response_status: int | None
@@ -33,7 +35,7 @@ class Snapshot:
 
     @classmethod
     def of(cls, row: RequestRecord) -> "Snapshot":
-        return cls(row.id, row.state, row.holder, row.response_status, row.response_body, row.plan,
+        return cls(row.id, row.endpoint, row.request_hash, row.state, row.holder, row.response_status, row.response_body, row.plan,
                    row.reserved_day, as_utc(row.attempt_started_at), as_utc(row.updated_at), as_utc(row.expires_at))
 
 
@@ -65,33 +67,36 @@ class RequestRecords:
                        .returning(table.c.id))
         self._close = update(table).where(table.c.id == bindparam("record_id"))
 
-    def _insert_claim(self, conn: Connection, api_key_name: str, idem_key: str, endpoint: str, ttl: timedelta,
-                      now: datetime, **intent) -> int | None:
+    def _insert_claim(self, conn: Connection, api_key_name: str, idem_key: str, endpoint: str, request_hash: str,
+                      ttl: timedelta, now: datetime, **intent) -> int | None:
         """INSERT the record unless the key is taken; its id, or None when another holds it."""
         return conn.execute(self._claim, {
-            "api_key_name": api_key_name, "idem_key": idem_key, "endpoint": endpoint, "state": PENDING,
+            "api_key_name": api_key_name, "idem_key": idem_key, "endpoint": endpoint,
+            "request_hash": request_hash, "state": PENDING,
             "holder": self.holder, "created_at": now, "updated_at": now, "expires_at": now + ttl, **intent,
         }).scalar()
 
-    def claim(self, api_key_name: str, idem_key: str, endpoint: str, ttl: timedelta) -> tuple[Snapshot, bool]:
+    def claim(self, api_key_name: str, idem_key: str, endpoint: str, request_hash: str,
+              ttl: timedelta) -> tuple[Snapshot, bool]:
         """The record for this key, and whether this call created it (and so owns the work)."""
         for _ in range(3):
             now = utcnow()
             with self._engine.begin() as conn:
-                created = self._insert_claim(conn, api_key_name, idem_key, endpoint, ttl, now)
+                created = self._insert_claim(conn, api_key_name, idem_key, endpoint, request_hash, ttl, now)
             if created is not None:  # ours: no need to read back what was just written
-                return Snapshot(created, PENDING, self.holder, None, None, None, None, None, now, now + ttl), True
+                return Snapshot(created, endpoint, request_hash, PENDING, self.holder, None, None, None, None, None,
+                                now, now + ttl), True
             snapshot = self.existing(api_key_name, idem_key)
             if snapshot is not None:
                 return snapshot, False
         raise RuntimeError("could not claim a request record")  # pragma: no cover - three races in a row
 
     def claim_with_intent(self, conn: Connection, api_key_name: str, idem_key: str, endpoint: str,
-                          ttl: timedelta, plan: object, reserved_day: date | None,
+                          request_hash: str, ttl: timedelta, plan: object, reserved_day: date | None,
                           started_at: datetime) -> int | None:
         """Claim the key and write the intent in one statement, in the caller's transaction (the
         one that reserves the trade). The new record's id, or None when the key is taken."""
-        return self._insert_claim(conn, api_key_name, idem_key, endpoint, ttl, utcnow(), plan=plan,
+        return self._insert_claim(conn, api_key_name, idem_key, endpoint, request_hash, ttl, utcnow(), plan=plan,
                                   reserved_day=reserved_day, attempt_started_at=started_at)
 
     def existing(self, api_key_name: str, idem_key: str) -> Snapshot | None:

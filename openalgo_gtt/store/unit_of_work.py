@@ -31,10 +31,10 @@ class UnitOfWork:
     _conn: Connection
     _store: "Store"
 
-    def claim_request(self, api_key_name: str, idem_key: str, endpoint: str, ttl: timedelta, plan: object,
-                      reserved_day: date | None, started_at: datetime) -> int | None:
-        return self._store.requests.claim_with_intent(self._conn, api_key_name, idem_key, endpoint, ttl, plan,
-                                                      reserved_day, started_at)
+    def claim_request(self, api_key_name: str, idem_key: str, endpoint: str, request_hash: str, ttl: timedelta,
+                      plan: object, reserved_day: date | None, started_at: datetime) -> int | None:
+        return self._store.requests.claim_with_intent(self._conn, api_key_name, idem_key, endpoint, request_hash,
+                                                      ttl, plan, reserved_day, started_at)
 
     def save_intent(self, record_id: int, plan: object, reserved_day: date | None, started_at: datetime) -> None:
         self._store.requests.save_intent(record_id, plan, reserved_day, started_at, self._conn)

@@ -31,14 +31,25 @@ def places(fake):
 
 def test_an_idempotency_key_returns_the_first_answer_and_never_calls_again(post, fake_upstox, upstox_gateway):
     first = post(idempotency_key="alert-42").get_json()
-    again = post(idempotency_key="alert-42", triggerprice_tg=9.60)  # even a changed body: same key, same answer
+    again = post(idempotency_key="alert-42")
     assert again.status_code == 200
     body = again.get_json()
     assert body["trigger_id"] == first["trigger_id"] and body["duplicate"] is True
     assert body["original_request_id"] == first["request_id"]
-    header = post(headers={"Idempotency-Key": "alert-42"}, triggerprice_tg=9.70).get_json()
+    header = post(headers={"Idempotency-Key": "alert-42"}).get_json()
     assert header["trigger_id"] == first["trigger_id"]
     assert places(fake_upstox) == 1 and upstox_gateway.trade_limit.today_count() == 1
+
+
+def test_an_idempotency_key_reused_for_another_request_is_refused(post, upstox_client, upstox_key, fake_upstox):
+    first = post(idempotency_key="order-42").get_json()
+    changed = post(idempotency_key="order-42", triggerprice_tg=9.60)  # another body, the same key
+    assert changed.status_code == 422
+    assert "order-42" in changed.get_json()["message"] and "different request" in changed.get_json()["message"]
+    cancel = upstox_client.post("/api/v1/cancelgtt", json={"apikey": upstox_key, "trigger_id": first["trigger_id"],
+                                                           "idempotency_key": "order-42"})
+    assert cancel.status_code == 422  # another operation, the same key: nothing is cancelled
+    assert places(fake_upstox) == 1 and not fake_upstox.calls_to("gtt.cancel")
 
 
 def test_two_requests_with_one_key_at_the_same_moment_place_once(upstox_gateway, upstox_client, upstox_key, fake_upstox):

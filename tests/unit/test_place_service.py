@@ -106,12 +106,6 @@ def test_a_duplicate_gets_the_first_answer_and_never_reaches_the_broker(services
     assert services.broker.place_calls == 1 and services.limit.today_count() == 1
 
 
-def test_the_same_idempotency_key_is_placed_once_even_for_another_trigger(services):
-    services.place_single("9.61", key="order-42")
-    again, _, _ = services.place_single("9.70", key="order-42")
-    assert again["duplicate"] is True and services.broker.place_calls == 1
-
-
 def test_an_answer_lost_after_the_work_is_found_at_the_broker_not_placed_again(services):
     services.broker.next_place_faults = ["lost"]
     answer, status, _ = services.place_single()
@@ -192,3 +186,18 @@ def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(engi
     again, status, _ = services.place_single()
     assert status == 200 and again["duplicate"] is True and again["original_request_id"] == ctx.request_id
     assert again["trigger_id"] == first["trigger_id"] and Decimal(str(again["entry"])) == first["entry"]
+
+
+def test_an_idempotency_key_belongs_to_one_request(services):
+    from openalgo_gtt.services.exactly_once import KeyReused
+
+    placed, _, _ = services.place_single("9.61", key="order-42")
+    with pytest.raises(KeyReused, match="order-42"):  # a cancel reusing the place's key
+        services.gtts.cancel_once(services.context(), placed["trigger_id"], {"trigger_id": placed["trigger_id"]},
+                                  "order-42")
+    assert services.broker.gtts[placed["trigger_id"]].can_fire  # nothing was cancelled
+    with pytest.raises(KeyReused):  # another place body with the same key
+        services.place_single("9.70", key="order-42")
+    assert services.broker.place_calls == 1
+    again, status, _ = services.place_single("9.61", key="order-42")  # the same request again
+    assert status == 200 and again["duplicate"] is True
