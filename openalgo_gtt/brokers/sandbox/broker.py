@@ -17,14 +17,16 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
+from openalgo_gtt.brokers.base import FiredEvent, Tick
 from openalgo_gtt.brokers.errors import InputRejected
 from openalgo_gtt.brokers.sandbox import persistence
-from openalgo_gtt.brokers.sandbox.engine import (
-    CODE_ID_FORMAT, CODE_ID_MISSING, FiredEvent, QuoteBook, Tick, TriggerEngine, expiry_for, rejected,
-    validate_request,
+from openalgo_gtt.brokers.sandbox.engine import TriggerEngine
+from openalgo_gtt.brokers.sandbox.model import (
+    CODE_ID_FORMAT, CODE_ID_MISSING, check_tick, rejected, validate_request,
 )
 from openalgo_gtt.brokers.sandbox.persistence import Fill
+from openalgo_gtt.brokers.sandbox.quotes import QuoteBook
+from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
 from openalgo_gtt.domain.clock import IST, utcnow
 
 log = logging.getLogger(__name__)
@@ -84,10 +86,8 @@ class SandboxBroker:
             if quote is None:
                 raise NoPriceYet(request.instrument_key)
             gtt_id = self._next_gtt_id(now)
-            self._engine.place(
-                gtt_id, request, ltp=quote.last_price, at=now, expires_at=expiry_for(request.product, now),
-                trading_symbol=persistence.trading_symbol(session, request.instrument_key),
-            )
+            self._engine.place(gtt_id, request, ltp=quote.last_price, at=now,
+                               trading_symbol=persistence.trading_symbol(session, request.instrument_key))
             return gtt_id
 
         return self._write(place)
@@ -138,7 +138,7 @@ class SandboxBroker:
 
     def apply_ticks(self, ticks: Iterable[Tick]) -> list[FiredEvent]:
         """Apply price updates in order; returns every fill they caused, in firing order."""
-        checked = [tick.checked() for tick in ticks]
+        checked = [check_tick(tick) for tick in ticks]
         if not checked:
             return []
 
@@ -212,9 +212,7 @@ class SandboxBroker:
                 for gtt_id in changes.placed | changes.replaced | changes.touched.keys()}
         persistence.write_changes(session, changes, {k: v for k, v in gtts.items() if v is not None}, generation)
         if self._quotes.changed:
-            changed = [(key, self._quotes.get(key)) for key in sorted(self._quotes.changed)]
-            self._quotes.changed.clear()
-            persistence.write_quotes(session, changed, self._stored_quotes, generation)
+            persistence.write_quotes(session, self._quotes.take_changed(), self._stored_quotes, generation)
         persistence.save_counters(session, meta)
 
     def _forget(self) -> None:

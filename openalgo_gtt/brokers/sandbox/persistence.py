@@ -17,7 +17,9 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from openalgo_gtt.brokers.sandbox.engine import Changes, FiredEvent, Gtt, QuoteState, Rule
+from openalgo_gtt.brokers.base import FiredEvent
+from openalgo_gtt.brokers.sandbox.model import Changes, Gtt, Rule
+from openalgo_gtt.brokers.sandbox.quotes import QuoteState
 from openalgo_gtt.domain.clock import as_utc
 from openalgo_gtt.store.models import Instrument
 from openalgo_gtt.store.sandbox_models import (
