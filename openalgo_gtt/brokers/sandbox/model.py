@@ -1,7 +1,7 @@
 """The sandbox's GTTs in memory, and the checks Upstox applies before accepting one.
 
-`Gtt` and `Rule` are the live, mutable state the trigger engine (`engine.py`) works on and
-`persistence.py` loads and saves; `Changes` is the journal between the two. No database.
+`Gtt` and `Rule` are the live, mutable state the trigger engine (`engine.py`) works on and the
+storage (`storage.py`) loads and saves; `Changes` is the journal between the two. No database.
 """
 from __future__ import annotations
 
