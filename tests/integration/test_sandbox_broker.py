@@ -146,6 +146,17 @@ def test_no_price_yet_until_a_tick_arrives(broker):
     assert list(quote) == [INFY] and (quote[INFY].last_price, quote[INFY].open) == (D("1550"), D("1540"))
 
 
+def test_no_price_yet_names_the_openalgo_symbol_and_exchange_not_the_instrument_key(broker, sessions):
+    with sessions.begin() as session:
+        session.add(Instrument(instrument_key=INFY, segment="NSE_EQ", exchange="NSE", symbol="INFY",
+                               trading_symbol="INFY", lot_size=1, tick_size=D("0.05")))
+    with pytest.raises(NoPriceYet) as caught:
+        broker.place_gtt(single(ABOVE, "1600", key=INFY))
+    message = caught.value.message
+    assert "no price for INFY on NSE yet" in message and "push a tick" in message
+    assert "INE009A01021" not in message and INFY not in message
+
+
 def test_restart_mid_trail_loses_nothing_and_fires_once(sessions, clock):
     first = SandboxBroker(SandboxRepository(sessions), clock=clock)
     first.apply_ticks(ticks("98"))

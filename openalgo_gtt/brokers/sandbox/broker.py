@@ -23,7 +23,7 @@ from openalgo_gtt.brokers.sandbox.model import (
 )
 from openalgo_gtt.brokers.sandbox.quotes import QuoteBook
 from openalgo_gtt.brokers.sandbox.storage import (
-    Conflict, Fill, Meta, SandboxStorage, StateReader, StateWriter,
+    Conflict, Fill, InstrumentNames, Meta, SandboxStorage, StateReader, StateWriter,
 )
 from openalgo_gtt.domain.clock import IST, utcnow
 from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
@@ -37,12 +37,18 @@ CODE_NO_PRICE = "SANDBOX-NO-PRICE"
 
 
 class NoPriceYet(InputRejected):
-    """A GTT was placed for an instrument the sandbox has never seen a tick for."""
+    """A GTT was placed for an instrument the sandbox has never seen a tick for. The message names
+    it as the caller does (OpenAlgo symbol and exchange) when the instrument master knows it."""
 
-    def __init__(self, instrument_key: str) -> None:
+    def __init__(self, instrument_key: str, names: InstrumentNames | None = None) -> None:
+        if names is not None:
+            what = f"{names.symbol} on {names.exchange}"
+            body = f' {{"symbol": "{names.symbol}", "exchange": "{names.exchange}", "ltp": ...}}'
+        else:  # not in the instrument master: the key is the only name there is
+            what, body = f"instrument {instrument_key}", ""
         super().__init__(
-            f"the sandbox has no price for {instrument_key} yet: push a tick for it with "
-            f"{TICKS_ENDPOINT}, then place the GTT again",
+            f"the sandbox has no price for {what} yet: push a tick for it with {TICKS_ENDPOINT}{body}, "
+            "then place the GTT again",
             code=CODE_NO_PRICE, http_status=409, may_have_reached=False,
         )
         self.instrument_key = instrument_key
@@ -84,7 +90,7 @@ class SandboxBroker:
             names = state.instrument(request.instrument_key)
             quote = self._quotes.get(request.instrument_key)
             if quote is None:
-                raise NoPriceYet(request.instrument_key)
+                raise NoPriceYet(request.instrument_key, names)
             gtt_id = self._next_gtt_id(now)
             self._engine.place(gtt_id, request, ltp=quote.last_price, at=now,
                                trading_symbol=names.trading_symbol if names else "")
@@ -96,11 +102,11 @@ class SandboxBroker:
         gtt_id = _check_id(gtt_id)
         validate_request(request)
 
-        def modify(_state: StateWriter, now: datetime) -> str:
+        def modify(state: StateWriter, now: datetime) -> str:
             gtt = self._engine.live_gtt(gtt_id)
             quote = self._quotes.get(gtt.instrument_key)
             if quote is None:  # cannot happen for a GTT placed here, but a copied database might
-                raise NoPriceYet(gtt.instrument_key)
+                raise NoPriceYet(gtt.instrument_key, state.instrument(gtt.instrument_key))
             self._engine.modify(gtt_id, request, ltp=quote.last_price, at=now)
             return gtt_id
 
