@@ -174,18 +174,18 @@ class TriggerEngine:
 
     def tick(self, instrument_key: str, ltp: Decimal, at: datetime) -> list[FiredEvent]:
         """Apply one last price to the instrument's rules; returns the fills, in firing order."""
-        index = self._index
-        if not index.knows(instrument_key):
+        book = self._index.book(instrument_key)
+        if book is None:
             return []
         fired: list[FiredEvent] = []
         while True:  # an ENTRY fill arms exits that this same price may already reach
-            taken = index.take_crossed(instrument_key, ltp)
+            taken = book.take_crossed(ltp)
             if not taken:
                 break
             for rule in taken:
                 if rule.status in INDEXED_STATUSES:  # a sibling fired earlier in this pass cancels it
                     self._fill(rule, ltp, at, fired)
-        for rule, stop in index.take_trailed(instrument_key, ltp):
+        for rule, stop in book.take_trailed(ltp):
             self._move_stop(rule, stop, at)
         return fired
 

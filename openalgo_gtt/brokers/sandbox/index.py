@@ -53,7 +53,9 @@ class Ladder:
         return taken
 
 
-class _Book:
+class Book:
+    """One instrument's ladders; a tick asks it what it fires and which stops it moves."""
+
     __slots__ = ("up", "down", "trail_up", "trail_down")
 
     def __init__(self) -> None:
@@ -61,6 +63,26 @@ class _Book:
         self.down = Ladder()  # key = -price: fires when ltp <= price
         self.trail_up = Ladder()  # BUY-entry stops, key = stop + gap: move when ltp > key
         self.trail_down = Ladder()  # SELL-entry stops, key = gap - stop: move when ltp < stop - gap
+
+    def take_crossed(self, ltp: Decimal) -> list[Rule]:
+        """Remove and return the rules `ltp` fires, rising ladder first, each in price order."""
+        taken = self.up.take(ltp) + self.down.take(-ltp)
+        for rule in taken:
+            rule.fire_slot = None
+        return taken
+
+    def take_trailed(self, ltp: Decimal) -> list[tuple[Rule, Decimal]]:
+        """Remove from the trailing ladders the stops `ltp` moves; each with its new position."""
+        if not (self.trail_up.keys or self.trail_down.keys):
+            return []
+        moved = []
+        for rule in self.trail_up.take(ltp, strict=True):
+            rule.trail_slot = None
+            moved.append((rule, ltp - rule.trailing_gap))
+        for rule in self.trail_down.take(-ltp, strict=True):
+            rule.trail_slot = None
+            moved.append((rule, ltp + rule.trailing_gap))
+        return moved
 
 
 def _fires_rising(rule: Rule) -> bool:
@@ -79,7 +101,7 @@ class PriceIndex:
     __slots__ = ("_books",)
 
     def __init__(self) -> None:
-        self._books: dict[str, _Book] = {}
+        self._books: dict[str, Book] = {}
 
     def __len__(self) -> int:
         """How many rules can fire on a tick now (those in the fire ladders)."""
@@ -88,7 +110,7 @@ class PriceIndex:
     def add(self, rule: Rule) -> None:
         book = self._books.get(rule.gtt.instrument_key)
         if book is None:
-            book = self._books[rule.gtt.instrument_key] = _Book()
+            book = self._books[rule.gtt.instrument_key] = Book()
         price = rule.trigger_price
         if _fires_rising(rule):
             ladder, key = book.up, price
@@ -114,27 +136,6 @@ class PriceIndex:
             ladder.remove(key, rule)
             rule.trail_slot = None
 
-    def knows(self, instrument_key: str) -> bool:
-        return instrument_key in self._books
-
-    def take_crossed(self, instrument_key: str, ltp: Decimal) -> list[Rule]:
-        """Remove and return the rules `ltp` fires, rising ladder first, each in price order."""
-        book = self._books[instrument_key]
-        taken = book.up.take(ltp) + book.down.take(-ltp)
-        for rule in taken:
-            rule.fire_slot = None
-        return taken
-
-    def take_trailed(self, instrument_key: str, ltp: Decimal) -> list[tuple[Rule, Decimal]]:
-        """Remove from the trailing ladders the stops `ltp` moves; each with its new position."""
-        book = self._books[instrument_key]
-        moved = []
-        if book.trail_up.keys:
-            for rule in book.trail_up.take(ltp, strict=True):
-                rule.trail_slot = None
-                moved.append((rule, ltp - rule.trailing_gap))
-        if book.trail_down.keys:
-            for rule in book.trail_down.take(-ltp, strict=True):
-                rule.trail_slot = None
-                moved.append((rule, ltp + rule.trailing_gap))
-        return moved
+    def book(self, instrument_key: str) -> Book | None:
+        """The instrument's ladders; None when no rule on it was ever indexed."""
+        return self._books.get(instrument_key)
