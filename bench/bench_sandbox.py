@@ -211,11 +211,12 @@ def run_end_to_end(work: Workload, single_ticks: int, batch: int) -> dict:
     from openalgo_gtt.store.db import make_engine, make_session_factory
     from openalgo_gtt.store.models import Base
     import openalgo_gtt.store.sandbox_models  # noqa: F401  (registers the sandbox tables)
+    from openalgo_gtt.store.sandbox import SandboxRepository
 
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
         db = make_engine(f"sqlite:///{Path(tmp) / 'sandbox.db'}")
         Base.metadata.create_all(db)
-        broker = SandboxBroker(make_session_factory(db), clock=lambda: AT)
+        broker = SandboxBroker(SandboxRepository(make_session_factory(db)), clock=lambda: AT)
         broker.apply_ticks([Tick(key, price, at=AT) for key, price in work.start.items()])
         gc.collect()
         started = time.perf_counter()
@@ -237,7 +238,7 @@ def run_end_to_end(work: Workload, single_ticks: int, batch: int) -> dict:
 
         gc.collect()
         started = time.perf_counter()
-        SandboxBroker(make_session_factory(db), clock=lambda: AT)  # a restart: rebuild from the tables
+        SandboxBroker(SandboxRepository(make_session_factory(db)), clock=lambda: AT)  # a restart: rebuild from the tables
         reload_s = time.perf_counter() - started
         close_all_sessions()
         db.dispose()

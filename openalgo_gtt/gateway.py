@@ -56,8 +56,9 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
             observer=tokens.observing(observe_broker_call) if tokens is not None else observe_broker_call,
         )
     from openalgo_gtt.brokers.sandbox import SandboxBroker
+    from openalgo_gtt.store.sandbox import SandboxRepository
 
-    return SandboxBroker(sessions)
+    return SandboxBroker(SandboxRepository(sessions))
 
 
 def stale_after(settings: Settings) -> timedelta:

@@ -2,14 +2,18 @@
 
 Upstox's adapter and the sandbox broker both implement `Broker`; nothing above this module
 knows an Upstox JSON shape. The values that cross it (`GttRequest`, `BrokerGtt`, `Quote`) are the
-domain's (`domain/model.py`).
+domain's (`domain/model.py`). A broker that takes its prices from pushed ticks (the sandbox) is
+also a `TickSink`; `Tick` and `FiredEvent` are what cross that interface.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
+
 
 @dataclass(frozen=True)
 class BrokerCall:
@@ -47,3 +51,40 @@ class Broker(Protocol):
 
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
         """Last price and today's open for many instruments, keyed by instrument key."""
+
+
+# --- prices pushed in (the sandbox) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One price update. `open` overrides the day's open; `at` defaults to the broker's clock."""
+
+    instrument_key: str
+    ltp: Decimal
+    open: Decimal | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FiredEvent:
+    """A rule fired and its child order filled (as a LIMIT at `price`)."""
+
+    gtt_id: str
+    instrument_key: str
+    strategy: str  # ENTRY | TARGET | STOPLOSS
+    trigger_type: str
+    transaction_type: str  # the child order's side
+    quantity: int
+    price: Decimal  # the fill: the trigger price (a trailing stop's position when it fired)
+    ltp: Decimal  # the last price that filled it
+    order_id: str
+    at: datetime
+
+
+@runtime_checkable
+class TickSink(Protocol):
+    """A broker whose prices are pushed to it (the sandbox); Upstox has its own market feed."""
+
+    def apply_ticks(self, ticks: Iterable[Tick]) -> list[FiredEvent]:
+        """Apply price updates in order; returns every fill they caused, in firing order."""

@@ -1,7 +1,8 @@
 """Prices into the sandbox broker: ticks pushed over HTTP or replayed from a CSV file.
 
 Ticks are applied one at a time and every GTT a tick fires is settled at once (an OCO's other
-leg is cancelled before the next tick), so in the sandbox an OCO can never fire both legs.
+leg is cancelled before the next tick), so in the sandbox an OCO can never fire both legs. The
+broker is reached through the `TickSink` interface (`brokers/base.py`), never a concrete class.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from openalgo_gtt.brokers.sandbox import Tick
+from openalgo_gtt.brokers.base import FiredEvent, Tick, TickSink
 from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.domain.errors import DomainError
 
@@ -32,12 +33,12 @@ class NotSandbox(Exception):
     """Ticks only drive the sandbox broker."""
 
 
-def push_ticks(gateway, ticks: Iterable[PriceTick]) -> list:
+def push_ticks(gateway, ticks: Iterable[PriceTick]) -> list[FiredEvent]:
     """Apply ticks in order; returns the fired events (each rule that filled)."""
     broker = gateway.broker
-    if broker.name != "sandbox":
+    if not isinstance(broker, TickSink):
         raise NotSandbox("ticks drive the sandbox broker only; this gateway trades on Upstox (BROKER=upstox)")
-    fired_all = []
+    fired_all: list[FiredEvent] = []
     for tick in ticks:
         instrument = gateway.instruments.lookup(tick.symbol, tick.exchange)
         # The broker's own clock stamps every tick, so a replay and the same ticks pushed by hand

@@ -47,7 +47,9 @@ def test_a_fresh_machine_runs_on_the_sandbox(sandbox):
     assert health["broker"] == "sandbox"
     refused = sandbox.post("placegtt", exchange="NSE", symbol="IDEA", action="BUY", quantity=1, triggerprice_tg=9.6)
     assert refused.status_code == 409
-    assert "push a tick" in refused.json()["message"]
+    message = refused.json()["message"]
+    assert "push a tick" in message
+    assert "no price for IDEA on NSE" in message and "INE669E01016" not in message  # the caller's names
 
 
 def test_a_single_fires_when_the_price_crosses_and_not_before(sandbox):

@@ -18,6 +18,7 @@ from openalgo_gtt.brokers.sandbox import NoPriceYet, SandboxBroker, Tick
 from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.models import Instrument
+from openalgo_gtt.store.sandbox import SandboxRepository
 from openalgo_gtt.store.sandbox_models import SandboxFill, SandboxGtt, SandboxGttRule, SandboxQuote
 
 D = Decimal
@@ -45,7 +46,7 @@ def sessions(db_engine):
 
 @pytest.fixture
 def broker(sessions, clock):
-    return SandboxBroker(sessions, clock=clock)
+    return SandboxBroker(SandboxRepository(sessions), clock=clock)
 
 
 def single(trigger_type: str, price: str, side: str = BUY, product: str = "D", quantity: int = 1,
@@ -145,8 +146,19 @@ def test_no_price_yet_until_a_tick_arrives(broker):
     assert list(quote) == [INFY] and (quote[INFY].last_price, quote[INFY].open) == (D("1550"), D("1540"))
 
 
+def test_no_price_yet_names_the_openalgo_symbol_and_exchange_not_the_instrument_key(broker, sessions):
+    with sessions.begin() as session:
+        session.add(Instrument(instrument_key=INFY, segment="NSE_EQ", exchange="NSE", symbol="INFY",
+                               trading_symbol="INFY", lot_size=1, tick_size=D("0.05")))
+    with pytest.raises(NoPriceYet) as caught:
+        broker.place_gtt(single(ABOVE, "1600", key=INFY))
+    message = caught.value.message
+    assert "no price for INFY on NSE yet" in message and "push a tick" in message
+    assert "INE009A01021" not in message and INFY not in message
+
+
 def test_restart_mid_trail_loses_nothing_and_fires_once(sessions, clock):
-    first = SandboxBroker(sessions, clock=clock)
+    first = SandboxBroker(SandboxRepository(sessions), clock=clock)
     first.apply_ticks(ticks("98"))
     gtt_id = first.place_gtt(bracket(BUY, "100", "130", "95", gap="3"))
     fired = first.apply_ticks(ticks("100", "104", "107.5", "106"))
@@ -154,7 +166,7 @@ def test_restart_mid_trail_loses_nothing_and_fires_once(sessions, clock):
     assert first.get_gtt(gtt_id).rules[2].trigger_price == D("104.5")
     del first
 
-    restarted = SandboxBroker(sessions, clock=clock)  # a new process on the same database
+    restarted = SandboxBroker(SandboxRepository(sessions), clock=clock)  # a new process on the same database
     gtt = restarted.get_gtt(gtt_id)
     assert statuses(gtt) == {ENTRY: COMPLETED, TARGET: SCHEDULED, STOPLOSS: SCHEDULED}
     assert (gtt.rules[2].trigger_price, gtt.rules[2].trailing_gap) == (D("104.5"), D("3"))
@@ -164,7 +176,7 @@ def test_restart_mid_trail_loses_nothing_and_fires_once(sessions, clock):
     (event,) = restarted.apply_ticks(ticks("104.9"))
     assert (event.strategy, event.price, event.transaction_type) == (STOPLOSS, D("105"), SELL)
 
-    again = SandboxBroker(sessions, clock=clock)
+    again = SandboxBroker(SandboxRepository(sessions), clock=clock)
     assert again.apply_ticks(ticks("100", "140", "90")) == []  # nothing left to fire
     assert statuses(again.get_gtt(gtt_id)) == {ENTRY: COMPLETED, TARGET: CANCELLED, STOPLOSS: COMPLETED}
     assert [(f.strategy, f.price) for f in again.fills(gtt_id)] == [(ENTRY, D("100")), (STOPLOSS, D("105"))]
@@ -192,7 +204,7 @@ def test_intraday_gtts_expire_at_the_end_of_the_ist_day(broker, sessions, clock)
     clock.now += timedelta(seconds=1)
     assert statuses(broker.get_gtt(intraday)) == {ENTRY: EXPIRED}
     assert [e.gtt_id for e in broker.apply_ticks(ticks("120"))] == [delivery]
-    assert statuses(SandboxBroker(sessions, clock=clock).get_gtt(intraday)) == {ENTRY: EXPIRED}
+    assert statuses(SandboxBroker(SandboxRepository(sessions), clock=clock).get_gtt(intraday)) == {ENTRY: EXPIRED}
 
 
 def test_concurrent_ticks_from_eight_threads_fire_each_trigger_exactly_once(broker, sessions):
@@ -227,8 +239,8 @@ def test_concurrent_ticks_from_eight_threads_fire_each_trigger_exactly_once(brok
 
 
 def test_two_processes_on_one_database_share_state_and_fire_once(sessions, clock):
-    a = SandboxBroker(sessions, clock=clock)
-    b = SandboxBroker(sessions, clock=clock)  # stands in for a second worker process
+    a = SandboxBroker(SandboxRepository(sessions), clock=clock)
+    b = SandboxBroker(SandboxRepository(sessions), clock=clock)  # stands in for a second worker process
     a.apply_ticks(ticks("100"))
     from_a = a.place_gtt(single(ABOVE, "101"))
     from_b = b.place_gtt(bracket(BUY, "102", "104", "99"))  # b saw a's tick
@@ -258,7 +270,7 @@ def _push_from_another_process(database_url: str, prices: list[str], start, out)
 
     engine = make_engine(database_url)
     try:
-        broker = SandboxBroker(make_session_factory(engine))
+        broker = SandboxBroker(SandboxRepository(make_session_factory(engine)))
         start.wait()
         fired = []
         for price in prices:
@@ -271,7 +283,7 @@ def _push_from_another_process(database_url: str, prices: list[str], start, out)
 
 
 def test_ticks_from_three_processes_fire_each_trigger_once(database_url, db_engine):
-    broker = SandboxBroker(make_session_factory(db_engine))
+    broker = SandboxBroker(SandboxRepository(make_session_factory(db_engine)))
     broker.apply_ticks(ticks("100"))
     placed = [broker.place_gtt(single(ABOVE, str(100 + n))) for n in range(1, 11)]
     placed.append(broker.place_gtt(bracket(BUY, "101", "108", "90")))

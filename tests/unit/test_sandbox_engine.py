@@ -13,9 +13,12 @@ from openalgo_gtt.domain.model import (
     SCHEDULED, SELL, SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
 )
 from openalgo_gtt.brokers.errors import InputRejected
-from openalgo_gtt.brokers.sandbox.engine import (
-    CODE_NOT_FOUND, CODE_NOT_LIVE, QuoteBook, Tick, TriggerEngine, expiry_for, validate_request,
+from openalgo_gtt.brokers.base import Tick
+from openalgo_gtt.brokers.sandbox.engine import TriggerEngine
+from openalgo_gtt.brokers.sandbox.model import (
+    CODE_NOT_FOUND, CODE_NOT_LIVE, check_tick, expiry_for, validate_request,
 )
+from openalgo_gtt.brokers.sandbox.quotes import QuoteBook
 from openalgo_gtt.domain.clock import IST
 
 D = Decimal
@@ -376,14 +379,14 @@ def test_an_invalid_place_changes_nothing(engine):
 
 
 def test_ticks_are_checked_and_made_exact():
-    tick = Tick(KEY, "9.55", open=9.5).checked()
+    tick = check_tick(Tick(KEY, "9.55", open=9.5))
     assert (tick.ltp, tick.open) == (D("9.55"), D("9.5"))
-    naive = Tick(KEY, D("1"), at=datetime(2026, 1, 1, 9, 0)).checked()
+    naive = check_tick(Tick(KEY, D("1"), at=datetime(2026, 1, 1, 9, 0)))
     assert naive.at.tzinfo is timezone.utc
     for bad in (Tick(KEY, D("0")), Tick(KEY, D("-1")), Tick(KEY, "abc"), Tick("", D("1")), Tick(KEY, D("Inf")),
                 Tick(KEY, D("1"), open=D("0"))):
         with pytest.raises(InputRejected):
-            bad.checked()
+            check_tick(bad)
 
 
 # --- quotes ------------------------------------------------------------------------------------------

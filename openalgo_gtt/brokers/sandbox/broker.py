@@ -1,12 +1,12 @@
 """SandboxBroker: the `Broker` protocol over simulated Upstox GTTs, for a machine with no account.
 
-Prices come from pushed ticks (`apply_ticks`), which also fire the triggers. The trigger index
-lives in memory (`engine.TriggerEngine`); the database (`store.sandbox_models`) is the truth it
-is rebuilt from, so a new SandboxBroker on the same database carries on where the last one
-stopped. Each write happens in one transaction that first claims the `sandbox_meta` row (see
-`persistence`): within a process a lock serialises callers, across processes that row does,
-and the process catches up on what others wrote before acting. A trigger therefore fires once
-however many threads or processes push ticks.
+Prices come from pushed ticks (`apply_ticks`, the `TickSink` protocol), which also fire the
+triggers. The trigger index lives in memory (`engine.TriggerEngine`, quotes in
+`quotes.QuoteBook`); the `SandboxStorage` it is given (`storage.py`) is the truth it is rebuilt
+from, so a new SandboxBroker on the same storage carries on where the last one stopped. Each
+write is one storage transaction that first claims the turn: within a process a lock serialises
+callers, across processes the storage does, and the process catches up on what others wrote
+before acting. A trigger therefore fires once however many threads or processes push ticks.
 """
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ import threading
 from datetime import datetime
 from typing import Callable, Iterable, Sequence, TypeVar
 
-from sqlalchemy.orm import Session, sessionmaker
-
-from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
+from openalgo_gtt.brokers.base import FiredEvent, Tick
 from openalgo_gtt.brokers.errors import InputRejected
-from openalgo_gtt.brokers.sandbox import persistence
-from openalgo_gtt.brokers.sandbox.engine import (
-    CODE_ID_FORMAT, CODE_ID_MISSING, FiredEvent, QuoteBook, Tick, TriggerEngine, expiry_for, rejected,
-    validate_request,
+from openalgo_gtt.brokers.sandbox.engine import TriggerEngine
+from openalgo_gtt.brokers.sandbox.model import (
+    CODE_ID_FORMAT, CODE_ID_MISSING, check_tick, rejected, validate_request,
 )
-from openalgo_gtt.brokers.sandbox.persistence import Fill
+from openalgo_gtt.brokers.sandbox.quotes import QuoteBook
+from openalgo_gtt.brokers.sandbox.storage import (
+    Conflict, Fill, InstrumentNames, Meta, SandboxStorage, StateReader, StateWriter,
+)
 from openalgo_gtt.domain.clock import IST, utcnow
+from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,18 @@ CODE_NO_PRICE = "SANDBOX-NO-PRICE"
 
 
 class NoPriceYet(InputRejected):
-    """A GTT was placed for an instrument the sandbox has never seen a tick for."""
+    """A GTT was placed for an instrument the sandbox has never seen a tick for. The message names
+    it as the caller does (OpenAlgo symbol and exchange) when the instrument master knows it."""
 
-    def __init__(self, instrument_key: str) -> None:
+    def __init__(self, instrument_key: str, names: InstrumentNames | None = None) -> None:
+        if names is not None:
+            what = f"{names.symbol} on {names.exchange}"
+            body = f' {{"symbol": "{names.symbol}", "exchange": "{names.exchange}", "ltp": ...}}'
+        else:  # not in the instrument master: the key is the only name there is
+            what, body = f"instrument {instrument_key}", ""
         super().__init__(
-            f"the sandbox has no price for {instrument_key} yet: push a tick for it with "
-            f"{TICKS_ENDPOINT}, then place the GTT again",
+            f"the sandbox has no price for {what} yet: push a tick for it with {TICKS_ENDPOINT}{body}, "
+            "then place the GTT again",
             code=CODE_NO_PRICE, http_status=409, may_have_reached=False,
         )
         self.instrument_key = instrument_key
@@ -61,16 +68,16 @@ class SandboxBroker:
 
     name = "sandbox"
 
-    def __init__(self, sessions: sessionmaker[Session], *, clock: Callable[[], datetime] = utcnow) -> None:
-        self._sessions = sessions
+    def __init__(self, storage: SandboxStorage, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self._storage = storage
         self._clock = clock
         self._lock = threading.RLock()
-        self._meta: persistence.Meta | None = None  # counters of the write in progress
+        self._meta: Meta | None = None  # counters of the write in progress
         self._seen: int | None = None  # the generation memory reflects; None: reload everything
         self._engine = TriggerEngine(self._next_order_id)
         self._quotes = QuoteBook()
         self._stored_quotes: set[str] = set()
-        persistence.ensure_meta(sessions)
+        storage.ensure_meta()
         with self._lock:
             self._catch_up_for_read()
 
@@ -79,15 +86,14 @@ class SandboxBroker:
     def place_gtt(self, request: GttRequest) -> str:
         validate_request(request)
 
-        def place(session: Session, now: datetime) -> str:
+        def place(state: StateWriter, now: datetime) -> str:
+            names = state.instrument(request.instrument_key)
             quote = self._quotes.get(request.instrument_key)
             if quote is None:
-                raise NoPriceYet(request.instrument_key)
+                raise NoPriceYet(request.instrument_key, names)
             gtt_id = self._next_gtt_id(now)
-            self._engine.place(
-                gtt_id, request, ltp=quote.last_price, at=now, expires_at=expiry_for(request.product, now),
-                trading_symbol=persistence.trading_symbol(session, request.instrument_key),
-            )
+            self._engine.place(gtt_id, request, ltp=quote.last_price, at=now,
+                               trading_symbol=names.trading_symbol if names else "")
             return gtt_id
 
         return self._write(place)
@@ -96,11 +102,11 @@ class SandboxBroker:
         gtt_id = _check_id(gtt_id)
         validate_request(request)
 
-        def modify(_session: Session, now: datetime) -> str:
+        def modify(state: StateWriter, now: datetime) -> str:
             gtt = self._engine.live_gtt(gtt_id)
             quote = self._quotes.get(gtt.instrument_key)
             if quote is None:  # cannot happen for a GTT placed here, but a copied database might
-                raise NoPriceYet(gtt.instrument_key)
+                raise NoPriceYet(gtt.instrument_key, state.instrument(gtt.instrument_key))
             self._engine.modify(gtt_id, request, ltp=quote.last_price, at=now)
             return gtt_id
 
@@ -109,7 +115,7 @@ class SandboxBroker:
     def cancel_gtt(self, gtt_id: str) -> str:
         gtt_id = _check_id(gtt_id)
 
-        def cancel(_session: Session, now: datetime) -> str:
+        def cancel(_state: StateWriter, now: datetime) -> str:
             self._engine.cancel(gtt_id, now)
             return gtt_id
 
@@ -138,11 +144,11 @@ class SandboxBroker:
 
     def apply_ticks(self, ticks: Iterable[Tick]) -> list[FiredEvent]:
         """Apply price updates in order; returns every fill they caused, in firing order."""
-        checked = [tick.checked() for tick in ticks]
+        checked = [check_tick(tick) for tick in ticks]
         if not checked:
             return []
 
-        def apply(_session: Session, now: datetime) -> list[FiredEvent]:
+        def apply(_state: StateWriter, now: datetime) -> list[FiredEvent]:
             fired: list[FiredEvent] = []
             engine, quotes = self._engine, self._quotes
             for tick in checked:
@@ -157,12 +163,11 @@ class SandboxBroker:
 
     def fills(self, gtt_id: str | None = None) -> list[Fill]:
         """Filled child orders, oldest first (of one GTT when `gtt_id` is given)."""
-        with self._sessions() as session:
-            return persistence.list_fills(session, gtt_id)
+        return self._storage.fills(gtt_id)
 
     # ----- transactions --------------------------------------------------------------------
 
-    def _write(self, operation: Callable[[Session, datetime], T]) -> T:
+    def _write(self, operation: Callable[[StateWriter, datetime], T]) -> T:
         """Run `operation` in one write transaction with memory caught up, then persist what it
         (and any expiry) changed. An InputRejected from the operation is raised after the
         commit: operations refuse before changing anything, but expiries must still be saved."""
@@ -170,19 +175,19 @@ class SandboxBroker:
             for attempt in (1, 2):
                 refused: InputRejected | None = None
                 try:
-                    with self._sessions.begin() as session:
-                        meta = persistence.claim(session)
-                        self._catch_up(session, meta.generation - 1)
+                    with self._storage.writing() as state:
+                        meta = state.claim()
+                        self._catch_up(state, meta.generation - 1)
                         self._meta = meta
                         now = self._clock()
                         self._engine.expire(now)
                         try:
-                            result = operation(session, now)
+                            result = operation(state, now)
                         except InputRejected as exc:
                             refused, result = exc, None
-                        self._persist(session, meta)
+                        self._persist(state, meta)
                     self._seen = meta.generation
-                except persistence.Conflict:
+                except Conflict:
                     self._forget()
                     if attempt == 2:
                         raise
@@ -202,27 +207,27 @@ class SandboxBroker:
         with self._lock:
             self._catch_up_for_read()
             if self._engine.expiry_due(self._clock()):
-                return self._write(lambda _session, _now: answer())
+                return self._write(lambda _state, _now: answer())
             return answer()
 
-    def _persist(self, session: Session, meta: persistence.Meta) -> None:
+    def _persist(self, state: StateWriter, meta: Meta) -> None:
         changes = self._engine.take_changes()
-        generation = meta.generation
-        gtts = {gtt_id: self._engine.get(gtt_id)
-                for gtt_id in changes.placed | changes.replaced | changes.touched.keys()}
-        persistence.write_changes(session, changes, {k: v for k, v in gtts.items() if v is not None}, generation)
+        gtts = {}
+        for gtt_id in changes.placed | changes.replaced | changes.touched.keys():
+            gtt = self._engine.get(gtt_id)
+            if gtt is not None:
+                gtts[gtt_id] = gtt
+        state.save_changes(changes, gtts, meta.generation)
         if self._quotes.changed:
-            changed = [(key, self._quotes.get(key)) for key in sorted(self._quotes.changed)]
-            self._quotes.changed.clear()
-            persistence.write_quotes(session, changed, self._stored_quotes, generation)
-        persistence.save_counters(session, meta)
+            state.save_quotes(self._quotes.take_changed(), self._stored_quotes, meta.generation)
+        state.save_counters(meta)
 
     def _forget(self) -> None:
         self._seen = None
         self._engine.take_changes()
         self._quotes.changed.clear()
 
-    def _catch_up(self, session: Session, committed: int) -> None:
+    def _catch_up(self, state: StateReader, committed: int) -> None:
         """Bring memory up to the database: everything when `_seen` is None, else the GTTs and
         quotes other processes changed after `_seen` (up to generation `committed`)."""
         if self._seen is None:
@@ -234,19 +239,19 @@ class SandboxBroker:
             since = self._seen
         else:
             return
-        for gtt in persistence.load_gtts(session, since):
+        for gtt in state.load_gtts(since):
             self._engine.load(gtt)
-        for key, quote in persistence.load_quotes(session, since):
+        for key, quote in state.load_quotes(since):
             self._quotes.put(key, quote)
             self._stored_quotes.add(key)
         self._engine.take_changes()
         self._seen = committed
 
     def _catch_up_for_read(self) -> None:
-        with self._sessions() as session:
-            generation = persistence.current_generation(session)
+        with self._storage.reading() as state:
+            generation = state.generation()
             if self._seen is None or generation > self._seen:
-                self._catch_up(session, generation)
+                self._catch_up(state, generation)
 
     # ----- ids -----------------------------------------------------------------------------
 
@@ -255,6 +260,6 @@ class SandboxBroker:
         return f"GTT-S{now.astimezone(IST):%y%m%d}{self._meta.gtt_seq:08d}"
 
     def _next_order_id(self, at: datetime) -> str:
-        # Only called inside _write, where the meta row (and its counter) is claimed.
+        # Only called inside _write, where the counters are claimed.
         self._meta.order_seq += 1
         return f"{at.astimezone(IST):%y%m%d}{self._meta.order_seq:09d}"

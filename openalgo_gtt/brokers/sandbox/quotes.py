@@ -1,0 +1,62 @@
+"""Last price and day open per instrument, as the sandbox's ticks set them. No database."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Iterable
+
+from openalgo_gtt.domain.clock import IST
+from openalgo_gtt.domain.model import Quote
+
+
+@dataclass(slots=True)
+class QuoteState:
+    last_price: Decimal
+    open: Decimal
+    day: date  # the IST day `open` belongs to
+    at: datetime
+
+
+class QuoteBook:
+    """The latest quote per instrument. The first tick of a later IST day sets that day's open,
+    unless the tick carries its own `open`. `changed` collects the keys storage must write."""
+
+    def __init__(self) -> None:
+        self._quotes: dict[str, QuoteState] = {}
+        self.changed: set[str] = set()
+
+    def get(self, instrument_key: str) -> QuoteState | None:
+        return self._quotes.get(instrument_key)
+
+    def put(self, instrument_key: str, state: QuoteState) -> None:
+        self._quotes[instrument_key] = state
+
+    def update(self, instrument_key: str, ltp: Decimal, day_open: Decimal | None, at: datetime) -> QuoteState:
+        day = at.astimezone(IST).date()
+        quote = self._quotes.get(instrument_key)
+        if quote is None:
+            quote = self._quotes[instrument_key] = QuoteState(ltp, day_open or ltp, day, at)
+        else:
+            quote.last_price = ltp
+            quote.at = at
+            if day > quote.day:
+                quote.open, quote.day = day_open or ltp, day
+            elif day_open is not None and day == quote.day:
+                quote.open = day_open
+        self.changed.add(instrument_key)
+        return quote
+
+    def take_changed(self) -> list[tuple[str, QuoteState]]:
+        """The quotes changed since the last call, by instrument key."""
+        changed = [(key, self._quotes[key]) for key in sorted(self.changed)]
+        self.changed.clear()
+        return changed
+
+    def quotes(self, instrument_keys: Iterable[str]) -> dict[str, Quote]:
+        out = {}
+        for key in instrument_keys:
+            quote = self._quotes.get(key)
+            if quote is not None:
+                out[key] = Quote(key, quote.last_price, quote.open)
+        return out
