@@ -1,23 +1,13 @@
 """The command line behind run.py: serve, API keys, database, instrument master."""
 from __future__ import annotations
 
-import logging
 import sys
 from functools import wraps
 
 import click
 
 from openalgo_gtt.config import ConfigError, Settings, load_settings
-
-log = logging.getLogger("openalgo_gtt")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # Alembic announces every plugin at INFO; only its warnings matter to someone starting a server.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+from openalgo_gtt.logging_setup import configure_logging
 
 
 def _settings_or_exit() -> Settings:
