@@ -9,9 +9,9 @@ the database lease lets exactly one of them poll Upstox.
 from __future__ import annotations
 
 from openalgo_gtt.app import create_app
-from openalgo_gtt.cli import configure_logging
 from openalgo_gtt.config import load_settings
 from openalgo_gtt.gateway import Gateway
+from openalgo_gtt.logging_setup import configure_logging
 
 
 def build_app():

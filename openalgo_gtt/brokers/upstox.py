@@ -1,8 +1,12 @@
-"""Upstox v3 GTT and market-quote client: the `Broker` protocol over Upstox's HTTP API.
+"""Upstox's HTTP API: the routes table, the transport, and the GTT and market-quote client.
 
-Shaped like pykiteconnect: a table of named routes, one private `_request` that owns auth,
-timeouts, pacing, retries, JSON decoding and error mapping, and thin public methods on top.
-Every failure reaches the caller as an `openalgo_gtt.brokers.errors` type, never a KeyError.
+Shaped like pykiteconnect: one table of named routes (`ROUTES`, the login endpoints included),
+one transport (`UpstoxHttp._call`) that owns the session, timeouts, the bounded body read, error
+mapping and the call observer, and thin public methods on top. `UpstoxBroker` (the `Broker`
+protocol: GTTs and quotes) adds the bearer token, pacing and retries; `UpstoxLoginClient`
+(upstox_login.py) makes the login calls through the same table and transport. The JSON shapes
+are in upstox_wire.py. Every failure reaches the caller as an `openalgo_gtt.brokers.errors`
+type, never a KeyError.
 """
 from __future__ import annotations
 
@@ -10,12 +14,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,22 +27,28 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
-from openalgo_gtt.domain.model import BrokerGtt, GttRequest, GttRule, Quote, RuleState
 from openalgo_gtt.brokers.errors import (
     BrokerError,
     BrokerFailure,
     BrokerTimeout,
     BrokerUnreachable,
-    InputRejected,
     RateLimited,
-    TokenRejected,
     UnreadableAnswer,
 )
 from openalgo_gtt.brokers.pacing import OrderPacer
+from openalgo_gtt.brokers.upstox_wire import (
+    batches,
+    first_gtt_id,
+    interpret,
+    keys_query,
+    parse_gtts,
+    parse_ltp,
+    parse_ohlc,
+    rule_json,
+)
+from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
 
 log = logging.getLogger(__name__)
-
-DEFAULT_BASE_URL = "https://api.upstox.com"
 
 ROUTES: dict[str, tuple[str, str]] = {
     "gtt.place": ("POST", "/v3/order/gtt/place"),
@@ -48,164 +57,60 @@ ROUTES: dict[str, tuple[str, str]] = {
     "gtt.details": ("GET", "/v3/order/gtt"),  # ?gtt_order_id=...; without it: every GTT
     "quote.ltp": ("GET", "/v3/market-quote/ltp"),
     "quote.ohlc": ("GET", "/v3/market-quote/ohlc"),  # ?instrument_key=...&interval=1d
+    # The login: no bearer token. The dialog is opened by the browser, never called.
+    "login.dialog": ("GET", "/v2/login/authorization/dialog"),
+    "login.token": ("POST", "/v2/login/authorization/token"),  # form-encoded
+    "login.token_request": ("POST", "/v3/login/auth/token/request/{client_id}"),
 }
 ORDER_ROUTES = frozenset({"gtt.place", "gtt.modify", "gtt.cancel"})
 
-TOKEN_ERROR_CODE = "UDAPI100050"
-QUOTE_BATCH = 500  # Upstox's documented maximum of instrument keys per quote call
 POOL_SIZE = 16  # connections kept per host: about one per worker thread
 MAX_BODY = 64 * 1024 * 1024  # refuse to buffer a runaway body (the full GTT list is far smaller)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-# Parse failures of a success payload; _attempt turns them into UnreadableAnswer.
+# Parse failures of a success payload; _call turns them into UnreadableAnswer.
 _SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, InvalidOperation, OverflowError)
 
 T = TypeVar("T")
 
 
-def _payload(payload: dict) -> dict:
-    return payload
+class UpstoxHttp:
+    """The transport every Upstox client shares: one pooled session and `_call`, the one place
+    that talks HTTP. `timeout` is used for both connecting and each read; one attempt never
+    takes longer than twice it, even if the body trickles in."""
 
-
-class UpstoxBroker:
-    """The `Broker` protocol for Upstox.
-
-    `access_token` may be a callable so a token refreshed after 03:30 IST is picked up on the
-    next call. `timeout` is used for both connecting and each read; one attempt never takes
-    longer than twice it, even if the body trickles in. Reads retry `read_retries` times on
-    connection errors, 429 and 5xx, after `retry_backoff`, then twice that, ... seconds;
-    writes are never re-sent (see errors.may_have_reached). Order calls first take a slot
-    from `pacer`, waiting at most `pace_timeout` seconds (PacingTimeout after that).
-    """
-
-    name = "upstox"
-
-    def __init__(
-        self,
-        base_url: str,
-        access_token: str | Callable[[], str],
-        *,
-        timeout: float,
-        pacer: OrderPacer | None,
-        observer: BrokerCallObserver | None = None,
-        read_retries: int = 2,
-        session: requests.Session | None = None,
-        pace_timeout: float | None = 10.0,
-        retry_backoff: float = 0.25,
-    ) -> None:
+    def __init__(self, base_url: str, *, timeout: float, observer: BrokerCallObserver | None = None,
+                 session: requests.Session | None = None) -> None:
         self._base_url = base_url.rstrip("/")
-        self._token = access_token if callable(access_token) else (lambda: access_token)
         self._timeout = timeout
-        self._pacer = pacer
-        self._pace_timeout = pace_timeout
         self._observer = observer
-        self._read_retries = max(read_retries, 0)
-        self._retry_backoff = retry_backoff
         self._session = session if session is not None else _pooled_session(self._base_url)
 
     def close(self) -> None:
         self._session.close()
 
-    # ----- GTT -----------------------------------------------------------------------------
-
-    def place_gtt(self, request: GttRequest) -> str:
-        body = {
-            "type": request.type,
-            "quantity": request.quantity,
-            "product": request.product,
-            "instrument_token": request.instrument_key,
-            "transaction_type": request.transaction_type,
-            "rules": [_rule_json(rule) for rule in request.rules],
-        }
-        return self._request("gtt.place", body=body, parse=_first_gtt_id)
-
-    def modify_gtt(self, gtt_id: str, request: GttRequest) -> str:
-        # Instrument, product and side cannot change on modify, so Upstox does not take them.
-        body = {
-            "type": request.type,
-            "quantity": request.quantity,
-            "rules": [_rule_json(rule) for rule in request.rules],
-            "gtt_order_id": gtt_id,
-        }
-        return self._request("gtt.modify", body=body, parse=_first_gtt_id)
-
-    def cancel_gtt(self, gtt_id: str) -> str:
-        return self._request("gtt.cancel", body={"gtt_order_id": gtt_id}, parse=_first_gtt_id)
-
-    def get_gtt(self, gtt_id: str) -> BrokerGtt | None:
-        def only_this(payload: dict) -> BrokerGtt | None:
-            # `data` is a list even for one id; an empty list means Upstox does not know it.
-            gtts = _parse_gtts(payload)
-            for gtt in gtts:
-                if gtt.gtt_id == gtt_id:
-                    return gtt
-            if gtts:
-                raise ValueError(f"asked for GTT {gtt_id}, got {[g.gtt_id for g in gtts]}")
-            return None
-
-        query = f"gtt_order_id={quote(gtt_id, safe='')}"
-        return self._request("gtt.details", query=query, parse=only_this)
-
-    def list_gtts(self) -> list[BrokerGtt]:
-        return self._request("gtt.details", parse=_parse_gtts)
-
-    # ----- quotes --------------------------------------------------------------------------
-
-    def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
-        """Last price and today's open; keys Upstox does not answer for are left out."""
-        result: dict[str, Quote] = {}
-        for batch in _batches(instrument_keys):
-            query = _keys_query(batch) + "&interval=1d"
-            result.update(self._request("quote.ohlc", query=query, parse=partial(_parse_ohlc, asked=batch)))
-        return result
-
-    def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Decimal]:
-        """Last traded price per instrument key, from the lighter LTP endpoint."""
-        result: dict[str, Decimal] = {}
-        for batch in _batches(instrument_keys):
-            query = _keys_query(batch)
-            result.update(self._request("quote.ltp", query=query, parse=partial(_parse_ltp, asked=batch)))
-        return result
-
-    # ----- the one place that talks HTTP ---------------------------------------------------
-
-    def _request(self, route: str, *, query: str | None = None, body: Any = None,
-                 parse: Callable[[dict], T] = _payload) -> T:
-        """Send one call and return `parse(success payload)`, or raise a BrokerError."""
-        method, path = ROUTES[route]
+    def _call(self, route: str, parse: Callable[[dict], T], *, path_args: dict[str, str] | None = None,
+              query: str | None = None, auth: AuthBase | None = None, body: Any = None,
+              form: dict[str, str] | None = None) -> T:
+        """Send one call on `route` and return `parse(success payload)`, or raise a BrokerError.
+        The observer sees the route's path template, so no id in the path reaches the audit."""
+        method, template = ROUTES[route]
         is_write = method != "GET"
-        if route in ORDER_ROUTES and self._pacer is not None:
-            self._token()  # an expired login fails here, before it takes a pacing slot
-            self._pacer.acquire(self._pace_timeout)
-        retries_left = 0 if is_write else self._read_retries
-        delay = self._retry_backoff
-        while True:
-            try:
-                return self._attempt(method, path, query, body, is_write, parse)
-            except (BrokerUnreachable, RateLimited, BrokerFailure):
-                # Only idempotent reads get here with retries left. Timeouts are not retried:
-                # a server that hung once is likely to hang again, and the wait must stay bounded.
-                if retries_left <= 0:
-                    raise
-            retries_left -= 1
-            time.sleep(delay)
-            delay *= 2
-
-    def _attempt(self, method: str, path: str, query: str | None, body: Any, is_write: bool,
-                 parse: Callable[[dict], T]) -> T:
+        path = template.format_map({k: quote(v, safe="") for k, v in path_args.items()}) if path_args else template
         url = self._base_url + path + (f"?{query}" if query else "")
         headers = {"Accept": "application/json"}
-        auth = _BearerAuth(self._token())
         data = None
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body).encode()
+        elif form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            data = urlencode(form).encode()
         started = time.monotonic()
         status: int | None = None
         try:
             response = self._send(method, url, headers, auth, data, is_write)
             status = response.status_code
             raw = self._read_body(response, started + 2 * self._timeout, is_write)
-            payload = _interpret(status, raw, is_write)
+            payload = interpret(status, raw, is_write, bearer=auth is not None)
             try:
                 # Parsed here so a malformed success is reported to the observer as a failure.
                 result = parse(payload)
@@ -213,12 +118,12 @@ class UpstoxBroker:
                 raise UnreadableAnswer(f"answer not in the documented shape: {exc}", http_status=status,
                                        may_have_reached=is_write) from exc
         except BrokerError as exc:
-            self._report(method, path, status, started, f"{type(exc).__name__}: {exc.message}")
+            self._report(method, template, status, started, f"{type(exc).__name__}: {exc.message}")
             raise
-        self._report(method, path, status, started, None)
+        self._report(method, template, status, started, None)
         return result
 
-    def _send(self, method: str, url: str, headers: dict, auth: AuthBase, data: bytes | None,
+    def _send(self, method: str, url: str, headers: dict, auth: AuthBase | None, data: bytes | None,
               is_write: bool) -> requests.Response:
         # stream=True: the body is read by _read_body under an overall deadline.
         try:
@@ -280,6 +185,125 @@ class UpstoxBroker:
             log.exception("broker call observer failed")
 
 
+class UpstoxBroker(UpstoxHttp):
+    """The `Broker` protocol for Upstox.
+
+    `access_token` may be a callable so a token refreshed after 03:30 IST is picked up on the
+    next call. Reads retry `read_retries` times on connection errors, 429 and 5xx, after
+    `retry_backoff`, then twice that, ... seconds; writes are never re-sent (see
+    errors.may_have_reached). Order calls first take a slot from `pacer`, waiting at most
+    `pace_timeout` seconds (PacingTimeout after that).
+    """
+
+    name = "upstox"
+
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str | Callable[[], str],
+        *,
+        timeout: float,
+        pacer: OrderPacer | None,
+        observer: BrokerCallObserver | None = None,
+        read_retries: int = 2,
+        session: requests.Session | None = None,
+        pace_timeout: float | None = 10.0,
+        retry_backoff: float = 0.25,
+    ) -> None:
+        super().__init__(base_url, timeout=timeout, observer=observer, session=session)
+        self._token = access_token if callable(access_token) else (lambda: access_token)
+        self._pacer = pacer
+        self._pace_timeout = pace_timeout
+        self._read_retries = max(read_retries, 0)
+        self._retry_backoff = retry_backoff
+
+    # ----- GTT -----------------------------------------------------------------------------
+
+    def place_gtt(self, request: GttRequest) -> str:
+        body = {
+            "type": request.type,
+            "quantity": request.quantity,
+            "product": request.product,
+            "instrument_token": request.instrument_key,
+            "transaction_type": request.transaction_type,
+            "rules": [rule_json(rule) for rule in request.rules],
+        }
+        return self._request("gtt.place", body=body, parse=first_gtt_id)
+
+    def modify_gtt(self, gtt_id: str, request: GttRequest) -> str:
+        # Instrument, product and side cannot change on modify, so Upstox does not take them.
+        body = {
+            "type": request.type,
+            "quantity": request.quantity,
+            "rules": [rule_json(rule) for rule in request.rules],
+            "gtt_order_id": gtt_id,
+        }
+        return self._request("gtt.modify", body=body, parse=first_gtt_id)
+
+    def cancel_gtt(self, gtt_id: str) -> str:
+        return self._request("gtt.cancel", body={"gtt_order_id": gtt_id}, parse=first_gtt_id)
+
+    def get_gtt(self, gtt_id: str) -> BrokerGtt | None:
+        def only_this(payload: dict) -> BrokerGtt | None:
+            # `data` is a list even for one id; an empty list means Upstox does not know it.
+            gtts = parse_gtts(payload)
+            for gtt in gtts:
+                if gtt.gtt_id == gtt_id:
+                    return gtt
+            if gtts:
+                raise ValueError(f"asked for GTT {gtt_id}, got {[g.gtt_id for g in gtts]}")
+            return None
+
+        query = f"gtt_order_id={quote(gtt_id, safe='')}"
+        return self._request("gtt.details", query=query, parse=only_this)
+
+    def list_gtts(self) -> list[BrokerGtt]:
+        return self._request("gtt.details", parse=parse_gtts)
+
+    # ----- quotes --------------------------------------------------------------------------
+
+    def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        """Last price and today's open; keys Upstox does not answer for are left out."""
+        result: dict[str, Quote] = {}
+        for batch in batches(instrument_keys):
+            query = keys_query(batch) + "&interval=1d"
+            result.update(self._request("quote.ohlc", query=query, parse=partial(parse_ohlc, asked=batch)))
+        return result
+
+    def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Decimal]:
+        """Last traded price per instrument key, from the lighter LTP endpoint."""
+        result: dict[str, Decimal] = {}
+        for batch in batches(instrument_keys):
+            query = keys_query(batch)
+            result.update(self._request("quote.ltp", query=query, parse=partial(parse_ltp, asked=batch)))
+        return result
+
+    # ----- pacing and retries --------------------------------------------------------------
+
+    def _request(self, route: str, *, parse: Callable[[dict], T], query: str | None = None,
+                 body: Any = None) -> T:
+        """Send one call with the bearer token and return `parse(success payload)`, or raise a
+        BrokerError."""
+        method, _path = ROUTES[route]
+        is_write = method != "GET"
+        if route in ORDER_ROUTES and self._pacer is not None:
+            self._token()  # an expired login fails here, before it takes a pacing slot
+            self._pacer.acquire(self._pace_timeout)
+        retries_left = 0 if is_write else self._read_retries
+        delay = self._retry_backoff
+        while True:
+            try:
+                return self._call(route, parse, query=query, body=body, auth=_BearerAuth(self._token()))
+            except (BrokerUnreachable, RateLimited, BrokerFailure):
+                # Only idempotent reads get here with retries left. Timeouts are not retried:
+                # a server that hung once is likely to hang again, and the wait must stay bounded.
+                if retries_left <= 0:
+                    raise
+            retries_left -= 1
+            time.sleep(delay)
+            delay *= 2
+
+
 # ----- transport helpers ---------------------------------------------------------------------
 
 
@@ -300,7 +324,7 @@ class _BearerAuth(AuthBase):
 
 def _pooled_session(base_url: str) -> requests.Session:
     session = requests.Session()
-    # Retries are done by _request (so the observer sees each attempt), none in urllib3.
+    # Retries are done by UpstoxBroker._request (so the observer sees each attempt), none in urllib3.
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -331,210 +355,3 @@ def _never_connected(exc: BaseException) -> bool:
     return False
 
 
-def _interpret(status: int, raw: bytes, is_write: bool) -> dict:
-    """Map one HTTP answer to its success payload or to the matching BrokerError."""
-    payload = _decode(raw)
-    code, message = _error_of(payload)
-    text = message or f"HTTP {status}: {_snippet(raw) or '(empty body)'}"
-    if status == 401 or code == TOKEN_ERROR_CODE:
-        raise TokenRejected(text, code=code, http_status=status, may_have_reached=False)
-    if 200 <= status < 300:
-        if isinstance(payload, dict) and payload.get("status") == "success":
-            return payload
-        if isinstance(payload, dict) and payload.get("status") == "error" and (code or message):
-            # An explicit error envelope: Upstox says it refused, even if the status was 2xx.
-            raise InputRejected(text, code=code, http_status=status, may_have_reached=False)
-        raise UnreadableAnswer(f"HTTP {status} without a success payload: {_snippet(raw)!r}",
-                               http_status=status, may_have_reached=is_write)
-    if status == 429:
-        raise RateLimited(text, code=code, http_status=status, may_have_reached=False)
-    if 400 <= status < 500:
-        raise InputRejected(text, code=code, http_status=status, may_have_reached=False)
-    if status >= 500:
-        raise BrokerFailure(text, code=code, http_status=status, may_have_reached=is_write)
-    raise UnreadableAnswer(f"unexpected HTTP {status}", http_status=status, may_have_reached=is_write)
-
-
-def _decode(raw: bytes) -> Any:
-    # parse_float=Decimal keeps prices exact from the wire onwards.
-    try:
-        return json.loads(raw.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-
-
-def _error_of(payload: Any) -> tuple[str | None, str | None]:
-    """The first error's code and message; Upstox sends `error_code` and the deprecated
-    `errorCode`, so either is read."""
-    if not isinstance(payload, dict) or not isinstance(payload.get("errors"), list):
-        return None, None
-    first = payload["errors"][0] if payload["errors"] else None
-    if not isinstance(first, dict):
-        return None, None
-    code = first.get("error_code") or first.get("errorCode")
-    message = first.get("message")
-    return (str(code) if code else None), (str(message) if message else None)
-
-
-def _snippet(raw: bytes) -> str:
-    return raw[:200].decode("utf-8", "replace").strip()
-
-
-# ----- request shaping -----------------------------------------------------------------------
-
-
-def _rule_json(rule: GttRule) -> dict:
-    out: dict[str, Any] = {
-        "strategy": rule.strategy,
-        "trigger_type": rule.trigger_type,
-        "trigger_price": _number(rule.trigger_price),
-    }
-    if rule.trailing_gap is not None:
-        out["trailing_gap"] = _number(rule.trailing_gap)
-    if rule.market_protection is not None:
-        out["market_protection"] = rule.market_protection
-    return out
-
-
-def _number(value: Decimal) -> float:
-    """A Decimal as a JSON number. float(str(d)) is the nearest double to the decimal, whose
-    repr (what json.dumps writes) is the shortest string that reads back to it: 9.55 -> 9.55."""
-    number = float(str(value))
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError(f"not a finite price: {value!r}")
-    return number
-
-
-def _batches(keys: Iterable[str]) -> Iterator[list[str]]:
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), QUOTE_BATCH):
-        yield unique[start : start + QUOTE_BATCH]
-
-
-def _keys_query(keys: Sequence[str]) -> str:
-    # Commas stay literal as separators; everything else is encoded ("|" -> %7C, " " -> %20).
-    return "instrument_key=" + ",".join(quote(key, safe="") for key in keys)
-
-
-# ----- answer parsing ------------------------------------------------------------------------
-
-
-# The parsers below raise KeyError/ValueError/TypeError on any deviation from the documented
-# shape; _attempt turns that into UnreadableAnswer (may_have_reached=True for a write: Upstox
-# said success, so the work was very likely done even though its id is missing).
-
-
-def _first_gtt_id(payload: dict) -> str:
-    return _text(payload["data"]["gtt_order_ids"][0])
-
-
-def _parse_ohlc(payload: dict, asked: Sequence[str]) -> dict[str, Quote]:
-    quotes = {}
-    for key, item in _quote_items(payload, asked):
-        live = item.get("live_ohlc")
-        day_open = _price_or_none(live.get("open")) if isinstance(live, dict) else None
-        # Before the market opens Upstox reports open as 0 or leaves it out.
-        quotes[key] = Quote(key, _price(item["last_price"]), day_open or None)
-    return quotes
-
-
-def _parse_ltp(payload: dict, asked: Sequence[str]) -> dict[str, Decimal]:
-    return {key: _price(item["last_price"]) for key, item in _quote_items(payload, asked)}
-
-
-def _quote_items(payload: dict, asked: Sequence[str]) -> Iterator[tuple[str, dict]]:
-    """(instrument key, quote) pairs. The keys of `data` are SEGMENT:SYMBOL, not the keys we
-    sent, so each value is mapped back through its `instrument_token`."""
-    data = payload.get("data")
-    if not isinstance(data, dict):
-        raise ValueError("quote answer without a data object")
-    wanted = set(asked)
-    for item in data.values():
-        if not isinstance(item, dict):
-            continue
-        key = item.get("instrument_token")
-        if isinstance(key, str) and key in wanted and _price_or_none(item.get("last_price")) is not None:
-            yield key, item
-
-
-def _parse_gtts(payload: dict) -> list[BrokerGtt]:
-    data = payload["data"]
-    if not isinstance(data, list):
-        raise ValueError("GTT details without a data list")
-    return [_parse_gtt(item) for item in data]
-
-
-def _parse_gtt(item: dict) -> BrokerGtt:
-    instrument_key = str(item["instrument_token"])
-    rules = item["rules"]
-    if not isinstance(rules, list) or not rules:
-        raise ValueError("rules is not a non-empty list")
-    return BrokerGtt(
-        gtt_id=_text(item["gtt_order_id"]),
-        type=_text(item["type"]),
-        instrument_key=instrument_key,
-        segment=str(item.get("exchange") or instrument_key.partition("|")[0]),
-        trading_symbol=str(item.get("trading_symbol") or ""),
-        quantity=_integer(item["quantity"]),
-        product=_text(item["product"]),
-        rules=tuple(_parse_rule(rule) for rule in rules),
-        created_at=_from_micros(item.get("created_at")),
-        expires_at=_from_micros(item.get("expires_at")),
-    )
-
-
-def _parse_rule(rule: dict) -> RuleState:
-    return RuleState(
-        strategy=_text(rule["strategy"]),
-        trigger_type=_text(rule["trigger_type"]),
-        trigger_price=_price(rule["trigger_price"]),
-        transaction_type=_text(rule["transaction_type"]),
-        status=_text(rule["status"]),
-        message=_optional_text(rule.get("message")),
-        order_id=_optional_text(rule.get("order_id")),
-        trailing_gap=_price_or_none(rule.get("trailing_gap")),
-    )
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _optional_text(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value != int(value):
-        raise ValueError(f"expected an integer, got {value!r}")
-    return int(value)
-
-
-def _price(value: Any) -> Decimal:
-    """A JSON number as Decimal, through str so a float never leaks binary noise in."""
-    if type(value) is Decimal:  # what _decode makes of every JSON fraction: exact already
-        price = value
-    elif isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise ValueError(f"expected a number, got {value!r}")
-    else:
-        price = Decimal(str(value))
-    if not price.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return price
-
-
-def _price_or_none(value: Any) -> Decimal | None:
-    """Optional numbers: None when absent, null or not a number."""
-    try:
-        return None if value is None else _price(value)
-    except ValueError:
-        return None
-
-
-def _from_micros(value: Any) -> datetime | None:
-    """Upstox GTT timestamps are epoch microseconds; None when absent."""
-    if value is None:
-        return None
-    return _EPOCH + timedelta(microseconds=_integer(value))

@@ -1,4 +1,4 @@
-"""The Upstox access token: where it comes from, when it dies, and how it is kept at rest.
+"""The Upstox access token: where it comes from and when it dies.
 
 Upstox expires every access token at 03:30 IST. A token comes from, highest priority first:
 `keys.json`, the ACCESS_TOKEN environment variable (both resolved by config.py into
@@ -7,33 +7,25 @@ the Upstox app's notifier). A stored login's expiry is known (the next 03:30 IST
 issued), so once it has passed `TokenProvider.current()` raises `TokenExpired` before any HTTP is
 sent: the caller is told to log in again instead of collecting Upstox's 401s.
 
-At rest the token is encrypted with Fernet under a key derived (HKDF-SHA256) from API_KEY_PEPPER,
-so no new secret has to be configured. The notifier webhook's unguessable URL segment is derived
-from the same pepper with a different HKDF `info`.
+The stored login is read through `store.logins.TokenStore` (which keeps it encrypted under a key
+derived from API_KEY_PEPPER, see domain/login.py); this module holds no SQL.
 """
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import logging
 import threading
 import time as monotonic_time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
 from openalgo_gtt.brokers.errors import TokenRejected
 from openalgo_gtt.domain.clock import IST, as_utc, ist_text, utcnow
-
-log = logging.getLogger(__name__)
+from openalgo_gtt.domain.login import StoredToken
+from openalgo_gtt.store.logins import TokenStore
 
 Clock = Callable[[], datetime]
 
@@ -44,11 +36,6 @@ NO_TOKEN_MESSAGE = (
     "No Upstox access token: log in at /upstox/login or with python run.py login "
     "(or set ACCESS_TOKEN / write keys.json)"
 )
-
-_HKDF_SALT = b"openalgo-gtt"
-_TOKEN_KEY_INFO = b"openalgo-gtt/upstox-access-token-encryption/v1"
-_NOTIFIER_INFO = b"openalgo-gtt/upstox-notifier-url/v1"
-
 
 class NoToken(TokenRejected):
     """No access token is configured and no login is stored. Nothing was sent to Upstox."""
@@ -78,21 +65,7 @@ def next_expiry(issued_at: datetime) -> datetime:
     return candidate.astimezone(timezone.utc)
 
 
-# ----- secrets derived from the pepper -------------------------------------------------------
-
-
-def _derive(pepper: str, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT, info=info).derive(pepper.encode("utf-8"))
-
-
-def token_cipher(pepper: str) -> Fernet:
-    """Fernet (AES-128-CBC + HMAC-SHA256) keyed from the pepper."""
-    return Fernet(base64.urlsafe_b64encode(_derive(pepper, _TOKEN_KEY_INFO)))
-
-
-def notifier_secret(pepper: str) -> str:
-    """The unguessable last path segment of the notifier webhook (128 bits, hex)."""
-    return _derive(pepper, _NOTIFIER_INFO)[:16].hex()
+# ----- comparing secrets ------------------------------------------------------------------
 
 
 def secrets_match(candidate: str, expected: str) -> bool:
@@ -101,76 +74,6 @@ def secrets_match(candidate: str, expected: str) -> bool:
 
 def fingerprint(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-# ----- the store -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StoredToken:
-    id: int
-    access_token: str = field(repr=False)
-    user_id: str | None
-    source: str
-    issued_at: datetime
-    expires_at: datetime
-
-
-class TokenStore:
-    """The newest login's token, encrypted in `upstox_tokens`.
-
-    The table's model is imported where used, so importing this module's pure helpers (expiry,
-    cipher) registers no tables on the metadata.
-    """
-
-    def __init__(self, sessions: sessionmaker[Session], pepper: str) -> None:
-        self.sessions = sessions
-        self._cipher = token_cipher(pepper)
-        self._generation = 0  # bumped by every save in this process (invalidates caches)
-        self._warned_undecryptable: int | None = None
-
-    @property
-    def generation(self) -> int:
-        return self._generation
-
-    def save(self, access_token: str, *, user_id: str | None, source: str, issued_at: datetime,
-             expires_at: datetime) -> StoredToken:
-        from openalgo_gtt.store.login_models import UpstoxToken
-
-        encrypted = self._cipher.encrypt(access_token.encode("utf-8")).decode("ascii")
-        row = UpstoxToken(user_id=user_id, encrypted_token=encrypted, source=source,
-                          issued_at=as_utc(issued_at), expires_at=as_utc(expires_at))
-        with self.sessions.begin() as session:
-            session.add(row)
-            session.flush()
-            # Only the newest login is ever used: older tokens are not kept, even encrypted.
-            session.execute(delete(UpstoxToken).where(UpstoxToken.id < row.id))
-            row_id = row.id
-        self._generation += 1
-        return StoredToken(row_id, access_token, user_id, source, as_utc(issued_at), as_utc(expires_at))
-
-    def latest_id(self) -> int | None:
-        from openalgo_gtt.store.login_models import UpstoxToken
-
-        with self.sessions() as session:
-            return session.scalar(select(UpstoxToken.id).order_by(UpstoxToken.id.desc()).limit(1))
-
-    def latest(self) -> StoredToken | None:
-        from openalgo_gtt.store.login_models import UpstoxToken
-
-        with self.sessions() as session:
-            row = session.scalars(select(UpstoxToken).order_by(UpstoxToken.id.desc()).limit(1)).first()
-        if row is None:
-            return None
-        try:
-            token = self._cipher.decrypt(row.encrypted_token.encode("ascii")).decode("utf-8")
-        except (InvalidToken, ValueError):
-            if self._warned_undecryptable != row.id:
-                self._warned_undecryptable = row.id
-                log.warning("the stored Upstox login cannot be decrypted (was API_KEY_PEPPER changed?): "
-                            "log in again")
-            return None
-        return StoredToken(row.id, token, row.user_id, row.source, as_utc(row.issued_at), as_utc(row.expires_at))
 
 
 # ----- the provider --------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Tables of the Upstox login: the stored access token and the one-time login states.
 
-The access token is kept only encrypted (Fernet, see services/tokens.py); a login state only as
+The access token is kept only encrypted (Fernet, see store/logins.py); a login state only as
 the SHA-256 hash of the random value handed to Upstox. Timestamps are timezone-aware UTC.
 """
 from __future__ import annotations

@@ -27,8 +27,10 @@ from openalgo_gtt.brokers.upstox import UpstoxBroker
 from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.gateway import Gateway
 from openalgo_gtt.services.audit import observe_broker_call
-from openalgo_gtt.services.tokens import EXPIRED_MESSAGE, TokenExpired, TokenProvider, TokenStore
-from openalgo_gtt.services.upstox_login import LoginConfig, LoginError, UpstoxLogin, run_login
+from openalgo_gtt.cli.login import run_login
+from openalgo_gtt.services.tokens import EXPIRED_MESSAGE, TokenExpired, TokenProvider
+from openalgo_gtt.services.upstox_login import LoginConfig, LoginError, UpstoxLogin
+from openalgo_gtt.store.logins import TokenStore
 from openalgo_gtt.store.models import Base
 
 IDEA_SINGLE = {

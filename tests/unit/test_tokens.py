@@ -10,15 +10,15 @@ from cryptography.fernet import InvalidToken
 
 from openalgo_gtt.brokers.errors import TokenRejected
 from openalgo_gtt.domain.clock import IST
+from openalgo_gtt.brokers.upstox_login import _moment
+from openalgo_gtt.cli.login import _code_and_state, stdin_prompt
+from openalgo_gtt.domain.login import notifier_secret, token_cipher
 from openalgo_gtt.services.tokens import (
     EXPIRED_MESSAGE,
     NoToken,
     TokenExpired,
     next_expiry,
-    notifier_secret,
-    token_cipher,
 )
-from openalgo_gtt.services.upstox_login import _code_and_state, _moment, stdin_prompt
 
 PEPPER = "unit-pepper-" + "y" * 32
 

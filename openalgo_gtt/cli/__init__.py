@@ -1,23 +1,18 @@
-"""The command line behind run.py: serve, API keys, database, instrument master."""
+"""The command line behind run.py: serve, API keys, Upstox login, database, instrument master.
+
+This module is the command dispatch (click); each command builds the gateway and calls a use
+case. The terminal login flow (its prompt, the one-shot listener on the redirect port) is
+cli/login.py.
+"""
 from __future__ import annotations
 
-import logging
 import sys
 from functools import wraps
 
 import click
 
 from openalgo_gtt.config import ConfigError, Settings, load_settings
-
-log = logging.getLogger("openalgo_gtt")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # Alembic announces every plugin at INFO; only its warnings matter to someone starting a server.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+from openalgo_gtt.logging_setup import configure_logging
 
 
 def _settings_or_exit() -> Settings:
@@ -180,16 +175,18 @@ def apikey_revoke(name: str) -> None:
     click.echo(f"API key {name!r} revoked")
 
 
-@cli.command()
+# The function is not called `login`: importing cli/login.py binds that name in this package to the module.
+@cli.command("login")
 @click.option("--app", "via_app", is_flag=True,
               help="Approve in the Upstox app instead of a browser; the running server's notifier receives the token.")
 @click.option("--no-listen", is_flag=True, help="Do not listen on the redirect URI's port; paste the address instead.")
 @click.option("--timeout", default=300, show_default=True, help="Seconds to wait for the login.")
 @click.option("--notifier-url", is_flag=True, help="Only print the notifier URL to set on the Upstox app.")
 @_friendly_errors
-def login(via_app: bool, no_listen: bool, timeout: int, notifier_url: bool) -> None:
+def login_command(via_app: bool, no_listen: bool, timeout: int, notifier_url: bool) -> None:
     """Log in to Upstox for today's access token (it ends at 03:30 IST) and store it encrypted."""
-    from openalgo_gtt.services.upstox_login import LoginError, run_login, stdin_prompt
+    from openalgo_gtt.cli.login import run_login, stdin_prompt
+    from openalgo_gtt.services.upstox_login import LoginError
 
     settings = _settings_or_exit()
     _upgrade(settings)
