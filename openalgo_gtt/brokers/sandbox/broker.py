@@ -77,9 +77,7 @@ class SandboxBroker:
         self._engine = TriggerEngine(self._next_order_id)
         self._quotes = QuoteBook()
         self._stored_quotes: set[str] = set()
-        storage.ensure_meta()
-        with self._lock:
-            self._catch_up_for_read()
+        self._meta_ensured = False  # the store is first touched on first use, not at build time
 
     # ----- the Broker protocol -------------------------------------------------------------
 
@@ -167,11 +165,17 @@ class SandboxBroker:
 
     # ----- transactions --------------------------------------------------------------------
 
+    def _ensure_meta(self) -> None:
+        if not self._meta_ensured:
+            self._storage.ensure_meta()
+            self._meta_ensured = True
+
     def _write(self, operation: Callable[[StateWriter, datetime], T]) -> T:
         """Run `operation` in one write transaction with memory caught up, then persist what it
         (and any expiry) changed. An InputRejected from the operation is raised after the
         commit: operations refuse before changing anything, but expiries must still be saved."""
         with self._lock:
+            self._ensure_meta()
             for attempt in (1, 2):
                 refused: InputRejected | None = None
                 try:
@@ -248,6 +252,7 @@ class SandboxBroker:
         self._seen = committed
 
     def _catch_up_for_read(self) -> None:
+        self._ensure_meta()
         with self._storage.reading() as state:
             generation = state.generation()
             if self._seen is None or generation > self._seen:
