@@ -19,7 +19,7 @@ import html
 from flask import Blueprint, Response, current_app, g, redirect, request
 from werkzeug.exceptions import NotFound
 
-from openalgo_gtt.api.auth import authenticate, caller_from_anywhere
+from openalgo_gtt.api.auth import authenticate, caller_from_anywhere, presented_key
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import ApiError
 from openalgo_gtt.api.lifecycle import error_response, json_response
@@ -39,7 +39,7 @@ def _login_error(exc: LoginError):
 @bp.get("/login")
 def login():
     # Only an API key holder may start a login; a GET never reads a body.
-    authenticate(request.headers.get("X-API-KEY") or request.args.get("apikey"))
+    authenticate(presented_key())
     url, _state = _login().begin()
     return redirect(url, code=302)
 
