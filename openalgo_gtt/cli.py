@@ -42,6 +42,31 @@ def _upgrade(settings: Settings) -> None:
     upgrade(settings.database_url)
 
 
+def check_pepper_or_exit(gateway, *, server: bool, unproven_ok: bool = False) -> None:
+    """Stop, with one clear message, when this process's API key pepper is not the one the
+    database's keys were made with (services/apikeys.py: the pepper check). The server records
+    the check on a database that has none; the command line does so only on a database without
+    keys (nothing else proves its pepper is the server's). `unproven_ok`: a command that makes
+    nothing the server must verify goes on when there is no check to compare with yet."""
+    from openalgo_gtt.services.apikeys import PepperMismatch, PepperUnproven
+
+    settings = gateway.settings
+    try:
+        gateway.api_keys.check_pepper(authoritative=server)
+    except PepperUnproven as exc:
+        if unproven_ok:
+            return
+        click.echo(f"error: {exc}; start the server once (python run.py) so it records its pepper, then run "
+                   f"this again (this command's pepper comes from {settings.api_key_pepper_source})", err=True)
+        sys.exit(2)
+    except PepperMismatch as exc:
+        outcome = "refusing to start" if server else "nothing was done"
+        click.echo(f"error: {exc} ({outcome}). This process's pepper comes from {settings.api_key_pepper_source}. "
+                   "Set API_KEY_PEPPER to the pepper the server was started with; without it a SQLite database's "
+                   "pepper is the api_key_pepper file beside the database file (see README, API keys).", err=True)
+        sys.exit(2)
+
+
 def _prepare(settings: Settings):
     """Upgrade the schema and make sure an instrument master is there (the bundled sample on a
     fresh machine, so it works offline); returns the gateway."""
@@ -101,6 +126,7 @@ def serve() -> None:
 
     settings = _settings_or_exit()
     gateway = _prepare(settings)
+    check_pepper_or_exit(gateway, server=True)
     _start_watcher(gateway)
     app = create_app(gateway=gateway)
     base = f"http://{settings.host}:{settings.port}"
@@ -129,7 +155,9 @@ def _start_watcher(gateway) -> None:
 def webhook_url() -> None:
     """Print the URL to set as the Upstox app's postback URL (GTT updates)."""
     settings = _settings_or_exit()
+    _upgrade(settings)
     gateway = _gateway(settings)
+    check_pepper_or_exit(gateway, server=False, unproven_ok=True)  # the secret derives from the pepper
     click.echo(f"http://{settings.host}:{settings.port}/upstox/postback/{gateway.webhook_secret}")
     click.echo("(use your public https address in place of the host and port when behind ngrok or a domain)", err=True)
 
@@ -146,7 +174,9 @@ def apikey_create(name: str) -> None:
     """Create a key; it is printed once, alone on the last line."""
     settings = _settings_or_exit()
     _upgrade(settings)
-    key = _gateway(settings).api_keys.create(name)
+    gateway = _gateway(settings)
+    check_pepper_or_exit(gateway, server=False)  # never print a key the server cannot verify
+    key = gateway.api_keys.create(name)
     click.echo(f"API key {name!r} created. It is shown only this once; store it safely:")
     click.echo(key)
 
@@ -166,6 +196,8 @@ def apikey_list() -> None:
     click.echo(f"{'NAME':<24} {'CREATED (IST)':<20} {'LAST USED (IST)':<20} STATE")
     for key in keys:
         state = f"revoked {ist_text(key.revoked_at)}" if key.revoked_at else "active"
+        if key.legacy and not key.revoked_at:
+            state += " (legacy format: replace it with a new key)"
         click.echo(f"{key.name:<24} {ist_text(key.created_at):<20} {ist_text(key.last_used_at) or '-':<20} {state}")
 
 
@@ -194,6 +226,7 @@ def login(via_app: bool, no_listen: bool, timeout: int, notifier_url: bool) -> N
     settings = _settings_or_exit()
     _upgrade(settings)
     gateway = _gateway(settings)
+    check_pepper_or_exit(gateway, server=False, unproven_ok=True)  # the token is encrypted under the pepper
     if notifier_url:
         click.echo(f"http://{settings.host}:{settings.port}{gateway.upstox_login.notifier_path}")
         click.echo("(use your public https address in place of the host and port)", err=True)

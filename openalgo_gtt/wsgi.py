@@ -9,7 +9,7 @@ the database lease lets exactly one of them poll Upstox.
 from __future__ import annotations
 
 from openalgo_gtt.app import create_app
-from openalgo_gtt.cli import configure_logging
+from openalgo_gtt.cli import check_pepper_or_exit, configure_logging
 from openalgo_gtt.config import load_settings
 from openalgo_gtt.gateway import Gateway
 
@@ -18,6 +18,7 @@ def build_app():
     settings = load_settings()
     configure_logging(settings.log_level)
     gateway = Gateway.build(settings)
+    check_pepper_or_exit(gateway, server=True)  # a worker with another pepper must not serve
     len(gateway.instruments)  # build the symbol index before the first request
     gateway.start_watching()
     return create_app(gateway=gateway)
