@@ -25,7 +25,7 @@ import logging
 
 from flask import Flask, Response, g, request
 
-from openalgo_gtt.api.auth import presented_key, verify_key
+from openalgo_gtt.api.auth import api_keys, presented_key, verify_key
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError
 from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES
 from openalgo_gtt.services.abuse import (
@@ -81,10 +81,14 @@ class RateLimits:
     def _admit(self) -> None:
         if _exempt() or (self.limits is None and self.throttle is None):
             return
+        key = presented_key()
+        # A key this process has verified is never throttled: no storage round trip for it.
+        caller = api_keys().cached(key) if key is not None else None
         throttled_for = None
-        if self.throttle is not None and not path_is_under(request.path, KEYLESS_PREFIXES):
-            throttled_for = self.throttle.retry_after(_address())
-        caller = self._caller(throttled_for is not None)
+        if caller is None:
+            if self.throttle is not None and not path_is_under(request.path, KEYLESS_PREFIXES):
+                throttled_for = self.throttle.retry_after(_address())
+            caller = self._caller(key, throttled_for is not None)
         if throttled_for is not None and caller is None:
             g.retry_after = throttled_for
             g.key_throttled = True
@@ -94,7 +98,6 @@ class RateLimits:
             )
         if self.limits is None:
             return
-        key = presented_key()
         who = f"key:{self.policy.fingerprint(key)}" if caller is not None else f"addr:{_address()}"
         breach = self.limits.breach(who)
         if breach is None:
@@ -104,10 +107,9 @@ class RateLimits:
         raise RateLimitRefused(f"Rate limit exceeded for {what} ({breach.limit}); retry after {breach.retry_after} s",
                                breach.retry_after)
 
-    def _caller(self, throttled: bool) -> Caller | None:
+    def _caller(self, key: str | None, throttled: bool) -> Caller | None:
         """Who the presented key belongs to, checked as the view will check it (the view then
         finds it in the key cache), or None for no key or a wrong one."""
-        key = presented_key()
         if key is None:
             return None
         old_key_pass = True
