@@ -9,6 +9,8 @@ line and exits, never a traceback.
 """
 from __future__ import annotations
 
+import importlib.util
+import ipaddress
 import json
 import logging
 import os
@@ -17,17 +19,12 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
+from urllib.parse import urlparse
 
 from dotenv import dotenv_values
-
-from openalgo_gtt.services.abuse import (
-    DEFAULT_FAILED_KEY_LIMIT,
-    DEFAULT_RATE_LIMIT,
-    parse_allowed_ips,
-    parse_bool,
-    parse_rate_limit,
-    parse_trusted_proxies,
-)
+from limits import parse_many
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +34,76 @@ BROKERS = ("upstox", "sandbox")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_PEPPER_LENGTH = 32
 PEPPER_FILE_NAME = "api_key_pepper"
+
+
+# Per caller (API key, else address). Against abuse, not for pacing: a burst of 40 TradingView
+# alerts arriving together must pass (TradingView never re-sends a 4xx, and the broker pacer
+# already queues order calls to Upstox's own limits).
+DEFAULT_RATE_LIMIT = "50 per second;600 per minute"
+# Wrong API keys allowed per client address before further wrong keys from it get 429.
+DEFAULT_FAILED_KEY_LIMIT = "20 per minute"
+DEFAULT_STORAGE_URI = "memory://"
+MAX_TRUSTED_PROXIES = 10
+
+
+# ---------------------------------------------------------------------------------------------
+# The security settings' defaults and parsers (services/abuse.py re-exports them): each parser
+# takes the raw string and raises ValueError with a human reason.
+
+
+def parse_rate_limit(raw: str) -> str:
+    """`50 per second;600 per minute` or `50/second;600/minute` (`;` `,` or `|` between)."""
+    value = raw.strip()
+    try:
+        items = parse_many(value)
+    except ValueError:
+        items = []
+    if not items:
+        raise ValueError('must be rate limits like "50 per second;600 per minute"')
+    return value
+
+
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def parse_storage_uri(raw: str) -> str:
+    """memory://, redis://host:port[/db], rediss://, redis+sentinel://, redis+cluster://, ..."""
+    from limits.storage import SCHEMES  # the schemes `limits` knows
+
+    value = raw.strip()
+    scheme = urlparse(value).scheme
+    if scheme not in SCHEMES or scheme.startswith("async+"):
+        raise ValueError("must be a storage URI such as memory:// or redis://127.0.0.1:6379")
+    if "redis" in scheme and importlib.util.find_spec("redis") is None:
+        raise ValueError("needs the redis package: pip install redis")
+    return value
+
+
+def parse_trusted_proxies(raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if not 0 <= value <= MAX_TRUSTED_PROXIES:
+        raise ValueError(f"must be between 0 and {MAX_TRUSTED_PROXIES}")
+    return value
+
+
+def parse_allowed_ips(raw: str) -> tuple[str, ...]:
+    """Comma- or space-separated addresses and CIDR networks; "" means everyone."""
+    networks = []
+    for item in raw.replace(",", " ").split():
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
 
 
 class ConfigError(Exception):
@@ -50,6 +117,7 @@ class Settings:
     database_url: str = "sqlite:///data/openalgo_gtt.db"
     data_dir: Path = Path("data")
     api_key_pepper: str = field(default="", repr=False)
+    api_key_pepper_source: str = "the API_KEY_PEPPER variable"  # where the pepper came from, for messages
     access_token: str | None = field(default=None, repr=False)
     access_token_source: str | None = None  # "keys.json" | "environment" | None
     upstox_api_key: str | None = None  # the Upstox app's API key (client_id), for logging in
@@ -210,21 +278,36 @@ def _access_token(cwd: Path, source: Mapping[str, str]) -> tuple[str | None, str
     return (token, "environment") if token else (None, None)
 
 
-def _pepper_from_file(data_dir: Path) -> str:
-    """Read the generated pepper, or generate one readable only by its owner."""
-    path = data_dir / PEPPER_FILE_NAME
-    if path.exists():
-        value = path.read_text(encoding="utf-8").strip()
-        if len(value) < MIN_PEPPER_LENGTH:
-            raise ConfigError(f"{path.name}: the stored API key pepper is too short; delete it or set API_KEY_PEPPER")
-        return value
-    data_dir.mkdir(parents=True, exist_ok=True)
+def _sqlite_file(database_url: str, cwd: Path) -> Path | None:
+    """The database file of a SQLite URL (relative paths are the working directory's), else None."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return None
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
+            or url.database.startswith("file:"):
+        return None
+    path = Path(url.database)
+    return path if path.is_absolute() else cwd / path
+
+
+def _read_pepper(path: Path) -> str:
+    value = path.read_text(encoding="utf-8").strip()
+    if len(value) < MIN_PEPPER_LENGTH:
+        raise ConfigError(f"{path}: the stored API key pepper is too short; delete it or set API_KEY_PEPPER")
+    return value
+
+
+def _generate_pepper(path: Path) -> str:
+    """Generate a pepper into `path`, readable only by its owner (or read the one a process
+    starting at the same moment wrote)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_hex(32)
     # O_EXCL: two workers starting together must not write two different peppers.
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return _pepper_from_file(data_dir)
+        return _read_pepper(path)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(value)
     log.warning(
@@ -233,6 +316,38 @@ def _pepper_from_file(data_dir: Path) -> str:
         path,
     )
     return value
+
+
+def pepper_file_for(database_url: str, data_dir: Path, cwd: Path) -> Path:
+    """Where the generated pepper lives: beside a SQLite database file (so every command using
+    that database finds it, whatever its working directory), else `data/` of the working
+    directory (PostgreSQL: set API_KEY_PEPPER instead, see README)."""
+    db_file = _sqlite_file(database_url, cwd)
+    return (db_file.parent if db_file is not None else data_dir) / PEPPER_FILE_NAME
+
+
+def _pepper_from_file(database_url: str, data_dir: Path, cwd: Path) -> tuple[str, str]:
+    """(pepper, where it lives) when API_KEY_PEPPER is not set.
+
+    A SQLite database keeps its pepper file beside it. Before that, the file was generated into
+    `data/` of the server's working directory; a database whose pepper is still only there is
+    read from there. A new pepper is generated only for a database that does not exist yet: for
+    an existing one, a missing pepper means this process cannot verify its keys, and inventing a
+    pepper would print keys that cannot work."""
+    path = pepper_file_for(database_url, data_dir, cwd)
+    if path.exists():
+        return _read_pepper(path), f"the file {path}"
+    earlier = data_dir / PEPPER_FILE_NAME
+    if earlier != path and earlier.exists():
+        return _read_pepper(earlier), f"the file {earlier}"
+    db_file = _sqlite_file(database_url, cwd)
+    if db_file is not None and db_file.exists():
+        raise ConfigError(
+            f"API_KEY_PEPPER is not set and there is no pepper file at {path} for the existing database "
+            f"{db_file}: set API_KEY_PEPPER to the server's pepper, or put the server's {PEPPER_FILE_NAME} "
+            "file beside the database"
+        )
+    return _generate_pepper(path), f"the file {path}"
 
 
 def load_settings(
@@ -261,8 +376,9 @@ def load_settings(
 
     database_url = _parse(source, "DATABASE_URL", _text, f"sqlite:///{data_dir / 'openalgo_gtt.db'}")
     pepper = _parse(source, "API_KEY_PEPPER", _pepper, "")
+    pepper_source = "the API_KEY_PEPPER variable"
     if not pepper:
-        pepper = _pepper_from_file(data_dir)
+        pepper, pepper_source = _pepper_from_file(database_url, data_dir, cwd)
 
     return Settings(
         host=_parse(source, "HOST", _text, "127.0.0.1"),
@@ -270,6 +386,7 @@ def load_settings(
         database_url=database_url,
         data_dir=data_dir,
         api_key_pepper=pepper,
+        api_key_pepper_source=pepper_source,
         access_token=access_token,
         access_token_source=token_source,
         upstox_api_key=login_key,

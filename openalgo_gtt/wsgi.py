@@ -12,12 +12,14 @@ from openalgo_gtt.app import create_app
 from openalgo_gtt.config import load_settings
 from openalgo_gtt.gateway import Gateway
 from openalgo_gtt.logging_setup import configure_logging
+from openalgo_gtt.startup import check_pepper_or_exit
 
 
 def build_app():
     settings = load_settings()
     configure_logging(settings.log_level)
     gateway = Gateway.build(settings)
+    check_pepper_or_exit(gateway, server=True)  # a worker with another pepper must not serve
     len(gateway.instruments)  # build the symbol index before the first request
     gateway.start_watching()
     return create_app(gateway=gateway)

@@ -1,17 +1,52 @@
-"""The caller's API key: `apikey` in the JSON body (OpenAlgo), or an X-API-KEY header / `apikey`
-query parameter on the seed engine's routes."""
+"""The caller's API key, read in one place: `apikey` in the JSON body on /api/v1 (OpenAlgo), or an
+X-API-KEY header, an `apikey` query parameter or the body's `apikey` on the other routes (the
+seed engine's, the Upstox login). The rate limits and the failed-key throttle (ratelimits.py)
+read it with `presented_key()` too, so they count exactly the key the view checks."""
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.body import request_json
-from openalgo_gtt.api.errors import INVALID_APIKEY, Forbidden
+from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError, Forbidden
 from openalgo_gtt.api.lifecycle import context
-from openalgo_gtt.services.apikeys import Caller
+from openalgo_gtt.services.apikeys import ApiKeyService, Caller, KeyCheckBusy
+
+KEY_CHECK_BUSY = "API key check busy; retry in a second"
+
+
+def api_keys() -> ApiKeyService:
+    return current_app.extensions["openalgo_gtt"].api_keys
+
+
+def presented_key() -> str | None:
+    """The API key the request presents, or None when there is none (or it is not a string, or
+    the body cannot be read: the view says why). Read once per request."""
+    if "presented_key" in g:
+        return g.presented_key
+    key = None
+    if not request.path.startswith("/api/v1/"):
+        key = request.headers.get("X-API-KEY") or request.args.get("apikey")
+    if not key and request.method != "GET":
+        try:
+            if request.get_data(cache=True).strip():
+                key = request_json(request).get("apikey")
+        except (ApiError, HTTPException):  # not JSON, or over the size limit
+            key = None
+    g.presented_key = key if isinstance(key, str) and key.strip() else None
+    return g.presented_key
+
+
+def verify_key(key: object, *, old_key_pass: bool = True) -> Caller | None:
+    """The caller `key` belongs to, or None; a 503 when the check cannot run now."""
+    try:
+        return api_keys().verify(key, old_key_pass=old_key_pass)
+    except KeyCheckBusy:
+        raise ApiError(503, KEY_CHECK_BUSY) from None
 
 
 def authenticate(key: object) -> Caller:
-    caller = current_app.extensions["openalgo_gtt"].api_keys.verify(key)
+    caller = verify_key(key)
     if caller is None:
         raise Forbidden(INVALID_APIKEY)
     context().api_key_name = caller.name
@@ -20,13 +55,13 @@ def authenticate(key: object) -> Caller:
 
 def caller_from_body() -> tuple[Caller, dict]:
     """Authenticate an OpenAlgo request; returns the caller and the parsed body."""
-    body = request_json(request)
-    return authenticate(body.get("apikey")), body
+    body = request_json(request)  # a body that is not a JSON object: 400 before any key check
+    return authenticate(presented_key()), body
 
 
 def caller_from_anywhere() -> Caller:
     """The seed engine's routes take the key from a header, the query or the body."""
-    key = request.headers.get("X-API-KEY") or request.args.get("apikey")
-    if not key and request.method != "GET" and request.get_data(cache=True).strip():
-        key = request_json(request).get("apikey")
+    key = presented_key()
+    if key is None and request.method != "GET" and request.get_data(cache=True).strip():
+        request_json(request)  # a body that is not JSON is a 400, as it always was
     return authenticate(key)

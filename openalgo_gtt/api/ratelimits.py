@@ -2,31 +2,36 @@
 `limits` library.
 
 - Every request except the health check and the docs counts against its caller: the API key
-  it presents (read as auth.py reads it, counted under an HMAC of the key, never the key), else
-  its client address. Behind ngrok every caller has the same address, hence the key.
-- After `FAILED_KEY_LIMIT` wrong keys from one address, further requests from it without a
-  known-good key get 429 before any key check; a key that authenticated still works.
+  it presents when that key is valid (read by auth.presented_key, counted under an HMAC of the
+  key, never the key), else its client address. A made-up key is not a caller: random keys all
+  count against their address. Behind ngrok every caller has the same address, hence the key.
+- After `FAILED_KEY_LIMIT` wrong keys from one address, further requests from it get 429 unless
+  their key is valid: what is wrong is throttled, never who is right. The key is checked first,
+  and that check is cheap for every wrong key (services/apikeys.py: an unknown identifier costs
+  an indexed read, a known one a single argon2 verification); the one check that can cost more
+  (an old-format key tried against the old keys not used since the upgrade) is not run for a
+  throttled address unless the key was marked good before.
 
 A refusal is the API's error envelope with HTTP 429, `retry_after` (seconds) in the body and a
 Retry-After header, and leaves exactly one audit record like any other request. Counts live in
 `RATE_LIMIT_STORAGE_URI` (memory:// per process, or Redis shared by every worker); when that
 storage fails, the limits fall back to per-process memory and the throttle fails open.
 The counting itself is services/abuse.py's (CallerLimits, FailedKeyThrottle); this module
-reads the caller off the request and answers refusals.
+decides who the caller is and answers refusals.
 """
 from __future__ import annotations
 
 import logging
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import HTTPException
 
-from openalgo_gtt.api.body import request_json
+from openalgo_gtt.api.auth import api_keys, presented_key, verify_key
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError
-from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES
+from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES, context
 from openalgo_gtt.services.abuse import (
     CallerLimits, FailedKeyThrottle, SecurityPolicy, make_storage, path_is_under,
 )
+from openalgo_gtt.services.apikeys import Caller
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +50,6 @@ class RateLimitRefused(ApiError):
     def __init__(self, message: str, retry_after: int):
         super().__init__(429, message, retry_after=retry_after)
         self.retry_after = retry_after
-
-
-def presented_key() -> str | None:
-    """The API key the request presents, read as auth.py reads it: the JSON body's `apikey` on
-    /api/v1 (OpenAlgo), else an X-API-KEY header, an `apikey` query parameter or the body.
-    None when there is none, or the body cannot be read (the view will say why)."""
-    if "presented_key" in g:
-        return g.presented_key
-    key = None
-    if not request.path.startswith("/api/v1/"):
-        key = request.headers.get("X-API-KEY") or request.args.get("apikey")
-    if not key and request.method != "GET":
-        try:
-            if request.get_data(cache=True).strip():
-                key = request_json(request).get("apikey")
-        except (ApiError, HTTPException):  # not JSON, or over the size limit
-            key = None
-    g.presented_key = key if isinstance(key, str) and key.strip() else None
-    return g.presented_key
 
 
 def _exempt() -> bool:
@@ -86,52 +72,59 @@ class RateLimits:
             FailedKeyThrottle(make_storage(policy.storage_uri), policy.failed_key_limit, policy.key_prefix)
             if self.enabled else None
         )
-        # Order matters: these run after the life cycle's request id (api.register installs it
-        # first), the throttle before the limits so refused guesses cost no limit storage.
-        app.before_request(self._throttle_wrong_keys)
-        app.before_request(self._limit_callers)
+        # Order matters: this runs after the life cycle's request id (api.register installs it
+        # first); the throttle answers before the limits so refused guesses cost no limit storage.
+        app.before_request(self._admit)
         app.after_request(self._finish)
         app.extensions[EXTENSION] = self
 
-    def _caller(self) -> str:
-        key = presented_key()
-        return f"key:{self.policy.fingerprint(key)}" if key else f"addr:{_address()}"
-
-    def _limit_callers(self) -> None:
-        if self.limits is None or _exempt():
+    def _admit(self) -> None:
+        if _exempt() or (self.limits is None and self.throttle is None):
             return
-        breach = self.limits.breach(self._caller())
+        key = presented_key()
+        # A key this process has verified is never throttled: no storage round trip for it.
+        caller = api_keys().cached(key) if key is not None else None
+        throttled_for = None
+        if caller is None:
+            if self.throttle is not None and not path_is_under(request.path, KEYLESS_PREFIXES):
+                throttled_for = self.throttle.retry_after(_address())
+            caller = self._caller(key, throttled_for is not None)
+        if throttled_for is not None and caller is None:
+            g.retry_after = throttled_for
+            g.key_throttled = True
+            raise RateLimitRefused(
+                f"Too many wrong API keys from this address ({self.throttle.limit}); retry after {throttled_for} s",
+                throttled_for,
+            )
+        if self.limits is None:
+            return
+        who = f"key:{self.policy.fingerprint(key)}" if caller is not None else f"addr:{_address()}"
+        breach = self.limits.breach(who)
         if breach is None:
             return
         g.retry_after = breach.retry_after  # the Retry-After header (see _finish)
-        who = "this API key" if presented_key() else "this address"
-        raise RateLimitRefused(f"Rate limit exceeded for {who} ({breach.limit}); retry after {breach.retry_after} s",
+        what = "this API key" if caller is not None else "this address"
+        raise RateLimitRefused(f"Rate limit exceeded for {what} ({breach.limit}); retry after {breach.retry_after} s",
                                breach.retry_after)
 
-    def _throttle_wrong_keys(self) -> None:
-        if self.throttle is None or _exempt() or path_is_under(request.path, KEYLESS_PREFIXES):
-            return
-        key = presented_key()
-        fingerprint = self.policy.fingerprint(key) if key else None
-        if fingerprint and self.throttle.known_good_here(fingerprint):
-            return
-        retry_after = self.throttle.retry_after(_address())
-        if retry_after is None or (fingerprint and self.throttle.is_known_good(fingerprint)):
-            return
-        g.retry_after = retry_after
-        g.key_throttled = True
-        raise RateLimitRefused(
-            f"Too many wrong API keys from this address ({self.throttle.limit}); retry after {retry_after} s",
-            retry_after,
-        )
+    def _caller(self, key: str | None, throttled: bool) -> Caller | None:
+        """Who the presented key belongs to, checked as the view will check it (the view then
+        finds it in the key cache), or None for no key or a wrong one."""
+        if key is None:
+            return None
+        old_key_pass = True
+        if throttled:  # a key that authenticated before (marked in the storage) may still try the old keys
+            old_key_pass = self.throttle.is_known_good(self.policy.fingerprint(key))
+        return verify_key(key, old_key_pass=old_key_pass)
 
     def _finish(self, response: Response) -> Response:
         if response.status_code == 429 and g.get("retry_after"):
             response.headers["Retry-After"] = str(g.retry_after)
         if self.throttle is not None and not _exempt():
-            if response.status_code == 403 and g.get("error") == INVALID_APIKEY:
+            ctx = context()
+            if response.status_code == 403 and ctx.error == INVALID_APIKEY:
                 self.throttle.note_failure(_address())
-            elif g.get("api_key_name") and presented_key():
+            elif ctx.api_key_name and presented_key():
                 self.throttle.note_good(self.policy.fingerprint(presented_key()))
         return response
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import html
 
-from flask import Blueprint, Response, current_app, g, redirect, request
+from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.exceptions import NotFound
 
-from openalgo_gtt.api.auth import authenticate, caller_from_anywhere
+from openalgo_gtt.api.auth import authenticate, caller_from_anywhere, presented_key
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import ApiError
-from openalgo_gtt.api.lifecycle import error_response, json_response
+from openalgo_gtt.api.lifecycle import context, error_response, json_response
 from openalgo_gtt.services.upstox_login import LoginError, UpstoxLogin
 
 bp = Blueprint("upstox_login", __name__, url_prefix="/upstox")
@@ -39,7 +39,7 @@ def _login_error(exc: LoginError):
 @bp.get("/login")
 def login():
     # Only an API key holder may start a login; a GET never reads a body.
-    authenticate(request.headers.get("X-API-KEY") or request.args.get("apikey"))
+    authenticate(presented_key())
     url, _state = _login().begin()
     return redirect(url, code=302)
 
@@ -49,7 +49,7 @@ def callback():
     result = _login().complete(request.args.get("code"), request.args.get("state"))
     body = {"status": "success", "message": "Logged in to Upstox: access token stored", **result.as_dict()}
     if _wants_html():
-        g.response_body = body  # the audit record keeps the JSON form
+        context().audit_response = body  # the audit record keeps the JSON form
         expires = html.escape(body["token_expires_at"])
         warnings = "".join(f"<p><strong>Warning:</strong> {html.escape(w)}</p>" for w in result.warnings)
         page = ("<!doctype html><html><head><meta charset='utf-8'><title>Logged in to Upstox</title></head>"

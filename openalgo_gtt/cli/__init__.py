@@ -13,6 +13,7 @@ import click
 
 from openalgo_gtt.config import ConfigError, Settings, load_settings
 from openalgo_gtt.logging_setup import configure_logging
+from openalgo_gtt.startup import check_pepper_or_exit
 
 
 def _settings_or_exit() -> Settings:
@@ -96,6 +97,7 @@ def serve() -> None:
 
     settings = _settings_or_exit()
     gateway = _prepare(settings)
+    check_pepper_or_exit(gateway, server=True)
     _start_watcher(gateway)
     app = create_app(gateway=gateway)
     base = f"http://{settings.host}:{settings.port}"
@@ -124,7 +126,9 @@ def _start_watcher(gateway) -> None:
 def webhook_url() -> None:
     """Print the URL to set as the Upstox app's postback URL (GTT updates)."""
     settings = _settings_or_exit()
+    _upgrade(settings)
     gateway = _gateway(settings)
+    check_pepper_or_exit(gateway, server=False, unproven_ok=True)  # the secret derives from the pepper
     click.echo(f"http://{settings.host}:{settings.port}/upstox/postback/{gateway.webhook_secret}")
     click.echo("(use your public https address in place of the host and port when behind ngrok or a domain)", err=True)
 
@@ -141,7 +145,9 @@ def apikey_create(name: str) -> None:
     """Create a key; it is printed once, alone on the last line."""
     settings = _settings_or_exit()
     _upgrade(settings)
-    key = _gateway(settings).api_keys.create(name)
+    gateway = _gateway(settings)
+    check_pepper_or_exit(gateway, server=False)  # never print a key the server cannot verify
+    key = gateway.api_keys.create(name)
     click.echo(f"API key {name!r} created. It is shown only this once; store it safely:")
     click.echo(key)
 
@@ -161,6 +167,8 @@ def apikey_list() -> None:
     click.echo(f"{'NAME':<24} {'CREATED (IST)':<20} {'LAST USED (IST)':<20} STATE")
     for key in keys:
         state = f"revoked {ist_text(key.revoked_at)}" if key.revoked_at else "active"
+        if key.legacy and not key.revoked_at:
+            state += " (legacy format: replace it with a new key)"
         click.echo(f"{key.name:<24} {ist_text(key.created_at):<20} {ist_text(key.last_used_at) or '-':<20} {state}")
 
 
@@ -191,6 +199,7 @@ def login_command(via_app: bool, no_listen: bool, timeout: int, notifier_url: bo
     settings = _settings_or_exit()
     _upgrade(settings)
     gateway = _gateway(settings)
+    check_pepper_or_exit(gateway, server=False, unproven_ok=True)  # the token is encrypted under the pepper
     if notifier_url:
         click.echo(f"http://{settings.host}:{settings.port}{gateway.upstox_login.notifier_path}")
         click.echo("(use your public https address in place of the host and port)", err=True)

@@ -1,5 +1,5 @@
-"""Abuse controls that need no web framework: the security settings' parsers and defaults, the
-policy built from the Settings, the fingerprint under which a caller's key is counted, the
+"""Abuse controls that need no web framework: the policy built from the Settings (whose parsers
+and defaults live in config.py, re-exported here), the fingerprint under which a caller's key is counted, the
 address allow-list, the per-caller rate limits and the per-address throttle on failed API-key
 attempts.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import ipaddress
 import logging
 import math
@@ -33,82 +32,26 @@ from limits import RateLimitItem, parse, parse_many
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 
+from openalgo_gtt.config import (  # noqa: F401 - the parsers and defaults live with the Settings
+    DEFAULT_FAILED_KEY_LIMIT,
+    DEFAULT_RATE_LIMIT,
+    DEFAULT_STORAGE_URI,
+    MAX_TRUSTED_PROXIES,
+    parse_allowed_ips,
+    parse_bool,
+    parse_rate_limit,
+    parse_storage_uri,
+    parse_trusted_proxies,
+)
 from openalgo_gtt.rate_storage import storage_for
 
 log = logging.getLogger(__name__)
 
-# Per caller (API key, else address). Against abuse, not for pacing: a burst of 40 TradingView
-# alerts arriving together must pass (TradingView never re-sends a 4xx, and the broker pacer
-# already queues order calls to Upstox's own limits).
-DEFAULT_RATE_LIMIT = "50 per second;600 per minute"
-# Wrong API keys allowed per client address before further wrong keys from it get 429.
-DEFAULT_FAILED_KEY_LIMIT = "20 per minute"
-DEFAULT_STORAGE_URI = "memory://"
-MAX_TRUSTED_PROXIES = 10
 # How long a key that authenticated stays known-good (exempt from the throttle): long enough to
 # cover a long weekend without alerts. It only exempts from the throttle; the key is still checked.
 GOOD_KEY_TTL_SECONDS = 30 * 24 * 3600
 GOOD_KEY_REFRESH_SECONDS = 600  # a process re-marks a good key in the storage at most this often
 GOOD_KEY_CACHE_SIZE = 1024
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsers for config.py: each takes the raw string and raises ValueError with a human reason.
-
-
-def parse_rate_limit(raw: str) -> str:
-    """`50 per second;600 per minute` or `50/second;600/minute` (`;` `,` or `|` between)."""
-    value = raw.strip()
-    try:
-        items = parse_many(value)
-    except ValueError:
-        items = []
-    if not items:
-        raise ValueError('must be rate limits like "50 per second;600 per minute"')
-    return value
-
-
-def parse_bool(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
-def parse_storage_uri(raw: str) -> str:
-    """memory://, redis://host:port[/db], rediss://, redis+sentinel://, redis+cluster://, ..."""
-    from limits.storage import SCHEMES  # the schemes `limits` knows
-
-    value = raw.strip()
-    scheme = urlparse(value).scheme
-    if scheme not in SCHEMES or scheme.startswith("async+"):
-        raise ValueError("must be a storage URI such as memory:// or redis://127.0.0.1:6379")
-    if "redis" in scheme and importlib.util.find_spec("redis") is None:
-        raise ValueError("needs the redis package: pip install redis")
-    return value
-
-
-def parse_trusted_proxies(raw: str) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ValueError("must be a whole number") from None
-    if not 0 <= value <= MAX_TRUSTED_PROXIES:
-        raise ValueError(f"must be between 0 and {MAX_TRUSTED_PROXIES}")
-    return value
-
-
-def parse_allowed_ips(raw: str) -> tuple[str, ...]:
-    """Comma- or space-separated addresses and CIDR networks; "" means everyone."""
-    networks = []
-    for item in raw.replace(",", " ").split():
-        try:
-            networks.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError:
-            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
-    return tuple(networks)
 
 
 def _networks(value) -> tuple[str, ...]:

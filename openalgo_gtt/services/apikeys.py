@@ -1,41 +1,113 @@
 """API keys: created random, shown once, stored only as argon2 hashes of key + pepper.
 
-Verification costs one argon2 check per process for a good key; after that a cache keyed by
-SHA-256 of the key answers in microseconds. A bounded negative cache stops a flood of bad keys
-from burning CPU on argon2. Revocation is checked against the database (a primary-key read) at
-most once every REVOCATION_CHECK_SECONDS per key and process: a key revoked from the command line
-stops working within a second in every worker process, and at once in the process that revoked
-it, while a busy caller does not pay a database read on every request.
+Key format and what a wrong key costs
+-------------------------------------
+A key is `<public_id>.<secret>`: 16 hex characters that name its row, a dot, 64 hex characters
+of secret (32 random bytes). The public identifier is stored in clear beside the hash (an indexed,
+unique column), so a presented key costs:
+
+- malformed (not a string, empty, over 256 characters, not encodable as UTF-8, or neither key
+  shape): nothing but a regular-expression match; no database read, no argon2;
+- an unknown or revoked identifier: one indexed read, no argon2;
+- a known identifier: exactly one argon2 verification, against that one row. Wrong secrets for
+  one identifier are counted in this process: after IDENTIFIER_FAILURE_LIMIT within
+  IDENTIFIER_FAILURE_WINDOW seconds further attempts with that identifier are refused without
+  argon2 until the window has room (the right key, once verified in this process, is answered
+  from the cache and never refused). Someone must know a key's identifier to do this, and knowing
+  one means holding (part of) that key.
+
+Keys issued before identifiers existed (64 hex characters) keep working. Their plaintext is not
+known to the server, so nothing can index them in advance; instead the first successful use of
+each records `lookup_hmac`, HMAC-SHA256 of the key under a secret derived from the pepper, and
+from then on that key is found with one indexed read like a new one. A presented 64-hex key:
+
+- whose HMAC is recorded: one indexed read and one argon2 verification;
+- otherwise it is tried against the active old keys not seen since the upgrade ("unseen"), which
+  is the residual cost: at most that many argon2 verifications. That number is fixed when the
+  database is upgraded (no key without an identifier is ever created again) and only shrinks as
+  each old key is used once or revoked; when it is zero a wrong 64-hex key costs no argon2 at
+  all. These passes run one at a time in a process (they can never hold more than one core), a
+  pass waits at most LEGACY_WAIT_SECONDS for its turn and otherwise answers "busy, retry"
+  (KeyCheckBusy, a 503), and the API refuses the pass, not the key, to an address over the
+  failed-key throttle. `apikey list` marks these keys `legacy`; rotating them ends the pass.
+
+Storing an HMAC of an old key is safe: the keys are 32 random bytes, so the HMAC cannot be
+searched, and without the pepper it cannot even be computed.
+
+Every argon2 computation (hash or verify) takes one of ARGON2_SLOTS, a semaphore sized to the
+CPU count, so a flood of keys that do need argon2 cannot oversubscribe the CPU and starve the
+requests whose key is already cached.
+
+After the first verification a cache keyed by SHA-256 of the key answers in microseconds; a
+bounded negative cache remembers wrong keys. Revocation is checked against the database (a
+primary-key read) at most once every REVOCATION_CHECK_SECONDS per key and process: a key revoked
+from the command line stops working within a second in every worker process, and at once in the
+process that revoked it, while a busy caller does not pay a database read on every request.
+
+The pepper check: the database keeps HMAC(pepper, "openalgo-gtt pepper check") in a one-row
+table (store/api_keys.py). `create` refuses to make a key under a pepper that does not match it
+(PepperMismatch) and the server refuses to start (check_pepper), so a command run with another
+pepper never prints a key the server cannot verify.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import utcnow
-from openalgo_gtt.store.models import ApiKey
+from openalgo_gtt.store.api_keys import ApiKeyStore, DuplicateKey, KeyInfo, StoredKey
 
-KEY_BYTES = 32
+__all__ = ["ApiKeyError", "ApiKeyService", "Caller", "KeyCheckBusy", "KeyInfo", "PepperMismatch",
+           "PepperUnproven", "key_identifier", "pepper_check_value"]
+
+PUBLIC_ID_BYTES = 8  # 16 hex characters
+SECRET_BYTES = 32  # 64 hex characters
+MAX_KEY_LENGTH = 256
 NAME_MAX = 64
 NEGATIVE_CACHE_SIZE = 10_000
 NEGATIVE_CACHE_SECONDS = 300.0
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a minute per key
 REVOCATION_CHECK_SECONDS = 1.0
+IDENTIFIER_FAILURE_LIMIT = 10  # wrong secrets per identifier ...
+IDENTIFIER_FAILURE_WINDOW = 60.0  # ... per this many seconds, before it is refused without argon2
+IDENTIFIER_TABLE_SIZE = 10_000
+LEGACY_WAIT_SECONDS = 2.0
+
+_NEW_KEY = re.compile(rf"([0-9a-f]{{{2 * PUBLIC_ID_BYTES}}})\.[0-9a-f]{{{2 * SECRET_BYTES}}}")
+_LEGACY_KEY = re.compile(r"[0-9a-f]{64}")
+_PEPPER_CHECK = b"openalgo-gtt pepper check"
+_LEGACY_LOOKUP = b"openalgo-gtt legacy key lookup"
+
+# Shared by every service in the process: the CPU is.
+ARGON2_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 
 
 class ApiKeyError(ValueError):
-    """A create or revoke that cannot be done (duplicate or unknown name)."""
+    """A create or revoke that cannot be done (duplicate or unknown name, wrong pepper)."""
+
+
+class PepperMismatch(ApiKeyError):
+    """The pepper in use is not the one the database's check value was made with."""
+
+
+class PepperUnproven(ApiKeyError):
+    """The database has keys from before the pepper check and no check value yet."""
+
+
+class KeyCheckBusy(Exception):
+    """A key could not be checked in time (a flood of old-format keys); retry shortly."""
 
 
 @dataclass(frozen=True)
@@ -44,32 +116,97 @@ class Caller:
     name: str
 
 
-@dataclass(frozen=True)
-class KeyInfo:
-    name: str
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+def pepper_check_value(pepper: str) -> str:
+    return hmac.new(pepper.encode("utf-8"), _PEPPER_CHECK, hashlib.sha256).hexdigest()
 
 
-def _fingerprint(key: str) -> bytes:
-    return hashlib.sha256(key.encode("utf-8")).digest()
+def _encodable(key: object) -> bytes | None:
+    """The key's UTF-8 bytes, or None for anything that cannot be a key."""
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        return None
+    try:
+        return key.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") from JSON
+        return None
+
+
+def key_identifier(key: object) -> str | None:
+    """The public identifier of a key in the current format, else None."""
+    if not isinstance(key, str):
+        return None
+    match = _NEW_KEY.fullmatch(key)
+    return match.group(1) if match else None
+
+
+class _IdentifierFailures:
+    """Wrong secrets per public identifier, in a moving window, in this process."""
+
+    def __init__(self, limit: int, window: float, clock):
+        self._limit, self._window, self._clock = limit, window, clock
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, identifier: str) -> deque[float] | None:
+        times = self._seen.get(identifier)
+        if times is not None:
+            cutoff = self._clock() - self._window
+            while times and times[0] <= cutoff:
+                times.popleft()
+        return times
+
+    def blocked(self, identifier: str) -> bool:
+        with self._lock:
+            times = self._recent(identifier)
+            return times is not None and len(times) >= self._limit
+
+    def note(self, identifier: str) -> None:
+        with self._lock:
+            times = self._recent(identifier)
+            if times is None:
+                times = self._seen[identifier] = deque()
+            times.append(self._clock())
+            self._seen.move_to_end(identifier)
+            while len(self._seen) > IDENTIFIER_TABLE_SIZE:
+                self._seen.popitem(last=False)
 
 
 class ApiKeyService:
     def __init__(self, sessions: sessionmaker[Session], pepper: str, hasher: PasswordHasher | None = None,
-                 revocation_check_seconds: float = REVOCATION_CHECK_SECONDS, clock=time.monotonic):
-        self._sessions = sessions
+                 revocation_check_seconds: float = REVOCATION_CHECK_SECONDS, clock=time.monotonic,
+                 argon2_slots: threading.Semaphore | None = None):
+        self._store = ApiKeyStore(sessions)
         self._revocation_check_seconds = revocation_check_seconds
         self._clock = clock
         self._checked_at: dict[int, float] = {}  # key id -> when it was last seen unrevoked
         self._pepper = pepper
+        self._lookup_secret = hmac.new(pepper.encode("utf-8"), _LEGACY_LOOKUP, hashlib.sha256).digest()
         self._hasher = hasher or PasswordHasher()
+        self._slots = argon2_slots or ARGON2_SLOTS
         self._lock = threading.Lock()
+        self._legacy_pass = threading.Lock()
         self._known: dict[bytes, Caller] = {}
         self._rejected: OrderedDict[bytes, float] = OrderedDict()
-        self._last_used_written: dict[int, datetime] = {}
+        self._last_used_written: dict[int, object] = {}
         self._in_flight: dict[bytes, threading.Lock] = {}
+        self._identifier_failures = _IdentifierFailures(IDENTIFIER_FAILURE_LIMIT, IDENTIFIER_FAILURE_WINDOW, clock)
+
+    # -- the pepper check -----------------------------------------------------------------
+
+    def check_pepper(self, *, authoritative: bool) -> None:
+        """Raise PepperMismatch when the database's check value was made with another pepper.
+
+        With no check value yet, it is recorded from this pepper, except that a process that is
+        not `authoritative` (the command line) leaves a database that already has keys to the
+        server (PepperUnproven): nothing proves its pepper is theirs."""
+        expected = pepper_check_value(self._pepper)
+        stored = self._store.pepper_check()
+        if stored is None:
+            if not authoritative and self._store.active_count():
+                raise PepperUnproven("this database has API keys from before the pepper check, and the "
+                                     "server has not recorded its pepper yet")
+            stored = self._store.claim_pepper_check(expected, utcnow())
+        if not hmac.compare_digest(stored, expected):
+            raise PepperMismatch("the API key pepper in use is not the one this database's keys were made with")
 
     # -- administration (the command line) ------------------------------------------------
 
@@ -77,31 +214,26 @@ class ApiKeyService:
         name = name.strip()
         if not name or len(name) > NAME_MAX:
             raise ApiKeyError(f"a key name must be 1 to {NAME_MAX} characters")
-        key = secrets.token_hex(KEY_BYTES)
-        record = ApiKey(name=name, key_hash=self._hasher.hash(key + self._pepper), created_at=utcnow())
-        with self._sessions.begin() as session:
-            if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
-                raise ApiKeyError(f"a key named {name!r} already exists")
-            session.add(record)
+        self.check_pepper(authoritative=False)
+        for _ in range(3):  # a clash of 64-bit random identifiers is all but impossible
+            public_id = secrets.token_hex(PUBLIC_ID_BYTES)
+            key = f"{public_id}.{secrets.token_hex(SECRET_BYTES)}"
+            with self._slots:
+                key_hash = self._hasher.hash(key + self._pepper)
             try:
-                session.flush()
-            except IntegrityError:
-                raise ApiKeyError(f"a key named {name!r} already exists") from None
-        return key
+                self._store.add(name, public_id, key_hash, utcnow())
+            except DuplicateKey:
+                if any(k.name == name for k in self._store.list()):
+                    raise ApiKeyError(f"a key named {name!r} already exists") from None
+                continue
+            return key
+        raise ApiKeyError("could not create a key; try again")
 
     def list(self) -> list[KeyInfo]:
-        with self._sessions() as session:
-            rows = session.scalars(select(ApiKey).order_by(ApiKey.created_at)).all()
-            return [KeyInfo(r.name, r.created_at, r.last_used_at, r.revoked_at) for r in rows]
+        return self._store.list()
 
     def revoke(self, name: str) -> None:
-        with self._sessions.begin() as session:
-            done = session.execute(
-                update(ApiKey)
-                .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            ).rowcount
-        if not done:
+        if not self._store.revoke(name, utcnow()):
             raise ApiKeyError(f"no active key named {name!r}")
         with self._lock:
             self._known = {fp: c for fp, c in self._known.items() if c.name != name}
@@ -109,11 +241,25 @@ class ApiKeyService:
 
     # -- the request path ------------------------------------------------------------------
 
-    def verify(self, key: object) -> Caller | None:
-        """The caller a key belongs to, or None for a missing, wrong or revoked key."""
-        if not isinstance(key, str) or not key or len(key) > 256:
+    def cached(self, key: object) -> Caller | None:
+        """The caller for a key this process has already verified (no database read, no argon2)."""
+        encoded = _encodable(key)
+        if encoded is None:
             return None
-        fingerprint = _fingerprint(key)
+        with self._lock:
+            return self._known.get(hashlib.sha256(encoded).digest())
+
+    def verify(self, key: object, *, old_key_pass: bool = True) -> Caller | None:
+        """The caller a key belongs to, or None for a missing, malformed, wrong or revoked key.
+
+        `old_key_pass=False` skips trying a 64-hex key against the old keys not seen since the
+        upgrade (the one check that costs more than one argon2 verification); the answer is then
+        None for such a key, and not remembered as wrong. Raises KeyCheckBusy when that pass
+        cannot get its turn within LEGACY_WAIT_SECONDS."""
+        encoded = _encodable(key)
+        if encoded is None:
+            return None
+        fingerprint = hashlib.sha256(encoded).digest()
         with self._lock:
             caller = self._known.get(fingerprint)
             if caller is None and self._recently_rejected(fingerprint):
@@ -124,18 +270,65 @@ class ApiKeyService:
         # argon2 check, not one per request.
         with self._lock:
             flight = self._in_flight.setdefault(fingerprint, threading.Lock())
-        with flight:
+        try:
+            with flight:
+                with self._lock:
+                    caller = self._known.get(fingerprint)
+                    if caller is None and self._recently_rejected(fingerprint):
+                        return None
+                if caller is not None:
+                    return caller
+                caller, definitive = self._look_up(key, old_key_pass)
+                if caller is not None or definitive:
+                    self._remember(fingerprint, caller)
+        finally:
             with self._lock:
-                caller = self._known.get(fingerprint)
-                if caller is None and self._recently_rejected(fingerprint):
-                    return None
-            if caller is not None:
-                return caller
-            caller = self._verify_with_argon2(key)
-            self._remember(fingerprint, caller)
-        with self._lock:
-            self._in_flight.pop(fingerprint, None)
+                self._in_flight.pop(fingerprint, None)
         return caller
+
+    def _look_up(self, key: str, old_key_pass: bool) -> tuple[Caller | None, bool]:
+        """(caller or None, whether a None is final for this key)."""
+        public_id = key_identifier(key)
+        if public_id is not None:
+            stored = self._store.active_by_public_id(public_id)
+            if stored is None:
+                return None, True
+            if self._identifier_failures.blocked(public_id):
+                return None, False
+            if self._argon2_matches(stored, key):
+                return self._accepted(stored), True
+            self._identifier_failures.note(public_id)
+            return None, True
+        if not _LEGACY_KEY.fullmatch(key):
+            return None, True
+        lookup = hmac.new(self._lookup_secret, key.encode("ascii"), hashlib.sha256).hexdigest()
+        stored = self._store.active_by_lookup_hmac(lookup)
+        if stored is not None:
+            return (self._accepted(stored), True) if self._argon2_matches(stored, key) else (None, True)
+        if not old_key_pass:
+            return None, False
+        if not self._legacy_pass.acquire(timeout=LEGACY_WAIT_SECONDS):
+            raise KeyCheckBusy("too many API key checks at once; retry in a second")
+        try:
+            for stored in self._store.active_legacy_unseen():
+                if self._argon2_matches(stored, key):
+                    self._store.record_lookup_hmac(stored.id, lookup)
+                    return self._accepted(stored), True
+        finally:
+            self._legacy_pass.release()
+        return None, True
+
+    def _argon2_matches(self, stored: StoredKey, key: str) -> bool:
+        with self._slots:
+            try:
+                return self._hasher.verify(stored.key_hash, key + self._pepper)
+            except (VerificationError, InvalidHashError):
+                return False
+
+    def _accepted(self, stored: StoredKey) -> Caller:
+        self._checked_at[stored.id] = self._clock()  # the read that found it saw it unrevoked
+        self._touch(stored.id)
+        return Caller(stored.id, stored.name)
 
     def _remember(self, fingerprint: bytes, caller: Caller | None) -> None:
         with self._lock:
@@ -165,42 +358,17 @@ class ApiKeyService:
         if checked_at is not None and self._clock() - checked_at < self._revocation_check_seconds:
             return True
         seen_at = self._clock()
-        now = utcnow()
-        with self._sessions() as session:
-            row = session.execute(
-                select(ApiKey.revoked_at, ApiKey.last_used_at).where(ApiKey.id == caller.key_id)
-            ).first()
-            if row is None or row.revoked_at is not None:
-                self._checked_at.pop(caller.key_id, None)
-                return False
-            self._touch(session, caller.key_id, now)
+        if not self._store.is_active(caller.key_id):
+            self._checked_at.pop(caller.key_id, None)
+            return False
+        self._touch(caller.key_id)
         self._checked_at[caller.key_id] = seen_at
         return True
 
-    def _touch(self, session: Session, key_id: int, now: datetime) -> None:
+    def _touch(self, key_id: int) -> None:
+        now = utcnow()
         written = self._last_used_written.get(key_id)
         if written is not None and now - written < LAST_USED_RESOLUTION:
             return
         self._last_used_written[key_id] = now
-        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
-        session.commit()
-
-    def _verify_with_argon2(self, key: str) -> Caller | None:
-        # A trader has a handful of keys: trying each active hash is cheap, and it keeps the
-        # database free of anything derived from a key but its salted argon2 hash.
-        seen_at = self._clock()
-        with self._sessions() as session:
-            candidates = session.execute(
-                select(ApiKey.id, ApiKey.name, ApiKey.key_hash).where(ApiKey.revoked_at.is_(None))
-            ).all()
-        for key_id, name, key_hash in candidates:
-            try:
-                self._hasher.verify(key_hash, key + self._pepper)
-            except (VerificationError, InvalidHashError):
-                continue
-            caller = Caller(key_id, name)
-            self._checked_at[key_id] = seen_at  # the query above saw it unrevoked
-            with self._sessions() as session:
-                self._touch(session, key_id, utcnow())
-            return caller
-        return None
+        self._store.touch(key_id, now)

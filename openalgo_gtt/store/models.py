@@ -17,7 +17,11 @@ class Base(DeclarativeBase):
 
 
 class ApiKey(Base):
-    """A caller's credential. Only an argon2 hash of key + pepper is kept, never the key."""
+    """A caller's credential. Only an argon2 hash of key + pepper is kept, never the key; a key
+    issued since migration 0006 (`<public_id>.<secret>`) also keeps its public identifier, the
+    part before the dot, so a presented key finds its one row without trying every hash. A key
+    issued before (64 hex characters, no identifier) gets `lookup_hmac`, an HMAC of the key under
+    a secret derived from the pepper, at its first successful use, for the same purpose."""
 
     __tablename__ = "api_keys"
 
@@ -27,6 +31,20 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    public_id: Mapped[str | None] = mapped_column(String(16), unique=True, index=True)
+    lookup_hmac: Mapped[str | None] = mapped_column(String(64), unique=True, index=True)
+
+
+class PepperCheck(Base):
+    """One row: HMAC(pepper, "openalgo-gtt pepper check"), recorded by the first process that
+    uses the database, so a process holding another pepper (a command run from another working
+    directory) is refused instead of making keys the server cannot verify."""
+
+    __tablename__ = "api_key_pepper_check"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    check_value: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AuditRecord(Base):

@@ -8,7 +8,8 @@ def test_run_py_serves_and_a_created_key_works_over_http(server_factory):
     server = server_factory()
     created = server.cli("apikey", "create", "tradingview")
     key = created.stdout.strip().splitlines()[-1]  # scripts capture the last line
-    assert len(key) == 64
+    public_id, secret = key.split(".")  # <identifier>.<secret>
+    assert len(public_id) == 16 and len(secret) == 64
 
     server.start()
     health = requests.get(f"{server.url}/api/health", timeout=5).json()

@@ -37,13 +37,16 @@ def keys(sessions, hasher):
     return ApiKeyService(sessions, PEPPER, hasher)
 
 
-def test_a_key_is_64_hex_characters_and_only_its_argon2_hash_is_stored(keys, sessions):
+def test_a_key_is_an_identifier_and_64_hex_characters_and_only_its_argon2_hash_is_stored(keys, sessions):
     key = keys.create("alice")
-    assert len(key) == 64 and int(key, 16) >= 0
+    public_id, secret = key.split(".")
+    assert len(public_id) == 16 and int(public_id, 16) >= 0
+    assert len(secret) == 64 and int(secret, 16) >= 0
     with sessions() as session:
         stored = session.scalar(select(ApiKey).where(ApiKey.name == "alice"))
     assert stored.key_hash.startswith("$argon2")
-    assert key not in stored.key_hash
+    assert key not in stored.key_hash and secret not in stored.key_hash
+    assert stored.public_id == public_id and stored.lookup_hmac is None
 
 
 def test_verify_costs_argon2_once_then_comes_from_the_cache(keys, hasher):
@@ -55,8 +58,8 @@ def test_verify_costs_argon2_once_then_comes_from_the_cache(keys, hasher):
 
 
 def test_a_flood_of_one_bad_key_costs_argon2_once(keys, hasher):
-    keys.create("alice")
-    bad = "0" * 64
+    public_id = keys.create("alice").split(".")[0]
+    bad = public_id + "." + "0" * 64  # the right identifier, a wrong secret
     for _ in range(50):
         assert keys.verify(bad) is None
     assert hasher.verifications == 1
