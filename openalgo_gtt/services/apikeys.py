@@ -64,7 +64,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy.orm import Session, sessionmaker
+from openalgo_gtt.store.db import Sessions
 
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.store.api_keys import ApiKeyStore, DuplicateKey, KeyInfo, StoredKey
@@ -171,7 +171,7 @@ class _IdentifierFailures:
 
 
 class ApiKeyService:
-    def __init__(self, sessions: sessionmaker[Session], pepper: str, hasher: PasswordHasher | None = None,
+    def __init__(self, sessions: Sessions, pepper: str, hasher: PasswordHasher | None = None,
                  revocation_check_seconds: float = REVOCATION_CHECK_SECONDS, clock=time.monotonic,
                  argon2_slots: threading.Semaphore | None = None):
         self._store = ApiKeyStore(sessions)

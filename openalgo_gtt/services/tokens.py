@@ -19,7 +19,7 @@ import time as monotonic_time
 from collections.abc import Callable, Iterable
 from datetime import datetime, time, timedelta, timezone
 
-from sqlalchemy.orm import Session, sessionmaker
+from openalgo_gtt.store.db import Sessions
 
 from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
 from openalgo_gtt.brokers.errors import TokenRejected
@@ -101,7 +101,7 @@ class TokenProvider:
         self._rejected: bytes | None = None  # fingerprint of a token Upstox answered UDAPI100050 to
 
     @classmethod
-    def from_settings(cls, settings, sessions: sessionmaker[Session], *, now: Clock = utcnow,
+    def from_settings(cls, settings, sessions: Sessions, *, now: Clock = utcnow,
                       cache_seconds: float = 2.0) -> TokenProvider:
         return cls(TokenStore(sessions, settings.api_key_pepper), configured_token=settings.access_token,
                    configured_source=settings.access_token_source, now=now, cache_seconds=cache_seconds)

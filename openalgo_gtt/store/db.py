@@ -46,3 +46,7 @@ def dialect_insert(engine: Engine):
     """The INSERT construct with ON CONFLICT for this engine's dialect (PostgreSQL or SQLite):
     the upserts of the trade counter, request records and leases are written once for both."""
     return pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+
+# What services are handed to build their repositories with (they never open sessions themselves).
+Sessions = sessionmaker[Session]
