@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
@@ -144,9 +144,6 @@ class Settings:
     failed_key_limit: str = DEFAULT_FAILED_KEY_LIMIT  # wrong keys per address
     trusted_proxies: int = 0  # proxies in front whose X-Forwarded-For is believed
     allowed_ips: tuple[str, ...] = ()
-
-    def with_overrides(self, **changes) -> "Settings":
-        return replace(self, **changes)
 
 
 # ---------------------------------------------------------------------------------------------

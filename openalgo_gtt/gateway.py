@@ -134,9 +134,6 @@ class Gateway:
         self.watcher.start()
         return report
 
-    def recover_unsettled(self) -> int:
-        return self.recovery.settle_unsettled()
-
     @property
     def webhook_secret(self) -> str:
         """The secret in the Upstox GTT webhook URL, derived from the pepper: stable across

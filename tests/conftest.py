@@ -3,6 +3,7 @@ TEST_DATABASE_URL is set (for example postgresql+psycopg://postgres@127.0.0.1:54
 every test gets a fresh schema either way."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 
@@ -114,7 +115,7 @@ def upstox_gateway(settings, fake_upstox):
     from openalgo_gtt.store.instruments import ensure_instruments
     from openalgo_gtt.store.migrate import upgrade
 
-    upstox_settings = settings.with_overrides(
+    upstox_settings = dataclasses.replace(settings, 
         broker="upstox", upstox_api_url=fake_upstox.url, access_token=fake_upstox.token, upstox_timeout=1.0,
     )
     upgrade(upstox_settings.database_url)

@@ -184,11 +184,3 @@ class _Nullable:
 
 class NullableString(_Nullable, fields.String):
     pass
-
-
-class NullableFloat(_Nullable, fields.Float):
-    pass
-
-
-class NullableInteger(_Nullable, fields.Integer):
-    pass

@@ -91,7 +91,6 @@ class RateLimits:
             caller = self._caller(key, throttled_for is not None)
         if throttled_for is not None and caller is None:
             g.retry_after = throttled_for
-            g.key_throttled = True
             raise RateLimitRefused(
                 f"Too many wrong API keys from this address ({self.throttle.limit}); retry after {throttled_for} s",
                 throttled_for,

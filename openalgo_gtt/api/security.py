@@ -19,7 +19,7 @@ import base64
 import hashlib
 import re
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -136,6 +136,3 @@ def install_security(app: Flask, settings=None, *, policy: SecurityPolicy | None
     app.extensions["openalgo_gtt_security"] = security
     return security
 
-
-def current_security() -> Security | None:
-    return current_app.extensions.get("openalgo_gtt_security")

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
@@ -42,7 +42,6 @@ from openalgo_gtt.brokers.upstox_wire import (
     interpret,
     keys_query,
     parse_gtts,
-    parse_ltp,
     parse_ohlc,
     rule_json,
 )
@@ -55,7 +54,6 @@ ROUTES: dict[str, tuple[str, str]] = {
     "gtt.modify": ("PUT", "/v3/order/gtt/modify"),
     "gtt.cancel": ("DELETE", "/v3/order/gtt/cancel"),  # a DELETE with a JSON body
     "gtt.details": ("GET", "/v3/order/gtt"),  # ?gtt_order_id=...; without it: every GTT
-    "quote.ltp": ("GET", "/v3/market-quote/ltp"),
     "quote.ohlc": ("GET", "/v3/market-quote/ohlc"),  # ?instrument_key=...&interval=1d
     # The login: no bearer token. The dialog is opened by the browser, never called.
     "login.dialog": ("GET", "/v2/login/authorization/dialog"),
@@ -268,14 +266,6 @@ class UpstoxBroker(UpstoxHttp):
         for batch in batches(instrument_keys):
             query = keys_query(batch) + "&interval=1d"
             result.update(self._request("quote.ohlc", query=query, parse=partial(parse_ohlc, asked=batch)))
-        return result
-
-    def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Decimal]:
-        """Last traded price per instrument key, from the lighter LTP endpoint."""
-        result: dict[str, Decimal] = {}
-        for batch in batches(instrument_keys):
-            query = keys_query(batch)
-            result.update(self._request("quote.ltp", query=query, parse=partial(parse_ltp, asked=batch)))
         return result
 
     # ----- pacing and retries --------------------------------------------------------------

@@ -24,13 +24,13 @@ from openalgo_gtt.domain.model import (
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.prices import on_tick, round_to_tick
 from openalgo_gtt.domain.strategy import (
-    AUTO, DEFAULT_PCTS, MANUAL, BracketPcts, BracketPrices, bracket_prices, normalize_mode,
+    AUTO, DEFAULT_PCTS, BracketPcts, BracketPrices, bracket_prices,
 )
 
 __all__ = [
     "BRACKET", "OCO", "DEFAULT_MARKET_PROTECTION", "InstrumentLike", "PlaceIntent", "Plan",
     "BracketPcts", "BracketPrices", "bracket_prices", "upstox_product", "caller_product",
-    "needs_quote", "needs_open", "plan_single", "plan_bracket", "check_modify_allowed", "gtt_status", "is_live",
+    "plan_single", "plan_bracket", "check_modify_allowed", "gtt_status",
     "book_entry", "format_ist",
 ]
 
@@ -120,18 +120,6 @@ class Plan:
     warnings: tuple[str, ...] = ()
     prices: dict[str, Decimal] = field(default_factory=dict)  # entry (+ target, stoploss)
     legs: tuple[dict[str, Any], ...] = ()
-
-
-def needs_quote(intent: PlaceIntent) -> bool:
-    """Whether the service must fetch a quote before planning. A bracket always does: its ENTRY
-    trigger direction depends on the last price (and auto/percent entry on the open). A SINGLE's
-    direction comes from which trigger field the caller filled, so it needs none."""
-    return _upper(intent.trigger_type) == BRACKET
-
-
-def needs_open(intent: PlaceIntent) -> bool:
-    """Whether the bracket's entry is computed from the day's open (auto / percent)."""
-    return needs_quote(intent) and normalize_mode(intent.entry_mode, "entry_mode") != MANUAL
 
 
 # --- shared checks ----------------------------------------------------------------------------
@@ -376,11 +364,6 @@ def gtt_status(gtt: BrokerGtt) -> TriggerStatus:
         if status in statuses:
             return fate[status]
     return TriggerStatus.CANCELLED  # no rules or unknown statuses: nothing left that can fire
-
-
-def is_live(gtt: BrokerGtt) -> bool:
-    """Whether the GTT can still fire (what OpenAlgo's order book lists by default)."""
-    return gtt.can_fire
 
 
 def _book_trigger_type(gtt: BrokerGtt, recorded: Mapping[str, Any] | None) -> str:

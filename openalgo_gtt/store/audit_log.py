@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.store.models import AuditRecord
@@ -51,11 +50,3 @@ class AuditRows:
             "error": entry.error,
             "traceback": entry.traceback,
         })
-
-    def purge_before(self, moment: datetime) -> int:
-        with self._engine.begin() as conn:
-            return conn.execute(delete(AuditRecord).where(AuditRecord.created_at < moment)).rowcount
-
-    def count(self) -> int:
-        with self._engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(AuditRecord)).scalar() or 0

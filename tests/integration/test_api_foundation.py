@@ -1,6 +1,8 @@
 """The request path every endpoint shares: body parsing, keys, the error envelope, the audit."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -168,7 +170,7 @@ def test_health_reports_broker_trades_and_database(client):
 
 
 def test_health_is_503_when_the_database_is_unreachable(settings):
-    down = settings.with_overrides(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    down = dataclasses.replace(settings, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     gateway = Gateway.build(down)
     response = create_app(gateway=gateway).test_client().get("/api/health")
     assert response.status_code == 503

@@ -1,6 +1,8 @@
 """Exactly-once placement: idempotency keys, duplicate alerts, lost answers, crashed processes."""
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import socket
 import threading
@@ -82,7 +84,7 @@ def test_an_identical_alert_within_the_window_is_a_duplicate(post, fake_upstox, 
 
 
 def test_dedupe_window_zero_turns_body_dedupe_off(upstox_client, upstox_key, fake_upstox, upstox_gateway):
-    upstox_gateway.settings = upstox_gateway.settings.with_overrides(dedupe_window_seconds=0)
+    upstox_gateway.settings = dataclasses.replace(upstox_gateway.settings, dedupe_window_seconds=0)
     for _ in range(2):
         assert upstox_client.post("/api/v1/placegtt", json={"apikey": upstox_key, **SINGLE}).status_code == 200
     assert places(fake_upstox) == 2
@@ -140,11 +142,11 @@ def test_a_crashed_processs_places_are_settled(post, fake_upstox, upstox_gateway
         conn.execute(update(RequestRecord).values(state="pending", holder=f"{socket.gethostname()}:999999:dead",
                                                   updated_at=utcnow() - timedelta(seconds=1)))
     assert upstox_gateway.trade_limit.today_count() == 2
-    assert upstox_gateway.recover_unsettled() == 2
+    assert upstox_gateway.recovery.settle_unsettled() == 2
     (gtt,) = fake_upstox.gtts()
     assert upstox_gateway.orders.get(gtt["gtt_order_id"]) is not None  # the placed one is known
     assert upstox_gateway.trade_limit.today_count() == 1  # the other gave its trade back
-    assert upstox_gateway.recover_unsettled() == 0
+    assert upstox_gateway.recovery.settle_unsettled() == 0
 
 
 # ----- answered first, recorded just after ---------------------------------------------------------
@@ -207,7 +209,7 @@ def test_a_process_that_stops_after_answering_is_settled_and_audited(upstox_clie
     with upstox_gateway.engine.begin() as conn:
         conn.execute(update(RequestRecord).values(holder=f"{socket.gethostname()}:999999:dead"))
     upstox_gateway.gtts.in_flight.release(answer["trigger_id"])  # the stopped process held it
-    assert upstox_gateway.recover_unsettled() == 1
+    assert upstox_gateway.recovery.settle_unsettled() == 1
     assert upstox_gateway.orders.get(answer["trigger_id"]) is not None
     (row,) = _audit_rows(upstox_gateway, answer["request_id"])
     assert row.http_status == 200 and row.response_body["trigger_id"] == answer["trigger_id"]

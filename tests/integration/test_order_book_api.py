@@ -146,7 +146,7 @@ def test_the_body_and_audit_row_are_as_before(upstox_client, upstox_key, upstox_
     assert response.headers["X-Request-ID"] == request_id
     assert response.mimetype == "application/json"
     assert response.get_data(as_text=True) == dumps(
-        {"status": "success", "data": upstox_gateway.gtts.book(), "request_id": request_id})
+        {"status": "success", "data": list(upstox_gateway.gtts.book_view().entries), "request_id": request_id})
     with upstox_gateway.sessions() as session:
         row = session.scalar(select(AuditRecord).where(AuditRecord.request_id == request_id))
     assert row.response_body == {"status": "success", "entries": 1, "trigger_ids": [trigger_id]}

@@ -2,6 +2,8 @@
 and a process holding another pepper is refused with a clear message, never printing a key."""
 from __future__ import annotations
 
+import dataclasses
+
 import re
 
 import pytest
@@ -101,7 +103,7 @@ def test_the_server_refuses_to_start_under_another_pepper(settings, capsys):
     right.api_keys.create("one")
     check_pepper_or_exit(right, server=True)
     right.close()
-    wrong = Gateway.build(settings.with_overrides(api_key_pepper="another-pepper-" + "w" * 32))
+    wrong = Gateway.build(dataclasses.replace(settings, api_key_pepper="another-pepper-" + "w" * 32))
     try:
         with pytest.raises(SystemExit) as stopped:
             check_pepper_or_exit(wrong, server=True)

@@ -104,7 +104,7 @@ def test_wrong_token_is_token_rejected(fake):
     assert caught.value.code == "UDAPI100050"
 
 
-def test_quotes_and_last_prices(fake, broker):
+def test_quotes(fake, broker):
     nifty = "NSE_INDEX|Nifty 50"
     fake.set_price(IDEA, "IDEA", "NSE_EQ", "9.55", open="9.40")
     fake.set_price(nifty, "Nifty 50", "NSE_INDEX", "22000.05")  # before the open
@@ -112,7 +112,6 @@ def test_quotes_and_last_prices(fake, broker):
         IDEA: Quote(IDEA, Decimal("9.55"), Decimal("9.4")),
         nifty: Quote(nifty, Decimal("22000.05"), None),
     }
-    assert broker.last_prices([IDEA, nifty]) == {IDEA: Decimal("9.55"), nifty: Decimal("22000.05")}
 
 
 def test_quotes_for_more_than_500_keys_are_batched(fake, broker):

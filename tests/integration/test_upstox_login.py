@@ -7,6 +7,8 @@ the wiring once it is there.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 import socket
@@ -90,7 +92,7 @@ def _build_gateway(settings, fake, **overrides) -> Gateway:
 
     changes = {"broker": "upstox", "upstox_api_url": fake.url, "upstox_timeout": 1.0, "access_token": None,
                "access_token_source": None, **overrides}
-    built_settings = settings.with_overrides(**changes)
+    built_settings = dataclasses.replace(settings, **changes)
     upgrade(built_settings.database_url)
     gateway = Gateway.build(built_settings)
     _create_login_tables(gateway.engine)

@@ -17,7 +17,7 @@ from openalgo_gtt.domain.model import (
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.gtt import (
     BracketPcts, PlaceIntent, book_entry, bracket_prices, caller_product, check_modify_allowed,
-    format_ist, gtt_status, is_live, needs_open, needs_quote, plan_bracket, plan_single, upstox_product,
+    format_ist, gtt_status, plan_bracket, plan_single, upstox_product,
 )
 from openalgo_gtt.domain.prices import on_tick
 
@@ -447,15 +447,6 @@ def test_plan_bracket_manual_off_tick_warnings_are_passed_on():
     assert plan.warnings == ("entry_value 10.404 is not a multiple of the tick size 0.01; rounded to 10.40",)
 
 
-def test_needs_quote():
-    assert needs_quote(bracket())
-    assert needs_quote(bracket(entry_mode="manual", entry_value=D("10")))
-    assert not needs_quote(single(triggerprice_tg=D("10")))
-    assert needs_open(bracket()) and needs_open(bracket(entry_mode="percent", entry_value=D(2)))
-    assert not needs_open(bracket(entry_mode="manual", entry_value=D("10")))
-    assert not needs_open(single())
-
-
 # --- modify -----------------------------------------------------------------------------------
 
 EXISTING = {"instrument_key": IDEA.instrument_key, "action": "BUY", "product": "CNC", "trigger_type": "single"}
@@ -501,7 +492,7 @@ def gtt(*rules, type_=SINGLE, **kw) -> BrokerGtt:
 @pytest.mark.parametrize("status", [SCHEDULED, PENDING, OPEN, INACTIVE])
 def test_live_statuses_are_active(status):
     assert gtt_status(gtt(rule(status=status))) == "active"
-    assert is_live(gtt(rule(status=status)))
+    assert gtt(rule(status=status)).can_fire
 
 
 @pytest.mark.parametrize(("statuses", "expected"), [
@@ -521,7 +512,7 @@ def test_gtt_status(statuses, expected):
     strategies = (ENTRY, TARGET, STOPLOSS)
     subject = gtt(*(rule(strategy=s, status=st_) for s, st_ in zip(strategies, statuses)))
     assert gtt_status(subject) == expected
-    assert is_live(subject) == (expected == "active")
+    assert subject.can_fire == (expected == "active")
 
 
 def test_exit_status_decides_when_there_is_no_entry_rule():

@@ -33,7 +33,6 @@ MODIFY = f"{BASE}/v3/order/gtt/modify"
 CANCEL = f"{BASE}/v3/order/gtt/cancel"
 DETAILS = f"{BASE}/v3/order/gtt"
 OHLC = f"{BASE}/v3/market-quote/ohlc"
-LTP = f"{BASE}/v3/market-quote/ltp"
 IDEA = "NSE_EQ|INE669E01016"
 OK_IDS = {"status": "success", "data": {"gtt_order_ids": ["GTT-C25090600141213"]}, "metadata": {"latency": 7}}
 
@@ -350,12 +349,12 @@ def test_only_order_calls_go_through_the_pacer(mocked):
     mocked.put(MODIFY, json=OK_IDS)
     mocked.delete(CANCEL, json=OK_IDS)
     mocked.get(DETAILS, json={"status": "success", "data": []})
-    mocked.get(LTP, json={"status": "success", "data": {}})
+    mocked.get(OHLC, json={"status": "success", "data": {}})
     broker.place_gtt(single())
     broker.modify_gtt("GTT-C1", single())
     broker.cancel_gtt("GTT-C1")
     broker.list_gtts()
-    broker.last_prices([IDEA])
+    broker.quotes([IDEA])
     assert pacer.timeouts == [3.0, 3.0, 3.0]
 
 
@@ -405,13 +404,6 @@ def test_quotes_are_batched_at_500_keys(broker, mocked):
     assert [len(batch) for batch in sent] == [500, 500, 203]
     assert [key for batch in sent for key in batch] == keys
     assert list(quotes) == ["NSE_FO|7"]
-
-
-def test_last_prices_use_the_ltp_endpoint(broker, mocked):
-    mocked.get(LTP, json={"status": "success", "data": {
-        "NSE_EQ:IDEA": {"last_price": 9.55, "instrument_token": IDEA, "ltq": 1, "volume": 5, "cp": 9.5}}})
-    assert broker.last_prices([IDEA]) == {IDEA: Decimal("9.55")}
-    assert mocked.calls[0].request.url == f"{LTP}?instrument_key=NSE_EQ%7CINE669E01016"
 
 
 def test_quote_answer_without_data_object_is_unreadable(broker, mocked):
