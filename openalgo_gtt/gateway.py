@@ -89,14 +89,17 @@ class Gateway:
     health: HealthCheck
 
     @classmethod
-    def build(cls, settings: Settings) -> "Gateway":
+    def build(cls, settings: Settings, *, tokens: TokenProvider | None = None, broker: Broker | None = None,
+              upstox_login: UpstoxLogin | None = None) -> "Gateway":
+        """Every part from `settings`; a part given here (a test's clocked token provider, say)
+        is used instead, and everything that depends on it is built on it."""
         engine = make_engine(settings.database_url)
         sessions = make_session_factory(engine)
         holder_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         store = Store(engine, sessions, holder_id)
         audit = AuditTrail(store.audit)
-        tokens = TokenProvider.from_settings(settings, sessions)
-        broker = build_broker(settings, sessions, tokens)
+        tokens = tokens or TokenProvider.from_settings(settings, sessions)
+        broker = broker or build_broker(settings, sessions, tokens)
         instruments = InstrumentIndex(engine)  # loads on first lookup
         trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit)
         exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings))
@@ -112,7 +115,7 @@ class Gateway:
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
-            upstox_login=UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
+            upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
             gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens),

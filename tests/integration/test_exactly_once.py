@@ -83,11 +83,18 @@ def test_an_identical_alert_within_the_window_is_a_duplicate(post, fake_upstox, 
     assert "duplicate" not in other and places(fake_upstox) == 2
 
 
-def test_dedupe_window_zero_turns_body_dedupe_off(upstox_client, upstox_key, fake_upstox, upstox_gateway):
-    upstox_gateway.settings = dataclasses.replace(upstox_gateway.settings, dedupe_window_seconds=0)
-    for _ in range(2):
-        assert upstox_client.post("/api/v1/placegtt", json={"apikey": upstox_key, **SINGLE}).status_code == 200
-    assert places(fake_upstox) == 2
+def test_dedupe_window_zero_turns_body_dedupe_off(fake_upstox, upstox_gateway):
+    from openalgo_gtt.app import create_app
+    from openalgo_gtt.gateway import Gateway
+
+    gateway = Gateway.build(dataclasses.replace(upstox_gateway.settings, dedupe_window_seconds=0))
+    try:
+        client, key = create_app(gateway=gateway).test_client(), gateway.api_keys.create("no-dedupe")
+        for _ in range(2):
+            assert client.post("/api/v1/placegtt", json={"apikey": key, **SINGLE}).status_code == 200
+        assert places(fake_upstox) == 2
+    finally:
+        gateway.close()
 
 
 def test_a_refusal_is_replayed_but_a_broker_fault_is_retried(post, fake_upstox):

@@ -1,5 +1,5 @@
 """The security layer as the running service gets it: settings read by load_settings(), the layer
-installed by create_app(). Skipped until config.py and app.py carry the wiring; then they run."""
+installed by create_app()."""
 from __future__ import annotations
 
 import json
@@ -7,17 +7,12 @@ import json
 import pytest
 
 from openalgo_gtt.app import create_app
-from openalgo_gtt.config import ConfigError, Settings, load_settings
+from openalgo_gtt.config import ConfigError, load_settings
 from openalgo_gtt.services.abuse import DEFAULT_FAILED_KEY_LIMIT, DEFAULT_RATE_LIMIT
 
 PEPPER = "p" * 40
-CONFIG_WIRED = all(hasattr(Settings, name) for name in (
-    "rate_limit", "rate_limit_enabled", "rate_limit_storage_uri", "failed_key_limit", "trusted_proxies", "allowed_ips",
-))
-needs_config = pytest.mark.skipif(not CONFIG_WIRED, reason="waiting for the lead's config.py wiring (security settings)")
 
 
-@needs_config
 def test_the_security_settings_default_sensibly(tmp_path):
     settings = load_settings({"API_KEY_PEPPER": PEPPER}, tmp_path)
     assert settings.rate_limit == DEFAULT_RATE_LIMIT
@@ -28,7 +23,6 @@ def test_the_security_settings_default_sensibly(tmp_path):
     assert settings.allowed_ips == ()
 
 
-@needs_config
 def test_the_security_settings_are_read_from_the_environment(tmp_path):
     settings = load_settings({
         "API_KEY_PEPPER": PEPPER, "RATE_LIMIT": "5/second;100/minute", "RATE_LIMIT_ENABLED": "false",
@@ -41,7 +35,6 @@ def test_the_security_settings_are_read_from_the_environment(tmp_path):
     assert settings.allowed_ips == ("52.89.214.238/32", "34.212.75.30/32", "10.0.0.0/8")
 
 
-@needs_config
 @pytest.mark.parametrize("name,raw,fragment", [
     ("RATE_LIMIT", "lots", "must be rate limits"),
     ("RATE_LIMIT_ENABLED", "perhaps", "true or false"),
@@ -58,8 +51,7 @@ def test_a_bad_security_setting_names_the_variable(tmp_path, name, raw, fragment
 
 def test_create_app_installs_the_security_layer(gateway, api_key):
     app = create_app(gateway=gateway)
-    if "openalgo_gtt_security" not in app.extensions:
-        pytest.skip("waiting for the lead's app.py wiring (install_security in create_app)")
+    assert "openalgo_gtt_security" in app.extensions
     client = app.test_client()
     response = client.post("/api/v1/ping", data=json.dumps({"apikey": api_key}))
     assert response.status_code == 200

@@ -1,9 +1,8 @@
 """The daily Upstox login: /upstox/login and /upstox/callback, the notifier webhook, the token's
 precedence and its 03:30 IST expiry, and `python run.py login` (run_login), against the fake Upstox.
 
-The clock is injected, so 03:30 IST is reached without waiting. Until the lead's wiring lands, the
-`env` fixture attaches the login pieces to a plain Gateway itself; `test_the_gateway_wiring` checks
-the wiring once it is there.
+The clock is injected, so 03:30 IST is reached without waiting: the `env` fixture builds the
+gateway with a clocked token provider; `test_the_gateway_wiring` checks the gateway's own wiring.
 """
 from __future__ import annotations
 
@@ -67,16 +66,16 @@ def _create_login_tables(engine) -> None:
     Base.metadata.create_all(engine, tables=[UpstoxToken.__table__, LoginState.__table__], checkfirst=True)
 
 
-def _attach(gateway: Gateway, fake, clock, redirect_uri: str) -> SimpleNamespace:
-    """The login pieces on `gateway`, with the injected clock, overriding any wiring."""
-    tokens = TokenProvider.from_settings(gateway.settings, gateway.sessions, now=clock)
+def _attach(built: Gateway, fake, clock, redirect_uri: str) -> SimpleNamespace:
+    """A gateway like `built` (which is closed), with the login pieces on the injected clock."""
+    tokens = TokenProvider.from_settings(built.settings, built.sessions, now=clock)
     config = LoginConfig(api_url=fake.url, api_key=fake.client_id, api_secret=fake.client_secret,
                          redirect_uri=redirect_uri, timeout=1.0)
-    login = UpstoxLogin(config, tokens, pepper=gateway.settings.api_key_pepper)
-    gateway.tokens = tokens
-    gateway.upstox_login = login
-    gateway.broker = UpstoxBroker(fake.url, tokens.current, timeout=1.0, pacer=None,
-                                  observer=tokens.observing(observe_broker_call))
+    login = UpstoxLogin(config, tokens, pepper=built.settings.api_key_pepper)
+    broker = UpstoxBroker(fake.url, tokens.current, timeout=1.0, pacer=None,
+                          observer=tokens.observing(observe_broker_call))
+    built.close()
+    gateway = Gateway.build(built.settings, tokens=tokens, broker=broker, upstox_login=login)
     app = create_app(gateway=gateway)
     app.config["TESTING"] = True
     if "upstox_login" not in app.blueprints:
@@ -111,9 +110,9 @@ def env(settings, fake_upstox, clock):
     gateway = _build_gateway(settings, fake_upstox)
     attached = _attach(gateway, fake_upstox, clock, "http://127.0.0.1:5000/upstox/callback")
     attached.fake, attached.clock = fake_upstox, clock
-    attached.key = gateway.api_keys.create("tester")
+    attached.key = attached.gateway.api_keys.create("tester")
     yield attached
-    gateway.close()
+    attached.gateway.close()
 
 
 def _start(env) -> str:
@@ -304,10 +303,7 @@ def test_at_0330_ist_the_login_expires_and_calls_fail_fast_without_reaching_upst
     assert env.fake.calls == []  # failed fast: Upstox never saw the call
     with env.gateway.sessions() as session:  # the reservation was given back
         assert (session.scalar(text("SELECT coalesce(sum(count), 0) FROM trade_counters")) or 0) == 0
-    if _wired():
-        assert response.get_json()["message"] == EXPIRED_MESSAGE
-    else:
-        assert "log in again" in response.get_json()["message"]
+    assert response.get_json()["message"] == EXPIRED_MESSAGE
 
     # Logging in again brings it back.
     env.fake.login_codes["next-code"] = dict(USER)
@@ -317,9 +313,11 @@ def test_at_0330_ist_the_login_expires_and_calls_fail_fast_without_reaching_upst
 
 
 def test_a_configured_token_has_no_known_expiry_until_upstox_rejects_it(settings, fake_upstox, clock):
-    gateway = _build_gateway(settings, fake_upstox, access_token="stale-token", access_token_source="environment")
+    env = _attach(_build_gateway(settings, fake_upstox, access_token="stale-token",
+                                 access_token_source="environment"),
+                  fake_upstox, clock, "http://127.0.0.1:5000/upstox/callback")
+    gateway = env.gateway
     try:
-        env = _attach(gateway, fake_upstox, clock, "http://127.0.0.1:5000/upstox/callback")
         assert env.tokens.describe() == {"token": "valid", "token_source": "environment", "token_expires_at": None}
         with pytest.raises(TokenRejected):
             gateway.broker.list_gtts()  # the fake answers 401 UDAPI100050
@@ -527,11 +525,6 @@ def test_terminal_login_by_approving_in_the_upstox_app(env):
 # ----- the lead's wiring -----------------------------------------------------------------------
 
 
-def _wired() -> bool:
-    return hasattr(Gateway, "tokens") and hasattr(Gateway, "upstox_login")
-
-
-@pytest.mark.skipif(not _wired(), reason="waiting for the lead's wiring of gateway.py / api / health / errors")
 def test_the_gateway_wiring(settings, fake_upstox):
     gateway = _build_gateway(settings, fake_upstox, upstox_api_key=fake_upstox.client_id,
                              upstox_api_secret=fake_upstox.client_secret,
