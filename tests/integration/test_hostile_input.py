@@ -2,6 +2,8 @@
 status, reaches no broker, never a 500 or a traceback, and leaves exactly one audit row.
 
 1. Nesting: a body nested deeper than body.MAX_DEPTH (32) on any route is a 400 naming the limit.
+2. Loose coercion: numbers are JSON numbers or plain decimal strings, booleans JSON booleans or
+   "true"/"false"; quantities are whole numbers.
 
 Against the fake Upstox, so `fake_upstox.calls` shows whether anything reached the broker.
 """
@@ -117,3 +119,110 @@ def test_the_walkers_do_not_recurse():
         value = [value]
     assert contains_nul({"x": value}) is True
     assert contains_nul({"x": [[[[]]]] * 1000}) is False
+
+
+# -- 2. loose coercion --------------------------------------------------------------------------
+
+LOOSE = [
+    ("quantity", True), ("quantity", False), ("quantity", "0x10"), ("quantity", "1_0"), ("quantity", "1e1"),
+    ("quantity", "1.5"), ("quantity", 1.5), ("quantity", "\u0661"), ("quantity", "+"), ("quantity", ""),
+    ("quantity", "1 0"), ("quantity", [1]), ("quantity", {"n": 1}), ("quantity", None), ("quantity", "Infinity"),
+    ("quantity", 1e20), ("quantity", "99999999999999999999999999"),
+    ("triggerprice_tg", "1_0"), ("triggerprice_tg", "0x10"), ("triggerprice_tg", "1e1"), ("triggerprice_tg", True),
+    ("triggerprice_tg", "NaN"), ("triggerprice_tg", "-inf"), ("triggerprice_tg", "\uff19.55"),
+    ("triggerprice_tg", "9,55"), ("triggerprice_tg", "9.55.1"), ("triggerprice_tg", [9.55]),
+    ("price", False), ("price", "0b1"), ("stoploss", "1E2"), ("target", "--1"), ("trailing_gap", "0o7"),
+    ("entry_value", True), ("market_protection", True), ("market_protection", "5.5"),
+    ("market_protection", "0x5"), ("market_protection", 5.5),
+    ("force", "yes"), ("force", "1"), ("force", 1), ("force", 0), ("force", "on"), ("force", "t"),
+    ("force", "no"), ("force", None), ("force", [True]),
+]
+
+
+@pytest.mark.parametrize("path", ["placegtt", "modifygtt"])
+def test_loose_numbers_and_booleans_are_a_400_naming_the_field(
+        upstox_client, upstox_gateway, upstox_key, fake_upstox, path):
+    for field, value in LOOSE:
+        body = {"apikey": upstox_key, **SINGLE_BUY, "trigger_id": "GTT-1", field: value}
+        response = upstox_client.post(f"/api/v1/{path}", data=json.dumps(body), content_type="text/plain")
+        answer = assert_refused(response, upstox_gateway, fake_upstox, 400, field)
+        assert [e["field"] for e in answer["errors"]] == [field], (field, value, answer)
+
+
+ACCEPTED = [  # in order: the day's limit (5) is passed on the way, so force matters at the end
+    ({"quantity": "1.0"}, 1), ({"quantity": "2.000"}, 2), ({"quantity": " 3 "}, 3), ({"quantity": "+4"}, 4),
+    ({"action": "buy"}, 1), ({"triggerprice_tg": " 9.55", "price": "9.55"}, 1), ({"triggerprice_tg": "9"}, 1),
+    ({"market_protection": "5", "pricetype": "market"}, 1), ({"price": ""}, 1), ({"force": "TRUE"}, 1),
+    ({"force": " true "}, 1),
+]
+NOT_FORCED = [{"force": "false"}, {"force": "FALSE"}, {"force": False}, {"force": ""}]
+
+
+def test_plain_decimal_strings_and_true_false_are_accepted(upstox_client, upstox_key, fake_upstox):
+    for change, sent in ACCEPTED:
+        body = {"apikey": upstox_key, **SINGLE_BUY, "force": True, **change, "idempotency_key": json.dumps(change)}
+        response = upstox_client.post("/api/v1/placegtt", data=json.dumps(body), content_type="text/plain")
+        assert response.status_code == 200, (change, response.get_json())
+        assert fake_upstox.gtt(response.get_json()["trigger_id"])["quantity"] == sent
+    for change in NOT_FORCED:  # read as false: the day's limit applies
+        body = {"apikey": upstox_key, **SINGLE_BUY, **change, "idempotency_key": json.dumps(change)}
+        response = upstox_client.post("/api/v1/placegtt", data=json.dumps(body), content_type="text/plain")
+        assert response.status_code == 429 and "Daily trade limit" in response.get_json()["message"], change
+
+
+def test_a_json_whole_float_is_a_quantity(upstox_client, upstox_key, fake_upstox):
+    raw = '{"apikey": "%s", "exchange": "NSE", "symbol": "IDEA", "action": "buy", "quantity": 2.0, ' \
+          '"triggerprice_tg": 9.55}' % upstox_key
+    response = upstox_client.post("/api/v1/placegtt", data=raw, content_type="text/plain")
+    assert response.status_code == 200, response.get_json()
+    assert fake_upstox.gtt(response.get_json()["trigger_id"])["quantity"] == 2
+
+
+def test_extreme_json_numbers_are_no_500(upstox_client, upstox_gateway, upstox_key, fake_upstox):
+    for raw_number in ["1e999999999", "-1e999999999", "1e-999999999", "0.%s1" % ("0" * 5000), "9" * 4000]:
+        raw = '{"apikey": "%s", "exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": %s, ' \
+              '"triggerprice_tg": %s}' % (upstox_key, raw_number, raw_number)
+        response = upstox_client.post("/api/v1/placegtt", data=raw)
+        assert_refused(response, upstox_gateway, fake_upstox, 400)
+
+
+SEED_LOOSE = [
+    ("query", {**SEED_QUERY, "qty": "0x10"}, "qty"),
+    ("query", {**SEED_QUERY, "qty": "1_0"}, "qty"),
+    ("query", {**SEED_QUERY, "qty": "1.5"}, "qty"),
+    ("query", {**SEED_QUERY, "force": "yes"}, "force"),
+    ("query", {**SEED_QUERY, "force": "1"}, "force"),
+    ("query", {**SEED_QUERY, "transaction_type": "HOLD"}, "transaction_type"),
+    ("body", {**SEED_QUERY, "qty": True}, "qty"),
+    ("body", {**SEED_QUERY, "qty": "1e1"}, "qty"),
+    ("body", {**SEED_QUERY, "force": "yes"}, "force"),
+    ("body", {**SEED_QUERY, "entry_value": "1_0", "entry_mode": "manual"}, "entry_value"),
+    ("body", {**SEED_QUERY, "instrument": [IDEA]}, "instrument"),
+    ("body", {**SEED_QUERY, "product": True}, "product"),
+]
+
+
+def test_the_seed_place_route_is_as_strict(upstox_client, upstox_gateway, upstox_key, fake_upstox):
+    headers = {"X-API-KEY": upstox_key}
+    for where, params, field in SEED_LOOSE:
+        if where == "query":
+            response = upstox_client.get("/api/gtt/place", query_string=params, headers=headers)
+        else:
+            response = upstox_client.post("/api/gtt/place", data=json.dumps(params), headers=headers,
+                                          content_type="text/plain")
+        body = assert_refused(response, upstox_gateway, fake_upstox, 400, field)
+        assert body["success"] is False
+
+
+def test_the_seed_cancel_wants_a_text_gtt_id(upstox_client, upstox_gateway, upstox_key, fake_upstox):
+    for gtt_id in (12345, True, ["GTT-1"], {"id": "GTT-1"}, "x" * 65):
+        response = upstox_client.post("/api/gtt/cancel", data=json.dumps({"gtt_id": gtt_id}),
+                                      headers={"X-API-KEY": upstox_key})
+        assert_refused(response, upstox_gateway, fake_upstox, 400, "gtt_id")
+
+
+def test_the_seed_place_still_takes_strings_from_the_query(upstox_client, upstox_key, fake_upstox):
+    response = upstox_client.get("/api/gtt/place", query_string={**SEED_QUERY, "qty": "2.0", "force": "True"},
+                                 headers={"X-API-KEY": upstox_key})
+    assert response.status_code == 200, response.get_json()
+    assert fake_upstox.gtt(response.get_json()["gtt_id"])["quantity"] == 2
