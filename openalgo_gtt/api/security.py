@@ -11,6 +11,7 @@
 - NUL characters (\u0000) anywhere in the query or the JSON body: 400. PostgreSQL cannot store
   them in text, so one reaching a query or an insert would be a 500, or worse, a GTT placed at
   the broker that the store then fails to record.
+- A wrong method's 405 carries the Allow header (the error envelope replaces werkzeug's answer).
 - Response headers for an API on every response: nosniff, no framing, no caching, no referrer
   and a Content-Security-Policy that allows nothing; the Swagger UI (/api/docs and its
   /swaggerui/ assets) gets a policy that allows exactly what it loads from this server.
@@ -24,7 +25,7 @@ import hashlib
 import re
 
 from flask import Flask, Response, current_app, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from openalgo_gtt.api.body import BodyTooDeep, request_json, walk_strings
@@ -100,6 +101,13 @@ def _refuse_bad_input() -> None:
         raise BadRequest(NUL_REFUSED)
 
 
+def _allow_header(response: Response) -> Response:
+    exc = request.routing_exception
+    if response.status_code == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return response
+
+
 class Security:
     """What install_security() put in place (app.extensions["openalgo_gtt_security"])."""
 
@@ -132,6 +140,7 @@ def install_security(app: Flask, settings=None, *, policy: SecurityPolicy | None
     rate_limits = install_rate_limits(app, policy)
     app.before_request(_refuse_bad_input)  # after the limits: junk still counts against them
     app.after_request(_security_headers)
+    app.after_request(_allow_header)
     security = Security(policy, addresses, rate_limits)
     app.extensions["openalgo_gtt_security"] = security
     return security

@@ -4,6 +4,7 @@ status, reaches no broker, never a 500 or a traceback, and leaves exactly one au
 1. Nesting: a body nested deeper than body.MAX_DEPTH (32) on any route is a 400 naming the limit.
 2. Loose coercion: numbers are JSON numbers or plain decimal strings, booleans JSON booleans or
    "true"/"false"; quantities are whole numbers.
+3. Methods: HEAD and every undocumented method are a 405; HEAD only where GET merely reads.
 
 Against the fake Upstox, so `fake_upstox.calls` shows whether anything reached the broker.
 """
@@ -226,3 +227,72 @@ def test_the_seed_place_still_takes_strings_from_the_query(upstox_client, upstox
                                  headers={"X-API-KEY": upstox_key})
     assert response.status_code == 200, response.get_json()
     assert fake_upstox.gtt(response.get_json()["gtt_id"])["quantity"] == 2
+
+
+# -- 3. methods ----------------------------------------------------------------------------------
+
+# Every route and the methods it answers; HEAD only where GET merely reads.
+METHODS = {
+    "/api/health": {"GET", "HEAD"},
+    "/api/docs": {"GET", "HEAD"},
+    "/api/swagger.json": {"GET", "HEAD"},
+    "/api/": {"GET", "HEAD"},
+    "/swaggerui/<path:filename>": {"GET", "HEAD"},
+    "/api/gtt/orders": {"GET", "HEAD"},
+    "/api/gtt/place": {"GET", "POST"},
+    "/api/gtt/cancel": {"GET", "POST"},
+    "/upstox/login": {"GET"},
+    "/upstox/callback": {"GET"},
+    **{f"/api/v1/{name}": {"POST"} for name in (
+        "ping", "placegtt", "placegttorder", "modifygtt", "modifygttorder", "cancelgtt", "cancelgttorder",
+        "gttorderbook", "gttorderstatus", "sandbox/ticks")},
+    "/upstox/postback/<secret>": {"POST"},
+    "/upstox/token-request": {"POST"},
+    "/upstox/notifier/<secret>": {"POST"},
+}
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "CONNECT"]
+
+
+def test_the_method_table_is_exactly_the_documented_one(upstox_client):
+    table = {rule.rule: set(rule.methods) for rule in upstox_client.application.url_map.iter_rules()}
+    assert table == METHODS
+
+
+def concrete(rule: str, gateway) -> str:
+    return (rule.replace("<path:filename>", "swagger-ui.css").replace("<secret>", gateway.webhook_secret))
+
+
+@pytest.mark.parametrize("rule", sorted(METHODS))
+def test_an_undocumented_method_is_a_405_that_does_nothing(upstox_client, upstox_gateway, upstox_key, fake_upstox, rule):
+    path = concrete(rule, upstox_gateway)
+    query = {**SEED_QUERY, "gtt_id": "GTT-1", "apikey": upstox_key, "code": "c", "state": "s"}
+    body = json.dumps({"apikey": upstox_key, **SINGLE_BUY, **query})
+    audited = rule.startswith(("/api/", "/upstox/")) and not rule.startswith(("/api/docs", "/api/swagger.json",
+                                                                               "/api/health"))
+    for method in ALL_METHODS:
+        if method in METHODS[rule]:
+            continue
+        response = upstox_client.open(path, method=method, query_string=query, data=body,
+                                      headers={"X-API-KEY": upstox_key})
+        assert response.status_code == 405, (method, response.status_code)
+        assert response.mimetype == "application/json"
+        assert set(response.headers["Allow"].split(", ")) == METHODS[rule]
+        if method != "HEAD":
+            assert response.get_json()["status"] == "error"
+        assert fake_upstox.calls == []
+        if audited:
+            rows = [r for r in audit_rows(upstox_gateway) if r.request_id == response.headers["X-Request-ID"]]
+            assert [(r.method, r.http_status) for r in rows] == [(method, 405)]
+
+
+def test_head_on_the_seed_place_places_nothing(upstox_client, upstox_gateway, upstox_key, fake_upstox):
+    response = upstox_client.head("/api/gtt/place", query_string={**SEED_QUERY, "apikey": upstox_key})
+    assert response.status_code == 405 and response.headers["Allow"] == "GET, POST"
+    assert fake_upstox.calls == [] and upstox_gateway.orders.list(None) == []
+    (row,) = audit_rows(upstox_gateway)
+    assert (row.method, row.http_status) == ("HEAD", 405)
+
+
+def test_head_still_answers_where_get_only_reads(upstox_client, upstox_key):
+    assert upstox_client.head("/api/health").status_code == 200
+    assert upstox_client.head("/api/gtt/orders", headers={"X-API-KEY": upstox_key}).status_code == 200
