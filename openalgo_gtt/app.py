@@ -5,12 +5,16 @@ Routing is strict, because werkzeug's conveniences are an attacker's tools:
 - Methods: a route answers exactly the methods it documents; anything else is a 405 JSON error
   with an Allow header. werkzeug gives every GET route HEAD (answered by running the GET view),
   so HEAD stays only where GET merely reads (HEAD_ENDPOINTS); Flask's automatic OPTIONS is off.
+- No redirects: werkzeug answers a doubled slash or a missing trailing slash with a 308 to an
+  absolute URL built from the request's Host header. Slashes are not merged, and any redirect
+  the router would still make is a 404 instead.
 """
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Request
 from flask.testing import FlaskClient
-from werkzeug.routing import Rule
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import RequestRedirect, Rule
 
 from openalgo_gtt import api
 from openalgo_gtt.api.body import MAX_BODY_BYTES
@@ -40,6 +44,12 @@ class GatewayRule(Rule):
 class GatewayFlask(Flask):
     url_rule_class = GatewayRule
 
+    def raise_routing_exception(self, request: Request):
+        # The redirect would be to an absolute URL on the request's Host: a 404 instead.
+        if isinstance(request.routing_exception, RequestRedirect):
+            raise NotFound()
+        super().raise_routing_exception(request)
+
 
 class ClosingTestClient(FlaskClient):
     """Flask's test client, closing each response as soon as the app returns it, as a WSGI
@@ -62,6 +72,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         JSON_SORT_KEYS=False,
         PROVIDE_AUTOMATIC_OPTIONS=False,
     )
+    app.url_map.merge_slashes = False
+    app.url_map.redirect_defaults = False
     app.extensions["openalgo_gtt"] = gateway
     api.register(app)
     install_security(app, gateway.settings)  # after the API: its hooks need the request id

@@ -5,6 +5,7 @@ status, reaches no broker, never a 500 or a traceback, and leaves exactly one au
 2. Loose coercion: numbers are JSON numbers or plain decimal strings, booleans JSON booleans or
    "true"/"false"; quantities are whole numbers.
 3. Methods: HEAD and every undocumented method are a 405; HEAD only where GET merely reads.
+4. Redirects: werkzeug's slash redirects (built from the request's Host) are a 404 instead.
 
 Against the fake Upstox, so `fake_upstox.calls` shows whether anything reached the broker.
 """
@@ -296,3 +297,23 @@ def test_head_on_the_seed_place_places_nothing(upstox_client, upstox_gateway, up
 def test_head_still_answers_where_get_only_reads(upstox_client, upstox_key):
     assert upstox_client.head("/api/health").status_code == 200
     assert upstox_client.head("/api/gtt/orders", headers={"X-API-KEY": upstox_key}).status_code == 200
+
+
+# -- 4. redirects built from the Host header ---------------------------------------------------
+
+REDIRECTING = [
+    "/api//v1/ping", "//api/v1/ping", "/api/v1//ping", "/api/v1/ping/", "/api/v1/ping//", "/api",
+    "/api/health/", "/api//health", "/api/docs/", "/api/gtt//place", "/api/gtt/place/", "/upstox//login",
+    "/upstox/login/", "/upstox//token-request", "/upstox/callback/", "/swaggerui//swagger-ui.css",
+]
+
+
+@pytest.mark.parametrize("path", REDIRECTING)
+def test_no_redirect_is_built_from_the_host_header(upstox_client, upstox_key, fake_upstox, path):
+    for method in ("GET", "POST", "HEAD", "PUT"):
+        response = upstox_client.open(path, method=method, headers={"Host": "evil.example"},
+                                      data=json.dumps({"apikey": upstox_key}), query_string={"apikey": upstox_key})
+        assert response.status_code == 404, (method, response.status_code, response.headers.get("Location"))
+        assert "Location" not in response.headers
+        assert response.mimetype == "application/json"
+        assert fake_upstox.calls == []
