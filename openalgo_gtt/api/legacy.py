@@ -2,6 +2,8 @@
 
 `GET|POST /api/gtt/place`, `GET|POST /api/gtt/cancel`, `GET /api/gtt/orders?status=...`.
 The key comes from an X-API-KEY header, an `apikey` query parameter or the JSON body.
+Parameters are as strict as the OpenAlgo bodies' (api/schemas.py), and errors name them as the
+seed does (`qty`, `transaction_type`); text parameters must be strings.
 """
 from __future__ import annotations
 
@@ -20,6 +22,22 @@ from openalgo_gtt.services.planner import Order
 ns = Namespace("gtt", path="/gtt", description="The seed Upstox GTT Engine's routes (key in X-API-KEY, query or body)")
 
 SEED_PRODUCTS = {"I": "MIS", "D": "CNC"}
+SEED_NAMES = {"quantity": "qty", "action": "transaction_type"}  # PlaceGttBody's field -> the seed's
+MAX_TEXT = 64
+
+
+def _text(params: dict, name: str) -> str:
+    """A text parameter, stripped; "" when absent. Anything but a string is a 400 naming it."""
+    value = params.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string", errors=[{"field": name, "message": "must be a string"}])
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise BadRequest(f"{name} must be at most {MAX_TEXT} characters",
+                         errors=[{"field": name, "message": f"must be at most {MAX_TEXT} characters"}])
+    return value
 
 
 def _params() -> dict:
@@ -43,10 +61,10 @@ class LegacyPlace(Resource):
     def post(self):
         caller_from_anywhere()
         params = _params()
-        instrument = _gateway().instruments.by_key(str(params.get("instrument") or "").strip())
+        instrument = _gateway().instruments.by_key(_text(params, "instrument"))
         if instrument is None:
             raise BadRequest("instrument must be a known Upstox instrument key, e.g. NSE_EQ|INE669E01016")
-        product = SEED_PRODUCTS.get(str(params.get("product") or "D").upper())
+        product = SEED_PRODUCTS.get((_text(params, "product") or "D").upper())
         if product is None:
             raise BadRequest("product must be I (intraday) or D (delivery)")
         if instrument.is_derivative and product == "CNC":
@@ -56,7 +74,7 @@ class LegacyPlace(Resource):
             "apikey": "-", "trigger_type": "BRACKET", "symbol": instrument.symbol,
             "exchange": instrument.exchange, "action": params.get("transaction_type"),
             "quantity": params.get("qty"), "product": product,
-        })
+        }, names=SEED_NAMES)
         order = Order(instrument.symbol, instrument.exchange, body.intent(), body.strategy, body.force)
         explicit = params.get("idempotency_key") or request.headers.get("Idempotency-Key")
         return _gateway().place(context(), order, params, explicit, endpoint="legacy-place", render=seed_answer)
@@ -70,7 +88,7 @@ class LegacyCancel(Resource):
 
     def post(self):
         caller_from_anywhere()
-        gtt_id = str(_params().get("gtt_id") or "").strip()
+        gtt_id = _text(_params(), "gtt_id")
         if not gtt_id:
             raise BadRequest("gtt_id is required")
         _gateway().gtts.cancel(gtt_id)
@@ -97,6 +115,3 @@ class LegacyOrders(Resource):
                 for o in orders
             ],
         }
-
-
-

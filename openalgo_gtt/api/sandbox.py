@@ -1,9 +1,6 @@
 """POST /api/v1/sandbox/ticks: prices for the sandbox broker (analyzer mode)."""
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Annotated
-
 from flask import current_app
 from flask_restx import Namespace, Resource, fields
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,12 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from openalgo_gtt.api.auth import caller_from_body
 from openalgo_gtt.api.errors import ApiError
 from openalgo_gtt.api.openapi import swagger2_schema
-from openalgo_gtt.api.schemas import MAX_PRICE, Body, Text, validate
+from openalgo_gtt.api.schemas import Body, PositivePrice, Text, validate
 from openalgo_gtt.services.sandbox_feed import NotSandbox, PriceTick, push_ticks
 
 ns = Namespace("sandbox", path="/v1/sandbox", description="The sandbox broker: push prices, watch triggers fire")
-
-Positive = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False)]
 
 
 class TickIn(BaseModel):
@@ -24,8 +19,8 @@ class TickIn(BaseModel):
 
     symbol: Text
     exchange: Text
-    ltp: Positive
-    open: Positive | None = None
+    ltp: PositivePrice
+    open: PositivePrice | None = None
 
 
 class TicksBody(Body):

@@ -1,23 +1,84 @@
-"""Request bodies, validated with pydantic: numbers or numeric strings, `action` in any case,
-NaN, infinities and absurd sizes refused, unknown fields ignored (TradingView alerts carry
-extras). The same models describe the bodies in the Swagger document."""
+"""Request bodies, validated with pydantic; unknown fields ignored (TradingView alerts carry
+extras). The same models describe the bodies in the Swagger document.
+
+What a field accepts, and nothing looser (pydantic's own lax coercions never see the input):
+
+- a number: a JSON number, or a plain decimal string: optional sign, ASCII digits, optional
+  fraction, surrounding spaces ignored ("9.55", " 10", "+3"). No booleans, hex, octal, binary,
+  underscores, exponents in strings, commas, other scripts' digits, NaN or infinities; at most
+  MAX_NUMBER_TEXT characters, and nothing of 10**16 or more (so no huge integer is ever built).
+- a quantity: a number that is whole: 1, 1.0 and "1.0" (TradingView renders
+  {{strategy.order.contracts}} so) are 1; 1.5 is refused.
+- a boolean: a JSON boolean, or "true" / "false" in any case. Not 1, "1", "yes", "on".
+- an enumeration (action, product, ...): a string, in any case ("buy" is BUY).
+- an optional field: "" counts as absent (alert templates leave fields empty).
+"""
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from openalgo_gtt.api.errors import BadRequest
 from openalgo_gtt.domain.gtt import PlaceIntent
 
 MAX_PRICE = Decimal("10000000")  # Rs 1 crore: above any listed price; larger is a typo or overflow
 MAX_QUANTITY = 100_000_000
+MAX_NUMBER_TEXT = 40
+_MAX_ADJUSTED_EXPONENT = 15  # below 10**16: far above any price or quantity limit
+_DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+NUMBER_RULE = 'must be a JSON number or a plain decimal string such as "9.55"'
+BOOLEAN_RULE = 'must be true or false (a JSON boolean, or the string "true" or "false")'
 
 
 def _blank_is_none(value):
     # Alert templates leave optional fields as "" rather than leaving them out.
     return None if isinstance(value, str) and not value.strip() else value
+
+
+def strict_decimal(value) -> Decimal:
+    """A number as the module docstring defines it, as a Decimal; anything else a field error."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", NUMBER_RULE + ", not a boolean")
+    if isinstance(value, (int, Decimal)):
+        number = Decimal(value)
+    elif isinstance(value, float):  # only from Python callers: JSON fractions parse as Decimal
+        number = Decimal(repr(value))  # "nan" and "inf" become Decimal's NaN and Infinity
+    elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_NUMBER_TEXT or not _DECIMAL_TEXT.fullmatch(text):
+            raise PydanticCustomError("number_text", NUMBER_RULE + " (no hex, underscores, exponents or words)")
+        number = Decimal(text)
+    else:
+        raise PydanticCustomError("number_type", NUMBER_RULE)
+    if not number.is_finite():
+        raise PydanticCustomError("number_finite", "must be a finite number (NaN and infinities are refused)")
+    if number and number.adjusted() > _MAX_ADJUSTED_EXPONENT:
+        raise PydanticCustomError("number_size", "is far too large")
+    return number
+
+
+def strict_whole(value) -> int:
+    """A strict number that is whole (1, 1.0, "1.0"), as an int."""
+    number = strict_decimal(value)
+    if number != number.to_integral_value():
+        raise PydanticCustomError("whole_number", "must be a whole number")
+    return int(number)
+
+
+def strict_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise PydanticCustomError("bool_type", BOOLEAN_RULE)
+
+
+def _blank_is(default):
+    return lambda value: default if isinstance(value, str) and not value.strip() else value
 
 
 def _upper(value):
@@ -28,9 +89,11 @@ def _lower(value):
     return value.strip().lower() if isinstance(value, str) else value
 
 
-Price = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
+Price = Annotated[Decimal, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False), BeforeValidator(strict_decimal)]
 OptionalPrice = Annotated[Price | None, BeforeValidator(_blank_is_none)]
-Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY)]
+PositivePrice = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, allow_inf_nan=False), BeforeValidator(strict_decimal)]
+Quantity = Annotated[int, Field(gt=0, le=MAX_QUANTITY), BeforeValidator(strict_whole)]
+Flag = Annotated[bool, BeforeValidator(strict_bool)]
 Side = Annotated[Literal["BUY", "SELL"], BeforeValidator(_upper)]
 Product = Annotated[Literal["CNC", "NRML", "MIS", "MTF"], BeforeValidator(_upper)]
 PriceType = Annotated[Literal["LIMIT", "MARKET"], BeforeValidator(_upper)]
@@ -70,8 +133,10 @@ class PlaceGttBody(Body):
     sl_type: Mode = "auto"
     sl_value: OptionalPrice = None
     trailing_gap: OptionalPrice = Field(None, description="BRACKET: trailing stop-loss gap in rupees")
-    market_protection: Annotated[Annotated[int, Field(ge=0, le=100)] | None, BeforeValidator(_blank_is_none)] = None
-    force: bool = Field(False, description="Place even when the daily trade limit is reached (still counted)")
+    market_protection: Annotated[Annotated[int, Field(ge=0, le=100), BeforeValidator(strict_whole)] | None,
+                                 BeforeValidator(_blank_is_none)] = None
+    force: Annotated[Flag, BeforeValidator(_blank_is(False))] = Field(
+        False, description="Place even when the daily trade limit is reached (still counted)")
 
     def intent(self) -> PlaceIntent:
         zero = Decimal(0)
@@ -102,17 +167,19 @@ class OrderBookBody(Body):
     )
 
 
-def _describe(error: dict) -> str:
-    where = ".".join(str(part) for part in error["loc"]) or "body"
+def _describe(error: dict, names: dict[str, str]) -> str:
+    loc = [names.get(part, part) if i == 0 else part for i, part in enumerate(error["loc"])]
+    where = ".".join(str(part) for part in loc) or "body"
     return f"{where}: {error['msg']}"
 
 
-def validate(model: type[BaseModel], body: dict):
-    """The validated model, or a 400 naming every bad field."""
+def validate(model: type[BaseModel], body: dict, names: dict[str, str] | None = None):
+    """The validated model, or a 400 naming every bad field (by `names[field]` when the caller
+    knows the field by another name, as the seed routes' `qty`)."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         errors = [e for e in exc.errors(include_url=False, include_input=False) if e["loc"] != ("apikey",)]
-        problems = [_describe(e) for e in errors] or ["apikey: a string is required"]
+        problems = [_describe(e, names or {}) for e in errors] or ["apikey: a string is required"]
         raise BadRequest("Invalid request: " + "; ".join(problems[:5]),
                          errors=[{"field": p.split(":", 1)[0], "message": p.split(": ", 1)[1]} for p in problems]) from None

@@ -4,9 +4,14 @@
   (werkzeug's ProxyFix), so `request.remote_addr` is the real client behind ngrok or nginx.
 - ALLOWED_IPS: when set, every other address gets 403 `address not allowed`.
 - Caller rate limits and the failed-key throttle (api/ratelimits.py).
+- Every request body (whatever the method and Content-Type) is parsed once, here, before any
+  view: one nested deeper than body.MAX_DEPTH is a 400 naming the limit, on every route, with a
+  key or without. A body that is merely not JSON is left to the view (routes that take no body
+  ignore it).
 - NUL characters (\u0000) anywhere in the query or the JSON body: 400. PostgreSQL cannot store
   them in text, so one reaching a query or an insert would be a 500, or worse, a GTT placed at
   the broker that the store then fails to record.
+- A wrong method's 405 carries the Allow header (the error envelope replaces werkzeug's answer).
 - Response headers for an API on every response: nosniff, no framing, no caching, no referrer
   and a Content-Security-Policy that allows nothing; the Swagger UI (/api/docs and its
   /swaggerui/ assets) gets a policy that allows exactly what it loads from this server.
@@ -20,10 +25,10 @@ import hashlib
 import re
 
 from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from openalgo_gtt.api.body import request_json
+from openalgo_gtt.api.body import BodyTooDeep, request_json, walk_strings
 from openalgo_gtt.api.errors import ApiError, BadRequest
 from openalgo_gtt.api.ratelimits import RateLimits, install_rate_limits
 from openalgo_gtt.services.abuse import AddressFilter, SecurityPolicy, path_is_under
@@ -76,28 +81,31 @@ def _security_headers(response: Response) -> Response:
 
 
 def contains_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(contains_nul(k) or contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_nul(item) for item in value)
-    return False
+    """Whether a parsed JSON value holds a NUL in any string or key (iterative: any depth)."""
+    return any("\x00" in text for text in walk_strings(value))
 
 
-def _refuse_nul_characters() -> None:
-    if any(contains_nul(k) or contains_nul(v) for k, v in request.args.items(multi=True)):
+def _refuse_bad_input() -> None:
+    """NULs in the query; for any body: the nesting limit, then NULs."""
+    if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
         raise BadRequest(NUL_REFUSED)
-    if request.method == "GET":
-        return
     try:
         if not request.get_data(cache=True).strip():
             return
         body = request_json(request)
+    except BodyTooDeep:
+        raise
     except (ApiError, HTTPException):  # not JSON or too large: the view answers that
         return
     if contains_nul(body):
         raise BadRequest(NUL_REFUSED)
+
+
+def _allow_header(response: Response) -> Response:
+    exc = request.routing_exception
+    if response.status_code == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+    return response
 
 
 class Security:
@@ -130,8 +138,9 @@ def install_security(app: Flask, settings=None, *, policy: SecurityPolicy | None
                 raise ApiError(403, ADDRESS_NOT_ALLOWED)
 
     rate_limits = install_rate_limits(app, policy)
-    app.before_request(_refuse_nul_characters)  # after the limits: junk still counts against them
+    app.before_request(_refuse_bad_input)  # after the limits: junk still counts against them
     app.after_request(_security_headers)
+    app.after_request(_allow_header)
     security = Security(policy, addresses, rate_limits)
     app.extensions["openalgo_gtt_security"] = security
     return security
