@@ -78,6 +78,12 @@ def test_gzip_is_detected_by_content_not_name(db_engine, tmp_path, name):
     assert report.rows_loaded == len(SAMPLE)
 
 
+@pytest.mark.parametrize("gz", [True, False])
+def test_a_local_file_loads_the_same_with_progress(db_engine, tmp_path, gz):
+    report = load_master(db_engine, _write(tmp_path / "master.json", SAMPLE, gz=gz), progress=True)
+    assert report.rows_loaded == len(SAMPLE) and _keys(db_engine) == {row["instrument_key"] for row in SAMPLE}
+
+
 def test_plain_json_named_gz_loads(db_engine, tmp_path):
     assert load_master(db_engine, _write(tmp_path / "plain.json.gz", SAMPLE)).rows_loaded == len(SAMPLE)
 
