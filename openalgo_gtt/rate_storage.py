@@ -4,10 +4,15 @@ rate limits and the failed-key throttle.
 `memory://` is served by `SweptMemoryStorage`: limits' own MemoryStorage, except that its
 expired entries are swept by one long-lived daemon thread. The stock storage sweeps with a
 10 ms `threading.Timer` that it starts again on the first hit after every idle 10 ms, so at a
-trader's pace (an alert every few hundred milliseconds) each request started, and waited for,
-two or three new threads on its way to Upstox: about 0.7 ms of a SINGLE place on a 2-core
-machine (bench/bench_place_overhead.py). Counting is untouched: every window check reads the entries' times,
-so the sweep only bounds memory. Other URIs (Redis) go to `limits` unchanged.
+trader's pace (an alert every few hundred milliseconds) each place started, and waited for, a
+new thread per storage it touched (the caller limits' and the pacer's) on its way to Upstox.
+Counting is untouched: every window check reads the entries' times, so the sweep only bounds
+memory. Other URIs (Redis) go to `limits` unchanged.
+
+This reaches into limits' internals (the name-mangled expiry pass, and the `timer` attribute the
+stock storage checks before starting a new Timer). `bench/bench_rate_storage.py` measures what it
+saves against the stock storage; tests/unit/test_rate_storage.py fails, naming the internal, when a
+limits release changes any of it.
 """
 from __future__ import annotations
 

@@ -60,18 +60,21 @@ def _friendly_errors(command):
 
     @wraps(command)
     def wrapper(*args, **kwargs):
-        from sqlalchemy.exc import OperationalError
-
-        from openalgo_gtt.services.apikeys import ApiKeyError
-
         try:
             return command(*args, **kwargs)
-        except ApiKeyError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except OperationalError as exc:
-            click.echo(f"error: the database is unreachable or not upgraded: {exc.orig}", err=True)
-            sys.exit(1)
+        except Exception as exc:
+            # Imported only now: a command that never touches API keys need not import them.
+            from sqlalchemy.exc import OperationalError
+
+            from openalgo_gtt.services.apikeys import ApiKeyError
+
+            if isinstance(exc, ApiKeyError):
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(1)
+            if isinstance(exc, OperationalError):
+                click.echo(f"error: the database is unreachable or not upgraded: {exc.orig}", err=True)
+                sys.exit(1)
+            raise
 
     return wrapper
 
@@ -237,16 +240,20 @@ def instruments() -> None:
 def instruments_load(source: str | None) -> None:
     """Load the master from PATH_OR_URL (JSON or gzip), default INSTRUMENTS_URL, replacing the old
     set atomically."""
-    from openalgo_gtt.store.instruments import InstrumentLoadError, load_master
+    from openalgo_gtt.store.db import make_engine
+    from openalgo_gtt.store.instruments.load import InstrumentLoadError, load_master
 
     settings = _settings_or_exit()
     _upgrade(settings)
-    gateway = _gateway(settings)
+    # The engine alone: a load needs none of the gateway's services (nor their imports).
+    engine = make_engine(settings.database_url)
     try:
-        report = load_master(gateway.engine, source or settings.instruments_url, progress=True)
+        report = load_master(engine, source or settings.instruments_url, progress=True)
     except InstrumentLoadError as exc:
         click.echo(f"error: {exc}; the previous instrument set is unchanged", err=True)
         sys.exit(1)
+    finally:
+        engine.dispose()
     click.echo(f"loaded {report.rows_loaded} instruments ({report.rows_skipped} rows skipped) "
                f"in {report.seconds:.1f}s from {report.source}")
     for segment, count in sorted(report.per_segment.items()):

@@ -15,7 +15,7 @@ import responses
 from sqlalchemy import func, inspect, select
 from sqlalchemy.exc import OperationalError
 
-from openalgo_gtt.store import instruments as store
+from openalgo_gtt.store.instruments import load as store_load
 from openalgo_gtt.store.instruments import (
     SAMPLE_SOURCE,
     InstrumentIndex,
@@ -78,6 +78,12 @@ def test_gzip_is_detected_by_content_not_name(db_engine, tmp_path, name):
     assert report.rows_loaded == len(SAMPLE)
 
 
+@pytest.mark.parametrize("gz", [True, False])
+def test_a_local_file_loads_the_same_with_progress(db_engine, tmp_path, gz):
+    report = load_master(db_engine, _write(tmp_path / "master.json", SAMPLE, gz=gz), progress=True)
+    assert report.rows_loaded == len(SAMPLE) and _keys(db_engine) == {row["instrument_key"] for row in SAMPLE}
+
+
 def test_plain_json_named_gz_loads(db_engine, tmp_path):
     assert load_master(db_engine, _write(tmp_path / "plain.json.gz", SAMPLE)).rows_loaded == len(SAMPLE)
 
@@ -93,6 +99,26 @@ def test_stored_values_come_back_exact(db_engine, tmp_path):
     assert str(equity.tick_size) == "0.1" and equity.isin == "INE002A01018" and equity.strike is None
     assert str(index.lookup("USDINR29DEC26FUT", "CDS").tick_size) == "0.0025"
     assert str(index.lookup("CRUDEOIL17DEC26FUT", "MCX").tick_size) == "1"
+
+
+def test_the_load_stores_what_core_would(db_engine, tmp_path):
+    """SQLite's load binds plain tuples through the DBAPI; what it stores must be exactly what a
+    Core insert() of the same records stores (types included)."""
+    from openalgo_gtt.store.instruments.master import COLUMNS, to_records
+
+    load_master(db_engine, _write(tmp_path / "m.json", SAMPLE))
+    table = Instrument.__table__
+    columns = ", ".join(f"{name}, typeof({name})" if db_engine.dialect.name == "sqlite" else name
+                        for name in COLUMNS)
+    query = f"SELECT {columns} FROM instruments ORDER BY instrument_key"
+    with db_engine.connect() as conn:
+        loaded = conn.exec_driver_sql(query).all()
+    records, _, _ = to_records(SAMPLE)
+    with db_engine.begin() as conn:
+        conn.execute(table.delete())
+        conn.execute(table.insert(), [dict(zip(COLUMNS, record)) for record in records])
+    with db_engine.connect() as conn:
+        assert conn.exec_driver_sql(query).all() == loaded
 
 
 def test_unmappable_and_duplicate_rows_are_skipped_and_counted(db_engine, tmp_path):
@@ -156,13 +182,13 @@ def test_missing_file_is_a_load_error(db_engine, tmp_path):
 
 def test_failure_while_writing_rolls_everything_back(db_engine, tmp_path, monkeypatch):
     load_master(db_engine, _write(tmp_path / "good.json", SAMPLE))
-    real_insert = store._insert_records
+    real_insert = store_load._insert_records
 
     def insert_then_fail(conn, records):
         real_insert(conn, records)  # the old rows are deleted and new ones written ...
         raise OperationalError("INSERT", {}, Exception("disk full"))  # ... then the write fails
 
-    monkeypatch.setattr(store, "_insert_records", insert_then_fail)
+    monkeypatch.setattr(store_load, "_insert_records", insert_then_fail)
     with pytest.raises(InstrumentLoadError, match="disk full"):
         load_master(db_engine, _write(tmp_path / "small.json", _small_set()))
     assert _keys(db_engine) == {row["instrument_key"] for row in SAMPLE}

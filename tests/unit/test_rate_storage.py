@@ -7,12 +7,41 @@ import threading
 import time
 
 from limits import parse
+from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from openalgo_gtt import rate_storage
 from openalgo_gtt.brokers.pacing import OrderPacer
 from openalgo_gtt.rate_storage import SweptMemoryStorage, limits_uri, storage_for
 from tests.waiting import until
+
+
+CHANGED = ("limits {what}: openalgo_gtt/rate_storage.py relies on it. Re-run bench/bench_rate_storage.py "
+           "and adapt SweptMemoryStorage to the new release, or drop it for the stock storage if it no longer pays.")
+
+
+def test_the_limits_internals_the_swept_storage_relies_on_are_still_there(monkeypatch):
+    """SweptMemoryStorage calls MemoryStorage's name-mangled expiry pass and stands its sweeper
+    in the `timer` attribute that the stock storage checks (`is_alive`) before starting a Timer."""
+    expire = getattr(MemoryStorage, "_MemoryStorage__expire_events", None)
+    assert callable(expire), CHANGED.format(what="MemoryStorage has no __expire_events any more")
+    assert callable(getattr(MemoryStorage, "_MemoryStorage__schedule_expiry", None)), \
+        CHANGED.format(what="MemoryStorage has no __schedule_expiry any more")
+    stock = MemoryStorage()
+    try:
+        assert isinstance(getattr(stock, "timer", None), threading.Timer), \
+            CHANGED.format(what="MemoryStorage keeps no threading.Timer in `timer` any more")
+    finally:
+        stock.timer.cancel()
+    # The stock storage still starts a thread on a hit after idle time: the reason for the sweeper.
+    limiter = MovingWindowRateLimiter(MemoryStorage())
+    item = parse("50/second")
+    started = _count_thread_starts(monkeypatch)
+    for _ in range(3):
+        time.sleep(0.02)  # the stock Timer (10 ms) has run out
+        assert limiter.hit(item, "caller")
+    assert started, CHANGED.format(what="MemoryStorage no longer starts a Timer per idle hit (the sweeper may be "
+                                        "pointless now)")
 
 
 def test_memory_uris_get_the_swept_storage_and_redis_is_left_alone():

@@ -20,7 +20,8 @@ from openalgo_gtt.domain.symbols import (
     openalgo_symbol,
     tick_size_rupees,
 )
-from openalgo_gtt.store.instruments import InstrumentIndex, UnknownInstrument, _suggest
+from openalgo_gtt.store.instruments import InstrumentIndex, UnknownInstrument
+from openalgo_gtt.store.instruments.index import _suggest
 
 IST = timezone(timedelta(hours=5, minutes=30))
 

@@ -1,0 +1,148 @@
+"""Loading the instrument master: the whole `instruments` table replaced in one transaction.
+
+The same transaction appends an `instrument_loads` row; the highest `instrument_loads.id` is the
+generation every process's index compares (see index.py). A load that fails anywhere leaves
+the previous set, and the previous generation, in place.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Engine, delete, insert, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from openalgo_gtt.store.instruments.master import (
+    COLUMNS, INSTRUMENTS, InstrumentLoadError, read_source, to_records,
+)
+from openalgo_gtt.store.models import InstrumentLoad
+
+log = logging.getLogger(__name__)
+
+_LOADS = InstrumentLoad.__table__
+# Rows per executemany call: large enough that per-call overhead vanishes, small enough that
+# the parameter list for one call stays a few MB.
+_INSERT_CHUNK = 20_000
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    rows_loaded: int
+    rows_skipped: int
+    per_segment: dict[str, int]
+    source: str
+    seconds: float
+    generation: int | None = None  # the instrument_loads.id this load wrote
+
+
+def load_master(engine: Engine, source, *, progress: bool = False) -> LoadReport:
+    """Replace the instrument set with `source` (a path, .gz or not; an http(s) URL; or None for
+    the bundled sample). All or nothing: on any failure the previous set stays in place."""
+    started = time.perf_counter()
+    rows, label = read_source(source, progress)
+    records, skipped, per_segment = to_records(rows)
+    del rows  # the parsed JSON is the bulk of the memory; let it go before writing
+    if not records:
+        # Replacing a working set with nothing is never what anyone wants from a bad file.
+        raise InstrumentLoadError(f"instrument master {label} has no usable rows ({skipped} skipped)")
+
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Serialises concurrent loads (two deletes + inserts would collide on the primary
+                # key) while plain SELECTs, i.e. index rebuilds in other processes, carry on.
+                conn.execute(text(f'LOCK TABLE "{INSTRUMENTS.name}" IN SHARE ROW EXCLUSIVE MODE'))
+            conn.execute(delete(INSTRUMENTS))
+            _insert_records(conn, records)
+            result = conn.execute(insert(_LOADS).values(
+                loaded_at=datetime.now(UTC),
+                source=label[: _LOADS.c.source.type.length],
+                rows=len(records),
+            ))
+            generation = result.inserted_primary_key[0]
+    except SQLAlchemyError as exc:
+        raise InstrumentLoadError(f"writing instrument master {label} failed: {exc}") from exc
+
+    report = LoadReport(
+        rows_loaded=len(records),
+        rows_skipped=skipped,
+        per_segment=dict(sorted(per_segment.items())),
+        source=label,
+        seconds=time.perf_counter() - started,
+        generation=generation,
+    )
+    log.info("loaded %d instruments (%d skipped) from %s in %.2fs",
+             report.rows_loaded, report.rows_skipped, label, report.seconds)
+    return report
+
+
+def ensure_instruments(engine: Engine) -> LoadReport | None:
+    """Load the bundled sample when the table is empty, so a fresh machine works offline."""
+    with engine.connect() as conn:
+        has_rows = conn.execute(select(INSTRUMENTS.c.instrument_key).limit(1)).first() is not None
+    return None if has_rows else load_master(engine, None)
+
+
+# --- writing the records ------------------------------------------------------------------------
+
+
+def _insert_records(conn, records: list[tuple]) -> None:
+    if conn.dialect.name == "sqlite":
+        _insert_sqlite(conn, records)
+        return
+    # PostgreSQL (and any other): Core executemany, which psycopg's dialect batches.
+    statement = insert(INSTRUMENTS)
+    for start in range(0, len(records), _INSERT_CHUNK):
+        chunk = records[start:start + _INSERT_CHUNK]
+        conn.execute(statement, [dict(zip(COLUMNS, record)) for record in chunk])
+
+
+def _sqlite_insert_sql() -> str:
+    # A schema change this writer does not know fails the load rather than writing wrong columns.
+    if set(INSTRUMENTS.c.keys()) != set(COLUMNS) or COLUMNS[8:11] != ("tick_size", "expiry", "strike"):
+        raise InstrumentLoadError(f"instruments has columns {sorted(INSTRUMENTS.c.keys())}, "
+                                  f"the SQLite load writes {sorted(COLUMNS)}")
+    return (f'INSERT INTO "{INSTRUMENTS.name}" ({", ".join(COLUMNS)}) '
+            f'VALUES ({", ".join("?" * len(COLUMNS))})')
+
+
+class _Memo(dict):
+    """value -> its stored form, each distinct value converted once (a master has a few hundred
+    distinct ticks, strikes and expiries across its rows)."""
+
+    def __init__(self, convert: Callable):
+        super().__init__({None: None})
+        self._convert = convert
+
+    def __missing__(self, value):
+        stored = self[value] = self._convert(value)
+        return stored
+
+
+def _sqlite_rows(records: list[tuple], numbers: _Memo, days: _Memo) -> list[tuple]:
+    """Records in SQLite's stored forms, which are SQLAlchemy's for these column types there:
+    Numeric as a float (sqlite3 binds no Decimal) and Date as ISO text (YYYY-MM-DD). Positions
+    8, 9 and 10 of a record are its tick size, expiry and strike (COLUMNS)."""
+    return [(*r[:8], numbers[r[8]], days[r[9]], numbers[r[10]], r[11]) for r in records]
+
+
+def _insert_sqlite(conn, records: list[tuple]) -> None:
+    """The DBAPI's executemany through SQLAlchemy's connection, with positional tuples: Core's
+    per-row parameter handling (a dict per row, then its conversion) would cost about as much as
+    SQLite's own work for a 150k-row master."""
+    sql = _sqlite_insert_sql()
+    numbers: _Memo = _Memo(float)
+    days: _Memo = _Memo(date.isoformat)
+    # Building the (exchange, symbol) index once after the insert is cheaper than updating it row
+    # by row. SQLite's DDL is transactional: a failed load rolls the index back too.
+    indexes = list(INSTRUMENTS.indexes)
+    for index in indexes:
+        index.drop(conn, checkfirst=True)
+    for start in range(0, len(records), _INSERT_CHUNK):
+        conn.exec_driver_sql(sql, _sqlite_rows(records[start:start + _INSERT_CHUNK], numbers, days))
+    for index in indexes:
+        index.create(conn)
+
