@@ -54,11 +54,18 @@ class InstrumentLike(Protocol):
 
     instrument_key: str
     segment: str
+    symbol: str  # OpenAlgo's: what messages name, never the broker's key
+    exchange: str
     lot_size: int
     tick_size: Decimal  # rupees
 
     @property
     def is_derivative(self) -> bool: ...
+
+
+def _name(instrument: InstrumentLike) -> str:
+    """An instrument as the caller named it: "IDEA on NSE"."""
+    return f"{instrument.symbol} on {instrument.exchange}"
 
 
 # --- products ---------------------------------------------------------------------------------
@@ -152,7 +159,7 @@ def _check_quantity(quantity: Any, instrument: InstrumentLike) -> int:
     lot = int(instrument.lot_size or 1)
     if instrument.is_derivative and lot > 1 and quantity % lot:
         raise DomainError(
-            f"quantity {quantity} is not a multiple of the lot size {lot} of {instrument.instrument_key}",
+            f"quantity {quantity} is not a multiple of the lot size {lot} of {_name(instrument)}",
             details={"quantity": quantity, "lot_size": lot},
         )
     return quantity
@@ -160,12 +167,12 @@ def _check_quantity(quantity: Any, instrument: InstrumentLike) -> int:
 
 def _tick(instrument: InstrumentLike) -> Decimal:
     if str(instrument.segment).endswith("_INDEX"):
-        raise DomainError(f"{instrument.instrument_key} is an index: indices cannot be traded, "
+        raise DomainError(f"{_name(instrument)} is an index: indices cannot be traded, "
                           "use its future or options")
     tick = instrument.tick_size
     if tick is None or Decimal(tick) <= 0:
         # Indices (and broken master rows) have no tick: nothing can be ordered on them.
-        raise DomainError(f"{instrument.instrument_key} has no tick size: it cannot be traded")
+        raise DomainError(f"{_name(instrument)} has no tick size: it cannot be traded")
     return Decimal(tick)
 
 
@@ -260,7 +267,7 @@ def plan_bracket(intent: PlaceIntent, instrument: InstrumentLike, open_price: De
     """ENTRY (ABOVE/BELOW the last price), TARGET and STOPLOSS (IMMEDIATE, opposite side)."""
     action, pricetype, product, broker_product, quantity, tick = _basics(intent, instrument, BRACKET)
     if last_price is None or last_price <= 0:
-        raise DomainError(f"no last price is available for {instrument.instrument_key}: "
+        raise DomainError(f"no last price is available for {_name(instrument)}: "
                           "a bracket's entry direction cannot be decided")
 
     prices = bracket_prices(action, open_price, last_price, intent.entry_mode, intent.entry_value,

@@ -30,13 +30,16 @@ class Instrument:
 
     instrument_key: str = "NSE_EQ|INE669E01016"
     segment: str = "NSE_EQ"
+    symbol: str = "IDEA"
+    exchange: str = "NSE"
     lot_size: int = 1
     tick_size: Decimal = D("0.01")
     is_derivative: bool = False
 
 
 IDEA = Instrument()
-NIFTY_OPT = Instrument(instrument_key="NSE_FO|36708", segment="NSE_FO", lot_size=75, tick_size=D("0.05"),
+NIFTY_OPT = Instrument(instrument_key="NSE_FO|36708", segment="NSE_FO", symbol="NIFTY29DEC2624500CE", exchange="NFO",
+                       lot_size=75, tick_size=D("0.05"),
                        is_derivative=True)
 
 
@@ -176,7 +179,7 @@ def test_single_warns_about_ignored_bracket_fields():
 
 
 def test_derivative_quantity_must_be_a_lot_multiple():
-    with pytest.raises(DomainError, match="lot size 75") as info:
+    with pytest.raises(DomainError, match="lot size 75 of NIFTY29DEC2624500CE on NFO") as info:
         plan_single(single(product="NRML", quantity=100, triggerprice_tg=D("120")), NIFTY_OPT)
     assert info.value.details == {"quantity": 100, "lot_size": 75}
     plan = plan_single(single(product="NRML", quantity=150, triggerprice_tg=D("120")), NIFTY_OPT)
@@ -405,7 +408,7 @@ def test_plan_bracket_sell():
 
 
 def test_plan_bracket_needs_last_price():
-    with pytest.raises(DomainError, match="no last price"):
+    with pytest.raises(DomainError, match="no last price is available for IDEA on NSE"):
         plan_bracket(bracket(entry_mode="manual", entry_value=D("10")), IDEA, open_price=None, last_price=None)
 
 
