@@ -21,7 +21,6 @@ from openalgo_gtt.api.security import install_security
 from openalgo_gtt.config import Settings, load_settings
 from openalgo_gtt.gateway import Gateway
 
-
 # The endpoints whose GET only reads: health, the docs and their assets, and the seed engine's
 # order list. Every other GET (the seed place and cancel, the Upstox login and its callback)
 # acts, so HEAD there would act too.
