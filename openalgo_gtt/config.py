@@ -22,7 +22,6 @@ from typing import Callable, Mapping, TypeVar
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
-from limits import parse_many
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -53,6 +52,10 @@ MAX_TRUSTED_PROXIES = 10
 
 def parse_rate_limit(raw: str) -> str:
     """`50 per second;600 per minute` or `50/second;600/minute` (`;` `,` or `|` between)."""
+    # Imported here: limits (with its asyncio storages) is a large import that commands which
+    # set no rate limit, such as `instruments load`, should not pay for.
+    from limits import parse_many
+
     value = raw.strip()
     try:
         items = parse_many(value)
