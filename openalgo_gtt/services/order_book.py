@@ -22,8 +22,8 @@ from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.domain.model import BrokerGtt, Quote, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import ist_text
-from openalgo_gtt.domain.gtt import book_entry
-from openalgo_gtt.domain.oco import LOWER, UPPER, leg_state, pair_book_entry, pair_status
+from openalgo_gtt.domain.gtt import book_entry, last_change
+from openalgo_gtt.domain.oco import LOWER, UPPER, cancelled_by_gateway, leg_state, pair_book_entry, pair_status
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 from openalgo_gtt.domain.encoding import dumps
 from openalgo_gtt.store.gtt_orders import GttOrders
@@ -157,6 +157,7 @@ def gtt_entry(instruments: InstrumentIndex, gtt: BrokerGtt, last_price: Decimal 
             "product": recorded.product,
             "placed_at": recorded.placed_at,
             "modified_at": recorded.modified_at,
+            "cancelled_at": recorded.cancelled_at,
         }
     return book_entry(gtt, symbol=symbol, exchange=exchange, last_price=last_price,
                       is_derivative=is_derivative, recorded=record)
@@ -166,17 +167,24 @@ def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | N
                last_price: Decimal | None) -> dict:
     """A two-leg trigger's entry from its record (a GttOrder) and its legs at the broker."""
     sides = []
-    for gtt, leg in ((lower, recorded.legs[0]), (upper, recorded.legs[1])):
-        sides.append(gtt_entry(instruments, gtt, last_price, recorded) if gtt is not None
-                     else recorded_entry(recorded, [leg]))
-    status = pair_status(leg_state(lower), leg_state(upper))
+    states = (leg_state(lower), leg_state(upper))
+    for i, (gtt, leg) in enumerate(((lower, recorded.legs[0]), (upper, recorded.legs[1]))):
+        side = (gtt_entry(instruments, gtt, last_price, recorded) if gtt is not None
+                else recorded_entry(recorded, [leg], last_price))
+        # A leg the gateway cancelled because the other fired says so, not the broker's words
+        # for any cancel ("cancelled by the user").
+        why = cancelled_by_gateway(states[i], recorded.broker_ids[1 - i], states[1 - i])
+        if why is not None:
+            side = {**side, "legs": [{**each, "message": why} for each in side["legs"]]}
+        sides.append(side)
+    status = pair_status(*states)
     if status == TriggerStatus.ACTIVE and recorded.status != TriggerStatus.ACTIVE:
         status = recorded.status  # cancelled through the gateway; Upstox may lag a moment
     return pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
                            message=recorded.status_message)
 
 
-def recorded_entry(recorded: Any, legs: list[dict]) -> dict:
+def recorded_entry(recorded: Any, legs: list[dict], last_price: Decimal | None) -> dict:
     """An entry from the gateway's record alone, for legs the broker no longer lists."""
     return {
         "trigger_id": recorded.trigger_id,
@@ -186,10 +194,10 @@ def recorded_entry(recorded: Any, legs: list[dict]) -> dict:
         "symbol": recorded.symbol,
         "exchange": recorded.exchange,
         "trigger_prices": sorted(Decimal(leg["trigger_price"]) for leg in legs),
-        "last_price": Decimal(0),
+        "last_price": last_price if last_price is not None else Decimal(0),
         "legs": [_leg_from_record(leg) for leg in legs],
         "created_at": ist_text(recorded.placed_at),
-        "updated_at": ist_text(recorded.modified_at),
+        "updated_at": ist_text(last_change(recorded.modified_at, recorded.cancelled_at)),
         "expires_at": "",
     }
 
