@@ -6,6 +6,7 @@ cli/login.py.
 """
 from __future__ import annotations
 
+import logging
 import sys
 from functools import wraps
 
@@ -14,6 +15,11 @@ import click
 from openalgo_gtt.config import ConfigError, Settings, load_settings
 from openalgo_gtt.logging_setup import configure_logging
 from openalgo_gtt.startup import check_pepper_or_exit
+
+# Start-up lines go through logging, in its one format (time, level, name), whatever LOG_LEVEL
+# says: someone starting the server must see where it listens.
+startup_log = logging.getLogger("openalgo_gtt.serve")
+startup_log.setLevel(logging.INFO)
 
 
 def _settings_or_exit() -> Settings:
@@ -47,11 +53,11 @@ def _prepare(settings: Settings):
     gateway = _gateway(settings)
     report = ensure_instruments(gateway.engine)
     if report is not None:
-        click.echo(f"loaded the bundled sample instrument master ({report.rows_loaded} instruments); "
-                   "load Upstox's full master with: python run.py instruments load")
+        startup_log.info("loaded the bundled sample instrument master (%d instruments); "
+                         "load Upstox's full master with: python run.py instruments load", report.rows_loaded)
     # Build the symbol index now, not in the first alert's request (seconds for a full master,
     # against TradingView's 3 second patience).
-    click.echo(f"instrument index ready: {len(gateway.instruments)} instruments")
+    startup_log.info("instrument index ready: %d instruments", len(gateway.instruments))
     return gateway
 
 
@@ -103,13 +109,27 @@ def serve() -> None:
     check_pepper_or_exit(gateway, server=True)
     _start_watcher(gateway)
     app = create_app(gateway=gateway)
-    base = f"http://{settings.host}:{settings.port}"
-    click.echo(f"openalgo-gtt serving on {base}")
-    click.echo(f"API docs: {base}/api/docs")
-    click.echo(f"broker: {settings.broker}")
-    click.echo("Upstox GTT webhook URL: python run.py webhook-url")
+    for line in startup_lines(settings):
+        startup_log.info("%s", line)
     waitress_serve(app, host=settings.host, port=settings.port, threads=settings.server_threads,
                    ident="openalgo-gtt")
+
+
+def startup_lines(settings: Settings) -> list[str]:
+    """What `serve` tells on start: where it listens, the docs, the broker, and how to get the
+    Upstox webhook URL (not printed here: its path holds a secret, and logs travel)."""
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [f"openalgo-gtt serving on {base} (in the foreground: use a second terminal for other commands)",
+             f"API docs: {base}/api/docs",
+             f"broker: {settings.broker}" + (" (orders are simulated; answers say \"mode\": \"analyze\")"
+                                              if settings.broker == "sandbox" else "")]
+    if settings.broker == "upstox":
+        lines.append(f"Upstox GTT webhook: the URL is {base}/upstox/postback/<secret>; print it with "
+                     "`python run.py webhook-url` and set it as the Upstox app's postback URL "
+                     "(with your public https address in place of the host and port behind ngrok or a domain)")
+    else:
+        lines.append("Upstox GTT webhook: not used with the sandbox broker")
+    return lines
 
 
 def _start_watcher(gateway) -> None:
@@ -118,10 +138,10 @@ def _start_watcher(gateway) -> None:
 
     report = gateway.start_watching()
     if isinstance(report, BrokerError):
-        click.echo(f"warning: could not reconcile with the broker at start ({report}); the watcher retries", err=True)
+        startup_log.warning("could not reconcile with the broker at start (%s); the watcher retries", report)
     elif report.pairs_settled or report.statuses_changed or report.places_recovered:
-        click.echo(f"reconciled at start: {len(report.pairs_settled)} OCO pairs settled, "
-                   f"{len(report.statuses_changed)} statuses updated, {report.places_recovered} lost places settled")
+        startup_log.info("reconciled at start: %d OCO pairs settled, %d statuses updated, %d lost places settled",
+                         len(report.pairs_settled), len(report.statuses_changed), report.places_recovered)
 
 
 @cli.command("webhook-url")
