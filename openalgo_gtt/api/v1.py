@@ -50,6 +50,8 @@ placed_model = ns.model(
         "target": fields.Float(description="the TARGET price sent (bracket)"),
         "stoploss": fields.Float(description="the STOPLOSS price sent (bracket)"),
         "warnings": fields.List(fields.String, description="what could not be honoured exactly"),
+        "contract": fields.String(example="NIFTY29DEC26FUT",
+                                  description="the future a continuous ticker (NIFTY1!, NIFTY2!) was placed on"),
         "request_id": fields.String,
     },
 )
@@ -108,6 +110,18 @@ def _marked(answer):
     return (body, status) if isinstance(answer, tuple) else body
 
 
+def _with_contract(answer, body: PlaceGttBody):
+    """A success answer naming the contract a continuous future ticker (NIFTY1!) was placed on."""
+    body_out, status = answer if isinstance(answer, tuple) else (answer, 200)
+    if status != 200 or not isinstance(body_out, dict) or body_out.get("status") != "success":
+        return answer
+    contract = _gateway().gtts.planner.contract(body.symbol, body.exchange)
+    if contract is None:
+        return answer
+    body_out = {**body_out, "contract": contract}
+    return (body_out, status) if isinstance(answer, tuple) else body_out
+
+
 def _order(body: PlaceGttBody) -> Order:
     return Order(symbol=body.symbol, exchange=body.exchange, intent=body.intent(),
                  strategy=body.strategy, force=body.force)
@@ -147,7 +161,7 @@ class PlaceGtt(Resource):
         """Place a GTT: SINGLE (one trigger), OCO (two-leg exit) or BRACKET (entry + target + stop-loss)."""
         _, raw = caller_from_body()
         body = validate(PlaceGttBody, raw)
-        return _marked(_gateway().place(context(), _order(body), raw, idempotency_key(raw)))
+        return _marked(_with_contract(_gateway().place(context(), _order(body), raw, idempotency_key(raw)), body))
 
 
 @ns.route("/modifygtt", "/modifygttorder")
@@ -159,8 +173,8 @@ class ModifyGtt(Resource):
         """Replace a GTT's quantity and trigger prices (full replacement, as the SDK sends it)."""
         _, raw = caller_from_body()
         body = validate(ModifyGttBody, raw)
-        return _marked(_gateway().gtts.modify_once(context(), body.trigger_id, _order(body), raw,
-                                                   idempotency_key(raw)))
+        return _marked(_with_contract(_gateway().gtts.modify_once(context(), body.trigger_id, _order(body), raw,
+                                                                  idempotency_key(raw)), body))
 
 
 @ns.route("/cancelgtt", "/cancelgttorder")
