@@ -12,7 +12,7 @@ from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, InputRejected
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import GttNotFound
-from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, gtt_status
+from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, gtt_status, last_change
 from openalgo_gtt.domain.model import ENTRY, MULTIPLE, BrokerGtt, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.oco import OcoPlan
 from openalgo_gtt.domain.records import RecordedTrigger
@@ -134,7 +134,9 @@ class GttService:
         recorded = self.orders.get(trigger_id)
         if recorded is not None and recorded.trigger_type == TriggerKind.TWO_LEG:
             lower, upper = (self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids)
-            return pair_entry(self.instruments, recorded, lower, upper, self._last_price(recorded.instrument_key))
+            legs = self.orders.legs_by_broker_id(recorded.broker_ids).values()
+            return pair_entry(self.instruments, recorded, lower, upper, self._last_price(recorded.instrument_key),
+                              last_change(*(leg.updated_at for leg in legs)))
         broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
         gtt = self.broker.get_gtt(broker_id)
         if gtt is None:

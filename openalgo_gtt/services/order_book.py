@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Generic, TypeVar
 
@@ -164,8 +165,10 @@ def gtt_entry(instruments: InstrumentIndex, gtt: BrokerGtt, last_price: Decimal 
 
 
 def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | None, upper: BrokerGtt | None,
-               last_price: Decimal | None) -> dict:
-    """A two-leg trigger's entry from its record (a GttOrder) and its legs at the broker."""
+               last_price: Decimal | None, legs_changed_at: datetime | None = None) -> dict:
+    """A two-leg trigger's entry from its record (a GttOrder) and its legs at the broker;
+    `legs_changed_at` is the watcher's latest change of a recorded leg (when the broker gives no
+    time of its own, it is the time the pair was settled)."""
     sides = []
     states = (leg_state(lower), leg_state(upper))
     for i, (gtt, leg) in enumerate(((lower, recorded.legs[0]), (upper, recorded.legs[1]))):
@@ -180,8 +183,11 @@ def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | N
     status = pair_status(*states)
     if status == TriggerStatus.ACTIVE and recorded.status != TriggerStatus.ACTIVE:
         status = recorded.status  # cancelled through the gateway; Upstox may lag a moment
-    return pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
-                           message=recorded.status_message)
+    entry = pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
+                            message=recorded.status_message)
+    if legs_changed_at is not None:
+        entry["updated_at"] = max(entry["updated_at"], ist_text(legs_changed_at))
+    return entry
 
 
 def recorded_entry(recorded: Any, legs: list[dict], last_price: Decimal | None) -> dict:
@@ -225,12 +231,13 @@ class Snapshot:
     triggers, or every one) is built from it on first demand and then shared."""
 
     def __init__(self, book: OrderBook, gtts: list[BrokerGtt], legs: dict[str, tuple[str, str]],
-                 records: dict[str, Any], pairs: dict[str, Any]):
+                 records: dict[str, Any], pairs: dict[str, Any], pair_changes: dict[str, datetime] | None = None):
         self._book = book
         self.gtts = gtts
         self.legs = legs  # broker id -> (trigger id, role) of every listed GTT we recorded as a leg
         self.records = records  # trigger id -> book row of each listed GTT that is its own trigger
         self.pairs = pairs  # trigger id -> the record (GttOrder) of each two-leg trigger with a listed leg
+        self.pair_changes = pair_changes or {}  # trigger id -> the latest change of its recorded legs
         self._views: dict[bool, BookView] = {}
         self._lock = threading.Lock()
 
@@ -258,7 +265,8 @@ class Snapshot:
         encoded = [self._book.single_entry(gtt, _last(quotes, gtt.instrument_key), self.records.get(gtt.gtt_id))
                    for gtt in singles]
         for t, (lower, upper) in pair_gtts.items():
-            pair = pair_entry(instruments, pairs[t], lower, upper, _last(quotes, pairs[t].instrument_key))
+            pair = pair_entry(instruments, pairs[t], lower, upper, _last(quotes, pairs[t].instrument_key),
+                              self.pair_changes.get(t))
             encoded.append((pair, dumps(pair)))
         encoded.sort(key=lambda item: item[0]["created_at"])
         # With compact separators a list encodes as its items' encodings joined by commas.
@@ -297,7 +305,12 @@ class OrderBook:
         legs, records = self.orders.book_records([gtt.gtt_id for gtt in gtts])
         pairs = self.orders.by_trigger_ids(sorted({trigger_id for trigger_id, role in legs.values()
                                                    if role in _PAIR_ROLES}))
-        return Snapshot(self, gtts, legs, records, pairs)
+        pair_changes: dict[str, datetime] = {}
+        if pairs:  # the watcher's times of its changes to the legs
+            recorded_legs = self.orders.legs_by_broker_id([b for record in pairs.values() for b in record.broker_ids])
+            for leg in recorded_legs.values():
+                pair_changes[leg.trigger_id] = last_change(pair_changes.get(leg.trigger_id), leg.updated_at)
+        return Snapshot(self, gtts, legs, records, pairs, pair_changes)
 
     def single_entry(self, gtt: BrokerGtt, last_price: Decimal | None, record: Any) -> tuple[dict, str]:
         """The entry of a GTT that is not an OCO leg, and its JSON. Most of a polled book is what

@@ -152,3 +152,23 @@ def test_upstox_answers_carry_no_mode(upstox_client, upstox_key):
     assert answer["status"] == "success" and "mode" not in answer
     answer = upstox_client.post("/api/v1/gttorderbook", json={"apikey": upstox_key}).get_json()
     assert answer["status"] == "success" and "mode" not in answer
+
+
+def test_on_upstox_a_settled_pair_shows_when_the_watcher_settled_it(upstox_client, upstox_key, upstox_gateway,
+                                                                      fake_upstox):
+    from tests.integration.test_oco import OCO_SELL
+
+    def post(path, body=None):
+        return upstox_client.post(f"/api/v1/{path}", json={"apikey": upstox_key, **(body or {})})
+
+    trigger_id = post("placegtt", OCO_SELL).get_json()["trigger_id"]
+    lower, upper = upstox_gateway.orders.get(trigger_id).broker_ids
+    fake_upstox.set_rule_status(upper, "ENTRY", "TRIGGERED", order_id="250101000001")
+    assert upstox_gateway.watcher.sync().pairs_settled == [trigger_id]
+    legs = upstox_gateway.orders.legs_by_broker_id([lower, upper])
+    settled = ist_text(max(leg.updated_at for leg in legs.values()))
+    entry = post("gttorderstatus", {"trigger_id": trigger_id}).get_json()["data"]
+    assert entry["updated_at"] >= settled and entry["updated_at"] != ""
+    assert entry["message"] == f"the target leg {upper} fired; the stop-loss leg {lower} was cancelled"
+    (listed,) = post("gttorderbook", {"status": "all"}).get_json()["data"]
+    assert listed["updated_at"] == entry["updated_at"]
