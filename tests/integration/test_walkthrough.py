@@ -31,6 +31,7 @@ def post(sandbox_gateway, api_key):
 def tick(post, ltp, symbol="IDEA"):
     answer = post("sandbox/ticks", {"ticks": [{"symbol": symbol, "exchange": "NSE", "ltp": ltp}]})
     assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["mode"] == "analyze"
     return answer.get_json()["fired"]
 
 
