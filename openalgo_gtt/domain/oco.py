@@ -86,7 +86,8 @@ def pair_status(lower_state: str, upper_state: str) -> TriggerStatus:
 
 _ROLE_WORDS = {LOWER: "stop-loss", UPPER: "target"}
 _WHAT_HAPPENED = {
-    TRIGGERED: "fired", OPEN: "fired", COMPLETED: "fired", GONE: "fired (Upstox no longer lists it)",
+    TRIGGERED: "fired", OPEN: "fired", COMPLETED: "fired",
+    GONE: "is no longer listed at the broker (completed, or deleted there)",
     CANCELLED: "was cancelled at the broker", EXPIRED: "expired", FAILED: "was rejected at the broker",
 }
 
