@@ -34,7 +34,7 @@ fired_model = ns.model("SandboxFill", {
     "ltp": fields.Float, "order_id": fields.String,
 })
 ticks_answer = ns.model("SandboxTicksApplied", {
-    "status": fields.String(example="success"), "applied": fields.Integer,
+    "status": fields.String(example="success"), "mode": fields.String(example="analyze"), "applied": fields.Integer,
     "fired": fields.List(fields.Nested(fired_model)), "request_id": fields.String,
 })
 
@@ -56,6 +56,7 @@ class SandboxTicks(Resource):
             raise ApiError(409, str(exc)) from None
         return {
             "status": "success",
+            "mode": "analyze",  # as every /api/v1 success answer on the sandbox
             "applied": len(ticks),
             "fired": [
                 {"gtt_id": e.gtt_id, "strategy": e.strategy, **_names(gateway, e.instrument_key),

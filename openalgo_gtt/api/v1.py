@@ -25,10 +25,12 @@ error_model = ns.model(
     },
 )
 apikey_model = ns.model("ApiKeyOnly", {"apikey": fields.String(required=True)})
+MODE_FIELD = fields.String(example="analyze", description='"analyze" on the sandbox broker; absent on Upstox')
 ping_model = ns.model(
     "Ping",
     {
         "status": fields.String(example="success"),
+        "mode": MODE_FIELD,
         "data": fields.Raw(example={"broker": "sandbox", "message": "pong"}),
         "request_id": fields.String,
     },
@@ -41,12 +43,15 @@ placed_model = ns.model(
     "GttPlaced",
     {
         "status": fields.String(example="success"),
+        "mode": MODE_FIELD,
         "trigger_id": fields.String(example="GTT-C26112200000001"),
         "trade_count": fields.Integer(description="successful places today, this one included (place only)"),
         "entry": fields.Float(description="the ENTRY trigger price sent"),
         "target": fields.Float(description="the TARGET price sent (bracket)"),
         "stoploss": fields.Float(description="the STOPLOSS price sent (bracket)"),
         "warnings": fields.List(fields.String, description="what could not be honoured exactly"),
+        "contract": fields.String(example="NIFTY29DEC26FUT",
+                                  description="the future a continuous ticker (NIFTY1!, NIFTY2!) was placed on"),
         "request_id": fields.String,
     },
 )
@@ -72,17 +77,49 @@ entry_model = ns.model(
 )
 book_model = ns.model(
     "GttOrderBook",
-    {"status": fields.String(example="success"), "data": fields.List(fields.Nested(entry_model)),
+    {"status": fields.String(example="success"), "mode": MODE_FIELD, "data": fields.List(fields.Nested(entry_model)),
      "request_id": fields.String},
 )
 status_model = ns.model(
     "GttOrderStatus",
-    {"status": fields.String(example="success"), "data": fields.Nested(entry_model), "request_id": fields.String},
+    {"status": fields.String(example="success"), "mode": MODE_FIELD, "data": fields.Nested(entry_model),
+     "request_id": fields.String},
 )
 
 
 def _gateway():
     return current_app.extensions["openalgo_gtt"]
+
+
+# OpenAlgo's analyzer marks what did not reach a real broker with "mode": "analyze"; every
+# success answer on the sandbox broker carries it, so a caller can never mistake one for a trade.
+ANALYZE = "analyze"
+
+
+def _on_sandbox() -> bool:
+    return _gateway().settings.broker == "sandbox"
+
+
+def _marked(answer):
+    """A success answer (a body, or a (body, status) pair) with the sandbox marker when the
+    gateway trades on the sandbox; errors and Upstox answers are returned as they are."""
+    body, status = answer if isinstance(answer, tuple) else (answer, 200)
+    if status != 200 or not isinstance(body, dict) or body.get("status") != "success" or not _on_sandbox():
+        return answer
+    body = {**body, "mode": ANALYZE}  # a copy: a replayed answer may be shared
+    return (body, status) if isinstance(answer, tuple) else body
+
+
+def _with_contract(answer, body: PlaceGttBody):
+    """A success answer naming the contract a continuous future ticker (NIFTY1!) was placed on."""
+    body_out, status = answer if isinstance(answer, tuple) else (answer, 200)
+    if status != 200 or not isinstance(body_out, dict) or body_out.get("status") != "success":
+        return answer
+    contract = _gateway().gtts.planner.contract(body.symbol, body.exchange)
+    if contract is None:
+        return answer
+    body_out = {**body_out, "contract": contract}
+    return (body_out, status) if isinstance(answer, tuple) else body_out
 
 
 def _order(body: PlaceGttBody) -> Order:
@@ -112,7 +149,7 @@ class Ping(Resource):
         """Check an API key and see which broker the gateway drives."""
         caller_from_body()
         broker = _gateway().settings.broker
-        return {"status": "success", "data": {"broker": broker, "message": "pong"}}
+        return _marked({"status": "success", "data": {"broker": broker, "message": "pong"}})
 
 
 @ns.route("/placegtt", "/placegttorder")
@@ -124,7 +161,7 @@ class PlaceGtt(Resource):
         """Place a GTT: SINGLE (one trigger), OCO (two-leg exit) or BRACKET (entry + target + stop-loss)."""
         _, raw = caller_from_body()
         body = validate(PlaceGttBody, raw)
-        return _gateway().place(context(), _order(body), raw, idempotency_key(raw))
+        return _marked(_with_contract(_gateway().place(context(), _order(body), raw, idempotency_key(raw)), body))
 
 
 @ns.route("/modifygtt", "/modifygttorder")
@@ -136,7 +173,8 @@ class ModifyGtt(Resource):
         """Replace a GTT's quantity and trigger prices (full replacement, as the SDK sends it)."""
         _, raw = caller_from_body()
         body = validate(ModifyGttBody, raw)
-        return _gateway().gtts.modify_once(context(), body.trigger_id, _order(body), raw, idempotency_key(raw))
+        return _marked(_with_contract(_gateway().gtts.modify_once(context(), body.trigger_id, _order(body), raw,
+                                                                  idempotency_key(raw)), body))
 
 
 @ns.route("/cancelgtt", "/cancelgttorder")
@@ -148,7 +186,7 @@ class CancelGtt(Resource):
         """Cancel a GTT."""
         _, raw = caller_from_body()
         body = validate(TriggerBody, raw)
-        return _gateway().gtts.cancel_once(context(), body.trigger_id, raw, idempotency_key(raw))
+        return _marked(_gateway().gtts.cancel_once(context(), body.trigger_id, raw, idempotency_key(raw)))
 
 
 @ns.route("/gttorderbook")
@@ -165,10 +203,11 @@ class GttOrderBook(Resource):
         ctx = context()
         ctx.audit_response = {"status": "success", "entries": len(book.trigger_ids),
                               "trigger_ids": list(book.trigger_ids)}
+        mode = f'"mode":"{ANALYZE}",' if _on_sandbox() else ""
         # Callers polling together share one encoding of the entries: only the envelope is
-        # written here, byte for byte what json_response writes for {"status", "data"}.
+        # written here, byte for byte what json_response writes for {"status", ("mode",) "data"}.
         return current_app.response_class(
-            f'{{"status":"success","data":{book.data_json},"request_id":{dumps(ctx.request_id)}}}',
+            f'{{"status":"success",{mode}"data":{book.data_json},"request_id":{dumps(ctx.request_id)}}}',
             mimetype="application/json")
 
 
@@ -181,4 +220,4 @@ class GttOrderStatus(Resource):
         """One trigger in any state, with each leg's broker status, order id and rejection reason."""
         _, raw = caller_from_body()
         body = validate(TriggerBody, raw)
-        return {"status": "success", "data": _gateway().gtts.status(body.trigger_id)}
+        return _marked({"status": "success", "data": _gateway().gtts.status(body.trigger_id)})

@@ -182,6 +182,7 @@ def _parse_gtt(item: dict) -> BrokerGtt:
         rules=tuple(_parse_rule(rule) for rule in rules),
         created_at=_from_micros(item.get("created_at")),
         expires_at=_from_micros(item.get("expires_at")),
+        updated_at=_from_micros(item.get("updated_at")),
     )
 
 

@@ -6,6 +6,7 @@ cli/login.py.
 """
 from __future__ import annotations
 
+import logging
 import sys
 from functools import wraps
 
@@ -14,6 +15,11 @@ import click
 from openalgo_gtt.config import ConfigError, Settings, load_settings
 from openalgo_gtt.logging_setup import configure_logging
 from openalgo_gtt.startup import check_pepper_or_exit
+
+# Start-up lines go through logging, in its one format (time, level, name), whatever LOG_LEVEL
+# says: someone starting the server must see where it listens.
+startup_log = logging.getLogger("openalgo_gtt.serve")
+startup_log.setLevel(logging.INFO)
 
 
 def _settings_or_exit() -> Settings:
@@ -47,11 +53,11 @@ def _prepare(settings: Settings):
     gateway = _gateway(settings)
     report = ensure_instruments(gateway.engine)
     if report is not None:
-        click.echo(f"loaded the bundled sample instrument master ({report.rows_loaded} instruments); "
-                   "load Upstox's full master with: python run.py instruments load")
+        startup_log.info("loaded the bundled sample instrument master (%d instruments); "
+                         "load Upstox's full master with: python run.py instruments load", report.rows_loaded)
     # Build the symbol index now, not in the first alert's request (seconds for a full master,
     # against TradingView's 3 second patience).
-    click.echo(f"instrument index ready: {len(gateway.instruments)} instruments")
+    startup_log.info("instrument index ready: %d instruments", len(gateway.instruments))
     return gateway
 
 
@@ -103,13 +109,27 @@ def serve() -> None:
     check_pepper_or_exit(gateway, server=True)
     _start_watcher(gateway)
     app = create_app(gateway=gateway)
-    base = f"http://{settings.host}:{settings.port}"
-    click.echo(f"openalgo-gtt serving on {base}")
-    click.echo(f"API docs: {base}/api/docs")
-    click.echo(f"broker: {settings.broker}")
-    click.echo("Upstox GTT webhook URL: python run.py webhook-url")
+    for line in startup_lines(settings):
+        startup_log.info("%s", line)
     waitress_serve(app, host=settings.host, port=settings.port, threads=settings.server_threads,
                    ident="openalgo-gtt")
+
+
+def startup_lines(settings: Settings) -> list[str]:
+    """What `serve` tells on start: where it listens, the docs, the broker, and how to get the
+    Upstox webhook URL (not printed here: its path holds a secret, and logs travel)."""
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [f"openalgo-gtt serving on {base} (in the foreground: use a second terminal for other commands)",
+             f"API docs: {base}/api/docs",
+             f"broker: {settings.broker}" + (" (orders are simulated; answers say \"mode\": \"analyze\")"
+                                              if settings.broker == "sandbox" else "")]
+    if settings.broker == "upstox":
+        lines.append(f"Upstox GTT webhook: the URL is {base}/upstox/postback/<secret>; print it with "
+                     "`python run.py webhook-url` and set it as the Upstox app's postback URL "
+                     "(with your public https address in place of the host and port behind ngrok or a domain)")
+    else:
+        lines.append("Upstox GTT webhook: not used with the sandbox broker")
+    return lines
 
 
 def _start_watcher(gateway) -> None:
@@ -118,10 +138,10 @@ def _start_watcher(gateway) -> None:
 
     report = gateway.start_watching()
     if isinstance(report, BrokerError):
-        click.echo(f"warning: could not reconcile with the broker at start ({report}); the watcher retries", err=True)
+        startup_log.warning("could not reconcile with the broker at start (%s); the watcher retries", report)
     elif report.pairs_settled or report.statuses_changed or report.places_recovered:
-        click.echo(f"reconciled at start: {len(report.pairs_settled)} OCO pairs settled, "
-                   f"{len(report.statuses_changed)} statuses updated, {report.places_recovered} lost places settled")
+        startup_log.info("reconciled at start: %d OCO pairs settled, %d statuses updated, %d lost places settled",
+                         len(report.pairs_settled), len(report.statuses_changed), report.places_recovered)
 
 
 @cli.command("webhook-url")
@@ -258,6 +278,112 @@ def instruments_load(source: str | None) -> None:
                f"in {report.seconds:.1f}s from {report.source}")
     for segment, count in sorted(report.per_segment.items()):
         click.echo(f"  {segment:<10} {count}")
+
+
+# -- the audit trail ----------------------------------------------------------------------------
+
+def parse_when(text: str, now=None):
+    """--since/--until: "15m", "2h", "1d" ago; or a date or date-time, in IST unless it names a
+    zone ("2026-12-02", "2026-12-02 09:15", "2026-12-02T03:45:00+00:00")."""
+    from datetime import datetime, timedelta
+
+    from openalgo_gtt.domain.clock import IST, utcnow
+
+    value = text.strip()
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+    if len(value) > 1 and value[-1].lower() in units and value[:-1].isdigit():
+        return (now or utcnow()) - timedelta(**{units[value[-1].lower()]: int(value[:-1])})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: use 15m, 2h, 1d, or a date/time such as 2026-12-02 09:15 (IST)") from None
+    return moment.replace(tzinfo=IST) if moment.tzinfo is None else moment
+
+
+def audit_line(row, as_json: bool) -> str:
+    """One audit row as a line: text for people, or one JSON object (bodies included, as stored:
+    redacted)."""
+    from openalgo_gtt.domain.clock import ist_text
+    from openalgo_gtt.domain.encoding import dumps
+
+    if as_json:
+        return dumps({"id": row.id, "request_id": row.request_id, "created_at": row.created_at.isoformat(),
+                      "method": row.method, "endpoint": row.endpoint, "client_addr": row.client_addr,
+                      "key": row.api_key_name, "http_status": row.http_status, "latency_ms": row.latency_ms,
+                      "error": row.error, "request": row.request_body, "response": row.response_body})
+    answer = row.response_body if isinstance(row.response_body, dict) else {}
+    said = row.error or answer.get("message") or answer.get("trigger_id") or answer.get("gtt_id") or ""
+    return (f"{ist_text(row.created_at)}  {row.http_status}  {row.method:<4} {row.endpoint:<28} "
+            f"key={row.api_key_name or '-':<14} {row.latency_ms:>8.1f}ms  {row.request_id}  {said}").rstrip()
+
+
+def follow_audit(engine, filters: dict, last_id: int, emit, *, interval: float, sleep=None, polls=None) -> None:
+    """Print rows newer than `last_id` as they arrive, oldest first, polling every `interval`
+    seconds; `polls` bounds the loop (tests), None runs until interrupted."""
+    import time
+
+    from openalgo_gtt.store.audit_log import recent_audit
+
+    sleep = sleep or time.sleep
+    done = 0
+    while polls is None or done < polls:
+        sleep(interval)
+        done += 1
+        for row in reversed(recent_audit(engine, limit=1000, after_id=last_id, **filters)):
+            emit(row)
+            last_id = row.id
+
+
+@cli.command("audit")
+@click.option("--limit", "-n", default=20, show_default=True, type=click.IntRange(1, 10_000), help="Rows to show.")
+@click.option("--endpoint", help="One endpoint: a path (/api/v1/placegtt) or its last part (placegtt).")
+@click.option("--status", help="HTTP status: 404, a class (4xx), ok (below 400) or error (400 and up).")
+@click.option("--key", help="The API key's name (as in `apikey list`).")
+@click.option("--since", help="From: 15m, 2h, 1d ago, or a date/time (IST unless a zone is given).")
+@click.option("--until", help="Until: as --since.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line, request and response included.")
+@click.option("--follow", "-f", is_flag=True, help="Keep watching: print new rows as they arrive (Ctrl+C stops).")
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between polls with --follow.")
+@_friendly_errors
+def audit(limit: int, endpoint: str | None, status: str | None, key: str | None, since: str | None,
+          until: str | None, as_json: bool, follow: bool, interval: float) -> None:
+    """The audit trail: recent requests, newest first (bodies are stored redacted: no keys or tokens)."""
+    from openalgo_gtt.store.audit_log import recent_audit, status_range
+    from openalgo_gtt.store.db import make_engine
+
+    if status:
+        try:
+            status_range(status)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--status") from None
+    filters = {"endpoint": endpoint, "status": status, "key": key,
+               "since": parse_when(since) if since else None, "until": parse_when(until) if until else None}
+    settings = _settings_or_exit()
+    _upgrade(settings)
+    engine = make_engine(settings.database_url)
+    try:
+        rows = recent_audit(engine, limit=limit, **filters)
+        for row in rows:
+            click.echo(audit_line(row, as_json))
+        if not rows and not as_json:
+            click.echo("no audit rows match", err=True)
+        if follow:
+            click.echo("following the audit trail (Ctrl+C stops)...", err=True)
+            try:
+                follow_audit(engine, filters, max((row.id for row in rows), default=_last_audit_id(engine)),
+                             lambda row: click.echo(audit_line(row, as_json)), interval=interval)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        engine.dispose()
+
+
+def _last_audit_id(engine) -> int:
+    from openalgo_gtt.store.audit_log import recent_audit
+
+    newest = recent_audit(engine, limit=1)
+    return newest[0].id if newest else 0
 
 
 @cli.group()

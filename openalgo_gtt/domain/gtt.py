@@ -11,11 +11,12 @@ Upstox facts that shape this module (see the reference notes):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Mapping, Protocol
 
-from openalgo_gtt.domain.clock import ist_text as format_ist
+from openalgo_gtt.domain.clock import as_utc, ist_text as format_ist
 from openalgo_gtt.domain.model import (
     ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, MULTIPLE, OPEN, PRODUCT_DELIVERY,
     PRODUCT_INTRADAY, PRODUCT_MTF, SELL, SINGLE, STOPLOSS, TARGET, TRIGGERED, BrokerGtt, GttRequest, GttRule,
@@ -31,7 +32,7 @@ __all__ = [
     "BRACKET", "OCO", "DEFAULT_MARKET_PROTECTION", "InstrumentLike", "PlaceIntent", "Plan",
     "BracketPcts", "BracketPrices", "bracket_prices", "upstox_product", "caller_product",
     "plan_single", "plan_bracket", "check_modify_allowed", "gtt_status",
-    "book_entry", "format_ist",
+    "book_entry", "format_ist", "last_change",
 ]
 
 # The caller's trigger types (OpenAlgo's SINGLE and OCO, plus this gateway's BRACKET).
@@ -385,6 +386,13 @@ def _book_trigger_type(gtt: BrokerGtt, recorded: Mapping[str, Any] | None) -> st
 _ist_text = lru_cache(maxsize=4096)(format_ist)
 
 
+def last_change(*moments: datetime | None) -> datetime | None:
+    """The latest of the known times a trigger changed (placed, modified, cancelled, fired at the
+    broker): what `updated_at` shows. None when none is known."""
+    known = [as_utc(moment) for moment in moments if moment is not None]
+    return max(known) if known else None
+
+
 def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decimal | None,
                is_derivative: bool, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One OpenAlgo gttorderbook entry. Prices stay Decimal: the edge serialises them.
@@ -426,6 +434,9 @@ def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decima
         "last_price": last_price if last_price is not None else Decimal(0),
         "legs": legs,
         "created_at": _ist_text(gtt.created_at or recorded.get("placed_at")),
-        "updated_at": _ist_text(recorded.get("modified_at") or recorded.get("updated_at")),
+        # Every change has a time: the broker's (a rule fired, expired or was cancelled there), or
+        # ours (modified, cancelled through the gateway), whichever is latest.
+        "updated_at": _ist_text(last_change(recorded.get("modified_at"), recorded.get("updated_at"),
+                                            recorded.get("cancelled_at"), gtt.updated_at)),
         "expires_at": _ist_text(gtt.expires_at),
     }

@@ -161,6 +161,8 @@ class BrokerGtt:
     rules: tuple[RuleState, ...]
     created_at: datetime | None = None  # timezone-aware (UTC)
     expires_at: datetime | None = None  # timezone-aware (UTC)
+    # The broker's time of the last change (a rule fired, was cancelled or modified), when it says.
+    updated_at: datetime | None = None  # timezone-aware (UTC)
 
     @property
     def can_fire(self) -> bool:

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.model import (
-    COMPLETED, ENTRY, EXPIRED, FAILED, OPEN, PENDING, SCHEDULED, TRIGGERED, TriggerKind, TriggerStatus,
+    CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, OPEN, PENDING, SCHEDULED, TRIGGERED, TriggerKind, TriggerStatus,
 )
 from openalgo_gtt.domain.gtt import SINGLE, InstrumentLike, PlaceIntent, Plan, plan_single
 
@@ -84,6 +84,37 @@ def pair_status(lower_state: str, upper_state: str) -> TriggerStatus:
     return TriggerStatus.CANCELLED
 
 
+_ROLE_WORDS = {LOWER: "stop-loss", UPPER: "target"}
+_WHAT_HAPPENED = {
+    TRIGGERED: "fired", OPEN: "fired", COMPLETED: "fired",
+    GONE: "is no longer listed at the broker (completed, or deleted there)",
+    CANCELLED: "was cancelled at the broker", EXPIRED: "expired", FAILED: "was rejected at the broker",
+}
+
+
+def _happened(state: str) -> str:
+    return _WHAT_HAPPENED.get(state, f"left SCHEDULED ({state})")
+
+
+def settled_message(broker_ids: tuple[str, str] | list[str], states: tuple[str, str]) -> str:
+    """The pair's message once it is over, as a trader reads it: which leg did what, and that the
+    other was cancelled. E.g. "the target leg GTT-1 fired; the stop-loss leg GTT-2 was cancelled"."""
+    roles = (LOWER, UPPER)
+    done = [i for i, state in enumerate(states) if state not in WAITING]
+    waiting = [i for i, state in enumerate(states) if state in WAITING]
+    parts = [f"the {_ROLE_WORDS[roles[i]]} leg {broker_ids[i]} {_happened(states[i])}" for i in done]
+    parts += [f"the {_ROLE_WORDS[roles[i]]} leg {broker_ids[i]} was cancelled" for i in waiting]
+    return "; ".join(parts)
+
+
+def cancelled_by_gateway(this_state: str, other_id: str, other_state: str) -> str | None:
+    """The message of a leg the gateway cancelled because the other leg fired, or None when this
+    leg was not cancelled for that reason (the broker's own message stands)."""
+    if this_state == CANCELLED and (other_state in FIRED or other_state == GONE):
+        return f"cancelled by the gateway: the other leg ({other_id}) {_happened(other_state)}"
+    return None
+
+
 def pair_book_entry(lower_entry: dict, upper_entry: dict, *, trigger_id: str, status: str,
                     message: str | None) -> dict:
     """One `two-leg` entry from the two legs' single entries (as `book_entry` made them)."""
@@ -97,5 +128,6 @@ def pair_book_entry(lower_entry: dict, upper_entry: dict, *, trigger_id: str, st
         "message": message,
         "trigger_prices": sorted(lower_entry["trigger_prices"] + upper_entry["trigger_prices"]),
         "legs": legs,
-        "updated_at": lower_entry["updated_at"] or upper_entry["updated_at"],
+        # The later leg's change ("YYYY-MM-DD HH:MM:SS" texts order as times; "" when unknown).
+        "updated_at": max(lower_entry["updated_at"], upper_entry["updated_at"]),
     }

@@ -313,3 +313,40 @@ def instrument_from_row(row) -> InstrumentInfo | None:
     """An InstrumentInfo for a master row, or None for rows the gateway cannot address."""
     fields = instrument_fields(row)
     return InstrumentInfo(*fields) if fields else None
+
+
+# --- TradingView's continuous futures ---------------------------------------------------------
+# TradingView names a continuous future by its root and month: NIFTY1! is the near month's
+# contract, NIFTY2! the next one's. The contract is chosen from the master by expiry order.
+
+_CONTINUOUS = re.compile(r"^(?P<base>[A-Z0-9&_-]+?)(?P<month>[12])!$")
+# The exchange TradingView shows such a ticker on -> the derivatives exchange of its contracts.
+CONTINUOUS_FUTURE_EXCHANGE = {"NSE": "NFO", "NFO": "NFO", "BSE": "BFO", "BFO": "BFO", "MCX": "MCX"}
+
+
+def continuous_future(symbol: str, exchange: str) -> tuple[str, int, str] | None:
+    """(root, month: 1 near / 2 next, derivatives exchange) for a continuous ticker such as
+    ("NIFTY1!", "NSE"); None for any other symbol."""
+    match = _CONTINUOUS.match(symbol.strip().upper())
+    target = CONTINUOUS_FUTURE_EXCHANGE.get(exchange.strip().upper())
+    if match is None or target is None:
+        return None
+    return match["base"], int(match["month"]), target
+
+
+def future_root(info: InstrumentInfo) -> str | None:
+    """The root of a future (NIFTY for NIFTY29DEC26FUT), read off the symbol the master's
+    structured fields built: the part before [DDMMMYY]FUT of its own expiry; None otherwise."""
+    if info.instrument_type != FUTURE or info.expiry is None:
+        return None
+    suffix = f"{format_expiry(info.expiry)}{FUTURE}"
+    symbol = info.symbol.upper()
+    return symbol[:-len(suffix)] if symbol.endswith(suffix) and len(symbol) > len(suffix) else None
+
+
+def nth_future(futures: list[InstrumentInfo], month: int, today: date) -> InstrumentInfo | None:
+    """The month-th future (1 = near) among `futures` of one root still trading on `today`, by
+    expiry; None when there are not that many."""
+    live = sorted((f for f in futures if f.expiry is not None and f.expiry >= today),
+                  key=lambda f: (f.expiry, f.instrument_key))
+    return live[month - 1] if 0 < month <= len(live) else None

@@ -6,11 +6,13 @@ Errors are raised as domain or broker exceptions; services/answers.py words them
 """
 from __future__ import annotations
 
+from decimal import Decimal
+
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, InputRejected
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import GttNotFound
-from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, gtt_status
+from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, gtt_status, last_change
 from openalgo_gtt.domain.model import ENTRY, MULTIPLE, BrokerGtt, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.oco import OcoPlan
 from openalgo_gtt.domain.records import RecordedTrigger
@@ -132,14 +134,21 @@ class GttService:
         recorded = self.orders.get(trigger_id)
         if recorded is not None and recorded.trigger_type == TriggerKind.TWO_LEG:
             lower, upper = (self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids)
-            return pair_entry(self.instruments, recorded, lower, upper, None)
+            legs = self.orders.legs_by_broker_id(recorded.broker_ids).values()
+            return pair_entry(self.instruments, recorded, lower, upper, self._last_price(recorded.instrument_key),
+                              last_change(*(leg.updated_at for leg in legs)))
         broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
         gtt = self.broker.get_gtt(broker_id)
         if gtt is None:
             if recorded is None:
                 raise GttNotFound(trigger_id)
             # Upstox's details call does not return completed GTTs: answer from our record.
-            return recorded_entry(recorded, recorded.legs)
+            return recorded_entry(recorded, recorded.legs, self._last_price(recorded.instrument_key))
         if recorded is not None:
             self.orders.set_status(trigger_id, gtt_status(gtt), next((r.message for r in gtt.rules if r.message), None))
-        return gtt_entry(self.instruments, gtt, None, recorded)
+        return gtt_entry(self.instruments, gtt, self._last_price(gtt.instrument_key), recorded)
+
+    def _last_price(self, instrument_key: str) -> Decimal | None:
+        """The last price as the order book quotes it (the same cache, the same "unknown")."""
+        quote = self.order_book.quotes([instrument_key]).get(instrument_key)
+        return quote.last_price if quote is not None else None

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Callable, Generic, TypeVar
 
@@ -22,8 +23,8 @@ from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.domain.model import BrokerGtt, Quote, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import ist_text
-from openalgo_gtt.domain.gtt import book_entry
-from openalgo_gtt.domain.oco import LOWER, UPPER, leg_state, pair_book_entry, pair_status
+from openalgo_gtt.domain.gtt import book_entry, last_change
+from openalgo_gtt.domain.oco import LOWER, UPPER, cancelled_by_gateway, leg_state, pair_book_entry, pair_status
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 from openalgo_gtt.domain.encoding import dumps
 from openalgo_gtt.store.gtt_orders import GttOrders
@@ -157,26 +158,39 @@ def gtt_entry(instruments: InstrumentIndex, gtt: BrokerGtt, last_price: Decimal 
             "product": recorded.product,
             "placed_at": recorded.placed_at,
             "modified_at": recorded.modified_at,
+            "cancelled_at": recorded.cancelled_at,
         }
     return book_entry(gtt, symbol=symbol, exchange=exchange, last_price=last_price,
                       is_derivative=is_derivative, recorded=record)
 
 
 def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | None, upper: BrokerGtt | None,
-               last_price: Decimal | None) -> dict:
-    """A two-leg trigger's entry from its record (a GttOrder) and its legs at the broker."""
+               last_price: Decimal | None, legs_changed_at: datetime | None = None) -> dict:
+    """A two-leg trigger's entry from its record (a GttOrder) and its legs at the broker;
+    `legs_changed_at` is the watcher's latest change of a recorded leg (when the broker gives no
+    time of its own, it is the time the pair was settled)."""
     sides = []
-    for gtt, leg in ((lower, recorded.legs[0]), (upper, recorded.legs[1])):
-        sides.append(gtt_entry(instruments, gtt, last_price, recorded) if gtt is not None
-                     else recorded_entry(recorded, [leg]))
-    status = pair_status(leg_state(lower), leg_state(upper))
+    states = (leg_state(lower), leg_state(upper))
+    for i, (gtt, leg) in enumerate(((lower, recorded.legs[0]), (upper, recorded.legs[1]))):
+        side = (gtt_entry(instruments, gtt, last_price, recorded) if gtt is not None
+                else recorded_entry(recorded, [leg], last_price))
+        # A leg the gateway cancelled because the other fired says so, not the broker's words
+        # for any cancel ("cancelled by the user").
+        why = cancelled_by_gateway(states[i], recorded.broker_ids[1 - i], states[1 - i])
+        if why is not None:
+            side = {**side, "legs": [{**each, "message": why} for each in side["legs"]]}
+        sides.append(side)
+    status = pair_status(*states)
     if status == TriggerStatus.ACTIVE and recorded.status != TriggerStatus.ACTIVE:
         status = recorded.status  # cancelled through the gateway; Upstox may lag a moment
-    return pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
-                           message=recorded.status_message)
+    entry = pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
+                            message=recorded.status_message)
+    if legs_changed_at is not None:
+        entry["updated_at"] = max(entry["updated_at"], ist_text(legs_changed_at))
+    return entry
 
 
-def recorded_entry(recorded: Any, legs: list[dict]) -> dict:
+def recorded_entry(recorded: Any, legs: list[dict], last_price: Decimal | None) -> dict:
     """An entry from the gateway's record alone, for legs the broker no longer lists."""
     return {
         "trigger_id": recorded.trigger_id,
@@ -186,10 +200,10 @@ def recorded_entry(recorded: Any, legs: list[dict]) -> dict:
         "symbol": recorded.symbol,
         "exchange": recorded.exchange,
         "trigger_prices": sorted(Decimal(leg["trigger_price"]) for leg in legs),
-        "last_price": Decimal(0),
+        "last_price": last_price if last_price is not None else Decimal(0),
         "legs": [_leg_from_record(leg) for leg in legs],
         "created_at": ist_text(recorded.placed_at),
-        "updated_at": ist_text(recorded.modified_at),
+        "updated_at": ist_text(last_change(recorded.modified_at, recorded.cancelled_at)),
         "expires_at": "",
     }
 
@@ -217,12 +231,13 @@ class Snapshot:
     triggers, or every one) is built from it on first demand and then shared."""
 
     def __init__(self, book: OrderBook, gtts: list[BrokerGtt], legs: dict[str, tuple[str, str]],
-                 records: dict[str, Any], pairs: dict[str, Any]):
+                 records: dict[str, Any], pairs: dict[str, Any], pair_changes: dict[str, datetime] | None = None):
         self._book = book
         self.gtts = gtts
         self.legs = legs  # broker id -> (trigger id, role) of every listed GTT we recorded as a leg
         self.records = records  # trigger id -> book row of each listed GTT that is its own trigger
         self.pairs = pairs  # trigger id -> the record (GttOrder) of each two-leg trigger with a listed leg
+        self.pair_changes = pair_changes or {}  # trigger id -> the latest change of its recorded legs
         self._views: dict[bool, BookView] = {}
         self._lock = threading.Lock()
 
@@ -250,7 +265,8 @@ class Snapshot:
         encoded = [self._book.single_entry(gtt, _last(quotes, gtt.instrument_key), self.records.get(gtt.gtt_id))
                    for gtt in singles]
         for t, (lower, upper) in pair_gtts.items():
-            pair = pair_entry(instruments, pairs[t], lower, upper, _last(quotes, pairs[t].instrument_key))
+            pair = pair_entry(instruments, pairs[t], lower, upper, _last(quotes, pairs[t].instrument_key),
+                              self.pair_changes.get(t))
             encoded.append((pair, dumps(pair)))
         encoded.sort(key=lambda item: item[0]["created_at"])
         # With compact separators a list encodes as its items' encodings joined by commas.
@@ -289,7 +305,12 @@ class OrderBook:
         legs, records = self.orders.book_records([gtt.gtt_id for gtt in gtts])
         pairs = self.orders.by_trigger_ids(sorted({trigger_id for trigger_id, role in legs.values()
                                                    if role in _PAIR_ROLES}))
-        return Snapshot(self, gtts, legs, records, pairs)
+        pair_changes: dict[str, datetime] = {}
+        if pairs:  # the watcher's times of its changes to the legs
+            recorded_legs = self.orders.legs_by_broker_id([b for record in pairs.values() for b in record.broker_ids])
+            for leg in recorded_legs.values():
+                pair_changes[leg.trigger_id] = last_change(pair_changes.get(leg.trigger_id), leg.updated_at)
+        return Snapshot(self, gtts, legs, records, pairs, pair_changes)
 
     def single_entry(self, gtt: BrokerGtt, last_price: Decimal | None, record: Any) -> tuple[dict, str]:
         """The entry of a GTT that is not an OCO leg, and its JSON. Most of a polled book is what

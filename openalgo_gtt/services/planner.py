@@ -30,6 +30,13 @@ class Planner:
         self._instruments = instruments
         self._pcts = pcts
 
+    def contract(self, symbol: str, exchange: str) -> str | None:
+        """The contract a continuous future ticker (TradingView's NIFTY1!, NIFTY2!) stands for
+        now, as the plan resolves it; None for an ordinary symbol."""
+        if not self._instruments.is_continuous(symbol, exchange):
+            return None
+        return self._instruments.lookup(symbol, exchange).symbol
+
     def plan(self, order: Order) -> tuple[InstrumentInfo, Plan | OcoPlan]:
         instrument = self._instruments.lookup(order.symbol, order.exchange)
         intent = order.intent

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker
-from openalgo_gtt.domain.model import BrokerGtt, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import CANCELLED, BrokerGtt, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.gtt import gtt_status
-from openalgo_gtt.domain.oco import GONE, WAITING, leg_state, pair_status
+from openalgo_gtt.domain.oco import WAITING, cancelled_by_gateway, leg_state, pair_status, settled_message
 from openalgo_gtt.store.leases import DatabaseLease
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.models import GttOrder
@@ -105,13 +105,13 @@ class GttWatcher:
         if status == TriggerStatus.ACTIVE:
             return False
         # One leg is done: the other must not fire too. Cancel every leg still waiting.
-        for broker_id, state in zip(order.broker_ids, states):
-            if state in WAITING:
-                self.broker.cancel_gtt(broker_id)  # a failure leaves the pair active: retried next pass
-                self.orders.set_leg_status(broker_id, "CANCELLED")
-        fired = next((b for b, s in zip(order.broker_ids, states) if s not in WAITING), None)
-        why = "no longer listed at Upstox" if GONE in states else f"left SCHEDULED ({', '.join(states)})"
-        message = f"leg {fired} {why}; the other leg was cancelled"
+        ids = order.broker_ids
+        for i in (0, 1):
+            if states[i] in WAITING:
+                self.broker.cancel_gtt(ids[i])  # a failure leaves the pair active: retried next pass
+                why = cancelled_by_gateway(CANCELLED, ids[1 - i], states[1 - i])
+                self.orders.set_leg_status(ids[i], CANCELLED, why)
+        message = settled_message(order.broker_ids, states)
         self.orders.set_status(order.trigger_id, status, message)
         log.info("OCO %s settled: %s", order.trigger_id, message)
         return True

@@ -4,10 +4,12 @@ entry reaches this module (services/audit.py)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, Engine, insert, select
 
+from openalgo_gtt.domain.clock import as_utc
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.store.models import AuditRecord
 
@@ -50,3 +52,70 @@ class AuditRows:
             "error": entry.error,
             "traceback": entry.traceback,
         })
+
+
+# --- reading the trail (python run.py audit) ------------------------------------------------------
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One stored audit row as `python run.py audit` shows it (bodies already redacted)."""
+
+    id: int
+    request_id: str
+    created_at: datetime
+    method: str
+    endpoint: str
+    client_addr: str | None
+    api_key_name: str | None
+    http_status: int
+    latency_ms: float
+    error: str | None
+    request_body: object
+    response_body: object
+
+
+_AUDIT = AuditRecord.__table__
+_ROW_COLUMNS = [_AUDIT.c[name] for name in AuditRow.__dataclass_fields__]
+
+
+def status_range(status: str) -> tuple[int, int]:
+    """`--status` as an inclusive range of HTTP statuses: "200", "4xx", "error" (400 and up), "ok"
+    (below 400). ValueError for anything else."""
+    text = status.strip().lower()
+    if text == "error":
+        return 400, 599
+    if text == "ok":
+        return 100, 399
+    if len(text) == 3 and text[0].isdigit() and text[1:] == "xx":
+        return int(text[0]) * 100, int(text[0]) * 100 + 99
+    if text.isdigit():
+        return int(text), int(text)
+    raise ValueError(f"status must be a number (404), a class (4xx), ok or error (got {status!r})")
+
+
+def recent_audit(engine: Engine, *, limit: int = 20, endpoint: str | None = None, status: str | None = None,
+                 key: str | None = None, since: datetime | None = None, until: datetime | None = None,
+                 after_id: int | None = None) -> list[AuditRow]:
+    """Audit rows, newest first, at most `limit`: optionally of one endpoint (a path, or its last
+    part: "placegtt"), HTTP status (see status_range), key name, time window, or newer than
+    `after_id` (to follow the trail)."""
+    query = select(*_ROW_COLUMNS).order_by(_AUDIT.c.id.desc()).limit(limit)
+    if endpoint:
+        path = endpoint.strip()
+        column = _AUDIT.c.endpoint
+        query = query.where(column == path if path.startswith("/")
+                            else (column == path) | column.endswith("/" + path, autoescape=True))
+    if status:
+        low, high = status_range(status)
+        query = query.where(_AUDIT.c.http_status.between(low, high))
+    if key:
+        query = query.where(_AUDIT.c.api_key_name == key)
+    if since is not None:
+        query = query.where(_AUDIT.c.created_at >= since)
+    if until is not None:
+        query = query.where(_AUDIT.c.created_at <= until)
+    if after_id is not None:
+        query = query.where(_AUDIT.c.id > after_id)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [AuditRow(*row[:2], as_utc(row[2]), *row[3:]) for row in rows]

@@ -18,7 +18,7 @@ from openalgo_gtt.store.models import GttLeg, GttOrder
 _BOOK_LEGS = select(GttLeg.broker_id, GttLeg.trigger_id, GttLeg.role).where(
     GttLeg.broker_id.in_(bindparam("ids", expanding=True)))
 _BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.product, GttOrder.placed_at,
-                        GttOrder.modified_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
+                        GttOrder.modified_at, GttOrder.cancelled_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
 
 
 def _trigger(row: GttOrder | None) -> RecordedTrigger | None:
@@ -128,7 +128,7 @@ class GttOrders:
     def book_records(self, broker_ids: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, Row]]:
         """What the order book needs to know of these listed broker GTTs, in one connection: the
         (trigger_id, role) of each recorded as a leg, and the trigger_id, trigger_type, product,
-        placed_at and modified_at of each that is its own trigger (a single or a bracket)."""
+        placed_at, modified_at and cancelled_at of each that is its own trigger (a single or a bracket)."""
         if not broker_ids:
             return {}, {}
         with self._engine.connect() as conn:

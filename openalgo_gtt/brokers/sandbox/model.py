@@ -197,7 +197,7 @@ class Gtt:
             gtt_id=self.gtt_id, type=self.type, instrument_key=self.instrument_key,
             segment=self.instrument_key.partition("|")[0], trading_symbol=self.trading_symbol,
             quantity=self.quantity, product=self.product, rules=tuple(rule.state() for rule in self.rules),
-            created_at=self.created_at, expires_at=self.expires_at,
+            created_at=self.created_at, expires_at=self.expires_at, updated_at=self.updated_at,
         )
 
 

@@ -17,7 +17,8 @@ from decimal import Decimal
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from openalgo_gtt.domain.symbols import InstrumentInfo, plain_decimal
+from openalgo_gtt.domain.clock import ist_today
+from openalgo_gtt.domain.symbols import InstrumentInfo, continuous_future, future_root, nth_future, plain_decimal
 from openalgo_gtt.store.instruments.master import COLUMNS, INSTRUMENTS
 from openalgo_gtt.store.models import InstrumentLoad
 
@@ -29,11 +30,11 @@ _LOADS = InstrumentLoad.__table__
 class UnknownInstrument(LookupError):
     """No instrument has this (symbol, exchange); `suggestions` holds close symbols, best first."""
 
-    def __init__(self, symbol: str, exchange: str, suggestions: Iterable[str] = ()):
+    def __init__(self, symbol: str, exchange: str, suggestions: Iterable[str] = (), reason: str = ""):
         self.symbol = symbol
         self.exchange = exchange
         self.suggestions = list(suggestions)
-        message = f"Unknown symbol {symbol!r} on exchange {exchange!r}"
+        message = f"Unknown symbol {symbol!r} on exchange {exchange!r}" + (f": {reason}" if reason else "")
         if self.suggestions:
             message += f"; did you mean {', '.join(self.suggestions)}?"
         super().__init__(message)
@@ -52,7 +53,7 @@ class _Snapshot:
     """One immutable-once-published view of the instrument set. Readers hold a reference to a
     whole snapshot, so a rebuild swaps every dict at once."""
 
-    __slots__ = ("by_exchange", "by_key", "_sorted")
+    __slots__ = ("by_exchange", "by_key", "_sorted", "_futures")
 
     def __init__(self, infos: Iterable[InstrumentInfo]):
         # exchange -> symbol -> info, both upper case. Nested rather than keyed by a tuple: no
@@ -60,6 +61,7 @@ class _Snapshot:
         self.by_exchange: dict[str, dict[str, InstrumentInfo]] = {}
         self.by_key: dict[str, InstrumentInfo] = {}
         self._sorted: dict[str, list[str]] = {}
+        self._futures: dict[str, dict[str, list[InstrumentInfo]]] | None = None
         collisions = 0
         for info in infos:
             self.by_key[info.instrument_key] = info
@@ -80,6 +82,17 @@ class _Snapshot:
             symbols[symbol] = info
         if collisions:
             log.info("instrument index: %d symbols shared by more than one instrument", collisions)
+
+    def futures(self, exchange: str, root: str) -> list[InstrumentInfo]:
+        """The futures of one root on one exchange (built on the first continuous ticker)."""
+        if self._futures is None:
+            futures: dict[str, dict[str, list[InstrumentInfo]]] = {}
+            for info in self.by_key.values():
+                found = future_root(info)
+                if found is not None:
+                    futures.setdefault(info.exchange.upper(), {}).setdefault(found, []).append(info)
+            self._futures = futures
+        return self._futures.get(exchange, {}).get(root, [])
 
     def sorted_symbols(self, exchange: str) -> list[str]:
         # Built on the first miss per exchange: only the error path needs it.
@@ -155,9 +168,23 @@ class InstrumentIndex:
         symbols = snapshot.by_exchange.get(exchange) or snapshot.by_exchange.get(exchange.upper())
         info = (symbols.get(symbol) or symbols.get(symbol.upper())) if symbols else None
         if info is None:
+            continuous = continuous_future(symbol, exchange)
+            if continuous is not None:
+                # TradingView's NIFTY1! / NIFTY2!: the near or next month's future, by expiry.
+                root, month, fo_exchange = continuous
+                info = nth_future(snapshot.futures(fo_exchange, root), month, ist_today())
+                if info is not None:
+                    return info
+                which = ("near", "next")[month - 1]
+                raise UnknownInstrument(symbol, exchange, reason=f"the instrument master has no {which} month "
+                                                                 f"future of {root} on {fo_exchange}")
             names = snapshot.sorted_symbols(exchange.upper())
             raise UnknownInstrument(symbol, exchange, _suggest(names, symbol.upper()))
         return info
+
+    def is_continuous(self, symbol: str, exchange: str) -> bool:
+        """Whether (symbol, exchange) is a continuous future ticker that `lookup` maps to a contract."""
+        return continuous_future(symbol, exchange) is not None
 
     def by_key(self, instrument_key: str) -> InstrumentInfo | None:
         return self._current().by_key.get(instrument_key)
