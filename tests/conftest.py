@@ -10,6 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
+from openalgo_gtt.store.db import make_engine
 from openalgo_gtt.store.models import Base
 from tests import closing_client
 
@@ -44,7 +45,7 @@ def database_url(tmp_path):
 @pytest.fixture
 def db_engine(database_url):
     """An Engine on a fresh schema with every table created."""
-    engine = create_engine(database_url)
+    engine = make_engine(database_url)  # the gateway's own (its JSON serialiser keeps Decimal prices)
     Base.metadata.create_all(engine)
     yield engine
     engine.dispose()

@@ -37,21 +37,10 @@ class AuditRows:
             return conn.execute(select(AuditRecord.id).where(AuditRecord.request_id == request_id)).first() is not None
 
     def write_in(self, conn: Connection, entry: AuditEntry) -> None:
-        conn.execute(self._insert, {
-            "request_id": entry.request_id,
-            "created_at": entry.created_at,
-            "method": entry.method,
-            "endpoint": entry.endpoint[:128],
-            "client_addr": (entry.client_addr or "")[:64] or None,
-            "api_key_name": entry.api_key_name,
-            "request_body": entry.request_body,
-            "response_body": entry.response_body,
-            "http_status": entry.http_status,
-            "latency_ms": round(entry.latency_ms, 3),
-            "broker_calls": [asdict(call) for call in entry.broker_calls] or None,
-            "error": entry.error,
-            "traceback": entry.traceback,
-        })
+        row = asdict(entry)  # the entry's fields are the table's columns; a few are bounded here
+        row.update(endpoint=entry.endpoint[:128], client_addr=(entry.client_addr or "")[:64] or None,
+                   latency_ms=round(entry.latency_ms, 3), broker_calls=row["broker_calls"] or None)
+        conn.execute(self._insert, row)
 
 
 # --- reading the trail (python run.py audit) ------------------------------------------------------

@@ -24,7 +24,7 @@ from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
-from openalgo_gtt.store.db import make_engine, make_session_factory
+from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.models import AuditRecord, RequestRecord
 from openalgo_gtt.store.unit_of_work import Store
@@ -73,19 +73,8 @@ class Services:
 
 
 @pytest.fixture
-def engine(database_url):
-    """The gateway's own engine (its JSON serialiser keeps Decimal prices) on a fresh schema."""
-    from openalgo_gtt.store.models import Base
-
-    built = make_engine(database_url)
-    Base.metadata.create_all(built)
-    yield built
-    built.dispose()
-
-
-@pytest.fixture
-def services(engine):
-    return Services(engine)
+def services(db_engine):
+    return Services(db_engine)
 
 
 def test_a_place_reaches_the_broker_counts_a_trade_and_is_recorded_with_its_audit_row(services):
@@ -134,8 +123,8 @@ def test_a_refused_place_leaves_no_record_and_no_trade(services):
     assert services.count(RequestRecord) == 0 and services.broker.place_calls == 0
 
 
-def test_a_crash_between_the_answer_and_the_record_is_settled_by_the_recovery(engine):
-    services = Services(engine, stale_after=timedelta(0))
+def test_a_crash_between_the_answer_and_the_record_is_settled_by_the_recovery(db_engine):
+    services = Services(db_engine, stale_after=timedelta(0))
     answer, _, ctx = services.place_single(answered=False)  # the process stops after answering
     assert services.store.orders.get(answer["trigger_id"]) is None
     assert services.recovery.settle_unsettled() == 1
@@ -179,8 +168,8 @@ def test_a_failed_place_never_claims_a_gtt_created_elsewhere_just_before(service
     assert services.store.orders.get("GTT-APP1") is None and services.limit.today_count() == 0
 
 
-def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(engine):
-    services = Services(engine, stale_after=timedelta(0))
+def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(db_engine):
+    services = Services(db_engine, stale_after=timedelta(0))
     first, _, ctx = services.place_single(answered=False)
     services.recovery.settle_unsettled()
     again, status, _ = services.place_single()
