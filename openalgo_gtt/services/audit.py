@@ -5,6 +5,7 @@ and text kept because it could not be parsed (a broken body, a cut one) is maske
 first (`unparsed`, the one function every such path uses). A request without a valid key keeps
 at most UNAUTHENTICATED_BODY_BYTES of its body, so anonymous traffic cannot fill the disk; rows
 older than the retention are purged by the watcher (`AuditRetention`).
+
 Broker calls made while a request is handled are collected through a context variable, so the
 broker adapters need no knowledge of who is calling them.
 """
