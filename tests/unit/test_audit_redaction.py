@@ -58,3 +58,18 @@ def test_bounded_keeps_an_authenticated_body_and_cuts_an_anonymous_one():
     assert cut["truncated"] is True and len(cut["unparsed_body"].encode()) <= 4096
     assert bounded(cut, authenticated=False) is cut  # already bounded: unchanged
     assert bounded({"note": "short"}, authenticated=False) == {"note": "short"}
+
+
+def test_a_decimal_beyond_a_floats_range_is_written_as_valid_json():
+    import json
+    from decimal import Decimal
+
+    from openalgo_gtt.domain.encoding import dumps
+
+    text = dumps({"quantity": Decimal("1e999999999"), "tiny": Decimal("-1e999999999"), "price": Decimal("9.5"),
+                  "nan": Decimal("NaN")})
+    def refuse(name):
+        raise AssertionError(f"{name} is not JSON")
+
+    value = json.loads(text, parse_constant=refuse)  # Infinity, -Infinity or NaN would fail here
+    assert value == {"quantity": "1E+999999999", "tiny": "-1E+999999999", "price": 9.5, "nan": "NaN"}
