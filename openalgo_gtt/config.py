@@ -132,6 +132,11 @@ class Settings:
     daily_trade_limit: int = 10
     log_level: str = "INFO"
     server_threads: int = 8  # waitress worker threads (python run.py)
+    # waitress: open connections at most, and seconds a connection may send nothing before it is
+    # closed (slow clients must not hold every connection; put a proxy with timeouts in front).
+    server_connection_limit: int = 1000
+    server_channel_timeout: int = 15
+    audit_retention_days: int = 90  # audit rows older than this are deleted; 0 keeps them forever
     instruments_url: str = (
         "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz"
     )
@@ -188,6 +193,13 @@ def _positive_seconds(raw: str) -> float:
         raise ValueError("must be a number of seconds") from None
     if not 0 < value <= 600:
         raise ValueError("must be a number of seconds greater than 0 and at most 600")
+    return value
+
+
+def _timeout_seconds(raw: str) -> int:
+    value = _whole_number(raw)
+    if not 1 <= value <= 3600:
+        raise ValueError("must be a whole number of seconds from 1 to 3600")
     return value
 
 
@@ -399,6 +411,9 @@ def load_settings(
         daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", _positive_int, 10),
         log_level=_parse(source, "LOG_LEVEL", _one_of(LOG_LEVELS), "INFO"),
         server_threads=_parse(source, "SERVER_THREADS", _positive_int, 8),
+        server_connection_limit=_parse(source, "SERVER_CONNECTION_LIMIT", _positive_int, 1000),
+        server_channel_timeout=_parse(source, "SERVER_CHANNEL_TIMEOUT", _timeout_seconds, 15),
+        audit_retention_days=_parse(source, "AUDIT_RETENTION_DAYS", _non_negative_int, 90),
         instruments_url=_parse(source, "INSTRUMENTS_URL", _url, Settings.instruments_url),
         order_rate_limits=_parse(source, "ORDER_RATE_LIMITS", _text, Settings.order_rate_limits),
         auto_entry_pct=_parse(source, "AUTO_ENTRY_PCT", _percentage, Decimal("4")),

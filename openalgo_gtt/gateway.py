@@ -21,7 +21,7 @@ from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.config import Settings
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
-from openalgo_gtt.services.audit import AuditTrail, observe_broker_call
+from openalgo_gtt.services.audit import AuditRetention, AuditTrail, observe_broker_call
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
@@ -110,15 +110,17 @@ class Gateway:
                          lookup_budget=settings.upstox_timeout)
         recovery = Recovery(store.requests, place, trade_limit, audit, exactly_once)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
+        retention = AuditRetention(store.audit, settings.audit_retention_days)
         watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
-                             recover=recovery.settle_unsettled)
+                             recover=recovery.settle_unsettled, housekeeping=retention.run)
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
             gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
-            watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens),
+            watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
+                                                             audit_retention_days=settings.audit_retention_days),
         )
 
     @property

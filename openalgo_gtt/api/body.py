@@ -9,12 +9,12 @@ reason it was refused, is kept on the request.
 from __future__ import annotations
 
 import json
-import re
 from decimal import Decimal
 
 from flask import Request
 
 from openalgo_gtt.api.errors import BadRequest
+from openalgo_gtt.services.audit import unparsed
 
 MAX_BODY_BYTES = 1024 * 1024
 # Objects and arrays inside each other, the body itself counting as one. An OpenAlgo body is 1
@@ -95,24 +95,13 @@ def request_json(request: Request) -> dict:
     return cached
 
 
-# In a body that is not valid JSON, secrets can only be found by pattern: a secret-looking
-# field's value, and any long hex run (the shape of this service's API keys).
-_SECRET_VALUE = re.compile(
-    r'(?i)((?:api_?key|access_token|token|secret|password)["\']?\s*[:=]\s*["\']?)[^"\',}&\s]*'
-)
-_HEX_RUN = re.compile(r"[0-9a-fA-F]{24,}")
-
-
-def redact_text(text: str) -> str:
-    return _HEX_RUN.sub("***", _SECRET_VALUE.sub(r"\1***", text))
-
-
 def request_json_or_none(request: Request):
-    """The body for the audit record: the object if it parses, else the redacted raw text."""
+    """The body for the audit record: the object if it parses, else its raw text masked and cut
+    (services/audit.py `unparsed`, the one redaction of text every path uses)."""
     try:
         return request_json(request)
     except BadRequest:
         raw = request.get_data(cache=True)
         if not raw:
             return None
-        return {"unparsed_body": redact_text(raw[:4096].decode("utf-8", "replace"))}
+        return unparsed(raw)

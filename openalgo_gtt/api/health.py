@@ -18,6 +18,10 @@ health_model = ns.model(
         "today_trade_count": fields.Integer(description="successful places today (IST)"),
         "daily_trade_limit": fields.Integer,
         "database": fields.String(example="ok"),
+        "audit_rows": fields.Integer(description="rows in the audit log"),
+        "audit_oldest_at": fields.String(description="IST, YYYY-MM-DD HH:MM:SS, of the oldest audit row; "
+                                                     "null when there are none"),
+        "audit_retention_days": fields.Integer(description="audit rows older than this are deleted; 0 keeps them"),
         "token": fields.String(enum=["valid", "expired", "missing"],
                                description="the Upstox access token (broker upstox only)"),
         "token_source": fields.String(enum=["keys.json", "environment", "login"]),

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.body import request_json_or_none
 from openalgo_gtt.api.errors import error_status_and_body
-from openalgo_gtt.services.audit import collect_broker_calls, stop_collecting_broker_calls
+from openalgo_gtt.services.audit import collect_broker_calls, redact_query, stop_collecting_broker_calls
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.domain.encoding import dumps
 
@@ -134,6 +134,6 @@ def _path_for_audit() -> str:
 def _request_body_for_audit(status: int):
     if status == 413:
         return {"unparsed_body": "(over the 1 MiB limit: not read)"}
-    if request.method == "GET":
-        return dict(request.args) or None
+    if request.method == "GET":  # a query string's secrets (the Upstox login's code and state) masked
+        return redact_query(dict(request.args)) or None
     return request_json_or_none(request)

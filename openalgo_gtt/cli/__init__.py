@@ -111,8 +111,18 @@ def serve() -> None:
     app = create_app(gateway=gateway)
     for line in startup_lines(settings):
         startup_log.info("%s", line)
-    waitress_serve(app, host=settings.host, port=settings.port, threads=settings.server_threads,
-                   ident="openalgo-gtt")
+    waitress_serve(app, **serve_options(settings))
+
+
+def serve_options(settings: Settings) -> dict:
+    """waitress's settings. A connection limit well above waitress's default of 100, and a channel
+    timeout: a connection that sends nothing for that long is closed, so clients trickling bytes
+    cannot hold every connection (a reverse proxy with timeouts in front does the rest, README)."""
+    return {"host": settings.host, "port": settings.port, "threads": settings.server_threads,
+            "connection_limit": settings.server_connection_limit,
+            "channel_timeout": settings.server_channel_timeout,
+            # how often idle connections are looked for (waitress's default is every 30 s)
+            "cleanup_interval": min(5, settings.server_channel_timeout), "ident": "openalgo-gtt"}
 
 
 def startup_lines(settings: Settings) -> list[str]:

@@ -1,18 +1,30 @@
 """The audit trail: exactly one `audit_log` row per API request, success or failure.
 
-Secrets never reach the row: every value under a secret-looking key is replaced before writing.
+Secrets never reach the row: every value under a secret-looking key is replaced before writing,
+and text kept because it could not be parsed (a broken body, a cut one) is masked by pattern
+first (`unparsed`, the one function every such path uses). A request without a valid key keeps
+at most UNAUTHENTICATED_BODY_BYTES of its body, so anonymous traffic cannot fill the disk; rows
+older than the retention are purged by the watcher (`AuditRetention`).
+
 Broker calls made while a request is handled are collected through a context variable, so the
 broker adapters need no knowledge of who is calling them.
 """
 from __future__ import annotations
 
 import contextvars
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Callable
 
 from openalgo_gtt.brokers.base import BrokerCall
 from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.encoding import dumps
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.store.audit_log import AuditRows
+
+log = logging.getLogger(__name__)
 
 REDACTED = "***"
 # Field names whose values are secrets wherever they appear in a body (case-insensitive).
@@ -20,6 +32,102 @@ SECRET_FIELDS = frozenset(
     {"apikey", "api_key", "x-api-key", "access_token", "token", "refresh_token", "password",
      "secret", "client_secret", "api_secret", "pepper"}
 )
+
+# Query-string parameters that are secrets on a GET route, beyond SECRET_FIELDS: the Upstox
+# login's one-time authorization `code` and its `state`.
+SECRET_QUERY_FIELDS = SECRET_FIELDS | {"code", "state", "key", "signature", "sig", "auth"}
+# The most of a body kept as text: every unparsed body, and any body of a request without a
+# valid key.
+UNAUTHENTICATED_BODY_BYTES = 4096
+_TEXT_FORM_KEYS = frozenset({"unparsed_body", "truncated", "original_bytes"})
+
+# Secrets in text that could not be parsed can only be found by pattern. The patterns run on an
+# ASCII-lowercased copy of the UTF-8 bytes (same length, so spans carry over; no IGNORECASE,
+# which is several times slower), and each starts at a fixed token, so scanning is linear.
+_FIELD_NAMES = b"|".join(re.escape(name.encode()) for name in sorted(SECRET_QUERY_FIELDS, key=len, reverse=True))
+# A secret field's value after `name":`, `name=`, `name:` ...: quoted (to its closing quote, or to
+# the end when there is none) or bare (to the next separator).
+_SECRET_VALUE = re.compile(
+    rb"(?:" + _FIELD_NAMES + rb")[\"']*\s*[:=]\s*"
+    rb"(\"[^\"\\]*(?:\\.[^\"\\]*)*\"?|'[^']*'?|[^\s\"',&;}\]]+)"
+)
+# Any run of 16 or more hex characters: this service's keys (`<16 hex>.<64 hex>`, masked whole),
+# old 64-hex keys, webhook secrets, hashes.
+_HEX_RUN = re.compile(rb"[0-9a-f]{16,}(?:\.[0-9a-f]{16,})*")
+_JWT = re.compile(rb"eyj[\w-]{8,}(?:\.[\w-]*)*")  # an Upstox access token (a JWT)
+_BEARER = re.compile(rb"bearer\s+([\w.~+/-]+=*)")
+# Text is masked before it is cut, over a window this much longer than what is kept: a secret
+# that starts in the kept part is matched whole (a hex run reaching past the window is itself
+# longer than 16), so no piece of one survives the cut; the cost stays bounded (a 1 MiB body is
+# not scanned whole for an anonymous caller).
+_MASK_WINDOW = 8
+
+
+def _spans(folded: bytes, original: bytes) -> list[tuple[int, int, bytes]]:
+    found = []
+    for match in _SECRET_VALUE.finditer(folded):
+        start, end = match.span(1)
+        quote = original[start:start + 1] if original[start:start + 1] in (b'"', b"'") else b""
+        found.append((start, end, quote + REDACTED.encode() + quote))
+    for pattern in (_HEX_RUN, _JWT):
+        found.extend((m.start(), m.end(), REDACTED.encode()) for m in pattern.finditer(folded))
+    found.extend((*m.span(1), REDACTED.encode()) for m in _BEARER.finditer(folded))
+    return sorted(found)
+
+
+def _mask(data: bytes) -> bytes:
+    out, at = [], 0
+    for start, end, replacement in _spans(data.lower(), data):  # bytes.lower() folds ASCII only
+        if start < at:  # overlaps one already masked: mask through its end too
+            if end > at:
+                at = end
+            continue
+        out += [data[at:start], replacement]
+        at = end
+    out.append(data[at:])
+    return b"".join(out)
+
+
+def redact_text(text: str) -> str:
+    """`text` with every secret found by pattern masked: a secret field's value (`"apikey": "..."`,
+    `token=...`), this service's API keys, any run of 16 or more hex characters, JWTs and bearer
+    tokens."""
+    return _mask(text.encode("utf-8", "surrogatepass")).decode("utf-8", "replace")
+
+
+def unparsed(raw: bytes | str, limit: int = UNAUTHENTICATED_BODY_BYTES) -> dict:
+    """The audit's form of text kept as text (the one function every such path uses): masked
+    first, then cut to `limit` bytes; a cut one says so, with the size it had."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    masked = _mask(data[:limit * _MASK_WINDOW])
+    if len(data) <= limit and len(masked) <= limit:
+        return {"unparsed_body": masked.decode("utf-8", "replace")}
+    return {"unparsed_body": masked[:limit].decode("utf-8", "ignore"), "truncated": True,
+            "original_bytes": len(data)}
+
+
+def redact_query(args: dict) -> dict:
+    """A GET route's query parameters for the audit: secret parameters masked, and every other
+    value masked by pattern."""
+    return {
+        k: REDACTED if isinstance(k, str) and k.lower() in SECRET_QUERY_FIELDS
+        else redact_text(v) if isinstance(v, str) else v
+        for k, v in args.items()
+    }
+
+
+def bounded(body, authenticated: bool):
+    """A request body as the audit keeps it: whole for a caller with a valid key, else at most
+    UNAUTHENTICATED_BODY_BYTES (its text form, cut and marked)."""
+    if authenticated or body is None:
+        return body
+    if isinstance(body, dict) and body.keys() <= _TEXT_FORM_KEYS:
+        return body  # already text, bounded when it was made
+    text = dumps(body)
+    if len(text.encode("utf-8")) <= UNAUTHENTICATED_BODY_BYTES:
+        return body
+    return unparsed(text)
+
 
 _broker_calls: contextvars.ContextVar[list[BrokerCall] | None] = contextvars.ContextVar(
     "broker_calls", default=None
@@ -64,7 +172,8 @@ class AuditTrail:
         return AuditEntry(
             request_id=ctx.request_id, created_at=utcnow(), method=ctx.method, endpoint=ctx.endpoint,
             client_addr=ctx.client_addr, api_key_name=ctx.api_key_name,
-            request_body=redact(ctx.audit_body(status)), response_body=redact(response_body),
+            request_body=bounded(redact(ctx.audit_body(status)), authenticated=ctx.api_key_name is not None),
+            response_body=redact(response_body),
             http_status=status, latency_ms=ctx.elapsed_ms(), broker_calls=list(ctx.broker_calls),
             error=ctx.error, traceback=ctx.traceback,
         )
@@ -75,8 +184,47 @@ class AuditTrail:
 
     def write(self, entry: AuditEntry) -> bool:
         """Write a prepared row on its own (never raises); it is redacted here."""
-        entry.request_body, entry.response_body = redact(entry.request_body), redact(entry.response_body)
+        entry.request_body = bounded(redact(entry.request_body), authenticated=entry.api_key_name is not None)
+        entry.response_body = redact(entry.response_body)
         return self._rows.write(entry)
 
     def exists(self, request_id: str) -> bool:
         return self._rows.exists(request_id)
+
+
+class AuditRetention:
+    """Deletes audit rows older than `days` (0 keeps them forever). The watcher calls `run` on
+    every poll; it works at most once every `every`, deleting in batches of `batch` rows and at
+    most `max_batches` of them per call, so a poll is never held up for long. A call that stopped
+    at the cap leaves the next poll to go on, instead of waiting for the next interval."""
+
+    def __init__(self, rows: AuditRows, days: int, *, every: timedelta = timedelta(hours=1),
+                 batch: int = 1000, max_batches: int = 10, clock: Callable[[], datetime] = utcnow):
+        self._rows = rows
+        self.days = days
+        self._every = every
+        self._batch = batch
+        self._max_batches = max_batches
+        self._clock = clock
+        self._next_run: datetime | None = None
+
+    def run(self) -> int:
+        """Purge if it is time; returns how many rows were deleted."""
+        if self.days <= 0:
+            return 0
+        now = self._clock()
+        if self._next_run is not None and now < self._next_run:
+            return 0
+        cutoff = now - timedelta(days=self.days)
+        deleted = 0
+        for _ in range(self._max_batches):
+            gone = self._rows.purge_before(cutoff, self._batch)
+            deleted += gone
+            if gone < self._batch:  # nothing older is left
+                self._next_run = now + self._every
+                break
+        else:
+            self._next_run = None  # stopped at the cap: go on at the next poll
+        if deleted:
+            log.info("audit retention: deleted %d rows older than %d days", deleted, self.days)
+        return deleted

@@ -1,7 +1,8 @@
-"""What /api/health reports: the store reachable, today's trades against the limit, and the
-Upstox token's state. Raises StoreUnavailable when the database cannot be read."""
+"""What /api/health reports: the store reachable, today's trades against the limit, the audit
+table's size (rows, the oldest row's time, the retention), and the Upstox token's state. Raises StoreUnavailable when the database cannot be read."""
 from __future__ import annotations
 
+from openalgo_gtt.domain.clock import ist_text
 from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.unit_of_work import Store, StoreUnavailable
@@ -10,7 +11,9 @@ __all__ = ["HealthCheck", "StoreUnavailable"]
 
 
 class HealthCheck:
-    def __init__(self, store: Store, broker_name: str, limit: DailyTradeLimit, tokens: TokenProvider):
+    def __init__(self, store: Store, broker_name: str, limit: DailyTradeLimit, tokens: TokenProvider,
+                 audit_retention_days: int = 0):
+        self._audit_retention_days = audit_retention_days
         self._store = store
         self._broker_name = broker_name
         self._limit = limit
@@ -21,6 +24,9 @@ class HealthCheck:
         body = {"status": "ok", "service": "openalgo-gtt", "broker": self._broker_name,
                 "today_trade_count": self._limit.today_count(), "daily_trade_limit": self._limit.limit,
                 "database": "ok"}
+        rows, oldest = self._store.audit.stats()
+        body.update(audit_rows=rows, audit_oldest_at=ist_text(oldest) or None,
+                    audit_retention_days=self._audit_retention_days)
         if self._broker_name == "upstox":
             body.update(self._tokens.describe())
         return body

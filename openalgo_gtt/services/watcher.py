@@ -9,6 +9,9 @@ lease. On start every process reconciles every open pair once before it serves (
 idempotent, so this needs no lease, and a restart after a crash need not wait for the dead
 holder's lease to lapse).
 
+The lease holder's poll also runs the housekeeping it is given: the audit retention, which
+deletes rows past AUDIT_RETENTION_DAYS at most once an hour, in bounded batches.
+
 Settling is idempotent: cancelling a leg that is already gone is harmless, so the webhook and
 the poller (even in two processes) may race without harm.
 """
@@ -45,8 +48,11 @@ class SyncReport:
 
 class GttWatcher:
     def __init__(self, broker: Broker, orders: GttOrders, lease: DatabaseLease, poll_seconds: float,
-                 recover: Callable[[], int] | None = None):
+                 recover: Callable[[], int] | None = None, housekeeping: Callable[[], object] | None = None):
         self.broker = broker
+        # Work the lease holder does on its poll besides the broker (the audit retention: it
+        # throttles itself to once an hour).
+        self._housekeeping = housekeeping
         self._recover = recover  # settles places whose outcome was lost (see Gateway.recover_unsettled)
         self.orders = orders
         self.lease = lease
@@ -116,6 +122,15 @@ class GttWatcher:
         log.info("OCO %s settled: %s", order.trigger_id, message)
         return True
 
+    def housekeep(self) -> None:
+        """The poll's work besides the broker; a failure is logged, never stops the poll."""
+        if self._housekeeping is None:
+            return
+        try:
+            self._housekeeping()
+        except Exception:  # noqa: BLE001 - housekeeping must not stop the watcher
+            log.exception("watcher housekeeping failed")
+
     # -- the background loop ----------------------------------------------------------------
 
     def wake(self) -> None:
@@ -137,6 +152,7 @@ class GttWatcher:
                     holding = True
                     if woken or time.monotonic() - last_sync >= self.poll_seconds:
                         last_sync = time.monotonic()
+                        self.housekeep()
                         self.sync()
                 else:
                     holding = False

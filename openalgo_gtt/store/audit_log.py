@@ -1,13 +1,14 @@
 """The audit_log table: one row per request, written alone or inside the transaction that
 records a place's outcome (so neither exists without the other). Redaction happens before the
-entry reaches this module (services/audit.py)."""
+entry reaches this module (services/audit.py). Rows past the retention are deleted here, in
+bounded batches (`purge_before`)."""
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from openalgo_gtt.domain.clock import as_utc
 from openalgo_gtt.domain.records import AuditEntry
@@ -35,6 +36,24 @@ class AuditRows:
     def exists(self, request_id: str) -> bool:
         with self._engine.connect() as conn:
             return conn.execute(select(AuditRecord.id).where(AuditRecord.request_id == request_id)).first() is not None
+
+    def purge_before(self, cutoff: datetime, batch: int) -> int:
+        """Delete at most `batch` rows written before `cutoff`, oldest first, in one short
+        transaction (by the created_at index); returns how many went."""
+        oldest = (select(AuditRecord.id).where(AuditRecord.created_at < cutoff)
+                  .order_by(AuditRecord.created_at).limit(batch))
+        with self._engine.begin() as conn:
+            ids = list(conn.execute(oldest).scalars())
+            if ids:
+                conn.execute(delete(AuditRecord).where(AuditRecord.id.in_(ids)))
+        return len(ids)
+
+    def stats(self) -> tuple[int, datetime | None]:
+        """How many rows there are, and when the oldest was written (None when there are none)."""
+        with self._engine.connect() as conn:
+            count, oldest = conn.execute(select(func.count(), func.min(AuditRecord.created_at))
+                                         .select_from(AuditRecord)).one()
+        return count, as_utc(oldest)
 
     def write_in(self, conn: Connection, entry: AuditEntry) -> None:
         row = asdict(entry)  # the entry's fields are the table's columns; a few are bounded here

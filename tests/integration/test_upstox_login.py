@@ -547,3 +547,13 @@ def test_the_gateway_wiring(settings, fake_upstox):
         assert not any(gateway.upstox_login.notifier_path in e for e in endpoints)
     finally:
         gateway.close()
+
+
+def test_the_callbacks_code_and_state_never_reach_the_audit(env):
+    state = _start(env)
+    assert _callback(env, "good-code", state).status_code == 200
+    with env.gateway.engine.connect() as conn:
+        rows = conn.execute(text("SELECT endpoint, request_body FROM audit_log")).all()
+    assert "good-code" not in repr(rows) and state not in repr(rows)
+    (body,) = [json.loads(b) if isinstance(b, str) else b for endpoint, b in rows if endpoint == "/upstox/callback"]
+    assert body == {"code": "***", "state": "***"}
