@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -29,52 +30,87 @@ SWEEP_SECONDS = 1.0
 
 
 class _Sweeper(threading.Thread):
-    """Runs the storage's own expiry pass every SWEEP_SECONDS for as long as the storage lives.
+    """One daemon thread for the whole process: every SWEEP_SECONDS it runs the expiry pass of
+    each live swept storage. Storages are held weakly, so a discarded one simply drops out; a
+    process that builds many (a test suite, one per app) still has one thread, not one each."""
 
-    It stands in the storage's `timer` attribute: MemoryStorage starts a new Timer only when
-    that one is not alive, and this one always is."""
-
-    def __init__(self, storage: "SweptMemoryStorage", interval: float):
+    def __init__(self, interval: float):
         super().__init__(name="rate-window-sweeper", daemon=True)
-        self._storage = weakref.ref(storage)  # the thread never keeps a discarded storage alive
         self._interval = interval
-        self._stopped = threading.Event()
+        self._storages: "weakref.WeakSet[SweptMemoryStorage]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    def add(self, storage: "SweptMemoryStorage") -> None:
+        with self._lock:
+            self._storages.add(storage)
+
+    def discard(self, storage: "SweptMemoryStorage") -> None:
+        with self._lock:
+            self._storages.discard(storage)
 
     def run(self) -> None:
-        while not self._stopped.wait(self._interval):
-            storage = self._storage()
-            if storage is None:
-                return
-            try:
-                storage.sweep()
-            except Exception:  # noqa: BLE001 - a failed sweep only delays freeing memory
-                log.exception("rate window sweep failed")
-            del storage
+        while True:
+            time.sleep(self._interval)
+            with self._lock:
+                storages = list(self._storages)
+            for storage in storages:
+                try:
+                    storage.sweep()
+                except Exception:  # noqa: BLE001 - a failed sweep only delays freeing memory
+                    log.exception("rate window sweep failed")
+            del storages
+
+
+_sweeper: _Sweeper | None = None
+_sweeper_lock = threading.Lock()
+
+
+def _shared_sweeper() -> _Sweeper:
+    global _sweeper
+    with _sweeper_lock:
+        if _sweeper is None or not _sweeper.is_alive():
+            _sweeper = _Sweeper(SWEEP_SECONDS)
+            _sweeper.start()
+        return _sweeper
+
+
+class _SweptTimer:
+    """What a swept storage keeps in its `timer` attribute: MemoryStorage starts a new Timer
+    only when that one is not alive, and this one always is (until cancelled)."""
+
+    def __init__(self, storage: "SweptMemoryStorage"):
+        self._storage = weakref.ref(storage)
+        self._cancelled = False
+        _shared_sweeper().add(storage)
+
+    def is_alive(self) -> bool:
+        return not self._cancelled
 
     def cancel(self) -> None:  # threading.Timer's name for it, which MemoryStorage may call
-        self._stopped.set()
+        self._cancelled = True
+        storage = self._storage()
+        if storage is not None and _sweeper is not None:
+            _sweeper.discard(storage)
 
 
 class SweptMemoryStorage(MemoryStorage):
-    """limits' MemoryStorage with one sweeper thread for its whole life (see the module doc)."""
+    """limits' MemoryStorage swept by the process's one sweeper thread (see the module doc)."""
 
     STORAGE_SCHEME = [SWEPT_SCHEME]  # registered with `limits` when this class is defined
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         self.timer.cancel()  # the 10 ms Timer the parent just started
-        self.timer = _Sweeper(self, SWEEP_SECONDS)
-        self.timer.start()
+        self.timer = _SweptTimer(self)
 
     def sweep(self) -> None:
         """Drop expired moving-window entries and counters (the parent's expiry pass)."""
         self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
-    def __setstate__(self, state: dict) -> None:  # a copy (pickle) gets a sweeper of its own
+    def __setstate__(self, state: dict) -> None:  # a copy (pickle) is swept too
         super().__setstate__(state)
         self.timer.cancel()
-        self.timer = _Sweeper(self, SWEEP_SECONDS)
-        self.timer.start()
+        self.timer = _SweptTimer(self)
 
 
 def limits_uri(uri: str) -> str:

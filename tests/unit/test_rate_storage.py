@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gc
 import threading
+import weakref
 import time
 
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from openalgo_gtt import rate_storage
 from openalgo_gtt.brokers.pacing import OrderPacer
 from openalgo_gtt.rate_storage import SweptMemoryStorage, limits_uri, storage_for
 from tests.waiting import until
@@ -89,15 +89,18 @@ def test_the_sweep_frees_expired_entries():
     assert not any(storage.events.values())
 
 
-def test_the_sweeper_runs_by_itself_and_ends_with_its_storage(monkeypatch):
-    monkeypatch.setattr(rate_storage, "SWEEP_SECONDS", 0.05)
-    storage = SweptMemoryStorage()
-    sweeper = storage.timer
+def test_one_sweeper_thread_sweeps_every_storage_and_keeps_none_alive(monkeypatch):
+    storages = [SweptMemoryStorage() for _ in range(20)]
+    sweepers = [t for t in threading.enumerate() if t.name == "rate-window-sweeper"]
+    assert len(sweepers) == 1  # one thread for the process, however many storages (or apps) it builds
+    monkeypatch.setattr(sweepers[0], "_interval", 0.05)
+    storage = storages[0]
     MovingWindowRateLimiter(storage).hit(parse("1/second"), "k")
-    until(lambda: not any(storage.events.values()), "the sweeper dropped the expired entry")
-    del storage
+    until(lambda swept=storage: not any(swept.events.values()), "the sweeper dropped the expired entry")
+    gone = weakref.ref(storage)
+    del storage, storages
     gc.collect()
-    until(lambda: not sweeper.is_alive(), "the sweeper ended once its storage was gone")
+    assert gone() is None  # the sweeper holds storages weakly: a discarded one is freed
 
 
 def test_the_order_pacer_starts_no_thread_per_order(monkeypatch):
