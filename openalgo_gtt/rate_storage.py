@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 
 from limits.storage import MemoryStorage, Storage, storage_from_string
@@ -39,6 +38,7 @@ class _Sweeper(threading.Thread):
         self._interval = interval
         self._storages: "weakref.WeakSet[SweptMemoryStorage]" = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._tick = threading.Event()  # never set: its wait() is the pause between sweeps
 
     def add(self, storage: "SweptMemoryStorage") -> None:
         with self._lock:
@@ -50,7 +50,7 @@ class _Sweeper(threading.Thread):
 
     def run(self) -> None:
         while True:
-            time.sleep(self._interval)
+            self._tick.wait(self._interval)
             with self._lock:
                 storages = list(self._storages)
             for storage in storages:
