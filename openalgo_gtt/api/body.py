@@ -1,7 +1,8 @@
 """Reading a request body as a JSON object, whatever its Content-Type.
 
 TradingView posts JSON as text/plain, so the Content-Type is not trusted. Numbers with a
-fraction parse as Decimal (exact to the paisa); NaN and infinities are refused. A body nested
+fraction parse as Decimal (exact to the paisa); NaN, infinities and numbers beyond a float's
+range are refused. A body nested
 deeper than MAX_DEPTH objects and arrays is refused (BodyTooDeep), so nothing that walks a
 parsed body ever meets deep nesting. The body is parsed once per request: its value, or the
 reason it was refused, is kept on the request.
@@ -9,7 +10,7 @@ reason it was refused, is kept on the request.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from flask import Request
 
@@ -34,12 +35,27 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not a valid number")
 
 
+# A JSON number whose size a float cannot hold (the audit stores numbers as JSON floats, and
+# PostgreSQL's json refuses the Infinity one would become), or whose exponent Decimal cannot read.
+_MAX_ADJUSTED_EXPONENT = 300
+
+
+def _parse_number(text: str) -> Decimal:
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"the number {text[:32]} is out of range") from None
+    if number and number.adjusted() > _MAX_ADJUSTED_EXPONENT:
+        raise ValueError(f"the number {text[:32]} is out of range")
+    return number
+
+
 def parse_json_object(raw: bytes) -> dict:
     if not raw or not raw.strip():
         raise BadRequest("Request body must be a JSON object; the body is empty")
     try:
         text = raw.decode("utf-8-sig")  # a BOM from some tools is harmless
-        value = json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_float=_parse_number, parse_constant=_refuse_constant)
     except UnicodeDecodeError:
         raise BadRequest("Request body must be UTF-8 encoded JSON") from None
     except RecursionError:  # deeper than the interpreter's own limit (about a thousand)

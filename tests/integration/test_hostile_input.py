@@ -180,12 +180,25 @@ def test_a_json_whole_float_is_a_quantity(upstox_client, upstox_key, fake_upstox
     assert fake_upstox.gtt(response.get_json()["trigger_id"])["quantity"] == 2
 
 
+EXTREME_NUMBERS = ["1e999999999", "-1e999999999", "1e-999999999", "0.%s1" % ("0" * 5000), "9" * 4000,
+                   "1e400", "1e99999999999999999999", "1e-99999999999999999999"]
+
+
 def test_extreme_json_numbers_are_no_500(upstox_client, upstox_gateway, upstox_key, fake_upstox):
-    for raw_number in ["1e999999999", "-1e999999999", "1e-999999999", "0.%s1" % ("0" * 5000), "9" * 4000]:
+    for raw_number in EXTREME_NUMBERS:
         raw = '{"apikey": "%s", "exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": %s, ' \
               '"triggerprice_tg": %s}' % (upstox_key, raw_number, raw_number)
         response = upstox_client.post("/api/v1/placegtt", data=raw)
         assert_refused(response, upstox_gateway, fake_upstox, 400)
+
+
+def test_extreme_numbers_anywhere_in_the_body_are_a_400_with_an_audit_row(
+        upstox_client, upstox_gateway, upstox_key, fake_upstox):
+    # A field no model reads still reaches the audit row (PostgreSQL's json refuses Infinity).
+    for raw_number in ["1e400", "-1e999999999", "1e99999999999999999999"]:
+        raw = '{"apikey": "%s", "note": [%s]}' % (upstox_key, raw_number)
+        response = upstox_client.post("/api/v1/ping", data=raw)
+        assert_refused(response, upstox_gateway, fake_upstox, 400, "out of range")
 
 
 SEED_LOOSE = [
