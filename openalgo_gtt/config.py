@@ -146,6 +146,9 @@ class Settings:
     auto_sl_pct: Decimal = Decimal("1")
     oco_poll_seconds: float = 2.0
     dedupe_window_seconds: int = 60
+    # How long an ambiguous place (timeout, lost answer) may still turn up at the broker: until
+    # then it is settling and a retry is not placed again.
+    settle_seconds: float = 10.0
     rate_limit_storage_uri: str = "memory://"
     rate_limit: str = DEFAULT_RATE_LIMIT  # per API key (else per address)
     rate_limit_enabled: bool = True  # caller limits and the wrong-key throttle
@@ -421,6 +424,7 @@ def load_settings(
         auto_sl_pct=_parse(source, "AUTO_SL_PCT", _percentage, Decimal("1")),
         oco_poll_seconds=_parse(source, "OCO_POLL_SECONDS", _positive_seconds, 2.0),
         dedupe_window_seconds=_parse(source, "DEDUPE_WINDOW_SECONDS", _non_negative_int, 60),
+        settle_seconds=_parse(source, "SETTLE_SECONDS", _positive_seconds, 10.0),
         rate_limit_storage_uri=_parse(source, "RATE_LIMIT_STORAGE_URI", _storage_uri, "memory://"),
         rate_limit=_parse(source, "RATE_LIMIT", parse_rate_limit, DEFAULT_RATE_LIMIT),
         rate_limit_enabled=_parse(source, "RATE_LIMIT_ENABLED", parse_bool, True),

@@ -26,6 +26,7 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.late_gtts import LateGtts
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
@@ -85,6 +86,7 @@ class Gateway:
     place: PlaceGtt
     gtts: GttService
     recovery: Recovery
+    late_gtts: LateGtts
     watcher: GttWatcher
     health: HealthCheck
 
@@ -107,18 +109,21 @@ class Gateway:
         planner = Planner(broker, instruments, pcts)
         in_flight = InFlight()  # shared: follow-ups of a place wait for its record
         place = PlaceGtt(broker, planner, store, trade_limit, exactly_once, in_flight,
-                         lookup_budget=settings.upstox_timeout)
-        recovery = Recovery(store.requests, place, trade_limit, audit, exactly_once)
+                         lookup_budget=settings.upstox_timeout, settle_seconds=settings.settle_seconds)
+        recovery = Recovery(store.requests, place, audit, exactly_once)
+        late_gtts = LateGtts(broker, store, place, trade_limit, audit)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
-                             recover=recovery.settle_unsettled, housekeeping=retention.run)
+                             recover=lambda: recovery.settle_unsettled() + len(late_gtts.settle()),
+                             housekeeping=retention.run)
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
             gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
+            late_gtts=late_gtts,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
                                                              audit_retention_days=settings.audit_retention_days),
         )

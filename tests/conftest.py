@@ -118,6 +118,7 @@ def upstox_gateway(settings, fake_upstox):
 
     upstox_settings = dataclasses.replace(settings, 
         broker="upstox", upstox_api_url=fake_upstox.url, access_token=fake_upstox.token, upstox_timeout=1.0,
+        settle_seconds=1.5,  # short, so a test can wait out the settling window (10 s by default)
     )
     upgrade(upstox_settings.database_url)
     built = Gateway.build(upstox_settings)

@@ -52,6 +52,8 @@ def json_response(body, status: int = 200, headers=None) -> Response:
     response = current_app.response_class(dumps(body), status=status, mimetype="application/json")
     if headers:
         response.headers.extend(headers)
+    if status >= 400 and isinstance(body, dict) and isinstance(body.get("retry_after"), int):
+        response.headers.setdefault("Retry-After", str(body["retry_after"]))  # a 503 settling, a 429
     return response
 
 

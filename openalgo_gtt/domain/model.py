@@ -169,6 +169,11 @@ class BrokerGtt:
         """Whether any rule can still fire: the one definition of a live GTT."""
         return any(rule.status in LIVE_RULE_STATUSES for rule in self.rules)
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether every rule was cancelled (in the app, or by the gateway withdrawing it)."""
+        return all(rule.status == RuleStatus.CANCELLED for rule in self.rules)
+
     def matches(self, request: GttRequest) -> bool:
         """Whether this is the GTT `request` asked for (instrument, side, quantity, product and
         every rule's strategy, trigger type and price)."""

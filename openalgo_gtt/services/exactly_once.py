@@ -84,6 +84,9 @@ class Attempt:
         self.plan = None if snapshot is None else snapshot.plan
         self.reserved_day = None if snapshot is None else snapshot.reserved_day
         self.attempt_started_at = None if snapshot is None else snapshot.attempt_started_at
+        # A retry holds an earlier attempt's intent whose outcome is unknown until it is found or
+        # lapses: whatever happens to this attempt, that intent (and its trade) must be kept.
+        self.holds_unsettled_intent = retry and self.plan is not None
         self.keeps_reservation = False
         self.answer: dict | None = None
         self._stored: dict | None = None  # the answer as kept for duplicates (with the request id)
@@ -101,6 +104,11 @@ class Attempt:
         else:
             uow.save_intent(self.record_id, plan, reserved_day, started_at)
         self.keeps_reservation = reserved_day is not None
+
+    def earlier_lapsed(self) -> None:
+        """The earlier attempt's intent was set aside and its trade given back."""
+        self.holds_unsettled_intent = False
+        self.plan = self.reserved_day = None
 
     def intent_rolled_back(self) -> None:
         """The unit of work that wrote the intent did not commit: a claim made in it is void
@@ -241,7 +249,8 @@ class ExactlyOnce:
             else:
                 # Unknown or transient: keep the plan (and a trade the service did not give back)
                 # so the retry, or the watcher, can find out what the broker holds.
-                keep = attempt.keeps_reservation and getattr(exc, "may_have_reached", False)
+                keep = attempt.holds_unsettled_intent or (
+                    attempt.keeps_reservation and getattr(exc, "may_have_reached", False))
                 records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
             raise
         if attempt.answer is not None:

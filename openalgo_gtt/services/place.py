@@ -9,6 +9,7 @@ place recoverable, so a crash between the two is settled by services/recovery.py
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from openalgo_gtt.domain.gtt import BRACKET, OCO, Plan
 from openalgo_gtt.domain.model import SCHEDULED, SINGLE, BrokerGtt, GttRequest, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan
 from openalgo_gtt.domain.symbols import InstrumentInfo
-from openalgo_gtt.services.answers import placed_answer
+from openalgo_gtt.services.answers import ApiError, placed_answer
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import Attempt, ExactlyOnce
 from openalgo_gtt.services.in_flight import InFlight
@@ -42,6 +43,9 @@ CLOCK_SKEW = timedelta(seconds=0.5)
 # gives up after 3 seconds).
 RATE_LIMIT_RETRY_BUDGET = 2.0
 RATE_LIMIT_RETRY_PAUSE = 0.4
+# A retry of a place still settling looks at the broker, waits this long, and looks once more
+# before it answers 503: short enough for TradingView's 3 seconds.
+SETTLE_RETRY_WAIT = 1.0
 
 Legs = list[tuple[str, str, str]]  # (broker GTT id, role, broker status)
 
@@ -54,7 +58,19 @@ class Placed:
     trade_count: int | None = None
 
 
-def _trigger_id(intent: dict, legs: Legs) -> str:
+class Settling(ApiError):
+    """A retry of a place whose earlier attempt may still be completing at the broker: within
+    the settling window, not finding its GTT proves nothing, so nothing is placed again."""
+
+    may_have_reached = True  # the earlier attempt's outcome is still unknown: its intent is kept
+
+    def __init__(self, retry_after: int):
+        super().__init__(503, "an earlier attempt of this request may still be completing at the broker; "
+                              f"it is not placed again while it settles: retry in {retry_after} s",
+                         retry_after=retry_after, outcome_unknown=True)
+
+
+def trigger_id_of(intent: dict, legs: Legs) -> str:
     first = legs[0][0]
     return "OCO-" + first.removeprefix("GTT-") if intent["order"]["trigger_type"] == TriggerKind.TWO_LEG else first
 
@@ -86,7 +102,8 @@ def jsonable(legs) -> list[dict]:
 
 class PlaceGtt:
     def __init__(self, broker: Broker, planner: Planner, store: Store, limit: DailyTradeLimit,
-                 exactly_once: ExactlyOnce, in_flight: InFlight, lookup_budget: float = 5.0):
+                 exactly_once: ExactlyOnce, in_flight: InFlight, lookup_budget: float = 5.0,
+                 settle_seconds: float = 10.0):
         self.broker = broker
         self.planner = planner
         self.store = store
@@ -96,6 +113,9 @@ class PlaceGtt:
         # An ambiguous place is looked up at the broker before answering only while this much
         # time has passed since it began; later, the answer is "unknown" and a retry reconciles.
         self.lookup_budget = lookup_budget
+        # How long after an ambiguous place began its GTT may still appear at the broker: until
+        # then the place is settling (not absent), and a retry is not placed again.
+        self.settle = timedelta(seconds=settle_seconds)
 
     def __call__(self, ctx: RequestContext, order: Order, body: dict, idempotency_key: object, *,
                  endpoint: str = "place", render: Callable[[Placed], dict] = placed_answer) -> tuple[dict, int]:
@@ -107,12 +127,10 @@ class PlaceGtt:
     def place(self, order: Order, ctx: RequestContext, attempt: Attempt) -> Placed:
         instrument, plan = self.planner.plan(order)
         if attempt.retry and attempt.plan:
-            # An earlier attempt's outcome is unknown: look for it before placing anything.
-            recovered = self.recover(attempt.plan, attempt.attempt_started_at)
+            # An earlier attempt's outcome is unknown: settle it before placing anything.
+            recovered = self._settle_earlier(attempt)
             if recovered is not None:
                 return recovered
-            if attempt.reserved_day is not None:
-                self.limit.release(attempt.reserved_day)
         started = utcnow()
         intent = _intent(order, instrument, plan, ctx)
         reservation = self._reserve(order, intent, attempt, started)
@@ -121,7 +139,7 @@ class PlaceGtt:
         else:
             gtt_id = self._place_one(plan.request, reservation, started)
             legs = [(gtt_id, intent["roles"][0], SCHEDULED)]
-        placed = Placed(_trigger_id(intent, legs), plan.prices, plan.warnings, reservation.count)
+        placed = Placed(trigger_id_of(intent, legs), plan.prices, plan.warnings, reservation.count)
         # The caller hears first: the intent written before the broker call already makes the
         # place recoverable, so the GTT, the answer kept for duplicates and the audit row are
         # committed just after the answer.
@@ -155,7 +173,7 @@ class PlaceGtt:
             self.in_flight.release(trigger_id)
 
     def _record(self, intent: dict, legs: Legs, attempt: Attempt | None = None) -> bool:
-        trigger_id = _trigger_id(intent, legs)
+        trigger_id = trigger_id_of(intent, legs)
         try:
             with self.store.unit_of_work() as uow:
                 uow.add_trigger(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs],
@@ -169,7 +187,38 @@ class PlaceGtt:
 
     # -- finding a place whose answer was lost ----------------------------------------------
 
-    def recover(self, intent: dict, since: datetime | None) -> Placed | None:
+    def _settle_earlier(self, attempt: Attempt) -> Placed | None:
+        """A retry of a place whose outcome is unknown: its GTT found at the broker is the
+        answer. Within the settling window, not finding it proves nothing: look, wait a moment,
+        look again, then answer 503 (the caller retries). After the window the earlier attempt
+        lapses: its trade is given back and this retry places afresh (None)."""
+        started = attempt.attempt_started_at or utcnow()
+        window_ends = started + self.settle
+        looked = False
+        while True:
+            recovered = self.recover(attempt.plan, started)
+            if recovered is not None:
+                return recovered
+            remaining = (window_ends - utcnow()).total_seconds()
+            if remaining <= 0:
+                break
+            if looked:
+                raise Settling(max(1, math.ceil(remaining)))
+            looked = True
+            time.sleep(min(SETTLE_RETRY_WAIT, remaining))
+        self.lapse(attempt.record_id, attempt.plan, started, attempt.reserved_day)
+        attempt.earlier_lapsed()
+        return None
+
+    def lapse(self, record_id: int, intent: dict, started: datetime, reserved_day) -> None:
+        """Nothing found within the window: give the trade back and keep the intent aside, so a
+        GTT the broker creates even later is still matched (services/late_gtts.py)."""
+        with self.store.unit_of_work() as uow:
+            uow.lapse(record_id, intent, started, reserved_day)
+        log.warning("place %s lapsed: no GTT at the broker %.0f s after it began; its trade is given back",
+                    intent["order"].get("request_id"), self.settle.total_seconds())
+
+    def recover(self, intent: dict, since: datetime | None, listed: list[BrokerGtt] | None = None) -> Placed | None:
         """Find an earlier attempt's GTTs at the broker: recorded (and a success) when all are
         there; withdrawn when only part of an OCO is; None when nothing was placed."""
         prices = {k: Decimal(v) for k, v in intent["prices"].items()}
@@ -178,23 +227,28 @@ class PlaceGtt:
             return Placed(already.trigger_id, prices, ("answered from an earlier attempt of this request",),
                           self.limit.today_count())
         since = since or utcnow()
-        found = [self.find_placed(GttRequest.from_json(r), since) for r in intent["requests"]]
+        listed = self.broker.list_gtts() if listed is None else listed
+        found = [self.find_placed(GttRequest.from_json(r), since, listed) for r in intent["requests"]]
         if found and all(found):
             legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(found, intent["roles"])]
             self._record(intent, legs)
-            return Placed(_trigger_id(intent, legs), prices,
+            return Placed(trigger_id_of(intent, legs), prices,
                           ("found at the broker: an earlier attempt of this request had placed it",),
                           self.limit.today_count())
         for gtt in filter(None, found):  # half an OCO is worse than none
             self._withdraw(gtt.gtt_id)
         return None
 
-    def find_placed(self, request: GttRequest, since: datetime) -> BrokerGtt | None:
+    def find_placed(self, request: GttRequest, since: datetime,
+                    listed: list[BrokerGtt] | None = None) -> BrokerGtt | None:
         """The broker GTT matching `request`, created since the attempt began (`since`, less the
         clock skew), that the gateway does not know yet: how an answer lost after the broker did
-        the work is found again. Of two such, the earliest is taken, and the other is logged."""
-        candidates = [gtt for gtt in self.broker.list_gtts()
-                      if gtt.matches(request) and (gtt.created_at is None or gtt.created_at >= since - CLOCK_SKEW)]
+        the work is found again. A cancelled one is not (it is a leg the gateway withdrew, or one
+        cancelled in the app). Of two such, the earliest is taken, and the other is logged."""
+        listed = self.broker.list_gtts() if listed is None else listed
+        candidates = [gtt for gtt in listed
+                      if gtt.matches(request) and not gtt.cancelled
+                      and (gtt.created_at is None or gtt.created_at >= since - CLOCK_SKEW)]
         known = self.store.orders.known_broker_ids([gtt.gtt_id for gtt in candidates])
         fresh = sorted((gtt for gtt in candidates if gtt.gtt_id not in known),
                        key=lambda gtt: gtt.created_at or since)
@@ -229,7 +283,8 @@ class PlaceGtt:
                 if found is not None:
                     log.warning("place answered %s but the GTT %s exists: treated as placed", exc, found.gtt_id)
                     return found.gtt_id
-                exc.may_have_reached = False  # looked, and it is not there
+                # Not there yet proves nothing: the broker may still be doing the work. The place
+                # stays settling (intent and trade kept) until its window has passed.
             if not exc.may_have_reached:
                 self.limit.release(reservation.day)  # nothing was placed: the trade is not counted
             raise
@@ -241,13 +296,20 @@ class PlaceGtt:
             upper_id = self._send_place(plan.upper.request)
         except BrokerError as exc:
             undone = self._withdraw(lower_id)
+            stray_may_come = False
             if exc.may_have_reached:
-                stray = self.find_placed(plan.upper.request, since=started)
+                try:
+                    stray = self.find_placed(plan.upper.request, since=started)
+                except BrokerError:
+                    stray = None
+                # Not found, the upper leg may still appear: the pair stays settling, and whoever
+                # finds the leg later withdraws it (half a pair is never recorded).
+                stray_may_come = stray is None
                 undone = undone and (stray is None or self._withdraw(stray.gtt_id))
-            if undone:
+            if undone and not stray_may_come:
                 self.limit.release(reservation.day)
                 exc.may_have_reached = False
-            else:
+            elif not undone:
                 exc.message += ("; the stop-loss leg could not be withdrawn: check Upstox's GTT list "
                                 f"for {lower_id}")
             raise

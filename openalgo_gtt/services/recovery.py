@@ -1,38 +1,50 @@
 """Settling places whose outcome was lost (a timeout, a crash between the broker call and the
-record). Each open request record with an intent is looked up at the broker: a GTT found is
-recorded and its request answered; one not found gives its trade back. The watcher runs this
-under its lease, and every process once before it serves."""
+record). Each open request record with an intent is looked up at the broker (one list call a
+pass): a GTT found is recorded and its request answered. One not found is still settling while
+its window (SETTLE_SECONDS from the attempt's start) lasts, since the broker may yet create it;
+after the window it lapses: its trade is given back and its intent kept aside for a very late
+GTT (services/late_gtts.py). The watcher runs this under its lease, every poll (so a settling
+place is looked for a few times within its window), and every process once before it serves."""
 from __future__ import annotations
 
+from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.answers import placed_answer
 from openalgo_gtt.services.audit import AuditTrail
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.place import PlaceGtt
-from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.request_records import DONE, FAULT, RequestRecords
 
 
 class Recovery:
-    def __init__(self, records: RequestRecords, place: PlaceGtt, limit: DailyTradeLimit, audit: AuditTrail,
-                 exactly_once: ExactlyOnce):
+    def __init__(self, records: RequestRecords, place: PlaceGtt, audit: AuditTrail, exactly_once: ExactlyOnce):
         self._records = records
         self._place = place
-        self._limit = limit
         self._audit = audit
         self._exactly_once = exactly_once
 
     def settle_unsettled(self) -> int:
-        """Settle every open place; returns how many were settled."""
+        """Settle every open place whose outcome can be known now; returns how many were settled."""
         self._records.purge_expired()  # answered records past their window
         settled = 0
+        listed = None
         for snapshot in self._records.unsettled(self._exactly_once.stale_after):
             if not self._records.take_over(snapshot):
                 continue
-            placed = self._place.recover(snapshot.plan, snapshot.attempt_started_at)
-            if placed is None and snapshot.reserved_day is not None:
-                self._limit.release(snapshot.reserved_day)
+            try:
+                listed = self._place.broker.list_gtts() if listed is None else listed
+                placed = self._place.recover(snapshot.plan, snapshot.attempt_started_at, listed)
+            except BrokerError:
+                self._records.finish(snapshot.id, FAULT, snapshot.response_status, None, keep_reservation=True)
+                raise  # the broker is failing: the next pass tries again
+            started = snapshot.attempt_started_at or utcnow()
+            if placed is None and utcnow() < started + self._place.settle:
+                # Still settling: back to fault with its intent and trade, looked for again next pass.
+                self._records.finish(snapshot.id, FAULT, snapshot.response_status, None, keep_reservation=True)
+                continue
+            if placed is None:
+                self._place.lapse(snapshot.id, snapshot.plan, started, snapshot.reserved_day)
             # Kept for duplicates: the answer a normal place gives, under the original request's id.
             request_id = snapshot.plan["order"].get("request_id")
             body = None if placed is None else {**placed_answer(placed), "request_id": request_id}

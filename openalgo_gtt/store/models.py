@@ -186,3 +186,20 @@ class RequestRecord(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
     __table_args__ = (UniqueConstraint("api_key_name", "idem_key", name="uq_request_records_key"),)
+
+
+class LapsedPlace(Base):
+    """A place whose outcome stayed unknown for the whole settling window: nothing was found at
+    the broker, its trade was given back and its request may be placed afresh. The intent is
+    kept here for a while, because a broker can still create the GTT later; the watcher
+    matches such a very late GTT against it, then counts it or cancels it (`resolution`)."""
+
+    __tablename__ = "lapsed_places"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[int] = mapped_column(Integer)  # the request record (it may since have been purged)
+    plan: Mapped[object] = mapped_column(JSON)  # the intent, as the request record held it
+    attempt_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lapsed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolution: Mapped[str | None] = mapped_column(String(255))

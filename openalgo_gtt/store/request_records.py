@@ -144,6 +144,21 @@ class RequestRecords:
                      .values(plan=plan, reserved_day=reserved_day, attempt_started_at=started_at,
                              updated_at=utcnow()))
 
+    def drop_intent(self, record_id: int, conn: Connection) -> None:
+        """Forget the intent and its reservation (the place lapsed), leaving the state alone:
+        whoever holds the record goes on with it."""
+        conn.execute(update(RequestRecord).where(RequestRecord.id == record_id)
+                     .values(plan=None, reserved_day=None, updated_at=utcnow()))
+
+    def answer_lapsed(self, record_id: int, body: object, conn: Connection) -> bool:
+        """Give a lapsed place's record the answer of its GTT found late, unless another attempt
+        has taken the record since (False): a fault without an intent is the only state in which
+        a late GTT is the request's one GTT."""
+        return bool(conn.execute(
+            update(RequestRecord).where(RequestRecord.id == record_id, RequestRecord.state == FAULT,
+                                        RequestRecord.plan.is_(None))
+            .values(state=DONE, response_status=200, response_body=body, updated_at=utcnow())).rowcount)
+
     def finish(self, record_id: int, state: str, status: int | None, body: object,
                keep_reservation: bool, forget_plan: bool = False, conn: Connection | None = None) -> None:
         """Close a record, in `conn` when given (the transaction that records the GTT). A kept
@@ -161,15 +176,18 @@ class RequestRecords:
         with self._engine.begin() as own:
             own.execute(self._close, values)
 
+    def with_intent(self) -> list[Snapshot]:
+        """Every open record holding an intent: places running, or whose outcome is unknown."""
+        with self._sessions() as session:
+            rows = session.scalars(select(RequestRecord).where(RequestRecord.state.in_((PENDING, FAULT)),
+                                                               RequestRecord.plan.is_not(None))).all()
+            return [Snapshot.of(row) for row in rows]
+
     def unsettled(self, stale_after: timedelta) -> list[Snapshot]:
         """Records whose outcome is still open: faults, and pending ones whose process died or
         that have not moved for `stale_after`."""
         cutoff = utcnow() - stale_after
-        with self._sessions() as session:
-            rows = session.scalars(select(RequestRecord).where(RequestRecord.state.in_((PENDING, FAULT)),
-                                                               RequestRecord.plan.is_not(None))).all()
-            snapshots = [Snapshot.of(row) for row in rows]
-        return [s for s in snapshots
+        return [s for s in self.with_intent()
                 if s.state == FAULT or s.updated_at < cutoff or holder_alive(s.holder) is False]
 
     def purge_expired(self) -> int:

@@ -38,9 +38,13 @@ class TradeCounters:
             return None
         return conn.execute(self._take_within, {"day": day, "count": 1, "limit": limit}).scalar()
 
-    def give_back(self, day: date) -> None:
-        with self._engine.begin() as conn:
+    def give_back(self, day: date, conn: Connection | None = None) -> None:
+        """One trade fewer on `day`, in `conn` when given."""
+        if conn is not None:
             conn.execute(_GIVE_BACK, {"the_day": day})
+            return
+        with self._engine.begin() as own:
+            own.execute(_GIVE_BACK, {"the_day": day})
 
     def count(self, day: date) -> int:
         with self._engine.connect() as conn:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.store.audit_log import AuditRows
 from openalgo_gtt.store.gtt_orders import GttOrders
+from openalgo_gtt.store.lapsed_places import LapsedPlaces
 from openalgo_gtt.store.request_records import RequestRecords
 from openalgo_gtt.store.trade_counter import TradeCounters
 
@@ -52,6 +53,20 @@ class UnitOfWork:
     def audit(self, entry: AuditEntry) -> None:
         self._store.audit.write_in(self._conn, entry)
 
+    def lapse(self, record_id: int, plan: dict, started_at: datetime, reserved_day: date | None) -> None:
+        """A place found nowhere after its settling window: its intent is kept aside (to match a
+        very late GTT), its trade given back, and its record freed for a fresh place."""
+        self._store.lapsed.add(self._conn, record_id, plan, started_at)
+        if reserved_day is not None:
+            self._store.trades.give_back(reserved_day, self._conn)
+        self._store.requests.drop_intent(record_id, self._conn)
+
+    def answer_lapsed(self, record_id: int, body: object) -> bool:
+        return self._store.requests.answer_lapsed(record_id, body, self._conn)
+
+    def resolve_lapsed(self, lapsed_id: int, resolution: str) -> bool:
+        return self._store.lapsed.resolve(lapsed_id, resolution, self._conn)
+
 
 class StoreUnavailable(Exception):
     """The database cannot be reached."""
@@ -67,6 +82,7 @@ class Store:
         self.trades = TradeCounters(engine)
         self.orders = GttOrders(sessions)
         self.audit = AuditRows(engine)
+        self.lapsed = LapsedPlaces(engine)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers a trivial query."""

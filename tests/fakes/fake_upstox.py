@@ -58,6 +58,8 @@ Test API:
       "missing_fields"    200 {"status": "success"} with no `data`
       "trickle"           the real answer (the work is done), one byte every `seconds`
                           (default 0.05)
+      "late"              hold the request `seconds` (default 4), then do the work and answer:
+                          Upstox finishing a request after the client has stopped waiting
   With `after_work=True` the fake first does the work (the place/modify/cancel really
   happens) and then answers with the fault: "Upstox did it but the answer was lost".
   Faults are consumed first-in first-out per route; a route-specific fault wins over "*".
@@ -129,7 +131,7 @@ TOKEN_REQUEST_PREFIX = "/v3/login/auth/token/request/"  # + client_id: "login.to
 LOGIN_ROUTE_NAMES = frozenset({*LOGIN_ROUTES.values(), "login.token_request"})
 FAULTS = frozenset({
     "hang", "timeout", "refuse", "reset", "500", "502_html", "429", "401", "error",
-    "empty", "truncated", "missing_fields", "trickle",
+    "empty", "truncated", "missing_fields", "trickle", "late",
 })
 LIVE = frozenset({"SCHEDULED", "PENDING", "OPEN", "INACTIVE"})
 STRATEGIES = ("ENTRY", "TARGET", "STOPLOSS")
@@ -670,6 +672,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = fake._take_fault(route)
         answer = None
+        if fault is not None and fault.kind == "late":
+            if fake._sleep(4.0 if fault.seconds is None else fault.seconds):
+                return self._drop()
+            fault = None  # the work is done now, and answered to whoever still listens
         # A trickle is a slow real answer, so the work is always done first.
         if fault is None or fault.after_work or fault.kind == "trickle":
             if route in LOGIN_ROUTE_NAMES:

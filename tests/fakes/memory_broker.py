@@ -3,6 +3,7 @@ faults exactly-once must survive (a lost answer after the work was done, a failu
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -18,20 +19,39 @@ class MemoryBroker:
         self.place_calls = 0
         self._ids = itertools.count(1)
         # Faults for the next place: "lost" does the work and loses the answer; "before" fails
-        # with an unknown outcome without doing the work.
+        # with an unknown outcome without doing the work; "late" fails the same way but does the
+        # work when the test calls `finish_late()` (a broker still working after the timeout).
         self.next_place_faults: list[str] = []
+        self._late: list[GttRequest] = []
         self.list_fails = False
 
     def place_gtt(self, request: GttRequest) -> str:
         self.place_calls += 1
         fault = self.next_place_faults.pop(0) if self.next_place_faults else None
-        if fault == "before":
+        if fault in ("before", "late"):
+            if fault == "late":
+                self._late.append(request)
             raise BrokerTimeout("no answer", may_have_reached=True)
         gtt_id = f"GTT-M{next(self._ids):06d}"
         self.gtts[gtt_id] = self._gtt(gtt_id, request)
         if fault == "lost":
             raise BrokerTimeout("the answer was lost", may_have_reached=True)
         return gtt_id
+
+    def age(self, by) -> None:
+        """Every GTT created `by` (a timedelta) earlier: time passing, for a test that moves the
+        gateway's own records back the same way."""
+        self.gtts = {gtt_id: replace(gtt, created_at=gtt.created_at - by) for gtt_id, gtt in self.gtts.items()}
+
+    def finish_late(self) -> list[str]:
+        """The broker finally does the work of every "late" place: their GTTs appear now."""
+        ids = []
+        for request in self._late:
+            gtt_id = f"GTT-M{next(self._ids):06d}"
+            self.gtts[gtt_id] = self._gtt(gtt_id, request)
+            ids.append(gtt_id)
+        self._late.clear()
+        return ids
 
     def modify_gtt(self, gtt_id: str, request: GttRequest) -> str:
         old = self._live(gtt_id)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import socket
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -105,8 +106,13 @@ def test_a_refusal_is_replayed_but_a_broker_fault_is_retried(post, fake_upstox):
     assert places(fake_upstox) == 1
 
     fake_upstox.inject("gtt.place", "500")
-    assert post(triggerprice_tg=9.70).status_code == 502
-    retry = post(triggerprice_tg=9.70)  # TradingView re-sends after a 5xx
+    assert post(triggerprice_tg=9.70).status_code == 502  # Upstox may yet create it: settling
+    settling = post(triggerprice_tg=9.70)  # TradingView re-sends after a 5xx
+    assert settling.status_code == 503 and settling.get_json()["retry_after"] >= 1
+    assert settling.headers["Retry-After"] == str(settling.get_json()["retry_after"])
+    assert places(fake_upstox) == 2 and not fake_upstox.gtts()  # the retry placed nothing
+    time.sleep(1.6)  # the settling window (1.5 s here) has passed with nothing at Upstox
+    retry = post(triggerprice_tg=9.70)
     assert retry.status_code == 200 and "duplicate" not in retry.get_json()
     assert len(fake_upstox.gtts()) == 1
 
@@ -144,10 +150,12 @@ def test_a_crashed_processs_places_are_settled(post, fake_upstox, upstox_gateway
     post()
     fake_upstox.inject("gtt.place", "hang", seconds=3)
     post(triggerprice_tg=9.80)
-    # Both records now look like a process died mid-request: pending, by a pid that is gone.
+    # Both records now look like a process died mid-request: pending, by a pid that is gone, and
+    # begun before the settling window (both GTT-or-not moments lie within the last few seconds).
     with upstox_gateway.engine.begin() as conn:
         conn.execute(update(RequestRecord).values(state="pending", holder=f"{socket.gethostname()}:999999:dead",
-                                                  updated_at=utcnow() - timedelta(seconds=1)))
+                                                  updated_at=utcnow() - timedelta(seconds=1),
+                                                  attempt_started_at=utcnow() - timedelta(seconds=10)))
     assert upstox_gateway.trade_limit.today_count() == 2
     assert upstox_gateway.recovery.settle_unsettled() == 2
     (gtt,) = fake_upstox.gtts()

@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from openalgo_gtt.brokers.errors import BrokerTimeout
 from openalgo_gtt.domain.gtt import PlaceIntent
@@ -20,13 +20,14 @@ from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.in_flight import InFlight
-from openalgo_gtt.services.place import PlaceGtt
+from openalgo_gtt.services.late_gtts import LateGtts
+from openalgo_gtt.services.place import PlaceGtt, Settling
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.instruments import InstrumentIndex
-from openalgo_gtt.store.models import AuditRecord, RequestRecord
+from openalgo_gtt.store.models import AuditRecord, LapsedPlace, RequestRecord
 from openalgo_gtt.store.unit_of_work import Store
 from tests.fakes.memory_broker import MemoryBroker
 
@@ -48,7 +49,20 @@ class Services:
         self.place = PlaceGtt(self.broker, planner, self.store, self.limit, self.once, in_flight)
         self.gtts = GttService(self.broker, InstrumentIndex.from_instruments([IDEA]), self.store.orders, planner,
                                in_flight, self.once)
-        self.recovery = Recovery(self.store.requests, self.place, self.limit, self.audit, self.once)
+        self.recovery = Recovery(self.store.requests, self.place, self.audit, self.once)
+        self.late_gtts = LateGtts(self.broker, self.store, self.place, self.limit, self.audit)
+
+    def pass_settling_window(self) -> None:
+        """As if the settling window had passed: every open attempt and every GTT at the broker
+        began that much earlier."""
+        by = self.place.settle + timedelta(seconds=1)
+        self.broker.age(by)
+        with self.store.engine.begin() as conn:
+            rows = conn.execute(select(RequestRecord.id, RequestRecord.attempt_started_at)
+                                .where(RequestRecord.attempt_started_at.is_not(None))).all()
+            for record_id, started in rows:
+                conn.execute(update(RequestRecord).where(RequestRecord.id == record_id).values(
+                    attempt_started_at=started - by))
 
     def context(self) -> RequestContext:
         return RequestContext(request_id=str(uuid.uuid4()), method="POST", endpoint="/api/v1/placegtt",
@@ -70,6 +84,11 @@ class Services:
     def count(self, model) -> int:
         with self.store.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(model)).scalar()
+
+
+@pytest.fixture(autouse=True)
+def short_settling_wait(monkeypatch):
+    monkeypatch.setattr("openalgo_gtt.services.place.SETTLE_RETRY_WAIT", 0.01)
 
 
 @pytest.fixture
@@ -103,16 +122,94 @@ def test_an_answer_lost_after_the_work_is_found_at_the_broker_not_placed_again(s
     assert services.limit.today_count() == 1
 
 
-def test_an_unknown_outcome_keeps_its_trade_and_a_retry_places_once(services):
+def test_an_unknown_outcome_settles_a_retry_within_the_window_is_not_placed_and_after_it_is(services):
     services.broker.next_place_faults = ["before"]
-    services.broker.list_fails = True  # the look-up cannot tell either
     with pytest.raises(BrokerTimeout):
         services.place_single()
-    assert services.limit.today_count() == 1  # kept: the broker may have it
-    services.broker.list_fails = False
-    answer, status, _ = services.place_single()  # the caller retries the same body
+    assert services.limit.today_count() == 1  # kept: the broker may still create it
+    with pytest.raises(Settling) as settling:  # TradingView's retry a second later
+        services.place_single()
+    assert settling.value.status == 503 and 1 <= settling.value.details["retry_after"] <= 10
+    assert services.broker.place_calls == 1 and services.limit.today_count() == 1
+    services.pass_settling_window()
+    answer, status, _ = services.place_single()  # nothing appeared: the retry places afresh
     assert status == 200 and len(services.broker.live()) == 1
     assert services.limit.today_count() == 1 and services.broker.place_calls == 2
+
+
+def test_a_gtt_the_broker_creates_after_the_timeout_answers_the_retry_within_the_window(services):
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    (late_id,) = services.broker.finish_late()  # Upstox finishes the work seconds later
+    answer, status, _ = services.place_single()
+    assert status == 200 and answer["trigger_id"] == late_id
+    assert services.broker.place_calls == 1 and services.limit.today_count() == 1
+    assert services.store.orders.get(late_id) is not None
+
+
+def test_the_recovery_keeps_a_settling_place_then_lapses_it_after_the_window(services):
+    services.broker.next_place_faults = ["before"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    assert services.recovery.settle_unsettled() == 0 and services.limit.today_count() == 1
+    services.pass_settling_window()
+    assert services.recovery.settle_unsettled() == 1
+    assert services.limit.today_count() == 0 and services.count(LapsedPlace) == 1
+
+
+def test_a_very_late_gtt_with_no_fresh_place_is_recorded_and_counted_and_answers_duplicates(services):
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        _, _, first_ctx = services.place_single()
+    services.pass_settling_window()
+    services.recovery.settle_unsettled()  # lapsed: the trade is given back
+    assert services.limit.today_count() == 0
+    (late_id,) = services.broker.finish_late()  # after the window
+    assert services.late_gtts.settle() == [f"counted {late_id}"]
+    assert services.limit.today_count() == 1 and services.store.orders.get(late_id) is not None
+    again, status, _ = services.place_single()  # the caller's retry gets the GTT, nothing new is placed
+    assert status == 200 and again["duplicate"] is True and again["trigger_id"] == late_id
+    assert services.broker.place_calls == 1 and services.late_gtts.settle() == []
+    assert services.count(AuditRecord) == 1  # the late GTT's own row (the test drives no HTTP edge)
+
+
+def test_a_very_late_gtt_is_cancelled_when_its_request_was_placed_afresh(services):
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    services.pass_settling_window()
+    fresh, status, _ = services.place_single()  # the retry after the window places afresh
+    assert status == 200 and services.limit.today_count() == 1
+    (late_id,) = services.broker.finish_late()
+    assert services.late_gtts.settle() == [f"cancelled {late_id}"]
+    assert [gtt.gtt_id for gtt in services.broker.live()] == [fresh["trigger_id"]]
+    assert services.limit.today_count() == 1 and services.store.orders.get(late_id) is None
+
+
+def test_a_very_late_gtt_is_cancelled_when_the_days_limit_is_used_up(db_engine):
+    services = Services(db_engine, limit=1)
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single("9.61")
+    services.pass_settling_window()
+    services.recovery.settle_unsettled()
+    services.place_single("9.70")  # another alert takes the day's one trade
+    (late_id,) = services.broker.finish_late()
+    assert services.late_gtts.settle() == [f"cancelled {late_id}"]
+    assert len(services.broker.live()) == 1 and services.limit.today_count() == 1
+
+
+def test_a_very_late_gtt_that_another_running_place_may_own_is_left_to_it(services):
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single("9.61")
+    services.pass_settling_window()
+    services.recovery.settle_unsettled()
+    services.broker.finish_late()
+    services.place_single("9.61", key="another-alert", answered=False)  # same order, not yet recorded
+    assert services.late_gtts.settle() == []  # two candidates, one of them the other place's
+    assert len(services.broker.live()) == 2
 
 
 def test_a_refused_place_leaves_no_record_and_no_trade(services):
@@ -165,6 +262,9 @@ def test_a_failed_place_never_claims_a_gtt_created_elsewhere_just_before(service
     services.broker.next_place_faults = ["before"]  # the place fails before doing any work
     with pytest.raises(BrokerTimeout):
         services.place_single("9.61")
+    assert services.store.orders.get("GTT-APP1") is None  # not claimed: settling, its trade kept
+    services.pass_settling_window()
+    services.recovery.settle_unsettled()
     assert services.store.orders.get("GTT-APP1") is None and services.limit.today_count() == 0
 
 
