@@ -50,7 +50,9 @@ def servers(tmp_path_factory):
         workdir = tmp_path_factory.mktemp(name)
         server = ServerProcess(workdir, f"sqlite:///{workdir / 'faults.db'}", ACCESS_TOKEN=fake.token,
                                UPSTOX_API_URL=fake.url, UPSTOX_TIMEOUT=str(TIMEOUT), DAILY_TRADE_LIMIT="100000",
-                               OCO_POLL_SECONDS=poll)
+                               # An ambiguous place settles for this long before its trade is given
+                               # back (the settling tests cover the 10 s default).
+                               OCO_POLL_SECONDS=poll, SETTLE_SECONDS="1")
         key = server.cli("apikey", "create", "faults").stdout.strip().splitlines()[-1]
         started[name] = (server.start(), fake, key, create_engine(f"sqlite:///{workdir / 'faults.db'}"))
     yield started

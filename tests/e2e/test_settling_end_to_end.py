@@ -1,0 +1,109 @@
+"""Exactly once against a broker that finishes late: the reproductions of the fault soak, each
+through the real server in its own process, against the fake Upstox holding a place request
+(the "late" fault: it sleeps, then creates the GTT after the gateway has stopped waiting)."""
+from __future__ import annotations
+
+import time
+
+import requests
+from sqlalchemy import create_engine, select
+
+from openalgo_gtt.store.models import AuditRecord, GttOrder
+from tests.waiting import until
+
+IDEA = "NSE_EQ|INE669E01016"
+ORDER = {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1, "trigger_type": "SINGLE",
+         "product": "CNC", "triggerprice_tg": 9.61}
+
+
+def start(server_factory, fake, **env):
+    fake.set_price(IDEA, "IDEA", "NSE_EQ", "9.50", open="10.00")
+    server = server_factory(ACCESS_TOKEN=fake.token, UPSTOX_API_URL=fake.url, DAILY_TRADE_LIMIT="150", **env)
+    key = server.cli("apikey", "create", "settling").stdout.strip().splitlines()[-1]
+    return server.start(), key
+
+
+def place(server, key, **fields):
+    return requests.post(f"{server.url}/api/v1/placegtt", json={"apikey": key, **ORDER, **fields}, timeout=30)
+
+
+def health(server):
+    return requests.get(f"{server.url}/api/health", timeout=5).json()
+
+
+def live(fake):
+    return [g for g in fake.gtts() if any(r["status"] == "SCHEDULED" for r in g["rules"])]
+
+
+def test_a_retry_while_upstox_is_still_working_is_not_placed_and_then_gets_the_gtt(server_factory, fake_upstox):
+    server, key = start(server_factory, fake_upstox, UPSTOX_TIMEOUT="2", OCO_POLL_SECONDS="600")
+    fake_upstox.inject("gtt.place", "late", seconds=6)  # Upstox creates it 6 s after the request
+    first = place(server, key)
+    assert first.status_code == 504 and first.json()["outcome_unknown"] is True
+    time.sleep(1)
+    retry = place(server, key)  # TradingView re-sends after a 5xx
+    assert retry.status_code == 503 and retry.json()["retry_after"] >= 1
+    assert int(retry.headers["Retry-After"]) == retry.json()["retry_after"]
+    until(lambda: fake_upstox.gtts(), "Upstox to finish the first place")
+    again = place(server, key)  # within the window: the GTT is found, not placed again
+    assert again.status_code == 200, again.json()
+    (gtt,) = fake_upstox.gtts()
+    assert again.json()["trigger_id"] == gtt["gtt_order_id"]
+    assert len(fake_upstox.calls_to("gtt.place")) == 1 and health(server)["today_trade_count"] == 1
+
+
+def test_a_very_late_gtt_is_cancelled_when_the_request_was_placed_afresh(server_factory, fake_upstox, database_url):
+    server, key = start(server_factory, fake_upstox, UPSTOX_TIMEOUT="1", SETTLE_SECONDS="2",
+                        OCO_POLL_SECONDS="0.3")
+    fake_upstox.inject("gtt.place", "late", seconds=4)
+    assert place(server, key).status_code == 504
+    time.sleep(2.2)  # the window has passed with nothing at Upstox: the place lapses
+    fresh = place(server, key)
+    assert fresh.status_code == 200, fresh.json()
+    until(lambda: len(fake_upstox.gtts()) == 2, "the late GTT to appear at Upstox")
+    until(lambda: len(live(fake_upstox)) == 1, "the watcher to cancel the late duplicate")
+    assert [g["gtt_order_id"] for g in live(fake_upstox)] == [fresh.json()["trigger_id"]]
+    assert health(server)["today_trade_count"] == 1
+    with create_engine(database_url).connect() as conn:
+        rows = conn.execute(select(AuditRecord.error).where(AuditRecord.endpoint == "(late GTT)")).scalars().all()
+    assert len(rows) == 1 and "duplicate and was cancelled" in rows[0]
+
+
+def test_a_very_late_gtt_without_a_retry_is_recorded_and_counted(server_factory, fake_upstox):
+    server, key = start(server_factory, fake_upstox, UPSTOX_TIMEOUT="1", SETTLE_SECONDS="2",
+                        OCO_POLL_SECONDS="0.3")
+    fake_upstox.inject("gtt.place", "late", seconds=4)
+    assert place(server, key).status_code == 504
+    until(lambda: health(server)["today_trade_count"] == 0, "the place to lapse and give its trade back")
+    until(lambda: health(server)["today_trade_count"] == 1, "the late GTT to be counted")
+    (gtt,) = fake_upstox.gtts()
+    book = requests.post(f"{server.url}/api/v1/gttorderbook", json={"apikey": key}, timeout=10).json()
+    assert [o["trigger_id"] for o in book["data"]] == [gtt["gtt_order_id"]]
+    duplicate = place(server, key)  # the caller's late retry gets that GTT
+    assert duplicate.status_code == 200 and duplicate.json()["trigger_id"] == gtt["gtt_order_id"]
+    assert len(fake_upstox.calls_to("gtt.place")) == 1
+
+
+def test_a_failed_place_never_claims_a_gtt_made_in_the_app(server_factory, fake_upstox, database_url):
+    server, key = start(server_factory, fake_upstox, UPSTOX_TIMEOUT="1", SETTLE_SECONDS="2",
+                        OCO_POLL_SECONDS="0.3")
+    app_gtt = place_in_the_app(fake_upstox)
+    time.sleep(1)
+    fake_upstox.inject("gtt.place", "500")  # a plain 500, before any work
+    assert place(server, key).status_code == 502
+    until(lambda: health(server)["today_trade_count"] == 0, "the place to lapse")
+    placed = place(server, key)
+    assert placed.status_code == 200 and placed.json()["trigger_id"] != app_gtt
+    with create_engine(database_url).connect() as conn:  # the gateway's own GTTs: not the app's
+        assert conn.execute(select(GttOrder.trigger_id)).scalars().all() == [placed.json()["trigger_id"]]
+    assert health(server)["today_trade_count"] == 1
+
+
+def place_in_the_app(fake) -> str:
+    """A GTT the trader makes in the Upstox app: the same order, straight at the fake."""
+    answer = requests.post(f"{fake.url}/v3/order/gtt/place", headers={"Authorization": f"Bearer {fake.token}"},
+                           json={"type": "SINGLE", "quantity": 1, "product": "D", "instrument_token": IDEA,
+                                 "transaction_type": "BUY",
+                                 "rules": [{"strategy": "ENTRY", "trigger_type": "ABOVE", "trigger_price": 9.61}]},
+                           timeout=5).json()
+    return answer["data"]["gtt_order_ids"][0]
