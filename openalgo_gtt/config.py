@@ -76,7 +76,8 @@ def parse_bool(raw: str) -> bool:
 
 
 def parse_storage_uri(raw: str) -> str:
-    """memory://, redis://host:port[/db], rediss://, redis+sentinel://, redis+cluster://, ..."""
+    """memory://, redis://host:port[/db] or rediss://: the order pacer's shared schedule runs a
+    script on one Redis server, so Sentinel and Cluster URIs are not taken."""
     from limits.storage import SCHEMES  # the schemes `limits` knows
 
     value = raw.strip()
@@ -242,8 +243,8 @@ def _text(raw: str) -> str:
 
 def _storage_uri(raw: str) -> str:
     value = raw.strip()
-    if not value.startswith(("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://")):
-        raise ValueError("must be memory:// or a redis:// URI")
+    if not value.startswith(("memory://", "redis://", "rediss://")):
+        raise ValueError("must be memory://, or a redis:// or rediss:// URI")
     return value
 
 

@@ -139,3 +139,24 @@ def upstox_client(upstox_gateway):
 @pytest.fixture
 def upstox_key(upstox_gateway):
     return upstox_gateway.api_keys.create("tester")
+
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_url():
+    """The test Redis URL and a prefix for this test's keys; the keys are deleted after."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("OPENALGO_GTT_REQUIRE_REDIS") == "1":
+            pytest.fail(f"no Redis at {REDIS_URL}: {exc}")
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield REDIS_URL, prefix, client
+    for key in client.scan_iter(match=f"*{prefix}*"):
+        client.delete(key)
+    client.close()

@@ -1,116 +1,163 @@
 """Client-side pacing of order calls, so a burst waits its turn instead of collecting 429s.
 
 Upstox counts every order API call of a user together (GTT included): 10 per second, 500 per
-minute and 2000 per 30 minutes for a regular algo. One `OrderPacer` must be shared by every
-broker client of the process (and, through a Redis storage URI, by several processes).
+minute and 2000 per 30 minutes for a regular algo. What Upstox counts is when a call arrives, so
+the pacer hands out send times, not permissions:
+
+- One schedule of send slots, kept in this process's memory or, for several worker processes
+  and hosts, in Redis (one Lua script, on Redis's own clock, so every host sees the same time).
+  A new slot goes after every slot already given, and no earlier than the `limit`-th latest
+  slot plus the window's span, for every window. So any `limit + 1` consecutive slots span more
+  than the window, whoever took them.
+- Each window's span is stretched by `SEND_MARGIN`, and a caller that wakes up more than
+  `LATE_TOLERANCE` after its slot (a busy CPU, a long GIL switch) does not send in it: it takes
+  a new one. A call therefore leaves within LATE_TOLERANCE of its slot, and the rest of the
+  margin covers the network, so no second at Upstox ever sees more than the limit.
+- A wasted slot stays in the schedule: that only makes pacing stricter, never looser.
+
+One `OrderPacer` must be shared by every broker client of the process; a Redis storage URI
+shares its schedule with every process that uses the same URI and key.
 """
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from typing import Protocol
 
-from limits import RateLimitItem, parse_many
-from limits.strategies import MovingWindowRateLimiter
+from limits import parse_many
 
 from openalgo_gtt.brokers.errors import PacingTimeout
-from openalgo_gtt.rate_storage import storage_for
 
 DEFAULT_ORDER_RATES = "10/second;500/minute;2000/30 minutes"
 
-# Slack added to each computed wait: the moving window frees a slot only strictly after the
-# oldest entry's expiry, so sleeping exactly to the reset time can come back a hair too early.
-_WAIT_SLACK = 0.002
+# Every window is enforced over its span plus this: the time a call may take from its slot to
+# its arrival at the broker (the wake-up allowed below, the rest for the network).
+SEND_MARGIN = 0.2
+# A caller that wakes later than this after its slot takes a new slot instead of sending.
+LATE_TOLERANCE = 0.1
 
-# The windows alone let a whole window's worth of calls leave together the moment it frees up,
-# and a few milliseconds of network jitter then puts 11 in one of Upstox's seconds. Locally the
-# shortest window is also enforced over a 10% longer span: any 11 consecutive calls of this
-# process leave at least 1.1 s apart, which leaves 100 ms for jitter. A calm caller never waits.
-WINDOW_MARGIN = 1.1
+Windows = list[tuple[int, float]]  # (calls allowed, span in seconds)
+
+
+class SlotSchedule(Protocol):
+    def reserve(self, windows: Windows, max_wait: float | None) -> float | None:
+        """Take the next send slot; the seconds until it (0 when it is now), or None, taking
+        nothing, when it lies more than `max_wait` seconds away."""
+
+
+class MemorySchedule:
+    """The schedule of one process, on its monotonic clock."""
+
+    def __init__(self) -> None:
+        self._slots: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def reserve(self, windows: Windows, max_wait: float | None) -> float | None:
+        with self._lock:
+            now = time.monotonic()
+            longest = max(span for _, span in windows)
+            slots = self._slots
+            while slots and slots[0] <= now - longest:
+                slots.popleft()
+            slot = max(now, slots[-1]) if slots else now
+            for limit, span in windows:
+                if len(slots) >= limit:
+                    slot = max(slot, slots[-limit] + span)
+            if max_wait is not None and slot - now > max_wait:
+                return None
+            slots.append(slot)
+            return slot - now
+
+
+# KEYS: the schedule (a sorted set of slot times), its member counter. ARGV: max wait (< 0: no
+# limit), then (limit, span) per window. Returns {taken (1/0), seconds until the slot}.
+_RESERVE = """
+local schedule, counter = KEYS[1], KEYS[2]
+local max_wait = tonumber(ARGV[1])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local longest = 0
+for i = 2, #ARGV, 2 do longest = math.max(longest, tonumber(ARGV[i + 1])) end
+redis.call('ZREMRANGEBYSCORE', schedule, '-inf', now - longest)
+local slot = now
+local last = redis.call('ZRANGE', schedule, -1, -1, 'WITHSCORES')
+if #last > 0 then slot = math.max(slot, tonumber(last[2])) end
+local taken = redis.call('ZCARD', schedule)
+for i = 2, #ARGV, 2 do
+  local limit, span = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+  if taken >= limit then
+    local nth = redis.call('ZRANGE', schedule, -limit, -limit, 'WITHSCORES')
+    slot = math.max(slot, tonumber(nth[2]) + span)
+  end
+end
+if max_wait >= 0 and slot - now > max_wait then return {0, tostring(slot - now)} end
+redis.call('ZADD', schedule, slot, redis.call('INCR', counter))
+local ttl = math.ceil((slot - now + longest) * 1000) + 60000
+redis.call('PEXPIRE', schedule, ttl)
+redis.call('PEXPIRE', counter, ttl)
+return {1, tostring(slot - now)}
+"""
+
+
+class RedisSchedule:
+    """The schedule shared through Redis by every process and host using the same key."""
+
+    def __init__(self, uri: str, key: str) -> None:
+        import redis  # the server extra; only a Redis URI needs it
+
+        client = redis.Redis.from_url(uri)
+        self._script = client.register_script(_RESERVE)
+        # One hash tag: both keys live in one slot should the server be a cluster.
+        self._keys = [f"{{openalgo-gtt:pacer:{key}}}:slots", f"{{openalgo-gtt:pacer:{key}}}:seq"]
+
+    def reserve(self, windows: Windows, max_wait: float | None) -> float | None:
+        args: list[float] = [-1.0 if max_wait is None else max_wait]
+        for limit, span in windows:
+            args += [limit, span]
+        taken, wait = self._script(keys=self._keys, args=args)
+        return float(wait) if int(taken) else None
+
+
+def schedule_for(storage_uri: str, key: str) -> SlotSchedule:
+    if storage_uri.startswith("memory://"):
+        return MemorySchedule()
+    if storage_uri.startswith(("redis://", "rediss://")):
+        return RedisSchedule(storage_uri, key)
+    raise ValueError(f"the order pacer needs memory:// or a redis:// URI, not {storage_uri.split(':', 1)[0]}")
 
 
 class OrderPacer:
-    """Blocks each order call until every rate window has room, then records it.
+    """Blocks each order call until its send slot; see the module doc.
 
-    `rates` is a `limits` rate string; `storage_uri` a `limits` storage URI ("memory://" by
-    default, "redis://host:6379" to share the windows between processes); `key` names the
-    windows in that storage (use one key per Upstox user).
+    `rates` is a `limits` rate string ("10/second;500/minute"); `storage_uri` is "memory://" or a
+    Redis URI to share the schedule between processes; `key` names the schedule (one per
+    Upstox user).
     """
 
-    def __init__(
-        self,
-        rates: str = DEFAULT_ORDER_RATES,
-        *,
-        storage_uri: str = "memory://",
-        key: str = "upstox-orders",
-    ) -> None:
-        self._items: list[RateLimitItem] = parse_many(rates)
-        if not self._items:
+    def __init__(self, rates: str = DEFAULT_ORDER_RATES, *, storage_uri: str = "memory://",
+                 key: str = "upstox-orders") -> None:
+        items = parse_many(rates)
+        if not items:
             raise ValueError(f"no rate limits in {rates!r}")
-        self._limiter = MovingWindowRateLimiter(storage_for(storage_uri))
-        self._key = key
-        # Checking every window and then hitting every window must be one step, or two threads
-        # could both see the last free slot. The lock is held while waiting too: nobody else
-        # could go ahead anyway, and it lines waiters up instead of having them all poll.
-        self._lock = threading.Lock()
         self.rates = rates
-        shortest = min(self._items, key=lambda item: item.get_expiry())
-        self.margin_span = WINDOW_MARGIN * shortest.get_expiry()
-        self._recent: deque[float] = deque(maxlen=shortest.amount)  # this process's last sends
+        self.windows: Windows = [(item.amount, item.get_expiry() + SEND_MARGIN) for item in items]
+        self._schedule = schedule_for(storage_uri, key)
 
     def acquire(self, timeout: float | None = None) -> float:
-        """Wait for room in every window and take one slot; returns the seconds waited.
-
-        Raises `PacingTimeout` when no room can be had within `timeout` seconds (None waits as
-        long as needed). Nothing is recorded when it raises.
-        """
+        """Wait for a send slot; returns the seconds waited. Raises `PacingTimeout`, having
+        taken nothing, when no slot is free within `timeout` seconds (None waits as needed)."""
         started = time.monotonic()
         deadline = None if timeout is None else started + max(timeout, 0.0)
-        lock_wait = -1 if timeout is None else max(timeout, 0.0)
-        if not self._lock.acquire(timeout=lock_wait):
-            raise self._timeout_error(timeout)
-        try:
-            while True:
-                # Taking the slots is tried first: when there is room (nearly always) that is the
-                # whole cost, and the windows are only read to size the wait when there is not.
-                wait = self._margin_wait()
-                if wait <= 0 and self._hit_all():
-                    self._recent.append(time.monotonic())
-                    return time.monotonic() - started
-                wait = max(wait, self._wait_needed(), _WAIT_SLACK)
-                if deadline is not None:
-                    left = deadline - time.monotonic()
-                    if left <= 0 or wait > left:
-                        # Sleeping out the rest would not be enough: fail now, not at the deadline.
-                        raise self._timeout_error(timeout)
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            wait = self._schedule.reserve(self.windows, left)
+            if wait is None:
+                raise PacingTimeout(f"order pacer: no room within {timeout}s at {self.rates}",
+                                    may_have_reached=False)
+            send_at = time.monotonic() + wait
+            if wait > 0:
                 time.sleep(wait)
-        finally:
-            self._lock.release()
-
-    def _margin_wait(self) -> float:
-        """Seconds until the call a full window ago is `margin_span` old (0 when it already is)."""
-        if len(self._recent) < self._recent.maxlen:
-            return 0.0
-        return self._recent[0] + self.margin_span - time.monotonic()
-
-    def _wait_needed(self) -> float:
-        """Seconds until every window has a free slot (0 when they all do now)."""
-        now = time.time()  # `limits` keeps its windows on the wall clock
-        wait = 0.0
-        for item in self._items:
-            stats = self._limiter.get_window_stats(item, self._key)
-            if stats.remaining <= 0:
-                wait = max(wait, stats.reset_time - now + _WAIT_SLACK)
-        return wait
-
-    def _hit_all(self) -> bool:
-        """Record the call in every window. In one process the lock makes this all-or-nothing;
-        with a shared storage another process can win a slot in between, in which case the
-        windows already hit keep the extra entry: that only makes pacing stricter, never looser."""
-        return all(self._limiter.hit(item, self._key) for item in self._items)
-
-    def _timeout_error(self, timeout: float | None) -> PacingTimeout:
-        return PacingTimeout(
-            f"order pacer: no room within {timeout}s at {self.rates}",
-            may_have_reached=False,
-        )
+            if time.monotonic() - send_at <= LATE_TOLERANCE:
+                return time.monotonic() - started
+            # Woke too late to send in this slot without crowding the next ones: take another.

@@ -1,0 +1,65 @@
+"""The order pacer's schedule, on this process's clock: what a burst, a calm stream, a late
+wake-up and a full schedule each get."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from openalgo_gtt.brokers import pacing
+from openalgo_gtt.brokers.errors import PacingTimeout
+from openalgo_gtt.brokers.pacing import SEND_MARGIN, MemorySchedule, OrderPacer
+
+
+def test_any_eleven_consecutive_slots_span_more_than_a_second_and_the_margin():
+    schedule = MemorySchedule()
+    slots = [time.monotonic() + schedule.reserve([(10, 1.0 + SEND_MARGIN)], None) for _ in range(35)]
+    assert slots == sorted(slots)
+    assert min(b - a for a, b in zip(slots, slots[10:])) >= 1.0 + SEND_MARGIN - 0.001
+    assert slots[9] - slots[0] < 0.05  # the first ten go at once: a burst is not spread out
+
+
+def test_every_window_holds_the_slowest_one_decides():
+    schedule = MemorySchedule()
+    windows = [(10, 1.2), (12, 60.2)]
+    waits = [schedule.reserve(windows, None) for _ in range(13)]
+    assert waits[11] < 1.5 and waits[12] >= 60.0  # the 13th waits for the minute window
+
+
+def test_a_full_schedule_refuses_within_the_wait_and_takes_nothing():
+    pacer = OrderPacer("2/minute")
+    pacer.acquire(0), pacer.acquire(0)
+    with pytest.raises(PacingTimeout):
+        pacer.acquire(timeout=0.05)
+    assert pacer._schedule.reserve(pacer.windows, 0.0) is None  # still full: the refusal took no slot
+
+
+def test_a_caller_that_wakes_too_late_takes_a_new_slot_instead_of_crowding_the_next(monkeypatch):
+    pacer = OrderPacer("10/second")
+    for _ in range(10):
+        pacer.acquire()
+    real_sleep, oversleeps = time.sleep, [0.3]
+
+    def sleepy(seconds):  # the first wake-up comes 300 ms late (a busy CPU)
+        real_sleep(seconds + (oversleeps.pop() if oversleeps else 0))
+
+    monkeypatch.setattr(pacing.time, "sleep", sleepy)
+    reserve, taken = pacer._schedule.reserve, []
+    monkeypatch.setattr(pacer._schedule, "reserve", lambda *args: taken.append(reserve(*args)) or taken[-1])
+    pacer.acquire()
+    assert len(taken) == 2 and taken[0] > 1.0  # it slept to its slot, woke late, and took another
+
+
+def test_a_calm_stream_below_the_rate_never_waits(monkeypatch):
+    pacer = OrderPacer("10/second;500/minute")
+    real_sleep, slept = time.sleep, []
+    monkeypatch.setattr(pacing.time, "sleep", slept.append)
+    for _ in range(12):  # 8 a second, as a steady stream of alerts would come
+        pacer.acquire(timeout=10)
+        real_sleep(0.125)
+    assert slept == []
+
+
+def test_an_unsupported_storage_is_refused_at_startup():
+    with pytest.raises(ValueError, match="memory:// or a redis://"):
+        OrderPacer(storage_uri="redis+sentinel://host:26379/mymaster")
