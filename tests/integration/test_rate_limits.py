@@ -10,7 +10,6 @@ import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 
 from openalgo_gtt.services.abuse import DEFAULT_RATE_LIMIT
 from tests.integration.secured_app import audit_rows, ping, secured_app
