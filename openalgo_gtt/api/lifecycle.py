@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.body import request_json_or_none
 from openalgo_gtt.api.errors import error_status_and_body
+from openalgo_gtt.brokers import deadline as broker_deadline
 from openalgo_gtt.services.audit import collect_broker_calls, redact_query, stop_collecting_broker_calls
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.domain.encoding import dumps
@@ -95,6 +96,8 @@ def install(app: Flask) -> None:
     @app.before_request
     def _begin():
         collect_broker_calls(context().broker_calls)
+        # Everything this request asks of the broker shares one deadline (brokers/deadline.py).
+        broker_deadline.start(current_app.extensions["openalgo_gtt"].settings.upstox_timeout)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -104,6 +107,7 @@ def install(app: Flask) -> None:
             current_app.extensions["openalgo_gtt"].audit.record(ctx, response.status_code,
                                                                 _response_for_audit(ctx, response))
         stop_collecting_broker_calls()
+        broker_deadline.clear()
         # Work a use case left for after the answer (a place records its GTT): run in the
         # response's close(), which a WSGI server calls once the body is sent.
         for work in ctx.after_answer:

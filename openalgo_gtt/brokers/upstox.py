@@ -26,6 +26,7 @@ from requests.auth import AuthBase
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
+from openalgo_gtt.brokers import deadline
 from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
 from openalgo_gtt.brokers.errors import (
     BrokerError,
@@ -62,6 +63,8 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 ORDER_ROUTES = frozenset({"gtt.place", "gtt.modify", "gtt.cancel"})
 
+# A call with less time than this left in its request's deadline is not sent.
+MIN_CALL_SECONDS = 0.05
 POOL_SIZE = 16  # connections kept per host: about one per worker thread
 MAX_BODY = 64 * 1024 * 1024  # refuse to buffer a runaway body (the full GTT list is far smaller)
 # Parse failures of a success payload; _call turns them into UnreadableAnswer.
@@ -105,9 +108,13 @@ class UpstoxHttp:
         started = time.monotonic()
         status: int | None = None
         try:
-            response = self._send(method, url, headers, auth, data, is_write)
+            timeout = deadline.bounded(self._timeout)
+            if timeout < MIN_CALL_SECONDS:  # the request's deadline has passed: nothing is sent
+                raise BrokerTimeout("no time left within the request's deadline (UPSTOX_TIMEOUT); not sent",
+                                    may_have_reached=False)
+            response = self._send(method, url, headers, auth, data, is_write, timeout)
             status = response.status_code
-            raw = self._read_body(response, started + 2 * self._timeout, is_write)
+            raw = self._read_body(response, started + deadline.bounded(2 * self._timeout), is_write)
             payload = interpret(status, raw, is_write, bearer=auth is not None)
             try:
                 # Parsed here so a malformed success is reported to the observer as a failure.
@@ -122,12 +129,12 @@ class UpstoxHttp:
         return result
 
     def _send(self, method: str, url: str, headers: dict, auth: AuthBase | None, data: bytes | None,
-              is_write: bool) -> requests.Response:
+              is_write: bool, timeout: float) -> requests.Response:
         # stream=True: the body is read by _read_body under an overall deadline.
         try:
             return self._session.request(
                 method, url, headers=headers, auth=auth, data=data, stream=True, allow_redirects=False,
-                timeout=(self._timeout, self._timeout),
+                timeout=(timeout, timeout),
             )
         except requests.ConnectTimeout as exc:
             raise BrokerTimeout(f"connect timeout: {exc}", may_have_reached=False) from exc
@@ -278,7 +285,7 @@ class UpstoxBroker(UpstoxHttp):
         is_write = method != "GET"
         if route in ORDER_ROUTES and self._pacer is not None:
             self._token()  # an expired login fails here, before it takes a pacing slot
-            self._pacer.acquire(self._pace_timeout)
+            self._pacer.acquire(deadline.bounded(self._pace_timeout))
         retries_left = 0 if is_write else self._read_retries
         delay = self._retry_backoff
         while True:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Callable
 
+from openalgo_gtt.brokers import deadline as broker_deadline
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, PacingTimeout, RateLimited
 from openalgo_gtt.domain.clock import utcnow
@@ -261,7 +262,7 @@ class PlaceGtt:
 
     def _send_place(self, request: GttRequest) -> str:
         """One place, retried on a broker 429 (nothing was placed) within the caller's patience."""
-        deadline = time.monotonic() + RATE_LIMIT_RETRY_BUDGET
+        deadline = time.monotonic() + broker_deadline.bounded(RATE_LIMIT_RETRY_BUDGET)
         while True:
             try:
                 return self.broker.place_gtt(request)

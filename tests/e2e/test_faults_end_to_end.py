@@ -163,3 +163,31 @@ def test_sigkill_in_the_middle_of_a_burst(server_factory, fake_upstox):
     assert at_broker <= known
     # The places the kill cut short settle: once their window has passed, their trades are back.
     until(lambda: trade_count(server) == len(at_broker), "the trade count to equal the GTTs at the broker")
+
+
+def test_a_burst_against_a_hung_upstox_is_answered_within_the_timeout(server_factory, fake_upstox):
+    """UPSTOX_TIMEOUT bounds a request's whole time at Upstox (pacing wait, quotes, the place and
+    any look-up), not each call: a burst of 15 places, 5 of them queued by the pacer, all hear
+    within it (plus the gateway's own few ms), never after two or three timeouts. (The server
+    has a thread for each: a burst beyond SERVER_THREADS first waits for a thread.)"""
+    server = server_factory(ACCESS_TOKEN=fake_upstox.token, UPSTOX_API_URL=fake_upstox.url, UPSTOX_TIMEOUT="2",
+                            DAILY_TRADE_LIMIT="1000", OCO_POLL_SECONDS="600", SERVER_THREADS="16")
+    key = server.cli("apikey", "create", "burst").stdout.strip().splitlines()[-1]
+    server.start()
+    requests.post(f"{server.url}/api/v1/ping", json={"apikey": key}, timeout=5)  # the key is verified and cached
+    fake_upstox.inject("gtt.place", "hang", times=None, seconds=6)
+    elapsed, statuses = [], []
+
+    def place(n):
+        started = time.monotonic()
+        answer = requests.post(f"{server.url}/api/v1/placegtt", timeout=30, json={
+            "apikey": key, "exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1,
+            "trigger_type": "SINGLE", "triggerprice_tg": f"{9.6 + n / 100:.2f}"})
+        elapsed.append(time.monotonic() - started)
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=place, args=(n,)) for n in range(15)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert set(statuses) == {504}
+    assert max(elapsed) < 2.0 + 0.75

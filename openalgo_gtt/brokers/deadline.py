@@ -1,0 +1,42 @@
+"""One deadline for everything a request asks of the broker.
+
+A caller waits for the whole request, not for one HTTP call: TradingView gives up after 3
+seconds. The API gives each request a budget (UPSTOX_TIMEOUT) that starts with its first use:
+from then, pacing waits, quotes, the place and any look-up share it. The broker clients shorten
+each call's timeout and each pacing wait to what is left, and send no call once nothing is left.
+Work outside a request (the watcher) has no deadline: each call has its own timeout.
+"""
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+
+# [budget in seconds, deadline on the monotonic clock once the first broker call asked]
+_budget: ContextVar[list | None] = ContextVar("broker_deadline", default=None)
+
+
+def start(seconds: float) -> None:
+    """This thread's request may spend `seconds` at the broker, counted from its first use."""
+    _budget.set([seconds, None])
+
+
+def clear() -> None:
+    _budget.set(None)
+
+
+def remaining() -> float | None:
+    """Seconds left (never below 0), or None outside a request."""
+    budget = _budget.get()
+    if budget is None:
+        return None
+    if budget[1] is None:
+        budget[1] = time.monotonic() + budget[0]
+    return max(0.0, budget[1] - time.monotonic())
+
+
+def bounded(seconds: float | None) -> float | None:
+    """`seconds`, shortened to what is left (None: no bound of its own)."""
+    left = remaining()
+    if left is None:
+        return seconds
+    return left if seconds is None else min(seconds, left)
