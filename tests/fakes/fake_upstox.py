@@ -63,6 +63,8 @@ Test API:
   With `after_work=True` the fake first does the work (the place/modify/cancel really
   happens) and then answers with the fault: "Upstox did it but the answer was lost".
   Faults are consumed first-in first-out per route; a route-specific fault wins over "*".
+- `chaos`: a function of the route name returning `(fault, after_work, seconds)` or None, asked
+  for every call no injected fault claims (a soak's random mix).
 - `clear_faults()`, `reset()` (clears GTTs, prices, calls and faults).
 
 Login routes (added for the daily login; answered outside the Bearer check, as Upstox does)::
@@ -110,7 +112,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -209,6 +211,9 @@ class FakeUpstox:
         self._gtts: dict[str, dict] = {}
         self._prices: dict[str, dict] = {}
         self._faults: dict[str, list[_Fault]] = {}
+        # Optional: route -> (fault, after_work, seconds) or None, asked for each call that has
+        # no injected fault (a soak's random mix of faults).
+        self.chaos: Callable[[str], tuple[str, bool, float | None] | None] | None = None
         self._counter = 0
         # The login routes (see "Login routes" in the module docstring).
         self.client_id = "fake-client-id"
@@ -360,6 +365,11 @@ class FakeUpstox:
                     if fault.remaining <= 0:
                         queue.pop(0)
                 return fault
+        if self.chaos is not None:
+            drawn = self.chaos(route)
+            if drawn is not None:
+                kind, after_work, seconds = drawn
+                return _Fault(kind, 1, after_work, seconds, None, None, None)
         return None
 
     def _sleep(self, seconds: float) -> bool:

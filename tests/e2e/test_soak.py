@@ -1,0 +1,39 @@
+"""A short exactly-once soak (tests/e2e/soak.py): three gunicorn workers on PostgreSQL and
+Redis, a third of the places faulted (late, 500 after the work, hangs before and after it), and
+TradingView's retries. It always runs on this machine's PostgreSQL (TEST_DATABASE_URL, or the
+local server), once: .ci/run leaves it out of its second, PostgreSQL pass."""
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.e2e.soak import run_soak
+
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture
+def postgres_url():
+    base_url = os.environ.get("TEST_DATABASE_URL", LOCAL_POSTGRES)
+    schema = f"soak_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{base_url}{'&' if '?' in base_url else '?'}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def test_no_duplicate_no_unknown_gtt_and_an_exact_count_under_faults_and_retries(tmp_path, postgres_url, redis_url):
+    url, _prefix, _client = redis_url
+    report = run_soak(tmp_path, postgres_url, url, alerts=40, limit=30, fault_share=0.35)
+    assert sum(report.faults.values()) >= 5, report  # the faults really happened
+    assert report.duplicates == 0, report
+    assert report.unknown_to_gateway == 0, report
+    assert report.trade_count == report.gtts_at_broker, report
+    assert report.gtts_at_broker <= report.limit, report
+    assert report.most_order_calls_in_a_second <= 10, report
