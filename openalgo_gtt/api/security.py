@@ -10,7 +10,9 @@
   ignore it).
 - NUL characters (\u0000) anywhere in the query or the JSON body: 400. PostgreSQL cannot store
   them in text, so one reaching a query or an insert would be a 500, or worse, a GTT placed at
-  the broker that the store then fails to record.
+  the broker that the store then fails to record. A lone surrogate (\ud800, which JSON allows
+  and UTF-8 cannot encode) anywhere in the body but the `apikey` is a 400 for the same reason;
+  in the `apikey` it is a wrong key, a 403, like any other.
 - A wrong method's 405 carries the Allow header (the error envelope replaces werkzeug's answer).
 - Response headers for an API on every response: nosniff, no framing, no caching, no referrer
   and a Content-Security-Policy that allows nothing; the Swagger UI (/api/docs and its
@@ -35,6 +37,8 @@ from openalgo_gtt.services.abuse import AddressFilter, SecurityPolicy, path_is_u
 
 ADDRESS_NOT_ALLOWED = "address not allowed"
 NUL_REFUSED = "Request must not contain NUL characters (\\u0000)"
+SURROGATE_REFUSED = "Request must be valid Unicode: a lone surrogate (\\ud800-\\udfff) cannot be stored"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 API_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -99,6 +103,15 @@ def _refuse_bad_input() -> None:
         return
     if contains_nul(body):
         raise BadRequest(NUL_REFUSED)
+    if contains_lone_surrogate(body):
+        raise BadRequest(SURROGATE_REFUSED)
+
+
+def contains_lone_surrogate(body) -> bool:
+    """Whether any string or key outside the top-level `apikey` holds a lone surrogate."""
+    if isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "apikey"}
+    return any(_LONE_SURROGATE.search(text) for text in walk_strings(body))
 
 
 def _allow_header(response: Response) -> Response:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from openalgo_gtt.api.security import NUL_REFUSED
+from openalgo_gtt.api.security import NUL_REFUSED, SURROGATE_REFUSED
 from tests.integration.secured_app import audit_rows, secured_app
 
 
@@ -46,3 +46,30 @@ def test_a_nul_in_the_query_is_a_400(client, gateway, api_key):
 def test_ordinary_unicode_and_control_free_text_passes(client, api_key):
     response = client.post("/api/v1/ping", data=json.dumps({"apikey": api_key, "note": "नमस्ते \t ✓"}))
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/api/v1/placegtt", {"symbol": "IDEA\ud800", "exchange": "NSE", "action": "BUY", "quantity": 1,
+                              "triggerprice_tg": 10}),
+        ("/api/v1/placegtt", {"symbol": "IDEA", "exchange": "NSE", "action": "BUY", "quantity": 1,
+                              "triggerprice_tg": 10, "idempotency_key": "k\udfff"}),
+        ("/api/v1/cancelgtt", {"trigger_id": "GTT-\udc001"}),
+        ("/api/v1/modifygtt", {"trigger_id": "GTT-1", "strategy": ["\ud83d"]}),
+        ("/api/v1/ping", {"\ud800": 1}),
+        ("/api/gtt/place", {"instrument": "NSE_EQ|\ud800"}),
+    ],
+)
+def test_a_lone_surrogate_outside_the_key_is_a_400_with_one_audit_row(client, gateway, api_key, path, body):
+    """JSON allows a lone surrogate; UTF-8, and so PostgreSQL, cannot store one."""
+    response = client.post(path, data=json.dumps({"apikey": api_key, **body}))
+    assert response.status_code == 400
+    assert response.get_json()["message"] == SURROGATE_REFUSED
+    (row,) = audit_rows(gateway)
+    assert (row.http_status, row.error) == (400, SURROGATE_REFUSED)
+
+
+def test_a_lone_surrogate_as_the_key_is_a_wrong_key_and_a_pair_is_ordinary_text(client, api_key):
+    assert client.post("/api/v1/ping", data=json.dumps({"apikey": "\ud800"})).status_code == 403
+    assert client.post("/api/v1/ping", data=json.dumps({"apikey": api_key, "note": "\ud83d\ude00"})).status_code == 200
