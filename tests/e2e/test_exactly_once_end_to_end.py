@@ -1,6 +1,8 @@
-"""Exactly once against a broker that finishes late: the reproductions of the fault soak, each
-through the real server in its own process, against the fake Upstox holding a place request
-(the "late" fault: it sleeps, then creates the GTT after the gateway has stopped waiting)."""
+"""Exactly once, the reproductions of the fault soak, each through the real server in its own
+process against the fake Upstox: a broker that finishes late (the "late" fault: it holds the
+request, then creates the GTT after the gateway has stopped waiting), a GTT made in the app just
+before a failed place, an idempotency key reused for another request, and a duplicate of a place
+the watcher settled."""
 from __future__ import annotations
 
 import time
@@ -107,3 +109,34 @@ def place_in_the_app(fake) -> str:
                                  "rules": [{"strategy": "ENTRY", "trigger_type": "ABOVE", "trigger_price": 9.61}]},
                            timeout=5).json()
     return answer["data"]["gtt_order_ids"][0]
+
+
+def test_an_idempotency_key_belongs_to_one_request(server_factory, fake_upstox):
+    server, key = start(server_factory, fake_upstox, OCO_POLL_SECONDS="600")
+    placed = place(server, key, idempotency_key="order-42")
+    assert placed.status_code == 200
+    trigger_id = placed.json()["trigger_id"]
+    cancel = requests.post(f"{server.url}/api/v1/cancelgtt", timeout=10,
+                           json={"apikey": key, "trigger_id": trigger_id, "idempotency_key": "order-42"})
+    assert cancel.status_code == 422 and "was used for a different request" in cancel.json()["message"]
+    assert live(fake_upstox) and not fake_upstox.calls_to("gtt.cancel")  # nothing was cancelled
+    other = place(server, key, idempotency_key="order-42", triggerprice_tg=9.70)
+    assert other.status_code == 422 and len(fake_upstox.calls_to("gtt.place")) == 1
+    again = place(server, key, idempotency_key="order-42")
+    assert again.status_code == 200 and again.json()["duplicate"] is True and again.json()["trigger_id"] == trigger_id
+
+
+def test_a_duplicate_of_a_place_the_watcher_settled_answers_like_the_place(server_factory, fake_upstox):
+    server, key = start(server_factory, fake_upstox, UPSTOX_TIMEOUT="1", OCO_POLL_SECONDS="0.3")
+    fake_upstox.inject("gtt.place", "hang", after_work=True, seconds=3)  # done, but the answer never came
+    first = place(server, key)
+    assert first.status_code == 504
+    until(lambda: health(server)["today_trade_count"] == 1 and fake_upstox.gtts(), "the GTT to exist")
+    time.sleep(1.0)  # a few watcher passes: the GTT is found and the request answered
+    duplicate = place(server, key)
+    body = duplicate.json()
+    (gtt,) = fake_upstox.gtts()
+    assert duplicate.status_code == 200 and body["duplicate"] is True
+    assert body["original_request_id"] == first.headers["X-Request-ID"]
+    assert body["trigger_id"] == gtt["gtt_order_id"] and body["entry"] == 9.61
+    assert len(fake_upstox.calls_to("gtt.place")) == 1
