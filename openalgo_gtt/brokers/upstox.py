@@ -63,6 +63,8 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 ORDER_ROUTES = frozenset({"gtt.place", "gtt.modify", "gtt.cancel"})
 
+# What requests' Session would add to every call (its User-Agent, gzip, keep-alive).
+_BASE_HEADERS = dict(requests.utils.default_headers())
 # A call with less time than this left in its request's deadline is not sent.
 MIN_CALL_SECONDS = 0.05
 POOL_SIZE = 16  # connections kept per host: about one per worker thread
@@ -84,6 +86,11 @@ class UpstoxHttp:
         self._timeout = timeout
         self._observer = observer
         self._session = session if session is not None else _pooled_session(self._base_url)
+        # Each call is a prepared request sent through the pooled adapter (both public requests
+        # APIs): Session.request would merge the session's settings on every call, at a CPU cost
+        # bench/bench_http_send.py measures, for headers, cookies and hooks this client never has.
+        self._adapter = self._session.get_adapter(self._base_url)
+        self._send_options = {"proxies": dict(self._session.proxies), "verify": self._session.verify, "cert": None}
 
     def close(self) -> None:
         self._session.close()
@@ -130,12 +137,12 @@ class UpstoxHttp:
 
     def _send(self, method: str, url: str, headers: dict, auth: AuthBase | None, data: bytes | None,
               is_write: bool, timeout: float) -> requests.Response:
-        # stream=True: the body is read by _read_body under an overall deadline.
+        # stream=True: the body is read by _read_body under an overall deadline. No redirect is
+        # followed (a redirect from Upstox is an unreadable answer).
         try:
-            return self._session.request(
-                method, url, headers=headers, auth=auth, data=data, stream=True, allow_redirects=False,
-                timeout=(timeout, timeout),
-            )
+            prepared = requests.Request(method, url, headers={**_BASE_HEADERS, **headers}, auth=auth,
+                                        data=data).prepare()
+            return self._adapter.send(prepared, stream=True, timeout=(timeout, timeout), **self._send_options)
         except requests.ConnectTimeout as exc:
             raise BrokerTimeout(f"connect timeout: {exc}", may_have_reached=False) from exc
         except requests.Timeout as exc:  # the request was sent; the answer did not come

@@ -5,7 +5,7 @@ bounded batches (`purge_before`)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
@@ -15,6 +15,8 @@ from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.store.models import AuditRecord
 
 log = logging.getLogger(__name__)
+
+_ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
 
 
 class AuditRows:
@@ -56,9 +58,12 @@ class AuditRows:
         return count, as_utc(oldest)
 
     def write_in(self, conn: Connection, entry: AuditEntry) -> None:
-        row = asdict(entry)  # the entry's fields are the table's columns; a few are bounded here
+        # The entry's fields are the table's columns; a few are bounded here. A shallow copy:
+        # asdict would deep-copy the (already redacted) bodies for nothing.
+        row = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
         row.update(endpoint=entry.endpoint[:128], client_addr=(entry.client_addr or "")[:64] or None,
-                   latency_ms=round(entry.latency_ms, 3), broker_calls=row["broker_calls"] or None)
+                   latency_ms=round(entry.latency_ms, 3),
+                   broker_calls=[asdict(call) for call in entry.broker_calls] or None)
         conn.execute(self._insert, row)
 
 
