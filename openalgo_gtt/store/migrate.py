@@ -1,15 +1,24 @@
-"""Run Alembic migrations from code (`python run.py` and `python run.py db upgrade`)."""
+"""Run Alembic migrations from code (`python run.py` and `python run.py db upgrade`).
+
+A database already at the newest migration is the common case (every start, every `instruments
+load`), so it is recognised with one query, without importing Alembic or reading the migration
+scripts; `SCHEMA_HEAD` names that migration (tests/integration/test_migrations.py checks it
+against Alembic's own idea of the head, so a new migration cannot be forgotten here).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+SCHEMA_HEAD = "0008"
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str):
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # ConfigParser treats % as interpolation; URL-encoded passwords contain it.
@@ -18,4 +27,20 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
+    if revision == "head" and current_revision(database_url) == SCHEMA_HEAD:
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(database_url), revision)
+
+
+def current_revision(database_url: str) -> str | None:
+    """The migration the database is at, or None (a new database, or one Alembic never ran on)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
