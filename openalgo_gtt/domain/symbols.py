@@ -226,10 +226,11 @@ def _index_symbol(row: dict) -> str | None:
 
 def _derivative(row: dict) -> tuple[str, str, Decimal | None, date] | None:
     """(symbol, type, strike, expiry) for a futures/options row, or None when it cannot be told."""
-    kind = row.get("instrument_type")
-    base = _compact(row.get("underlying_symbol")) or _compact(row.get("asset_symbol"))
-    expiry = _expiry(row.get("expiry"))
-    strike = _strike(row.get("strike_price")) if kind != FUTURE else None
+    get = row.get  # this runs for most of a 150k-row master's rows
+    kind = get("instrument_type")
+    base = _compact(get("underlying_symbol")) or _compact(get("asset_symbol"))
+    expiry = _expiry(get("expiry"))
+    strike = _strike(get("strike_price")) if kind != FUTURE else None
 
     if kind in DERIVATIVE_TYPES and base and expiry and (kind == FUTURE or strike):
         # The usual case: every part is a structured field.
@@ -284,25 +285,26 @@ def instrument_fields(row) -> tuple | None:
     """InstrumentInfo's fields for a master row, in field order, or None for rows the gateway
     cannot address. The loader uses the tuple directly; everyone else wants instrument_from_row."""
     try:
-        segment = row.get("segment")
+        get = row.get
+        segment = get("segment")
         exchange = SEGMENT_TO_EXCHANGE.get(segment)
-        key = row.get("instrument_key")
+        key = get("instrument_key")
         if exchange is None or not key or not isinstance(key, str):
             return None
-        parts = _symbol_parts(row, segment)
+        parts = _derivative(row) if segment in DERIVATIVE_SEGMENTS else _symbol_parts(row, segment)
         if parts is None:
             return None
         symbol, instrument_type, strike, expiry = parts
-        trading_symbol = row.get("trading_symbol") or symbol
+        trading_symbol = get("trading_symbol") or symbol
         if not isinstance(trading_symbol, str):
             return None
-        lot_size = row.get("lot_size")
+        lot_size = get("lot_size")
         lot_size = int(lot_size) if lot_size else 1
-        name, isin = row.get("name"), row.get("isin")
+        name, isin = get("name"), get("isin")
         return (
             key, segment, exchange, symbol, trading_symbol,
             name if isinstance(name, str) and name else None, instrument_type,
-            lot_size if lot_size > 0 else 1, tick_size_rupees(row.get("tick_size")), expiry, strike,
+            lot_size if lot_size > 0 else 1, tick_size_rupees(get("tick_size")), expiry, strike,
             isin if isinstance(isin, str) and isin else None,
         )
     except (TypeError, ValueError, AttributeError, OverflowError):  # malformed field types
