@@ -45,7 +45,7 @@ from openalgo_gtt.brokers.upstox_wire import (
     parse_ohlc,
     rule_json,
 )
-from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, Quote
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +194,7 @@ class UpstoxBroker(UpstoxHttp):
     """
 
     name = "upstox"
+    features = UPSTOX_FEATURES
 
     def __init__(
         self,

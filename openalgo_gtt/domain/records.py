@@ -32,6 +32,12 @@ class RecordedTrigger:
     request_id: str
     api_key_name: str | None
 
+    @property
+    def is_pair(self) -> bool:
+        """A two-leg trigger placed as two broker GTTs the watcher keeps in step (Upstox), not
+        one native OCO (Kite's two-leg, which the broker settles itself)."""
+        return len(self.broker_ids) == 2
+
 
 @dataclass(frozen=True)
 class RecordedLeg:

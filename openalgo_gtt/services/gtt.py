@@ -132,7 +132,7 @@ class GttService:
         """One trigger in any state, with each leg's broker status, order id and message."""
         self.in_flight.wait_for(trigger_id)
         recorded = self.orders.get(trigger_id)
-        if recorded is not None and recorded.trigger_type == TriggerKind.TWO_LEG:
+        if recorded is not None and recorded.is_pair:
             lower, upper = (self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids)
             legs = self.orders.legs_by_broker_id(recorded.broker_ids).values()
             return pair_entry(self.instruments, recorded, lower, upper, self._last_price(recorded.instrument_key),

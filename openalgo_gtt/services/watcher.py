@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker
-from openalgo_gtt.domain.model import CANCELLED, BrokerGtt, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import CANCELLED, BrokerGtt, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.gtt import gtt_status
 from openalgo_gtt.domain.oco import WAITING, cancelled_by_gateway, leg_state, pair_status, settled_message
@@ -76,7 +76,7 @@ class GttWatcher:
         for order in active:
             legs = [listed.get(broker_id) for broker_id in order.broker_ids]
             try:
-                if order.trigger_type == TriggerKind.TWO_LEG:
+                if order.is_pair:  # two broker GTTs kept in step (a native OCO is one GTT)
                     if self._settle_pair(order, legs[0], legs[1]):
                         report.pairs_settled.append(order.trigger_id)
                 elif legs[0] is not None and self._update_status(order, legs[0]):
@@ -93,7 +93,7 @@ class GttWatcher:
         if order is None or order.status != TriggerStatus.ACTIVE:
             return False  # not one of ours, or already settled
         gtts = [self.broker.get_gtt(broker_id) for broker_id in order.broker_ids]
-        if order.trigger_type == TriggerKind.TWO_LEG:
+        if order.is_pair:
             return self._settle_pair(order, gtts[0], gtts[1])
         return gtts[0] is not None and self._update_status(order, gtts[0])
 
