@@ -55,6 +55,23 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
             pacer=OrderPacer(settings.order_rate_limits, storage_uri=settings.rate_limit_storage_uri),
             observer=tokens.observing(observe_broker_call) if tokens is not None else observe_broker_call,
         )
+    if settings.broker == "kite":
+        from openalgo_gtt.brokers.kite import KiteBroker
+        from openalgo_gtt.brokers.pacing import OrderPacer
+
+        return KiteBroker(
+            settings.kite_api_url, settings.kite_api_key or "",
+            # keys.json > KITE_ACCESS_TOKEN > the stored Kite login; an expired login fails before any HTTP.
+            tokens.current if tokens is not None else (settings.kite_access_token or ""),
+            timeout=settings.kite_timeout,
+            # Kite's limits: 10/s for GTT and order calls, 1/s for quotes; shared through Redis
+            # between worker processes like Upstox's.
+            pacer=OrderPacer(settings.kite_order_rate_limits, storage_uri=settings.rate_limit_storage_uri,
+                             key="kite-orders"),
+            quote_pacer=OrderPacer(settings.kite_quote_rate_limits, storage_uri=settings.rate_limit_storage_uri,
+                                   key="kite-quotes"),
+            observer=tokens.observing(observe_broker_call) if tokens is not None else observe_broker_call,
+        )
     from openalgo_gtt.brokers.sandbox import SandboxBroker
     from openalgo_gtt.store.sandbox import SandboxRepository
 
@@ -64,7 +81,7 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
 def stale_after(settings: Settings) -> timedelta:
     """How long a request record may sit pending before its process is presumed dead: longer
     than any request can take (two broker timeouts and a full pacing wait)."""
-    return timedelta(seconds=2 * settings.upstox_timeout + 20)
+    return timedelta(seconds=2 * settings.broker_timeout + 20)
 
 
 @dataclass
@@ -107,7 +124,7 @@ class Gateway:
         planner = Planner(broker, instruments, pcts)
         in_flight = InFlight()  # shared: follow-ups of a place wait for its record
         place = PlaceGtt(broker, planner, store, trade_limit, exactly_once, in_flight,
-                         lookup_budget=settings.upstox_timeout)
+                         lookup_budget=settings.broker_timeout)
         recovery = Recovery(store.requests, place, trade_limit, audit, exactly_once)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)

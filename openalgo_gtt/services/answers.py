@@ -7,6 +7,7 @@ and replays it byte for byte to duplicates; the API layer only serialises them.
 from __future__ import annotations
 
 from openalgo_gtt.brokers.errors import BrokerError, BrokerTimeout, InputRejected, RateLimited, TokenRejected
+from openalgo_gtt.brokers.kite_wire import TOKEN_EXCEPTION as KITE_TOKEN_CODE
 from openalgo_gtt.domain.errors import DomainError, GttNotFound, TradeLimitReached
 from openalgo_gtt.services.tokens import NoToken, TokenExpired
 from openalgo_gtt.store.instruments import UnknownInstrument
@@ -48,6 +49,8 @@ def _broker_error(exc: BrokerError) -> tuple[int, dict]:
     if isinstance(exc, (TokenExpired, NoToken)):  # refused here, before anything was sent to Upstox
         return 502, envelope(exc.message)
     if isinstance(exc, TokenRejected):
+        if exc.code == KITE_TOKEN_CODE:  # Kite's words (brokers/kite_wire.py): "... log in again"
+            return 502, envelope(exc.message.split(" (", 1)[0], broker_code=exc.code)
         return 502, envelope(TOKEN_REJECTED, broker_code=exc.code or "UDAPI100050")
     if isinstance(exc, InputRejected):
         status = exc.http_status if exc.http_status in (404, 409) else 400

@@ -1,0 +1,147 @@
+"""The real server (`python run.py`, waitress) with BROKER=kite against the fake Kite, driven by
+the openalgo SDK as test_gtt_end_to_end.py drives it against the fake Upstox."""
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.e2e.sdk import openalgo_api
+from tests.fakes.fake_kite import FakeKite
+
+
+@pytest.fixture
+def fake_kite():
+    with FakeKite() as kite:
+        kite.set_price("NSE:INFY", 1550, open=1540)
+        kite.set_price("NSE:IDEA", 9.5, open=9.4)
+        kite.set_price("NFO:NIFTY26DEC24500CE", 210)
+        kite.set_price("NFO:NIFTY26D2224000CE", 180)
+        yield kite
+
+
+def kite_env(fake: FakeKite, **extra: str) -> dict:
+    return dict(BROKER="kite", KITE_API_KEY=fake.api_key, KITE_API_SECRET=fake.api_secret,
+                KITE_ACCESS_TOKEN=fake.access_token, KITE_API_URL=fake.url, KITE_TIMEOUT="2",
+                DAILY_TRADE_LIMIT="20", OCO_POLL_SECONDS="600", **extra)
+
+
+@pytest.fixture
+def live(server_factory, fake_kite):
+    server = server_factory(**kite_env(fake_kite))
+    loaded = server.cli("instruments", "load")
+    assert "NSE_FO" in loaded.stdout and "NSE_INDEX" in loaded.stdout, loaded.stdout  # a report per segment
+    key = server.cli("apikey", "create", "e2e").stdout.strip().splitlines()[-1]
+    server.start()
+    return server, key
+
+
+def post(server, path: str, body: dict) -> requests.Response:
+    return requests.post(f"{server.url}/api/v1/{path}", json=body, timeout=10)
+
+
+def test_sdk_place_modify_book_status_cancel_on_kite(live, fake_kite):
+    server, key = live
+    client = openalgo_api()(api_key=key, host=server.url)
+    assert requests.get(f"{server.url}/api/health", timeout=5).json()["broker"] == "kite"
+
+    placed = client.placegttorder(symbol="INFY", exchange="NSE", action="BUY", trigger_type="SINGLE",
+                                  product="CNC", quantity=1, price=1601, triggerprice_tg=1600)
+    assert placed["status"] == "success", placed
+    trigger_id = placed["trigger_id"]
+    gtt = fake_kite.gtt(trigger_id)
+    assert gtt["type"] == "single" and gtt["condition"]["trigger_values"] == [1600]
+    assert gtt["condition"]["last_price"] == 1550  # from /quote/ltp, which Kite requires
+    assert gtt["orders"][0]["price"] == 1601 and gtt["orders"][0]["product"] == "CNC"  # its own LIMIT price
+
+    modified = client.modifygttorder(trigger_id=trigger_id, symbol="INFY", exchange="NSE", action="BUY",
+                                     trigger_type="SINGLE", product="CNC", quantity=2, price=0,
+                                     triggerprice_tg=1610)
+    assert modified["status"] == "success", modified
+    gtt = fake_kite.gtt(trigger_id)
+    assert gtt["orders"][0]["quantity"] == 2 and gtt["orders"][0]["price"] == 1610  # price 0: the trigger
+
+    book = client.gttorderbook()
+    (entry,) = book["data"]
+    assert entry["trigger_id"] == trigger_id and entry["trigger_prices"] == [1610] and entry["status"] == "active"
+
+    cancelled = client.cancelgttorder(trigger_id=trigger_id)
+    assert cancelled["status"] == "success", cancelled
+    assert fake_kite.gtt(trigger_id)["status"] == "deleted"
+    assert client.gttorderbook()["data"] == []
+
+
+def test_native_oco_is_one_two_leg_gtt(live, fake_kite):
+    server, key = live
+    client = openalgo_api()(api_key=key, host=server.url)
+    placed = client.placegttorder(symbol="INFY", exchange="NSE", action="SELL", trigger_type="OCO", product="CNC",
+                                  quantity=3, triggerprice_sl=1500, stoploss=1499, triggerprice_tg=1650, target=1651)
+    assert placed["status"] == "success", placed
+    (gtt,) = fake_kite.gtts()
+    assert gtt["type"] == "two-leg" and gtt["condition"]["trigger_values"] == [1500, 1650]
+    assert [(o["transaction_type"], o["price"]) for o in gtt["orders"]] == [("SELL", 1499), ("SELL", 1651)]
+    assert len(fake_kite.calls_to("POST", "/gtt/triggers")) == 1  # no pair: one GTT
+
+    (entry,) = client.gttorderbook()["data"]
+    assert entry["trigger_id"] == placed["trigger_id"] and entry["trigger_type"] == "two-leg"
+    assert entry["trigger_prices"] == [1500, 1650]
+
+    fake_kite.fire(gtt["id"], leg=1, order_status="FAILED", rejection_reason="Insufficient holdings")
+    status = post(server, "gttorderstatus", {"apikey": key, "trigger_id": placed["trigger_id"]}).json()
+    legs = {leg["role"]: leg for leg in status["data"]["legs"]}
+    assert legs["target"]["status"] == "FAILED" and legs["target"]["message"] == "Insufficient holdings"
+    assert status["data"]["status"] == "rejected"
+
+    modified = client.modifygttorder(trigger_id=placed["trigger_id"], symbol="INFY", exchange="NSE", action="SELL",
+                                     trigger_type="OCO", product="CNC", quantity=3, triggerprice_sl=1490,
+                                     triggerprice_tg=1660)
+    assert modified["status"] == "error"  # Kite modifies only active GTTs, and says so
+
+
+def test_option_formats_lot_size_and_refusals(live, fake_kite):
+    server, key = live
+    base = {"apikey": key, "exchange": "NFO", "action": "BUY", "product": "NRML", "trigger_type": "SINGLE"}
+    monthly = post(server, "placegtt", {**base, "symbol": "NIFTY29DEC2624500CE", "quantity": 75,
+                                        "triggerprice_tg": 220}).json()
+    assert monthly["status"] == "success", monthly
+    weekly = post(server, "placegtt", {**base, "symbol": "NIFTY22DEC2624000CE", "quantity": 150,
+                                       "triggerprice_sl": 170}).json()
+    assert weekly["status"] == "success", weekly
+    symbols = sorted(g["condition"]["tradingsymbol"] for g in fake_kite.gtts())
+    assert symbols == ["NIFTY26D2224000CE", "NIFTY26DEC24500CE"]
+
+    lot = post(server, "placegtt", {**base, "symbol": "NIFTY29DEC2624500CE", "quantity": 10, "triggerprice_tg": 220})
+    assert lot.status_code == 400 and "lot size 75" in lot.json()["message"]
+    mis = post(server, "placegtt", {**base, "symbol": "NIFTY29DEC2624500CE", "quantity": 75, "product": "MIS",
+                                    "triggerprice_tg": 220})
+    assert mis.status_code == 400 and "MIS" in mis.json()["message"] and "Kite" in mis.json()["message"]
+    index = post(server, "placegtt", {**base, "exchange": "NSE_INDEX", "symbol": "NIFTY", "quantity": 1,
+                                      "triggerprice_tg": 25000})
+    assert index.status_code == 400 and "index" in index.json()["message"]
+    wrong_side = post(server, "placegtt", {**base, "exchange": "NSE", "symbol": "INFY", "quantity": 1,
+                                           "product": "CNC", "triggerprice_tg": 1500})
+    assert wrong_side.status_code == 400 and "above the last price 1550" in wrong_side.json()["message"]
+    trailing = post(server, "placegtt", {**base, "exchange": "NSE", "symbol": "INFY", "quantity": 1, "product": "CNC",
+                                         "trigger_type": "BRACKET", "trailing_gap": 2})
+    assert trailing.status_code == 400 and "trailing_gap has no Kite equivalent" in trailing.json()["message"]
+    assert len(fake_kite.calls_to("POST", "/gtt/triggers")) == 2
+
+
+def test_rejected_token_is_a_502_telling_to_log_in(live, fake_kite):
+    server, key = live
+    fake_kite.access_token = "rotated-elsewhere"
+    answer = post(server, "placegtt", {"apikey": key, "symbol": "INFY", "exchange": "NSE", "action": "BUY",
+                                       "quantity": 1, "product": "CNC", "trigger_type": "SINGLE",
+                                       "triggerprice_tg": 1600})
+    assert answer.status_code == 502
+    assert answer.json()["message"] == "Kite rejected the access token: log in again"
+    assert fake_kite.calls_to("POST", "/gtt/triggers") == []
+    health = requests.get(f"{server.url}/api/health", timeout=5).json()
+    assert health["token"] == "expired"
+
+
+def test_seed_routes_take_kite_instrument(live, fake_kite):
+    server, key = live
+    placed = requests.post(f"{server.url}/api/gtt/place", headers={"X-API-KEY": key}, json={
+        "instrument": "NSE:IDEA", "qty": 10, "transaction_type": "BUY", "product": "D"}, timeout=10).json()
+    assert placed.get("success") is True, placed
+    assert fake_kite.gtt(placed["gtt_id"]) is not None
