@@ -26,6 +26,7 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.kite_login import KiteLogin
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
@@ -104,6 +105,7 @@ class Gateway:
     recovery: Recovery
     watcher: GttWatcher
     health: HealthCheck
+    kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
     def build(cls, settings: Settings, *, tokens: TokenProvider | None = None, broker: Broker | None = None,
@@ -138,6 +140,7 @@ class Gateway:
             gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
                                                              audit_retention_days=settings.audit_retention_days),
+            kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 
     @property
@@ -166,4 +169,6 @@ class Gateway:
         self.watcher.stop()
         if hasattr(self.broker, "close"):
             self.broker.close()
+        if self.kite_login is not None:
+            self.kite_login.close()
         self.engine.dispose()

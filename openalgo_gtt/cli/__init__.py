@@ -231,7 +231,8 @@ def apikey_revoke(name: str) -> None:
 @click.option("--notifier-url", is_flag=True, help="Only print the notifier URL to set on the Upstox app.")
 @_friendly_errors
 def login_command(via_app: bool, no_listen: bool, timeout: int, notifier_url: bool) -> None:
-    """Log in to Upstox for today's access token (it ends at 03:30 IST) and store it encrypted."""
+    """Log in to the configured broker for today's access token and store it encrypted (Upstox's
+    ends at 03:30 IST, Kite's at 06:00 IST)."""
     from openalgo_gtt.cli.login import run_login, stdin_prompt
     from openalgo_gtt.services.upstox_login import LoginError
 
@@ -239,6 +240,17 @@ def login_command(via_app: bool, no_listen: bool, timeout: int, notifier_url: bo
     _upgrade(settings)
     gateway = _gateway(settings)
     check_pepper_or_exit(gateway, server=False, unproven_ok=True)  # the token is encrypted under the pepper
+    if settings.broker == "kite":
+        if via_app or notifier_url:
+            click.echo("error: --app and --notifier-url are Upstox's; Kite logs in through its login page", err=True)
+            sys.exit(2)
+        try:
+            run_login(gateway, echo=click.echo, prompt=stdin_prompt, listen=not no_listen, timeout=timeout,
+                      service=gateway.kite_login)
+        except LoginError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        return
     if notifier_url:
         click.echo(f"http://{settings.host}:{settings.port}{gateway.upstox_login.notifier_path}")
         click.echo("(use your public https address in place of the host and port)", err=True)

@@ -2,6 +2,8 @@
 the openalgo SDK as test_gtt_end_to_end.py drives it against the fake Upstox."""
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 import requests
 
@@ -145,3 +147,46 @@ def test_seed_routes_take_kite_instrument(live, fake_kite):
         "instrument": "NSE:IDEA", "qty": 10, "transaction_type": "BUY", "product": "D"}, timeout=10).json()
     assert placed.get("success") is True, placed
     assert fake_kite.gtt(placed["gtt_id"]) is not None
+
+
+def test_login_round_trip_and_a_forged_state_refused(server_factory, fake_kite):
+    env = kite_env(fake_kite, KITE_LOGIN_URL=f"{fake_kite.url}/connect/login")
+    del env["KITE_ACCESS_TOKEN"]  # only the stored login can authorise the calls
+    server = server_factory(**env)
+    server.cli("instruments", "load")
+    key = server.cli("apikey", "create", "e2e").stdout.strip().splitlines()[-1]
+    server.start()
+    before = post(server, "placegtt", {"apikey": key, "symbol": "INFY", "exchange": "NSE", "action": "BUY",
+                                       "quantity": 1, "product": "CNC", "trigger_type": "SINGLE",
+                                       "triggerprice_tg": 1600})
+    assert before.status_code == 502 and "No Kite access token" in before.json()["message"]
+
+    assert requests.get(f"{server.url}/kite/login", allow_redirects=False, timeout=5).status_code == 403
+    started = requests.get(f"{server.url}/kite/login", params={"apikey": key}, allow_redirects=False, timeout=5)
+    assert started.status_code == 302
+    page = urlsplit(started.headers["Location"])
+    query = parse_qs(page.query)
+    assert f"{page.scheme}://{page.netloc}{page.path}" == f"{fake_kite.url}/connect/login"
+    assert query["v"] == ["3"] and query["api_key"] == [fake_kite.api_key]
+    state = parse_qs(query["redirect_params"][0])["state"][0]
+
+    forged = requests.get(f"{server.url}/kite/callback", timeout=5, params={
+        "request_token": fake_kite.issue_request_token(), "action": "login", "status": "success",
+        "state": "forged-" + state[7:]})
+    assert forged.status_code == 400 and "did not start this login" in forged.json()["message"]
+    assert fake_kite.calls_to("POST", "/session/token") == []  # refused before Kite was asked
+
+    redirect = {"request_token": fake_kite.issue_request_token("AB1234"), "action": "login", "status": "success",
+                "state": state}
+    done = requests.get(f"{server.url}/kite/callback", params=redirect, timeout=5)
+    assert done.status_code == 200, done.text
+    assert done.json()["user_id"] == "AB1234" and done.json()["token_expires_at"].endswith("06:00:00")
+    replay = requests.get(f"{server.url}/kite/callback", params=redirect, timeout=5)
+    assert replay.status_code == 400 and "already used" in replay.json()["message"]
+
+    placed = post(server, "placegtt", {"apikey": key, "symbol": "INFY", "exchange": "NSE", "action": "BUY",
+                                       "quantity": 1, "product": "CNC", "trigger_type": "SINGLE",
+                                       "triggerprice_tg": 1600})
+    assert placed.status_code == 200, placed.text  # with the stored, encrypted login
+    health = requests.get(f"{server.url}/api/health", timeout=5).json()
+    assert health["token"] == "valid" and health["token_source"] == "login"
