@@ -30,6 +30,7 @@ from openalgo_gtt.services.kite_login import KiteLogin
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
+from openalgo_gtt.services.staged_bracket import StagedBrackets
 from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.services.upstox_login import UpstoxLogin
@@ -38,6 +39,7 @@ from openalgo_gtt.store.db import make_engine, make_session_factory
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.leases import DatabaseLease
+from openalgo_gtt.store.staged_exits import StagedExits
 from openalgo_gtt.store.unit_of_work import Store
 
 
@@ -130,14 +132,18 @@ class Gateway:
         recovery = Recovery(store.requests, place, trade_limit, audit, exactly_once)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
+        staged = (StagedBrackets(broker, StagedExits(sessions), place.find_placed, holder_id, stale_after(settings))
+                  if StagedBrackets.needed_for(broker) else None)
         watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
-                             recover=recovery.settle_unsettled, housekeeping=retention.run)
+                             recover=recovery.settle_unsettled, housekeeping=retention.run,
+                             **({"stage": staged.advance} if staged is not None else {}))
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
-            gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
+            gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once, staged=staged),
+            recovery=recovery,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
                                                              audit_retention_days=settings.audit_retention_days),
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,

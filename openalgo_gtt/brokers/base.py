@@ -54,6 +54,15 @@ class Broker(Protocol):
         """Last price and today's open for many instruments, keyed by instrument key."""
 
 
+@runtime_checkable
+class OrderReader(Protocol):
+    """A broker whose orders the gateway can follow (Kite): how a staged bracket learns that its
+    entry has filled (services/staged_bracket.py)."""
+
+    def order_status(self, order_id: str) -> tuple[str, str | None]:
+        """The order's latest state (COMPLETE, REJECTED, CANCELLED, OPEN, ...) and the broker's message."""
+
+
 # --- prices pushed in (the sandbox) -----------------------------------------------------------
 
 

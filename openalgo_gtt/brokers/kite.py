@@ -128,11 +128,10 @@ class KiteBroker(KiteHttp):
     # ----- GTT -----------------------------------------------------------------------------
 
     def place_gtt(self, request: GttRequest) -> str:
-        form = gtt_form(request, self._last_price(request.instrument_key))
-        return self._request("gtt.place", parse=trigger_id, form=form)
+        return self._request("gtt.place", parse=trigger_id, form=self._form(request))
 
     def modify_gtt(self, gtt_id: str, request: GttRequest) -> str:
-        form = gtt_form(request, self._last_price(request.instrument_key))
+        form = self._form(request)
         return self._request("gtt.modify", parse=trigger_id, form=form, path_args={"trigger_id": gtt_id})
 
     def cancel_gtt(self, gtt_id: str) -> str:
@@ -165,12 +164,24 @@ class KiteBroker(KiteHttp):
             self._ltp.update((key, (now, quote.last_price)) for key, quote in result.items())
         return result
 
-    def _last_price(self, instrument_key: str) -> Decimal:
-        """The last price Kite requires with every GTT, from `/quote/ltp` (reused for a second)."""
+    def _form(self, request: GttRequest) -> dict[str, str]:
+        """The place/modify form with the last price. A trigger on the wrong side of a price up
+        to a second old is checked again against a fresh one before it is refused."""
+        price, reused = self._last_price(request.instrument_key)
+        try:
+            return gtt_form(request, price)
+        except InputRejected:
+            if not reused:
+                raise
+            return gtt_form(request, self._last_price(request.instrument_key, fresh=True)[0])
+
+    def _last_price(self, instrument_key: str, *, fresh: bool = False) -> tuple[Decimal, bool]:
+        """(the last price Kite requires with every GTT, whether it was reused): from
+        `/quote/ltp`, or a quote up to a second old unless `fresh`."""
         with self._ltp_lock:
             held = self._ltp.get(instrument_key)
-        if held is not None and time.monotonic() - held[0] < LTP_MAX_AGE:
-            return held[1]
+        if not fresh and held is not None and time.monotonic() - held[0] < LTP_MAX_AGE:
+            return held[1], True
         quotes = self._request("quote.ltp", query=instruments_query([instrument_key]),
                                parse=partial(parse_quotes, asked=[instrument_key]))
         quote = quotes.get(instrument_key)
@@ -178,7 +189,7 @@ class KiteBroker(KiteHttp):
             raise InputRejected(f"Kite has no last price for {instrument_key}", may_have_reached=False)
         with self._ltp_lock:
             self._ltp[instrument_key] = (time.monotonic(), quote.last_price)
-        return quote.last_price
+        return quote.last_price, False
 
     # ----- pacing and retries --------------------------------------------------------------
 

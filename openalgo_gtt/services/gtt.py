@@ -22,6 +22,7 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, recorded_entry
 from openalgo_gtt.services.place import Placed, jsonable
+from openalgo_gtt.services.staged_bracket import StagedBrackets
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
@@ -29,8 +30,9 @@ from openalgo_gtt.store.instruments import InstrumentIndex
 
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
-                 in_flight: InFlight, exactly_once: ExactlyOnce):
+                 in_flight: InFlight, exactly_once: ExactlyOnce, staged: StagedBrackets | None = None):
         self.broker = broker
+        self.staged = staged  # brackets the gateway stages (Kite): their status shows both stages
         self.exactly_once = exactly_once
         self.instruments = instruments
         self.orders = orders
@@ -146,9 +148,19 @@ class GttService:
             return recorded_entry(recorded, recorded.legs, self._last_price(recorded.instrument_key))
         if recorded is not None:
             self.orders.set_status(trigger_id, gtt_status(gtt), next((r.message for r in gtt.rules if r.message), None))
-        return gtt_entry(self.instruments, gtt, self._last_price(gtt.instrument_key), recorded)
+        entry = gtt_entry(self.instruments, gtt, self._last_price(gtt.instrument_key), recorded)
+        if self.staged is not None and recorded is not None and recorded.trigger_type == TriggerKind.BRACKET:
+            entry["stages"] = self.staged.stages(recorded, gtt)
+            entry["legs"] += [_staged_leg(leg) for leg in recorded.legs if leg.get("role") in ("target", "stoploss")]
+        return entry
 
     def _last_price(self, instrument_key: str) -> Decimal | None:
         """The last price as the order book quotes it (the same cache, the same "unknown")."""
         quote = self.order_book.quotes([instrument_key]).get(instrument_key)
         return quote.last_price if quote is not None else None
+
+
+def _staged_leg(leg: dict) -> dict:
+    """A staged bracket's exit leg as recorded (placed later as one OCO; see `stages`)."""
+    prices = {k: Decimal(leg[k]) for k in ("trigger_price", "price") if leg.get(k) is not None}
+    return {**leg, **prices, "status": None, "order_id": None, "message": None}

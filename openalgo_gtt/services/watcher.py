@@ -48,12 +48,14 @@ class SyncReport:
 
 class GttWatcher:
     def __init__(self, broker: Broker, orders: GttOrders, lease: DatabaseLease, poll_seconds: float,
-                 recover: Callable[[], int] | None = None, housekeeping: Callable[[], object] | None = None):
+                 recover: Callable[[], int] | None = None, housekeeping: Callable[[], object] | None = None,
+                 stage: Callable[[], object] = lambda: None):
         self.broker = broker
         # Work the lease holder does on its poll besides the broker (the audit retention: it
         # throttles itself to once an hour).
         self._housekeeping = housekeeping
         self._recover = recover  # settles places whose outcome was lost (see Gateway.recover_unsettled)
+        self._stage = stage  # places staged brackets' exits (services/staged_bracket.py; Kite only)
         self.orders = orders
         self.lease = lease
         self.poll_seconds = poll_seconds
@@ -69,6 +71,7 @@ class GttWatcher:
         report = SyncReport()
         if self._recover is not None:
             report.places_recovered = self._recover()
+        self._stage()
         active = self.orders.list(status=TriggerStatus.ACTIVE)
         if not active:
             return report

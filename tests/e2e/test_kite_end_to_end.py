@@ -2,6 +2,7 @@
 the openalgo SDK as test_gtt_end_to_end.py drives it against the fake Upstox."""
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -190,3 +191,59 @@ def test_login_round_trip_and_a_forged_state_refused(server_factory, fake_kite):
     assert placed.status_code == 200, placed.text  # with the stored, encrypted login
     health = requests.get(f"{server.url}/api/health", timeout=5).json()
     assert health["token"] == "valid" and health["token_source"] == "login"
+
+
+def wait_for(predicate, timeout: float = 15.0, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+def test_bracket_exit_appears_once_after_its_entry_fills(server_factory, fake_kite):
+    server = server_factory(**{**kite_env(fake_kite), "OCO_POLL_SECONDS": "0.3"})
+    server.cli("instruments", "load")
+    key = server.cli("apikey", "create", "e2e").stdout.strip().splitlines()[-1]
+    server.start()
+    body = {"apikey": key, "symbol": "INFY", "exchange": "NSE", "action": "BUY", "quantity": 2, "product": "CNC",
+            "trigger_type": "BRACKET"}
+    bracket = post(server, "placegtt", body).json()
+    assert bracket["status"] == "success", bracket
+    # open 1540: entry 1601.60 (above the last price 1550), target 1617.60, stop-loss 1585.60
+    assert (bracket["entry"], bracket["target"], bracket["stoploss"]) == (1601.6, 1617.6, 1585.6)
+    (entry,) = fake_kite.gtts()
+    assert entry["type"] == "single" and entry["condition"]["trigger_values"] == [1601.6]
+    assert any("has no bracket GTT" in w for w in bracket["warnings"])
+
+    rejected = post(server, "placegtt", {**body, "quantity": 1}).json()
+    rejected_gtt = next(g for g in fake_kite.gtts() if str(g["id"]) == rejected["trigger_id"])
+
+    time.sleep(1.0)  # a few watcher passes while the entries wait: nothing happens
+    assert len(fake_kite.gtts()) == 2
+
+    fake_kite.set_price("NSE:INFY", 1602)
+    fake_kite.fire(entry["id"], order_status="COMPLETE")
+    fake_kite.fire(rejected_gtt["id"], order_status="REJECTED", rejection_reason="Insufficient funds")
+    exits = wait_for(lambda: [g for g in fake_kite.gtts() if g["type"] == "two-leg"])
+    (exit_gtt,) = exits
+    assert exit_gtt["condition"]["trigger_values"] == [1585.6, 1617.6]
+    assert [(o["transaction_type"], o["quantity"], o["price"]) for o in exit_gtt["orders"]] == [
+        ("SELL", 2, 1585.6), ("SELL", 2, 1617.6)]
+
+    status = post(server, "gttorderstatus", {"apikey": key, "trigger_id": bracket["trigger_id"]}).json()["data"]
+    assert status["stages"]["entry"]["status"] == "triggered"
+    assert status["stages"]["exit"]["state"] == "placed"
+    assert status["stages"]["exit"]["trigger_id"] == str(exit_gtt["id"])
+    assert status["stages"]["exit"]["status"] == "active"
+    refused = post(server, "gttorderstatus", {"apikey": key, "trigger_id": rejected["trigger_id"]}).json()["data"]
+    assert refused["stages"]["exit"]["state"] == "refused"
+    assert "Insufficient funds" in refused["stages"]["exit"]["message"]
+
+    time.sleep(1.0)  # more passes, then a restart (which reconciles before serving): still one exit
+    server.stop()
+    server.start()
+    time.sleep(1.0)
+    assert len([g for g in fake_kite.gtts() if g["type"] == "two-leg"]) == 1
