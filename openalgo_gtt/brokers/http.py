@@ -44,6 +44,7 @@ class BrokerHttp:
     (one HTTP answer -> its success payload, or the matching BrokerError). `timeout` is used for both connecting and each read; one attempt never
     takes longer than twice it, even if the body trickles in."""
 
+    label = "the broker"  # how answers name this broker ("Upstox", "Kite")
     routes: dict[str, tuple[str, str]] = {}
     # (status, raw body, is_write, bearer=...) -> payload; a staticmethod on each broker's class.
     interpret: Callable[..., dict]
@@ -89,6 +90,7 @@ class BrokerHttp:
                 raise UnreadableAnswer(f"answer not in the documented shape: {exc}", http_status=status,
                                        may_have_reached=is_write) from exc
         except BrokerError as exc:
+            exc.broker = exc.broker or self.label
             self._report(method, template, status, started, f"{type(exc).__name__}: {exc.message}")
             raise
         self._report(method, template, status, started, None)

@@ -57,10 +57,7 @@ KITE_FEATURES = BrokerFeatures(
     native_oco=True,
     native_bracket=False,
     trailing_stop=False,
-    market_child="limit",
 )
-DEFAULT_ORDER_RATES = "10/second"
-DEFAULT_QUOTE_RATES = "1/second"
 LTP_MAX_AGE = 1.0  # seconds a last price is reused for a place's `last_price`
 RATE_RETRY_PAUSE = 0.4  # a 429 on a write: nothing was done, so one more try after this
 
@@ -68,6 +65,7 @@ T = TypeVar("T")
 
 
 class KiteHttp(BrokerHttp):
+    label = "Kite"
     routes = ROUTES
     interpret = staticmethod(interpret)
 

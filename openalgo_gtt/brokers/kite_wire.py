@@ -106,8 +106,9 @@ def split_key(instrument_key: str) -> tuple[str, str]:
     instruments by EXCHANGE:TRADINGSYMBOL, which is what GTTs and quotes name them by."""
     exchange, sep, symbol = instrument_key.partition(":")
     if not sep or not exchange or not symbol:
-        raise InputRejected(f"not a Kite instrument (EXCHANGE:TRADINGSYMBOL): {instrument_key!r}",
-                            may_have_reached=False)
+        # Another broker's master is loaded (Upstox's keys look like NSE_EQ|INE...).
+        raise InputRejected(f"not a Kite instrument (EXCHANGE:TRADINGSYMBOL): {instrument_key!r}; load Kite's "
+                            "instruments with: python run.py instruments load", may_have_reached=False)
     return exchange, symbol
 
 

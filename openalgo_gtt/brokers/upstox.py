@@ -61,6 +61,7 @@ class UpstoxHttp(BrokerHttp):
     """The transport every Upstox client shares (brokers/http.py) with Upstox's routes and
     answers."""
 
+    label = "Upstox"
     routes = ROUTES
     interpret = staticmethod(interpret)
 

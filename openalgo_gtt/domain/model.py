@@ -204,7 +204,6 @@ class BrokerFeatures:
     native_oco: bool = False  # one GTT holds both legs of an OCO (Kite's two-leg)
     native_bracket: bool = True  # entry and exits in one GTT (Upstox MULTIPLE); else staged by the gateway
     trailing_stop: bool = True  # a stop-loss can trail (Upstox's trailing_gap)
-    market_child: str = "market_protection"  # how a MARKET child is sent: Upstox's field, or "limit"
 
     def product(self, label: str) -> str | None:
         return dict(self.products).get(label)

@@ -57,10 +57,11 @@ def _broker_error(exc: BrokerError) -> tuple[int, dict]:
         return status, envelope(f"Broker refused the request: {exc.message}", broker_code=exc.code)
     if isinstance(exc, RateLimited):
         return 429, envelope(f"Broker rate limit: {exc.message}; try again shortly", broker_code=exc.code)
+    who = exc.broker if exc.broker and exc.broker != "the broker" else "Upstox"
     if isinstance(exc, BrokerTimeout):
-        return 504, envelope(f"Upstox did not answer in time: {exc.message}",
+        return 504, envelope(f"{who} did not answer in time: {exc.message}",
                              outcome_unknown=exc.may_have_reached or None)
-    return 502, envelope(f"Upstox failed: {exc.message}", broker_code=exc.code,
+    return 502, envelope(f"{who} failed: {exc.message}", broker_code=exc.code,
                          outcome_unknown=exc.may_have_reached or None)
 
 
