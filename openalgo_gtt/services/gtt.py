@@ -104,16 +104,21 @@ class GttService:
             self.broker.cancel_gtt(trigger_id)
             return trigger_id
         failures = []
-        for broker_id in recorded.broker_ids:
+        broker_ids = list(recorded.broker_ids)
+        if self.staged is not None and recorded.trigger_type == TriggerKind.BRACKET:
+            # A staged bracket whose entry filled lives on as its exit OCO: cancelling the
+            # bracket cancels that (the fired entry itself can no longer be deleted).
+            broker_ids += self.staged.exit_of(recorded)
+        for broker_id in broker_ids:
             try:
                 self.broker.cancel_gtt(broker_id)
             except InputRejected as exc:
                 # One OCO leg may have fired (the watcher cancels the other): a leg that is no
                 # longer live is not a failure of this cancel.
-                if len(recorded.broker_ids) == 1:
+                if len(broker_ids) == 1:
                     raise
                 failures.append(exc)
-        if len(failures) == len(recorded.broker_ids):
+        if len(failures) == len(broker_ids):
             raise failures[0]
         self.orders.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=utcnow())
         return trigger_id

@@ -143,6 +143,11 @@ class StagedBrackets:
         log.warning("bracket %s: %s", bracket.trigger_id, message)
         return False
 
+    def exit_of(self, bracket: RecordedTrigger) -> list[str]:
+        """The placed exit's broker id, as a list (empty while there is none)."""
+        claim = self.exits.get(bracket.trigger_id)
+        return [claim.exit_gtt_id] if claim is not None and claim.exit_gtt_id else []
+
     def stages(self, bracket: RecordedTrigger, entry: BrokerGtt | None) -> dict:
         """Both stages of a staged bracket, as its status shows them."""
         claim = self.exits.get(bracket.trigger_id)

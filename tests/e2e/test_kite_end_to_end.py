@@ -2,6 +2,8 @@
 the openalgo SDK as test_gtt_end_to_end.py drives it against the fake Upstox."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -9,6 +11,7 @@ import pytest
 import requests
 
 from tests.e2e.sdk import openalgo_api
+from tests.e2e.server import RUN_PY
 from tests.fakes.fake_kite import FakeKite
 
 
@@ -247,3 +250,32 @@ def test_bracket_exit_appears_once_after_its_entry_fills(server_factory, fake_ki
     server.start()
     time.sleep(1.0)
     assert len([g for g in fake_kite.gtts() if g["type"] == "two-leg"]) == 1
+
+    # Cancelling the bracket now cancels its live exit (the fired entry cannot be deleted).
+    cancelled = post(server, "cancelgtt", {"apikey": key, "trigger_id": bracket["trigger_id"]})
+    assert cancelled.status_code == 200, cancelled.text
+    assert fake_kite.gtt(exit_gtt["id"])["status"] == "deleted"
+
+
+def test_python_run_py_login_logs_in_to_kite(server_factory, fake_kite):
+    env = kite_env(fake_kite, KITE_LOGIN_URL=f"{fake_kite.url}/connect/login")
+    del env["KITE_ACCESS_TOKEN"]
+    server = server_factory(**env)
+    process = subprocess.Popen([sys.executable, str(RUN_PY), "login", "--no-listen", "--timeout", "60"],
+                               cwd=server.workdir, env=server.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        page = next(line for line in process.stdout if line.startswith(f"{fake_kite.url}/connect/login"))
+        state = parse_qs(parse_qs(urlsplit(page.strip()).query)["redirect_params"][0])["state"][0]
+        redirect = (f"http://127.0.0.1:{server.port}/kite/callback?request_token="
+                    f"{fake_kite.issue_request_token('AB1234')}&action=login&status=success&state={state}")
+        process.stdin.write(redirect + "\n")
+        process.stdin.flush()
+        output = process.communicate(timeout=60)[0]
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert "Logged in to Kite as AB1234" in output and "06:00:00 IST" in output
+    server.start()
+    health = requests.get(f"{server.url}/api/health", timeout=5).json()
+    assert health["token"] == "valid" and health["token_source"] == "login"

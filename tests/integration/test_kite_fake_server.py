@@ -3,7 +3,6 @@ work from the real client (session, ltp, ohlc, instruments, GTT place/list/get/m
 and the client's exception classes for Kite's error types)."""
 from __future__ import annotations
 
-
 import pytest
 from kiteconnect import KiteConnect
 from kiteconnect import exceptions as kex
