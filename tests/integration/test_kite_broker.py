@@ -171,3 +171,13 @@ def test_native_oco_recovered_after_a_lost_answer_keeps_its_trigger_id(kite_clie
     assert status["data"]["trigger_type"] == "two-leg" and len(status["data"]["legs"]) == 2
     assert client.post("/api/v1/cancelgtt", json={"apikey": key, "trigger_id": trigger_id}).status_code == 200
     assert fake.gtt(gtt["id"])["status"] == "deleted"
+
+
+def test_a_disabled_gtt_is_shown_live_with_kites_call_to_act(kite_client, fake):
+    client, key = kite_client
+    placed = client.post("/api/v1/placegtt", json={
+        "apikey": key, "symbol": "INFY", "exchange": "NSE", "action": "BUY", "quantity": 1, "product": "CNC",
+        "trigger_type": "SINGLE", "triggerprice_tg": 1600}).get_json()
+    fake.set_status(placed["trigger_id"], "disabled")
+    (entry,) = client.post("/api/v1/gttorderbook", json={"apikey": key}).get_json()["data"]
+    assert entry["status"] == "active" and "needs action from the trader" in entry["message"]

@@ -42,7 +42,7 @@ def read_kite_source(source, progress: bool = False) -> tuple[list[dict], str]:
         raise InstrumentLoadError("no Kite instruments source: give a CSV path or KITE_API_URL/instruments")
     label = os.fspath(source)
     if label.lower().startswith(("http://", "https://")):
-        path = _download(label, progress)
+        path = _download(label, progress, headers={"X-Kite-Version": "3"})
         try:
             return _parse_csv(path), label
         finally:

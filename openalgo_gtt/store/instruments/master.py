@@ -90,14 +90,15 @@ def _parse_file(path: Path, progress: bool = False) -> list:
     return rows
 
 
-def _download(url: str, progress: bool) -> Path:
+def _download(url: str, progress: bool, headers: dict[str, str] | None = None) -> Path:
     """Stream `url` to a temporary file and return its path."""
     import requests  # only a download needs it; a local load should not pay for importing it
 
     fd, name = tempfile.mkstemp(prefix="instruments-", suffix=".download")
     path = Path(name)
     try:
-        with os.fdopen(fd, "wb") as out, requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as resp:
+        with os.fdopen(fd, "wb") as out, requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT,
+                                                             headers=headers) as resp:
             resp.raise_for_status()
             # With a Content-Encoding the header counts compressed bytes but we see decoded ones.
             length = resp.headers.get("Content-Length", "")
