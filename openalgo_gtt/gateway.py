@@ -136,7 +136,7 @@ class Gateway:
                   if StagedBrackets.needed_for(broker) else None)
         watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
                              recover=recovery.settle_unsettled, housekeeping=retention.run,
-                             **({"stage": staged.advance} if staged is not None else {}))
+                             stage=staged.advance if staged is not None else (lambda: None))
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,

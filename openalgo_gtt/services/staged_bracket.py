@@ -75,6 +75,8 @@ class StagedBrackets:
                 placed += self._advance(bracket)
             except BrokerError as exc:  # this one is retried next pass; the others go on
                 log.warning("bracket %s: exit not settled yet: %s", bracket.trigger_id, exc)
+            except Exception:  # noqa: BLE001 - one bad bracket must not stop the watcher's pass
+                log.exception("bracket %s: staging its exit failed", bracket.trigger_id)
         return placed
 
     def _advance(self, bracket: RecordedTrigger) -> bool:
