@@ -16,7 +16,7 @@ def register(app: Flask) -> Api:
         title="openalgo-gtt",
         version="1",
         description=(
-            "OpenAlgo-compatible GTT (Good Till Triggered) orders on Upstox. Every /api/v1 endpoint "
+            "OpenAlgo-compatible GTT (Good Till Triggered) orders on Upstox or Kite. Every /api/v1 endpoint "
             "is a POST whose JSON body carries `apikey`; errors are "
             '`{"status": "error", "message": ...}` with the matching HTTP status.'
         ),
