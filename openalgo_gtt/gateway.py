@@ -38,6 +38,7 @@ from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_engine, make_session_factory
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
+from openalgo_gtt.store.instruments.load import master_family
 from openalgo_gtt.store.leases import DatabaseLease
 from openalgo_gtt.store.staged_exits import StagedExits
 from openalgo_gtt.store.unit_of_work import Store
@@ -121,7 +122,8 @@ class Gateway:
         audit = AuditTrail(store.audit)
         tokens = tokens or TokenProvider.from_settings(settings, sessions)
         broker = broker or build_broker(settings, sessions, tokens)
-        instruments = InstrumentIndex(engine)  # loads on first lookup
+        # Loads on first lookup; refuses another broker's master (Upstox's keys on Kite, say).
+        instruments = InstrumentIndex(engine, master=master_family(settings.broker))
         trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit)
         exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings))
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)

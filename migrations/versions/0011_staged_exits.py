@@ -1,4 +1,5 @@
-"""staged exits: a bracket's exit, placed once its entry fills, claimed before the broker call
+"""Kite: staged exits (a bracket's exit, placed once its entry fills, claimed before the broker
+call), and whose instrument master each load was
 
 Revision ID: 0011
 Revises: 0007
@@ -27,7 +28,11 @@ def upgrade() -> None:
         sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     )
+    with op.batch_alter_table('instrument_loads') as batch:
+        batch.add_column(sa.Column('broker', sa.String(length=16), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('instrument_loads') as batch:
+        batch.drop_column('broker')
     op.drop_table('staged_exits')

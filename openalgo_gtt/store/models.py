@@ -107,6 +107,8 @@ class InstrumentLoad(Base):
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(512))
     rows: Mapped[int] = mapped_column(Integer)
+    # Whose master it is: "upstox" (also the sandbox's) or "kite"; NULL for loads before 0011 (Upstox's).
+    broker: Mapped[str | None] = mapped_column(String(16))
 
 
 class GttOrder(Base):

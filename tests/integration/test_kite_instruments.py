@@ -34,3 +34,17 @@ def test_a_file_that_is_not_kites_csv_leaves_the_previous_set(db_engine, csv_fil
     with pytest.raises(InstrumentLoadError, match="not Kite's CSV"):
         load_master(db_engine, wrong, broker="kite")
     assert InstrumentIndex.from_engine(db_engine).lookup("INFY", "NSE").instrument_key == "NSE:INFY"
+
+
+def test_another_brokers_master_is_refused_with_what_to_do(db_engine, csv_file):
+    from openalgo_gtt.store.instruments import UnknownInstrument
+
+    load_master(db_engine, None)  # the bundled sample: Upstox's master
+    on_kite = InstrumentIndex(db_engine, master="kite")
+    with pytest.raises(UnknownInstrument, match="the loaded instrument master is Upstox's and this gateway drives "
+                                                "Kite: load Kite's with python run.py instruments load"):
+        on_kite.lookup("IDEA", "NSE")
+    assert InstrumentIndex(db_engine, master="upstox").lookup("IDEA", "NSE").instrument_key.startswith("NSE_EQ|")
+    load_master(db_engine, csv_file, broker="kite")
+    on_kite.refresh()
+    assert on_kite.lookup("INFY", "NSE").instrument_key == "NSE:INFY"

@@ -48,6 +48,11 @@ MASTERS: dict[str, tuple[Callable, Callable]] = {
 }
 
 
+def master_family(broker: str | None) -> str:
+    """Whose master a broker uses: the sandbox models Upstox, master included."""
+    return "upstox" if broker in (None, "sandbox") else broker
+
+
 def load_master(engine: Engine, source, *, progress: bool = False, broker: str = "upstox") -> LoadReport:
     """Replace the instrument set with `source` (a path, .gz or not; an http(s) URL; or None for
     the bundled sample), read as `broker`'s master (Upstox's JSON, Kite's CSV). All or nothing:
@@ -73,6 +78,7 @@ def load_master(engine: Engine, source, *, progress: bool = False, broker: str =
                 loaded_at=datetime.now(UTC),
                 source=label[: _LOADS.c.source.type.length],
                 rows=len(records),
+                broker=master_family(broker),
             ))
             generation = result.inserted_primary_key[0]
     except SQLAlchemyError as exc:
