@@ -13,7 +13,7 @@ from openalgo_gtt.brokers.errors import BrokerError, InputRejected
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import GttNotFound
 from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, gtt_status, last_change
-from openalgo_gtt.domain.model import ENTRY, MULTIPLE, BrokerGtt, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import ENTRY, MULTIPLE, NATIVE_OCO, BrokerGtt, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.oco import OcoPlan
 from openalgo_gtt.domain.records import RecordedTrigger
 from openalgo_gtt.services.answers import placed_answer
@@ -71,7 +71,9 @@ class GttService:
         instrument, plan = self.planner.plan(order)
         existing = recorded if recorded is not None else {
             "instrument_key": at_broker.instrument_key,
-            "action": next((r.transaction_type for r in at_broker.rules if r.strategy == ENTRY), None),
+            # A native OCO (Kite's two-leg) has no ENTRY: its legs are on the caller's side.
+            "action": next((r.transaction_type for r in at_broker.rules
+                            if r.strategy == ENTRY or at_broker.type == NATIVE_OCO), None),
             "product": at_broker.product,
             "trigger_type": BRACKET if at_broker.type == MULTIPLE else at_broker.type,
         }

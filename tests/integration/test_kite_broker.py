@@ -181,3 +181,20 @@ def test_a_disabled_gtt_is_shown_live_with_kites_call_to_act(kite_client, fake):
     fake.set_status(placed["trigger_id"], "disabled")
     (entry,) = client.post("/api/v1/gttorderbook", json={"apikey": key}).get_json()["data"]
     assert entry["status"] == "active" and "needs action from the trader" in entry["message"]
+
+
+def test_a_two_leg_placed_in_kite_shows_and_modifies_through_the_gateway(kite_client, fake):
+    from kiteconnect import KiteConnect
+
+    client, key = kite_client
+    kite = KiteConnect(api_key=fake.api_key, access_token=fake.access_token, root=fake.url)
+    legs = [{"transaction_type": "SELL", "quantity": 1, "order_type": "LIMIT", "product": "CNC", "price": p}
+            for p in (1500, 1650)]
+    trigger_id = str(kite.place_gtt(kite.GTT_TYPE_OCO, "INFY", "NSE", [1500, 1650], 1550, legs)["trigger_id"])
+    (entry,) = client.post("/api/v1/gttorderbook", json={"apikey": key}).get_json()["data"]
+    assert (entry["trigger_id"], entry["trigger_type"], entry["symbol"]) == (trigger_id, "two-leg", "INFY")
+    modified = client.post("/api/v1/modifygtt", json={
+        "apikey": key, "trigger_id": trigger_id, "symbol": "INFY", "exchange": "NSE", "action": "SELL",
+        "quantity": 1, "product": "CNC", "trigger_type": "OCO", "triggerprice_sl": 1490, "triggerprice_tg": 1660})
+    assert modified.status_code == 200, modified.get_json()
+    assert fake.gtt(trigger_id)["condition"]["trigger_values"] == [1490, 1660]
