@@ -85,7 +85,7 @@ def _guarded(work: Callable[[], None]) -> Callable[[], None]:
 
 def _audited() -> bool:
     return request.path.startswith("/api/") and not request.path.startswith(UNAUDITED_PREFIXES) or (
-        request.path.startswith("/upstox/")
+        request.path.startswith(("/upstox/", "/kite/"))
     )
 
 

@@ -187,6 +187,8 @@ def test_login_round_trip_and_a_forged_state_refused(server_factory, fake_kite):
     assert done.json()["user_id"] == "AB1234" and done.json()["token_expires_at"].endswith("06:00:00")
     replay = requests.get(f"{server.url}/kite/callback", params=redirect, timeout=5)
     assert replay.status_code == 400 and "already used" in replay.json()["message"]
+    audit = server.cli("audit", "--json", "-n", "50").stdout
+    assert "/kite/callback" in audit and redirect["request_token"] not in audit and state not in audit
 
     placed = post(server, "placegtt", {"apikey": key, "symbol": "INFY", "exchange": "NSE", "action": "BUY",
                                        "quantity": 1, "product": "CNC", "trigger_type": "SINGLE",
