@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _support import RemoteFake  # noqa: E402
 
-from openalgo_gtt.brokers import upstox  # noqa: E402
+from openalgo_gtt.brokers import upstox  # noqa: E402 - UpstoxBroker's transport is brokers/http.py
 
 
 class ThroughSessionRequest(upstox.UpstoxBroker):

@@ -2,7 +2,8 @@
 
 Sources, highest priority first: the process environment, then a `.env` file in the working
 directory. The Upstox access token is the exception the seed engine established: a `keys.json`
-(`{"access_token": "..."}`) in the working directory beats the environment.
+(`{"access_token": "..."}`) in the working directory beats the environment; Kite's is
+`{"kite_access_token": "..."}` in the same file, which beats KITE_ACCESS_TOKEN.
 
 A bad value raises `ConfigError` with one line naming the variable; the command line prints that
 line and exits, never a traceback.
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-BROKERS = ("upstox", "sandbox")
+BROKERS = ("upstox", "kite", "sandbox")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MIN_PEPPER_LENGTH = 32
 PEPPER_FILE_NAME = "api_key_pepper"
@@ -138,6 +139,17 @@ class Settings:
     server_connection_limit: int = 1000
     server_channel_timeout: int = 15
     audit_retention_days: int = 90  # audit rows older than this are deleted; 0 keeps them forever
+    # Kite Connect (BROKER=kite): the app's key and secret, a token (keys.json > environment >
+    # the stored login), its API and login page, and its limits (10/s GTT and orders, 1/s quotes).
+    kite_api_key: str | None = None
+    kite_api_secret: str | None = field(default=None, repr=False)
+    kite_access_token: str | None = field(default=None, repr=False)
+    kite_access_token_source: str | None = None  # "keys.json" | "environment" | None
+    kite_api_url: str = "https://api.kite.trade"
+    kite_login_url: str = "https://kite.zerodha.com/connect/login"
+    kite_timeout: float = 5.0
+    kite_order_rate_limits: str = "10/second"
+    kite_quote_rate_limits: str = "1/second"
     instruments_url: str = (
         "https://assets.upstox.com/market-quote/instruments/exchange/complete.json.gz"
     )
@@ -156,6 +168,11 @@ class Settings:
     failed_key_limit: str = DEFAULT_FAILED_KEY_LIMIT  # wrong keys per address
     trusted_proxies: int = 0  # proxies in front whose X-Forwarded-For is believed
     allowed_ips: tuple[str, ...] = ()
+
+    @property
+    def broker_timeout(self) -> float:
+        """Seconds for connecting to, and each read from, the configured broker."""
+        return self.kite_timeout if self.broker == "kite" else self.upstox_timeout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,27 +287,29 @@ def _parse(source: Mapping[str, str], name: str, parser: Callable[[str], T], def
     except ValueError as exc:
         reason = str(exc) or "is not valid"
         # A Redis URI may carry a password.
-        shown = "(hidden)" if name in ("API_KEY_PEPPER", "ACCESS_TOKEN", "UPSTOX_API_SECRET",
-                                       "RATE_LIMIT_STORAGE_URI") else repr(raw)
+        shown = "(hidden)" if name in ("API_KEY_PEPPER", "ACCESS_TOKEN", "UPSTOX_API_SECRET", "KITE_API_SECRET",
+                                       "KITE_ACCESS_TOKEN", "RATE_LIMIT_STORAGE_URI") else repr(raw)
         raise ConfigError(f"{name}={shown}: {reason}") from None
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def _access_token(cwd: Path, source: Mapping[str, str]) -> tuple[str | None, str | None]:
-    """keys.json beats the environment, as in the seed engine."""
+def _access_token(cwd: Path, source: Mapping[str, str], key: str = "access_token",
+                  variable: str = "ACCESS_TOKEN") -> tuple[str | None, str | None]:
+    """keys.json beats the environment, as in the seed engine (Upstox's `access_token`, Kite's
+    `kite_access_token`)."""
     keys_file = cwd / "keys.json"
     if keys_file.exists():
         try:
-            token = json.loads(keys_file.read_text(encoding="utf-8")).get("access_token")
+            token = json.loads(keys_file.read_text(encoding="utf-8")).get(key)
         except (ValueError, AttributeError, OSError):
             raise ConfigError(
                 'keys.json: must be a JSON object like {"access_token": "..."}'
             ) from None
         if isinstance(token, str) and token.strip():
             return token.strip(), "keys.json"
-    token = (source.get("ACCESS_TOKEN") or "").strip()
+    token = (source.get(variable) or "").strip()
     return (token, "environment") if token else (None, None)
 
 
@@ -388,6 +407,14 @@ def load_settings(
     if broker == "upstox" and not access_token and not can_log_in:
         raise ConfigError("BROKER=upstox: no Upstox access token; set ACCESS_TOKEN, write keys.json, "
                           "or set UPSTOX_API_KEY and UPSTOX_API_SECRET and log in")
+    kite_token, kite_token_source = _access_token(cwd, source, "kite_access_token", "KITE_ACCESS_TOKEN")
+    kite_key = _parse(source, "KITE_API_KEY", _text, None)
+    kite_secret = _parse(source, "KITE_API_SECRET", _text, None)
+    if broker == "kite" and not kite_key:
+        raise ConfigError("BROKER=kite: set KITE_API_KEY (the Kite Connect app's key; every call carries it)")
+    if broker == "kite" and not kite_token and not kite_secret:
+        raise ConfigError("BROKER=kite: no Kite access token; set KITE_ACCESS_TOKEN, write kite_access_token "
+                          "in keys.json, or set KITE_API_SECRET and log in")
     port = _parse(source, "PORT", _port, 5000)
 
     database_url = _parse(source, "DATABASE_URL", _text, f"sqlite:///{data_dir / 'openalgo_gtt.db'}")
@@ -418,6 +445,15 @@ def load_settings(
         server_connection_limit=_parse(source, "SERVER_CONNECTION_LIMIT", _positive_int, 1000),
         server_channel_timeout=_parse(source, "SERVER_CHANNEL_TIMEOUT", _timeout_seconds, 15),
         audit_retention_days=_parse(source, "AUDIT_RETENTION_DAYS", _non_negative_int, 90),
+        kite_api_key=kite_key,
+        kite_api_secret=kite_secret,
+        kite_access_token=kite_token,
+        kite_access_token_source=kite_token_source,
+        kite_api_url=_parse(source, "KITE_API_URL", _url, Settings.kite_api_url),
+        kite_login_url=_parse(source, "KITE_LOGIN_URL", _url, Settings.kite_login_url),
+        kite_timeout=_parse(source, "KITE_TIMEOUT", _positive_seconds, 5.0),
+        kite_order_rate_limits=_parse(source, "KITE_ORDER_RATE_LIMITS", parse_rate_limit, Settings.kite_order_rate_limits),
+        kite_quote_rate_limits=_parse(source, "KITE_QUOTE_RATE_LIMITS", parse_rate_limit, Settings.kite_quote_rate_limits),
         instruments_url=_parse(source, "INSTRUMENTS_URL", _url, Settings.instruments_url),
         order_rate_limits=_parse(source, "ORDER_RATE_LIMITS", _text, Settings.order_rate_limits),
         auto_entry_pct=_parse(source, "AUTO_ENTRY_PCT", _percentage, Decimal("4")),

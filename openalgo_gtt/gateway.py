@@ -26,10 +26,12 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.kite_login import KiteLogin
 from openalgo_gtt.services.late_gtts import LateGtts
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
+from openalgo_gtt.services.staged_bracket import StagedBrackets
 from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.services.upstox_login import UpstoxLogin
@@ -37,7 +39,9 @@ from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_engine, make_session_factory
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
+from openalgo_gtt.store.instruments.load import master_family
 from openalgo_gtt.store.leases import DatabaseLease
+from openalgo_gtt.store.staged_exits import StagedExits
 from openalgo_gtt.store.unit_of_work import Store
 
 
@@ -56,6 +60,23 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
             pacer=OrderPacer(settings.order_rate_limits, storage_uri=settings.rate_limit_storage_uri),
             observer=tokens.observing(observe_broker_call) if tokens is not None else observe_broker_call,
         )
+    if settings.broker == "kite":
+        from openalgo_gtt.brokers.kite import KiteBroker
+        from openalgo_gtt.brokers.pacing import OrderPacer
+
+        return KiteBroker(
+            settings.kite_api_url, settings.kite_api_key or "",
+            # keys.json > KITE_ACCESS_TOKEN > the stored Kite login; an expired login fails before any HTTP.
+            tokens.current if tokens is not None else (settings.kite_access_token or ""),
+            timeout=settings.kite_timeout,
+            # Kite's limits: 10/s for GTT and order calls, 1/s for quotes; shared through Redis
+            # between worker processes like Upstox's.
+            pacer=OrderPacer(settings.kite_order_rate_limits, storage_uri=settings.rate_limit_storage_uri,
+                             key="kite-orders"),
+            quote_pacer=OrderPacer(settings.kite_quote_rate_limits, storage_uri=settings.rate_limit_storage_uri,
+                                   key="kite-quotes"),
+            observer=tokens.observing(observe_broker_call) if tokens is not None else observe_broker_call,
+        )
     from openalgo_gtt.brokers.sandbox import SandboxBroker
     from openalgo_gtt.store.sandbox import SandboxRepository
 
@@ -65,7 +86,7 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
 def stale_after(settings: Settings) -> timedelta:
     """How long a request record may sit pending before its process is presumed dead: longer
     than any request can take (two broker timeouts and a full pacing wait)."""
-    return timedelta(seconds=2 * settings.upstox_timeout + 20)
+    return timedelta(seconds=2 * settings.broker_timeout + 20)
 
 
 @dataclass
@@ -89,6 +110,7 @@ class Gateway:
     late_gtts: LateGtts
     watcher: GttWatcher
     health: HealthCheck
+    kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
     def build(cls, settings: Settings, *, tokens: TokenProvider | None = None, broker: Broker | None = None,
@@ -102,30 +124,35 @@ class Gateway:
         audit = AuditTrail(store.audit)
         tokens = tokens or TokenProvider.from_settings(settings, sessions)
         broker = broker or build_broker(settings, sessions, tokens)
-        instruments = InstrumentIndex(engine)  # loads on first lookup
+        # Loads on first lookup; refuses another broker's master (Upstox's keys on Kite, say).
+        instruments = InstrumentIndex(engine, master=master_family(settings.broker))
         trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit)
         exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings))
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)
         planner = Planner(broker, instruments, pcts)
         in_flight = InFlight()  # shared: follow-ups of a place wait for its record
         place = PlaceGtt(broker, planner, store, trade_limit, exactly_once, in_flight,
-                         lookup_budget=settings.upstox_timeout, settle_seconds=settings.settle_seconds)
+                         lookup_budget=settings.broker_timeout, settle_seconds=settings.settle_seconds)
         recovery = Recovery(store.requests, place, audit, exactly_once)
         late_gtts = LateGtts(broker, store, place, trade_limit, audit)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
+        staged = (StagedBrackets(broker, StagedExits(sessions), place.find_placed, holder_id, stale_after(settings))
+                  if StagedBrackets.needed_for(broker) else None)
         watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
                              recover=lambda: recovery.settle_unsettled() + len(late_gtts.settle()),
-                             housekeeping=retention.run)
+                             housekeeping=retention.run,
+                             stage=staged.advance if staged is not None else (lambda: None))
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
-            gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
-            late_gtts=late_gtts,
+            gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once, staged=staged),
+            recovery=recovery, late_gtts=late_gtts,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
                                                              audit_retention_days=settings.audit_retention_days),
+            kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 
     @property
@@ -154,4 +181,6 @@ class Gateway:
         self.watcher.stop()
         if hasattr(self.broker, "close"):
             self.broker.close()
+        if self.kite_login is not None:
+            self.kite_login.close()
         self.engine.dispose()

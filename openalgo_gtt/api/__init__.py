@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_restx import Api
 
-from openalgo_gtt.api import health, legacy, sandbox, upstox_login, v1, webhooks
+from openalgo_gtt.api import health, kite_login, legacy, sandbox, upstox_login, v1, webhooks
 from openalgo_gtt.api.lifecycle import install, json_response, note_error
 
 
@@ -16,7 +16,7 @@ def register(app: Flask) -> Api:
         title="openalgo-gtt",
         version="1",
         description=(
-            "OpenAlgo-compatible GTT (Good Till Triggered) orders on Upstox. Every /api/v1 endpoint "
+            "OpenAlgo-compatible GTT (Good Till Triggered) orders on Upstox or Kite. Every /api/v1 endpoint "
             "is a POST whose JSON body carries `apikey`; errors are "
             '`{"status": "error", "message": ...}` with the matching HTTP status.'
         ),
@@ -38,4 +38,5 @@ def register(app: Flask) -> Api:
     app.register_blueprint(blueprint)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(upstox_login.bp)
+    app.register_blueprint(kite_login.bp)
     return api

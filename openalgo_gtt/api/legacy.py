@@ -63,7 +63,8 @@ class LegacyPlace(Resource):
         params = _params()
         instrument = _gateway().instruments.by_key(_text(params, "instrument"))
         if instrument is None:
-            raise BadRequest("instrument must be a known Upstox instrument key, e.g. NSE_EQ|INE669E01016")
+            raise BadRequest("instrument must be a known instrument key: Upstox's, e.g. NSE_EQ|INE669E01016, "
+                             "or Kite's EXCHANGE:TRADINGSYMBOL, e.g. NSE:INFY")
         product = SEED_PRODUCTS.get((_text(params, "product") or "D").upper())
         if product is None:
             raise BadRequest("product must be I (intraday) or D (delivery)")

@@ -88,7 +88,7 @@ def _guarded(work: Callable[[], None]) -> Callable[[], None]:
 
 def _audited() -> bool:
     return request.path.startswith("/api/") and not request.path.startswith(UNAUDITED_PREFIXES) or (
-        request.path.startswith("/upstox/")
+        request.path.startswith(("/upstox/", "/kite/"))
     )
 
 
@@ -97,7 +97,7 @@ def install(app: Flask) -> None:
     def _begin():
         collect_broker_calls(context().broker_calls)
         # Everything this request asks of the broker shares one deadline (brokers/deadline.py).
-        broker_deadline.start(current_app.extensions["openalgo_gtt"].settings.upstox_timeout)
+        broker_deadline.start(current_app.extensions["openalgo_gtt"].settings.broker_timeout)
 
     @app.after_request
     def _finish(response: Response) -> Response:

@@ -25,7 +25,7 @@ error_model = ns.model(
     },
 )
 apikey_model = ns.model("ApiKeyOnly", {"apikey": fields.String(required=True)})
-MODE_FIELD = fields.String(example="analyze", description='"analyze" on the sandbox broker; absent on Upstox')
+MODE_FIELD = fields.String(example="analyze", description='"analyze" on the sandbox broker; absent on Upstox and Kite')
 ping_model = ns.model(
     "Ping",
     {
@@ -134,8 +134,8 @@ def idempotency_key(body: dict) -> object:
 
 def _errors(resource):
     for status, reason in ((400, "Invalid request"), (403, "Invalid openalgo apikey"), (404, "Unknown symbol or trigger"),
-                           (429, "Daily trade limit or broker rate limit"), (502, "Upstox failed or refused the token"),
-                           (504, "Upstox did not answer in time")):
+                           (429, "Daily trade limit or broker rate limit"), (502, "The broker (Upstox or Kite) failed or refused the token"),
+                           (504, "The broker did not answer in time")):
         resource = ns.response(status, reason, error_model)(resource)
     return resource
 

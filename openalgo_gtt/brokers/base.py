@@ -1,6 +1,6 @@
 """The broker interface the GTT services call.
 
-Upstox's adapter and the sandbox broker both implement `Broker`; nothing above this module
+Upstox's and Kite's adapters and the sandbox broker implement `Broker`; nothing above this module
 knows an Upstox JSON shape. The values that cross it (`GttRequest`, `BrokerGtt`, `Quote`) are the
 domain's (`domain/model.py`). A broker that takes its prices from pushed ticks (the sandbox) is
 also a `TickSink`; `Tick` and `FiredEvent` are what cross that interface.
@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
-from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, Quote
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ BrokerCallObserver = Callable[[BrokerCall], None]
 class Broker(Protocol):
     """What the GTT services need from a broker. Errors are `openalgo_gtt.brokers.errors` types."""
 
-    name: str  # "upstox" | "sandbox"
+    name: str  # "upstox" | "kite" | "sandbox"
+    features: BrokerFeatures  # what its GTTs can express; the planner shapes requests by it
 
     def place_gtt(self, request: GttRequest) -> str:
         """Place one GTT; returns the broker's GTT id."""
@@ -51,6 +52,15 @@ class Broker(Protocol):
 
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
         """Last price and today's open for many instruments, keyed by instrument key."""
+
+
+@runtime_checkable
+class OrderReader(Protocol):
+    """A broker whose orders the gateway can follow (Kite): how a staged bracket learns that its
+    entry has filled (services/staged_bracket.py)."""
+
+    def order_status(self, order_id: str) -> tuple[str, str | None]:
+        """The order's latest state (COMPLETE, REJECTED, CANCELLED, OPEN, ...) and the broker's message."""
 
 
 # --- prices pushed in (the sandbox) -----------------------------------------------------------

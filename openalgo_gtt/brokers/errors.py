@@ -37,6 +37,7 @@ class BrokerError(Exception):
         self.code = code  # the broker's error code, e.g. "UDAPI1130", when it gave one
         self.http_status = http_status  # None when no HTTP answer came back
         self.may_have_reached = may_have_reached
+        self.broker: str | None = None  # which broker, as answers name it ("Upstox", "Kite"); set by the transport
 
     def __repr__(self) -> str:
         return (

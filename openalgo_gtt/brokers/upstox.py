@@ -1,7 +1,7 @@
 """Upstox's HTTP API: the routes table, the transport, and the GTT and market-quote client.
 
 Shaped like pykiteconnect: one table of named routes (`ROUTES`, the login endpoints included),
-one transport (`UpstoxHttp._call`) that owns the session, timeouts, the bounded body read, error
+one transport (`BrokerHttp._call`, brokers/http.py, shared with Kite) that owns the session, timeouts, the bounded body read, error
 mapping and the call observer, and thin public methods on top. `UpstoxBroker` (the `Broker`
 protocol: GTTs and quotes) adds the bearer token, pacing and retries; `UpstoxLoginClient`
 (upstox_login.py) makes the login calls through the same table and transport. The JSON shapes
@@ -10,32 +10,24 @@ type, never a KeyError.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
-from decimal import InvalidOperation
 from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import NewConnectionError, ReadTimeoutError
 
 from openalgo_gtt.brokers import deadline
-from openalgo_gtt.brokers.base import BrokerCall, BrokerCallObserver
+from openalgo_gtt.brokers.base import BrokerCallObserver
 from openalgo_gtt.brokers.errors import (
-    BrokerError,
     BrokerFailure,
-    BrokerTimeout,
     BrokerUnreachable,
     RateLimited,
-    UnreadableAnswer,
 )
+from openalgo_gtt.brokers.http import MAX_BODY, POOL_SIZE, BrokerHttp  # noqa: F401 - re-exported
 from openalgo_gtt.brokers.pacing import OrderPacer
 from openalgo_gtt.brokers.upstox_wire import (
     batches,
@@ -46,7 +38,7 @@ from openalgo_gtt.brokers.upstox_wire import (
     parse_ohlc,
     rule_json,
 )
-from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, Quote
 
 log = logging.getLogger(__name__)
 
@@ -63,138 +55,16 @@ ROUTES: dict[str, tuple[str, str]] = {
 }
 ORDER_ROUTES = frozenset({"gtt.place", "gtt.modify", "gtt.cancel"})
 
-# What requests' Session would add to every call (its User-Agent, gzip, keep-alive).
-_BASE_HEADERS = dict(requests.utils.default_headers())
-# A call with less time than this left in its request's deadline is not sent.
-MIN_CALL_SECONDS = 0.05
-POOL_SIZE = 16  # connections kept per host: about one per worker thread
-MAX_BODY = 64 * 1024 * 1024  # refuse to buffer a runaway body (the full GTT list is far smaller)
-# Parse failures of a success payload; _call turns them into UnreadableAnswer.
-_SHAPE_ERRORS = (KeyError, IndexError, TypeError, ValueError, InvalidOperation, OverflowError)
-
 T = TypeVar("T")
 
 
-class UpstoxHttp:
-    """The transport every Upstox client shares: one pooled session and `_call`, the one place
-    that talks HTTP. `timeout` is used for both connecting and each read; one attempt never
-    takes longer than twice it, even if the body trickles in."""
+class UpstoxHttp(BrokerHttp):
+    """The transport every Upstox client shares (brokers/http.py) with Upstox's routes and
+    answers."""
 
-    def __init__(self, base_url: str, *, timeout: float, observer: BrokerCallObserver | None = None,
-                 session: requests.Session | None = None) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._timeout = timeout
-        self._observer = observer
-        self._session = session if session is not None else _pooled_session(self._base_url)
-        # Each call is a prepared request sent through the pooled adapter (both public requests
-        # APIs): Session.request would merge the session's settings on every call, at a CPU cost
-        # bench/bench_http_send.py measures, for headers, cookies and hooks this client never has.
-        self._adapter = self._session.get_adapter(self._base_url)
-        self._send_options = {"proxies": dict(self._session.proxies), "verify": self._session.verify, "cert": None}
-
-    def close(self) -> None:
-        self._session.close()
-
-    def _call(self, route: str, parse: Callable[[dict], T], *, path_args: dict[str, str] | None = None,
-              query: str | None = None, auth: AuthBase | None = None, body: Any = None,
-              form: dict[str, str] | None = None) -> T:
-        """Send one call on `route` and return `parse(success payload)`, or raise a BrokerError.
-        The observer sees the route's path template, so no id in the path reaches the audit."""
-        method, template = ROUTES[route]
-        is_write = method != "GET"
-        path = template.format_map({k: quote(v, safe="") for k, v in path_args.items()}) if path_args else template
-        url = self._base_url + path + (f"?{query}" if query else "")
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-            data = json.dumps(body).encode()
-        elif form is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            data = urlencode(form).encode()
-        started = time.monotonic()
-        status: int | None = None
-        try:
-            timeout = deadline.bounded(self._timeout)
-            if timeout < MIN_CALL_SECONDS:  # the request's deadline has passed: nothing is sent
-                raise BrokerTimeout("no time left within the request's deadline (UPSTOX_TIMEOUT); not sent",
-                                    may_have_reached=False)
-            response = self._send(method, url, headers, auth, data, is_write, timeout)
-            status = response.status_code
-            raw = self._read_body(response, started + deadline.bounded(2 * self._timeout), is_write)
-            payload = interpret(status, raw, is_write, bearer=auth is not None)
-            try:
-                # Parsed here so a malformed success is reported to the observer as a failure.
-                result = parse(payload)
-            except _SHAPE_ERRORS as exc:
-                raise UnreadableAnswer(f"answer not in the documented shape: {exc}", http_status=status,
-                                       may_have_reached=is_write) from exc
-        except BrokerError as exc:
-            self._report(method, template, status, started, f"{type(exc).__name__}: {exc.message}")
-            raise
-        self._report(method, template, status, started, None)
-        return result
-
-    def _send(self, method: str, url: str, headers: dict, auth: AuthBase | None, data: bytes | None,
-              is_write: bool, timeout: float) -> requests.Response:
-        # stream=True: the body is read by _read_body under an overall deadline. No redirect is
-        # followed (a redirect from Upstox is an unreadable answer).
-        try:
-            prepared = requests.Request(method, url, headers={**_BASE_HEADERS, **headers}, auth=auth,
-                                        data=data).prepare()
-            return self._adapter.send(prepared, stream=True, timeout=(timeout, timeout), **self._send_options)
-        except requests.ConnectTimeout as exc:
-            raise BrokerTimeout(f"connect timeout: {exc}", may_have_reached=False) from exc
-        except requests.Timeout as exc:  # the request was sent; the answer did not come
-            raise BrokerTimeout(f"read timeout: {exc}", may_have_reached=is_write) from exc
-        except requests.ConnectionError as exc:
-            sent = not _never_connected(exc)
-            raise BrokerUnreachable(f"connection failed: {exc}", may_have_reached=is_write and sent) from exc
-        except requests.RequestException as exc:
-            raise BrokerUnreachable(f"request failed: {exc}", may_have_reached=is_write) from exc
-
-    @staticmethod
-    def _read_body(response: requests.Response, deadline: float, is_write: bool) -> bytes:
-        """The whole body, or BrokerTimeout once `deadline` passes. The socket read timeout
-        bounds each recv, but a body trickled a byte at a time would never trip it; read1
-        returns whatever one recv brought, so the deadline is checked between recvs."""
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise BrokerTimeout("answer body too slow", http_status=response.status_code,
-                                        may_have_reached=is_write)
-                chunk = response.raw.read1(65536, decode_content=True)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > MAX_BODY:
-                    raise UnreadableAnswer("answer body too large", http_status=response.status_code,
-                                           may_have_reached=is_write)
-        except BrokerError:
-            response.close()
-            raise
-        except ReadTimeoutError as exc:
-            response.close()
-            raise BrokerTimeout(f"read timeout in body: {exc}", http_status=response.status_code,
-                                may_have_reached=is_write) from exc
-        except (Urllib3Error, OSError) as exc:  # reset or closed mid-body, bad gzip
-            response.close()
-            raise BrokerUnreachable(f"connection lost in body: {exc}", http_status=response.status_code,
-                                    may_have_reached=is_write) from exc
-        response.raw.release_conn()  # fully read: the connection can go back to the pool
-        return b"".join(chunks)
-
-    def _report(self, method: str, path: str, status: int | None, started: float, error: str | None) -> None:
-        if self._observer is None:
-            return
-        call = BrokerCall(method, path, status, (time.monotonic() - started) * 1000.0, error)
-        try:
-            self._observer(call)
-        except Exception:  # the audit hook must never turn a broker answer into a failure
-            log.exception("broker call observer failed")
+    label = "Upstox"
+    routes = ROUTES
+    interpret = staticmethod(interpret)
 
 
 class UpstoxBroker(UpstoxHttp):
@@ -208,6 +78,7 @@ class UpstoxBroker(UpstoxHttp):
     """
 
     name = "upstox"
+    features = UPSTOX_FEATURES
 
     def __init__(
         self,
@@ -324,38 +195,3 @@ class _BearerAuth(AuthBase):
 
     def __repr__(self) -> str:
         return "_BearerAuth(***)"  # never the token, even in a debugger or a log line
-
-
-def _pooled_session(base_url: str) -> requests.Session:
-    session = requests.Session()
-    # Retries are done by UpstoxBroker._request (so the observer sees each attempt), none in urllib3.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # requests reads the proxy and CA-bundle variables from the environment on every call (a
-    # scan of os.environ per request); read them once here instead. trust_env=False also keeps
-    # a ~/.netrc entry from replacing the bearer token.
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.trust_env = False
-    return session
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """True when the failure happened before a connection existed (refused, DNS), so not a
-    byte of the request can have reached Upstox. Anything else may have been sent."""
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        err = stack.pop()
-        if err is None or id(err) in seen:
-            continue
-        seen.add(id(err))
-        if isinstance(err, NewConnectionError):
-            return True
-        if isinstance(err, BaseException):
-            stack.extend(a for a in err.args if isinstance(a, BaseException))
-            stack.extend([getattr(err, "reason", None), err.__cause__, err.__context__])
-    return False
-
-

@@ -51,7 +51,10 @@ def _prepare(settings: Settings):
 
     _upgrade(settings)
     gateway = _gateway(settings)
-    report = ensure_instruments(gateway.engine)
+    # Kite's symbols come from Kite's own CSV: the bundled sample is Upstox's, no use to it.
+    report = ensure_instruments(gateway.engine) if settings.broker != "kite" else None
+    if settings.broker == "kite" and len(gateway.instruments) == 0:
+        startup_log.warning("no instruments loaded: load Kite's with: python run.py instruments load")
     if report is not None:
         startup_log.info("loaded the bundled sample instrument master (%d instruments); "
                          "load Upstox's full master with: python run.py instruments load", report.rows_loaded)
@@ -137,6 +140,9 @@ def startup_lines(settings: Settings) -> list[str]:
         lines.append(f"Upstox GTT webhook: the URL is {base}/upstox/postback/<secret>; print it with "
                      "`python run.py webhook-url` and set it as the Upstox app's postback URL "
                      "(with your public https address in place of the host and port behind ngrok or a domain)")
+    elif settings.broker == "kite":
+        lines.append(f"Kite: log in daily at {base}/kite/login?apikey=<gateway key> or with `python run.py login` "
+                     "(the token expires at 06:00 IST); the watcher polls Kite's GTT list")
     else:
         lines.append("Upstox GTT webhook: not used with the sandbox broker")
     return lines
@@ -225,7 +231,8 @@ def apikey_revoke(name: str) -> None:
 @click.option("--notifier-url", is_flag=True, help="Only print the notifier URL to set on the Upstox app.")
 @_friendly_errors
 def login_command(via_app: bool, no_listen: bool, timeout: int, notifier_url: bool) -> None:
-    """Log in to Upstox for today's access token (it ends at 03:30 IST) and store it encrypted."""
+    """Log in to the configured broker for today's access token and store it encrypted (Upstox's
+    ends at 03:30 IST, Kite's at 06:00 IST)."""
     from openalgo_gtt.cli.login import run_login, stdin_prompt
     from openalgo_gtt.services.upstox_login import LoginError
 
@@ -233,6 +240,17 @@ def login_command(via_app: bool, no_listen: bool, timeout: int, notifier_url: bo
     _upgrade(settings)
     gateway = _gateway(settings)
     check_pepper_or_exit(gateway, server=False, unproven_ok=True)  # the token is encrypted under the pepper
+    if settings.broker == "kite":
+        if via_app or notifier_url:
+            click.echo("error: --app and --notifier-url are Upstox's; Kite logs in through its login page", err=True)
+            sys.exit(2)
+        try:
+            run_login(gateway, echo=click.echo, prompt=stdin_prompt, listen=not no_listen, timeout=timeout,
+                      service=gateway.kite_login)
+        except LoginError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        return
     if notifier_url:
         click.echo(f"http://{settings.host}:{settings.port}{gateway.upstox_login.notifier_path}")
         click.echo("(use your public https address in place of the host and port)", err=True)
@@ -261,15 +279,15 @@ def db_upgrade() -> None:
 
 @cli.group()
 def instruments() -> None:
-    """Upstox's instrument master (symbols, lot sizes, ticks)."""
+    """The broker's instrument master (symbols, lot sizes, ticks): Upstox's, or Kite's CSV."""
 
 
 @instruments.command("load")
 @click.argument("source", required=False)
 @_friendly_errors
 def instruments_load(source: str | None) -> None:
-    """Load the master from PATH_OR_URL (JSON or gzip), default INSTRUMENTS_URL, replacing the old
-    set atomically."""
+    """Load the master from PATH_OR_URL, replacing the old set atomically: Upstox's JSON (or gzip),
+    default INSTRUMENTS_URL; with BROKER=kite, Kite's CSV, default KITE_API_URL/instruments."""
     from openalgo_gtt.store.db import make_engine
     from openalgo_gtt.store.instruments.load import InstrumentLoadError, load_master
 
@@ -278,7 +296,11 @@ def instruments_load(source: str | None) -> None:
     # The engine alone: a load needs none of the gateway's services (nor their imports).
     engine = make_engine(settings.database_url)
     try:
-        report = load_master(engine, source or settings.instruments_url, progress=True)
+        if settings.broker == "kite":
+            report = load_master(engine, source or f"{settings.kite_api_url}/instruments", progress=True,
+                                 broker="kite")
+        else:
+            report = load_master(engine, source or settings.instruments_url, progress=True)
     except InstrumentLoadError as exc:
         click.echo(f"error: {exc}; the previous instrument set is unchanged", err=True)
         sys.exit(1)

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +36,8 @@ def run_login(gateway, *, echo: Callable[[str], Any], prompt: Callable[[str], st
     on this machine and the port is free. `via_app`: approve in the Upstox app instead.
     """
     login = service or gateway.upstox_login
+    broker = getattr(login, "broker_label", "Upstox")  # the same flow logs in to Kite (services/kite_login.py)
+    finish = partial(_finish, broker=broker)
     before = login.latest_login_id()
     if via_app:
         return _login_via_app(login, echo, before, timeout, poll_interval)
@@ -45,13 +48,13 @@ def run_login(gateway, *, echo: Callable[[str], Any], prompt: Callable[[str], st
     # Upstox redirects within milliseconds, and a port not yet listening refuses the redirect.
     listener = _start_listener(login, results, echo) if listen else None
     try:
-        echo("Open this address in a browser and log in to Upstox:")
+        echo(f"Open this address in a browser and log in to {broker}:")
         echo(url)
         if listener is not None:
             echo(f"Waiting for Upstox to redirect to {login.config.redirect_uri} ...")
             question = "...or paste the address your browser was sent to"
         else:
-            question = "After logging in, paste the address your browser was sent to (it contains ?code=)"
+            question = "After logging in, paste the address your browser was sent to (it contains ?code= or ?request_token=)"
         _ask(prompt, question, results)
         deadline = time.monotonic() + timeout
         while True:
@@ -61,7 +64,7 @@ def run_login(gateway, *, echo: Callable[[str], Any], prompt: Callable[[str], st
                 result = login.stored_since(before)
                 if result is not None:  # the running server received the redirect
                     echo("")  # end the pending prompt's line
-                    return _finish(echo, result)
+                    return finish(echo, result)
                 if time.monotonic() > deadline:
                     raise LoginError(f"No login within {int(timeout)} seconds: run python run.py login again",
                                      status=504) from None
@@ -70,17 +73,18 @@ def run_login(gateway, *, echo: Callable[[str], Any], prompt: Callable[[str], st
                 echo("")  # end the pending prompt's line
                 if isinstance(value, LoginError):
                     raise value
-                return _finish(echo, value)
+                return finish(echo, value)
             if kind == "eof":
                 if listener is None:
                     raise LoginError("No redirect address given")
                 continue  # keep waiting for the listener
             code, pasted_state = _code_and_state(value)
             if not code:
-                echo("That has no ?code= in it; paste the whole address from the browser's address bar.")
+                echo("That has no ?code= (or ?request_token=) in it; paste the whole address from the browser's "
+                     "address bar.")
                 _ask(prompt, question, results)
                 continue
-            return _finish(echo, login.complete(code, pasted_state or state))
+            return finish(echo, login.complete(code, pasted_state or state))
     finally:
         if listener is not None:
             listener.close()
@@ -126,9 +130,9 @@ def _login_via_app(login: UpstoxLogin, echo, before: int | None, timeout: float,
     raise LoginError(f"No token arrived within {int(timeout)} seconds", status=504)
 
 
-def _finish(echo, result: LoginResult) -> LoginResult:
+def _finish(echo, result: LoginResult, broker: str = "Upstox") -> LoginResult:
     who = f" as {result.user_id}" if result.user_id else ""
-    echo(f"Logged in to Upstox{who}; the access token is valid until {ist_text(result.expires_at)} IST.")
+    echo(f"Logged in to {broker}{who}; the access token is valid until {ist_text(result.expires_at)} IST.")
     for warning in result.warnings:
         echo(f"warning: {warning}")
     return result
@@ -159,7 +163,8 @@ def _code_and_state(text: str) -> tuple[str | None, str | None]:
     else:
         return text, None  # a bare code
     values = parse_qs(query)
-    return (values.get("code") or [None])[0], (values.get("state") or [None])[0]
+    code = (values.get("code") or values.get("request_token") or [None])[0]  # Upstox's, or Kite's
+    return code, (values.get("state") or [None])[0]
 
 
 # ----- the one-shot listener on the redirect URI's port ---------------------------------------
@@ -194,18 +199,20 @@ def _start_listener(login: UpstoxLogin, results: queue.Queue, echo) -> _Listener
         def do_GET(self) -> None:
             here = urlsplit(self.path)
             query = parse_qs(here.query)
-            if here.path.rstrip("/") != expected_path.rstrip("/") or not ({"code", "state", "error"} & query.keys()):
+            if here.path.rstrip("/") != expected_path.rstrip("/") or not (
+                    {"code", "request_token", "state", "error"} & query.keys()):
                 return self._page(404, "Not found", "Waiting for Upstox's redirect.")
             if done.is_set():
                 return self._page(409, "Already handled", "This login was already handled; see the terminal.")
             done.set()
             try:
-                result = login.complete((query.get("code") or [None])[0], (query.get("state") or [None])[0])
+                code = (query.get("code") or query.get("request_token") or [None])[0]
+                result = login.complete(code, (query.get("state") or [None])[0])
             except LoginError as exc:
                 results.put(("listener", exc))
                 return self._page(400, "Login failed", exc.message)
             results.put(("listener", result))
-            self._page(200, "Logged in", f"Upstox access token stored, valid until "
+            self._page(200, "Logged in", f"{getattr(login, 'broker_label', 'Upstox')} access token stored, valid until "
                                          f"{ist_text(result.expires_at)} IST. You can close this tab.")
 
         def _page(self, status: int, title: str, text: str) -> None:

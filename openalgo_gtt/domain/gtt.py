@@ -18,9 +18,9 @@ from typing import Any, Mapping, Protocol
 
 from openalgo_gtt.domain.clock import as_utc, ist_text as format_ist
 from openalgo_gtt.domain.model import (
-    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, MULTIPLE, OPEN, PRODUCT_DELIVERY,
-    PRODUCT_INTRADAY, PRODUCT_MTF, SELL, SINGLE, STOPLOSS, TARGET, TRIGGERED, BrokerGtt, GttRequest, GttRule,
-    TriggerKind, TriggerStatus,
+    ABOVE, BELOW, BUY, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, IMMEDIATE, INACTIVE, MULTIPLE, NATIVE_OCO, OPEN,
+    PRODUCT_DELIVERY, PRODUCT_INTRADAY, PRODUCT_MTF, SELL, SINGLE, STOPLOSS, TARGET, TRIGGERED, UPSTOX_FEATURES,
+    BrokerFeatures, BrokerGtt, GttRequest, GttRule, TriggerKind, TriggerStatus,
 )
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.prices import on_tick, round_to_tick
@@ -30,7 +30,7 @@ from openalgo_gtt.domain.strategy import (
 
 __all__ = [
     "BRACKET", "OCO", "DEFAULT_MARKET_PROTECTION", "InstrumentLike", "PlaceIntent", "Plan",
-    "BracketPcts", "BracketPrices", "bracket_prices", "upstox_product", "caller_product",
+    "BracketPcts", "BracketPrices", "bracket_prices", "upstox_product", "broker_product", "caller_product",
     "plan_single", "plan_bracket", "check_modify_allowed", "gtt_status",
     "book_entry", "format_ist", "last_change",
 ]
@@ -78,6 +78,19 @@ def upstox_product(openalgo_product: str) -> str:
         return _TO_UPSTOX_PRODUCT[label]
     except KeyError:
         raise DomainError(f"product must be one of CNC, NRML, MIS, MTF (got {openalgo_product!r})") from None
+
+
+def broker_product(openalgo_product: str, features: BrokerFeatures) -> str:
+    """The broker's product code for an OpenAlgo label, or a refusal naming what it takes."""
+    label = str(openalgo_product or "").strip().upper()
+    code = features.product(label)
+    if code is None:
+        if features is UPSTOX_FEATURES:
+            return upstox_product(label)  # its own message
+        allowed = ", ".join(name for name, _ in features.products)
+        raise DomainError(f"product {label or openalgo_product!r} is not available for GTTs on {features.name} "
+                          f"(use {allowed})", details={"product": openalgo_product})
+    return code
 
 
 def caller_product(upstox_product: str, is_derivative: bool) -> str:
@@ -186,7 +199,8 @@ def _on_tick_or_warn(value: Decimal, tick: Decimal, name: str, warnings: list[st
     return rounded
 
 
-def _market_protection(intent: PlaceIntent, pricetype: str, default: int, warnings: list[str]) -> int | None:
+def _market_protection(intent: PlaceIntent, pricetype: str, default: int, warnings: list[str],
+                       features: BrokerFeatures = UPSTOX_FEATURES) -> int | None:
     if pricetype != MARKET:
         if intent.market_protection is not None:
             warnings.append("market_protection is ignored for a LIMIT pricetype")
@@ -194,6 +208,8 @@ def _market_protection(intent: PlaceIntent, pricetype: str, default: int, warnin
     value = default if intent.market_protection is None else intent.market_protection
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
         raise DomainError(f"market_protection must be a whole percentage from 0 to 100 (got {value!r})")
+    if features.limit_price:
+        return value  # the caller of this turns it into a protective LIMIT price, and says so
     warnings.append(
         "Upstox has no MARKET child order: it will be a LIMIT order protected by "
         f"market_protection {value}%"
@@ -201,31 +217,55 @@ def _market_protection(intent: PlaceIntent, pricetype: str, default: int, warnin
     return value
 
 
+def _child_price(intent: PlaceIntent, action: str, pricetype: str, trigger: Decimal, tick: Decimal,
+                 protection: int | None, features: BrokerFeatures, warnings: list[str]) -> Decimal | None:
+    """The child order's LIMIT price on a broker that takes one (None elsewhere): `price`, or the
+    trigger when it is 0 or absent; for MARKET, a protective limit `protection`% beyond the
+    trigger (above it for a BUY, below for a SELL), since such brokers' GTTs are LIMIT only."""
+    if not features.limit_price:
+        return None
+    if pricetype == MARKET:
+        factor = Decimal(1) + (Decimal(protection or 0) / 100) * (1 if action == BUY else -1)
+        limit = round_to_tick(trigger * factor, tick)
+        if limit <= 0:
+            raise DomainError(f"market_protection {protection}% leaves no positive limit price below {trigger}")
+        warnings.append(f"{features.name} GTTs are LIMIT only: the MARKET child will be a LIMIT at {limit}, "
+                        f"market_protection {protection}% beyond the trigger {trigger}")
+        return limit
+    price = intent.price or Decimal(0)
+    if price < 0:
+        raise DomainError("price must not be negative")
+    return trigger if price == 0 else _on_tick_or_warn(price, tick, "price", warnings)
+
+
 def _leg(role: str, action: str, trigger_type: str, trigger_price: Decimal, product: str, quantity: int,
-         trailing_gap: Decimal | None = None, market_protection: int | None = None) -> dict[str, Any]:
-    # The child is always a LIMIT at the trigger price on Upstox, so that is what is recorded.
+         trailing_gap: Decimal | None = None, market_protection: int | None = None,
+         price: Decimal | None = None) -> dict[str, Any]:
+    # The child is always a LIMIT: at `price` where the broker takes one, else at the trigger.
     return {
         "role": role, "action": action, "trigger_type": trigger_type, "trigger_price": trigger_price,
-        "price": trigger_price, "pricetype": LIMIT, "product": product, "quantity": quantity,
+        "price": trigger_price if price is None else price, "pricetype": LIMIT, "product": product, "quantity": quantity,
         "trailing_gap": trailing_gap, "market_protection": market_protection,
     }
 
 
-def _basics(intent: PlaceIntent, instrument: InstrumentLike, trigger_type: str):
-    """What every plan checks first: (action, pricetype, product, Upstox product, quantity, tick)."""
+def _basics(intent: PlaceIntent, instrument: InstrumentLike, trigger_type: str,
+            features: BrokerFeatures = UPSTOX_FEATURES):
+    """What every plan checks first: (action, pricetype, product, broker product, quantity, tick)."""
     if _upper(intent.trigger_type) != trigger_type:
         raise DomainError(f"this plan needs trigger_type {trigger_type} (got {intent.trigger_type!r})")
     product = _upper(intent.product)
-    return (_action(intent), _pricetype(intent), product, upstox_product(product),
+    return (_action(intent), _pricetype(intent), product, broker_product(product, features),
             _check_quantity(intent.quantity, instrument), _tick(instrument))
 
 
 # --- SINGLE -----------------------------------------------------------------------------------
 
 def plan_single(intent: PlaceIntent, instrument: InstrumentLike, *,
-                default_market_protection: int = DEFAULT_MARKET_PROTECTION) -> Plan:
+                default_market_protection: int = DEFAULT_MARKET_PROTECTION,
+                features: BrokerFeatures = UPSTOX_FEATURES) -> Plan:
     """One ENTRY rule: triggerprice_tg -> ABOVE, triggerprice_sl -> BELOW."""
-    action, pricetype, product, broker_product, quantity, tick = _basics(intent, instrument, SINGLE)
+    action, pricetype, product, code, quantity, tick = _basics(intent, instrument, SINGLE, features)
     warnings: list[str] = []
 
     tg, sl = intent.triggerprice_tg or Decimal(0), intent.triggerprice_sl or Decimal(0)
@@ -242,21 +282,25 @@ def plan_single(intent: PlaceIntent, instrument: InstrumentLike, *,
     trigger = _on_tick_or_warn(raw, tick, name, warnings)
 
     price = intent.price or Decimal(0)
-    if pricetype == LIMIT and price > 0 and price != trigger:
+    if pricetype == LIMIT and price > 0 and price != trigger and not features.limit_price:
         warnings.append(
             f"Upstox has no separate limit price: the child order will be a LIMIT at the trigger "
             f"price {trigger}, not at price {price}"
         )
-    protection = _market_protection(intent, pricetype, default_market_protection, warnings)
+    protection = _market_protection(intent, pricetype, default_market_protection, warnings, features)
+    limit = _child_price(intent, action, pricetype, trigger, tick, protection, features, warnings)
+    if features.limit_price:
+        protection = None  # sent as the LIMIT price itself
     for ignored in ("stoploss", "target", "trailing_gap"):
         value = getattr(intent, ignored)
         if value is not None and value > 0:
             warnings.append(f"{ignored} is ignored for a SINGLE GTT")
 
-    rule = GttRule(strategy=ENTRY, trigger_type=direction, trigger_price=trigger, market_protection=protection)
+    rule = GttRule(strategy=ENTRY, trigger_type=direction, trigger_price=trigger, market_protection=protection,
+                   price=limit)
     request = GttRequest(type=SINGLE, instrument_key=instrument.instrument_key, transaction_type=action,
-                         product=broker_product, quantity=quantity, rules=(rule,))
-    leg = _leg("entry", action, direction, trigger, product, quantity, market_protection=protection)
+                         product=code, quantity=quantity, rules=(rule,))
+    leg = _leg("entry", action, direction, trigger, product, quantity, market_protection=protection, price=limit)
     return Plan(request=request, warnings=tuple(warnings), prices={"entry": trigger}, legs=(leg,))
 
 
@@ -264,9 +308,17 @@ def plan_single(intent: PlaceIntent, instrument: InstrumentLike, *,
 
 def plan_bracket(intent: PlaceIntent, instrument: InstrumentLike, open_price: Decimal | None,
                  last_price: Decimal | None, pcts: BracketPcts = DEFAULT_PCTS, *,
-                 default_market_protection: int = DEFAULT_MARKET_PROTECTION) -> Plan:
-    """ENTRY (ABOVE/BELOW the last price), TARGET and STOPLOSS (IMMEDIATE, opposite side)."""
-    action, pricetype, product, broker_product, quantity, tick = _basics(intent, instrument, BRACKET)
+                 default_market_protection: int = DEFAULT_MARKET_PROTECTION,
+                 features: BrokerFeatures = UPSTOX_FEATURES) -> Plan:
+    """ENTRY (ABOVE/BELOW the last price), TARGET and STOPLOSS (IMMEDIATE, opposite side).
+
+    On a broker with no native bracket (Kite) the request is the ENTRY alone, a SINGLE; the exits
+    are in the plan's legs, and the gateway places them as one native OCO once the entry's order
+    has filled (services/staged_bracket.py)."""
+    action, pricetype, product, code, quantity, tick = _basics(intent, instrument, BRACKET, features)
+    if intent.trailing_gap is not None and not features.trailing_stop:
+        raise DomainError(f"trailing_gap has no {features.name} equivalent: {features.name}'s GTTs cannot trail "
+                          "a stop-loss; leave it out", details={"trailing_gap": str(intent.trailing_gap)})
     if last_price is None or last_price <= 0:
         raise DomainError(f"no last price is available for {_name(instrument)}: "
                           "a bracket's entry direction cannot be decided")
@@ -284,7 +336,7 @@ def plan_bracket(intent: PlaceIntent, instrument: InstrumentLike, open_price: De
             # Upstox's limits on the gap are undocumented: warn, let the broker decide.
             warnings.append(f"trailing_gap {gap} is not smaller than the entry-stoploss distance {distance}")
 
-    protection = _market_protection(intent, pricetype, default_market_protection, warnings)
+    protection = _market_protection(intent, pricetype, default_market_protection, warnings, features)
     for ignored in ("price", "triggerprice_sl", "triggerprice_tg", "stoploss", "target"):
         value = getattr(intent, ignored)
         if value is not None and value > 0:
@@ -295,13 +347,16 @@ def plan_bracket(intent: PlaceIntent, instrument: InstrumentLike, open_price: De
     # entry is on now, or the GTT would fire at once (or never).
     direction = ABOVE if prices.entry >= last_price else BELOW
     exit_side = _opposite(action)
+    if not features.native_bracket:
+        return _staged_bracket(intent, instrument, action, pricetype, product, code, quantity, tick, direction,
+                               prices, protection, features, warnings)
     rules = (
         GttRule(ENTRY, direction, prices.entry, market_protection=protection),
         GttRule(TARGET, IMMEDIATE, prices.target, market_protection=protection),
         GttRule(STOPLOSS, IMMEDIATE, prices.stoploss, trailing_gap=gap, market_protection=protection),
     )
     request = GttRequest(type=MULTIPLE, instrument_key=instrument.instrument_key, transaction_type=action,
-                         product=broker_product, quantity=quantity, rules=rules)
+                         product=code, quantity=quantity, rules=rules)
     legs = (
         _leg("entry", action, direction, prices.entry, product, quantity, market_protection=protection),
         _leg("target", exit_side, IMMEDIATE, prices.target, product, quantity, market_protection=protection),
@@ -311,6 +366,33 @@ def plan_bracket(intent: PlaceIntent, instrument: InstrumentLike, open_price: De
     return Plan(request=request, warnings=tuple(warnings),
                 prices={"entry": prices.entry, "target": prices.target, "stoploss": prices.stoploss},
                 legs=legs)
+
+
+def _staged_bracket(intent: PlaceIntent, instrument: InstrumentLike, action: str, pricetype: str, product: str,
+                    code: str, quantity: int, tick: Decimal, direction: str, prices: BracketPrices,
+                    protection: int | None, features: BrokerFeatures, warnings: list[str]) -> Plan:
+    """A bracket on a broker without one: the entry as a SINGLE now, the exits (each a LIMIT at
+    its trigger, or protected for MARKET) recorded in the legs for the gateway to place later."""
+    exit_side = _opposite(action)
+    plain = PlaceIntent(trigger_type=SINGLE, action=action, product=product, quantity=quantity, pricetype=pricetype)
+    entry_price = _child_price(plain, action, pricetype, prices.entry, tick, protection, features, warnings)
+    target_price = _child_price(plain, exit_side, pricetype, prices.target, tick, protection, features, warnings)
+    stop_price = _child_price(plain, exit_side, pricetype, prices.stoploss, tick, protection, features, warnings)
+    entry = GttRule(ENTRY, direction, prices.entry, price=entry_price)
+    request = GttRequest(type=SINGLE, instrument_key=instrument.instrument_key, transaction_type=action,
+                         product=code, quantity=quantity, rules=(entry,))
+    # The exits' directions as the native OCO will hold them: the stop-loss is the lower leg of a
+    # long, the target the lower leg of a short.
+    target_dir, stop_dir = (ABOVE, BELOW) if action == BUY else (BELOW, ABOVE)
+    legs = (
+        _leg("entry", action, direction, prices.entry, product, quantity, price=entry_price),
+        _leg("target", exit_side, target_dir, prices.target, product, quantity, price=target_price),
+        _leg("stoploss", exit_side, stop_dir, prices.stoploss, product, quantity, price=stop_price),
+    )
+    warnings.append(f"{features.name} has no bracket GTT: the entry is placed now, and the target and stop-loss "
+                    "as one OCO once the entry's order has filled")
+    return Plan(request=request, warnings=tuple(warnings),
+                prices={"entry": prices.entry, "target": prices.target, "stoploss": prices.stoploss}, legs=legs)
 
 
 # --- modify -----------------------------------------------------------------------------------
@@ -377,6 +459,8 @@ def gtt_status(gtt: BrokerGtt) -> TriggerStatus:
 def _book_trigger_type(gtt: BrokerGtt, recorded: Mapping[str, Any] | None) -> str:
     if recorded and recorded.get("trigger_type"):
         return str(recorded["trigger_type"])
+    if gtt.type == NATIVE_OCO:
+        return TriggerKind.TWO_LEG
     # A MULTIPLE placed elsewhere (3 rules, or ENTRY plus one exit) is shown as a bracket.
     return TriggerKind.SINGLE if gtt.type == SINGLE else TriggerKind.BRACKET
 
@@ -412,7 +496,8 @@ def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decima
         legs.append({
             "action": rule.transaction_type,
             "quantity": gtt.quantity,
-            "price": rule.trigger_price,  # Upstox's child is a LIMIT at the trigger price
+            # Upstox's child is a LIMIT at the trigger price; Kite's has its own.
+            "price": rule.trigger_price if rule.price is None else rule.price,
             "pricetype": LIMIT,
             "product": leg_products.get(role) or default_product,
             "role": role,
@@ -422,7 +507,9 @@ def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decima
             "message": rule.message,
         })
     status = gtt_status(gtt)
-    failed = next((rule.message for rule in rules if rule.status == FAILED and rule.message), None)
+    # A rejection says why; so does a GTT the broker disabled until the trader acts (Kite).
+    failed = next((rule.message for status in (FAILED, INACTIVE) for rule in rules
+                   if rule.status == status and rule.message), None)
     return {
         "trigger_id": str(recorded.get("trigger_id") or gtt.gtt_id),
         "trigger_type": _book_trigger_type(gtt, recorded),

@@ -14,10 +14,12 @@ from enum import StrEnum
 
 
 class GttType(StrEnum):
-    """A broker GTT's shape (Upstox v3's names): one rule, or an entry with exits."""
+    """A broker GTT's shape: one rule, an entry with exits (Upstox v3's names), or a native
+    one-cancels-other pair of exits in one GTT (Kite's `two-leg`)."""
 
     SINGLE = "SINGLE"
     MULTIPLE = "MULTIPLE"
+    OCO = "OCO"
 
 
 class Strategy(StrEnum):
@@ -84,7 +86,7 @@ class TriggerKind(StrEnum):
 
 
 # Module-level names for the members, as the rules are written with them.
-SINGLE, MULTIPLE = GttType
+SINGLE, MULTIPLE, NATIVE_OCO = GttType
 ENTRY, TARGET, STOPLOSS = Strategy
 ABOVE, BELOW, IMMEDIATE = TriggerType
 BUY, SELL = Side
@@ -101,6 +103,9 @@ class GttRule:
     trigger_price: Decimal
     trailing_gap: Decimal | None = None  # STOPLOSS only
     market_protection: int | None = None  # percent; set when the caller asked for a MARKET child
+    # The child order's LIMIT price on a broker that takes one (Kite); None: the trigger price
+    # (Upstox has no separate limit price).
+    price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -121,14 +126,16 @@ class GttRequest:
             "product": self.product, "quantity": self.quantity,
             "rules": [{"strategy": r.strategy, "trigger_type": r.trigger_type, "trigger_price": str(r.trigger_price),
                        "trailing_gap": None if r.trailing_gap is None else str(r.trailing_gap),
-                       "market_protection": r.market_protection} for r in self.rules],
+                       "market_protection": r.market_protection,
+                       "price": None if r.price is None else str(r.price)} for r in self.rules],
         }
 
     @classmethod
     def from_json(cls, data: dict) -> "GttRequest":
         rules = tuple(GttRule(r["strategy"], r["trigger_type"], Decimal(r["trigger_price"]),
                               None if r.get("trailing_gap") is None else Decimal(r["trailing_gap"]),
-                              r.get("market_protection")) for r in data["rules"])
+                              r.get("market_protection"), None if r.get("price") is None else Decimal(r["price"]))
+                      for r in data["rules"])
         return cls(data["type"], data["instrument_key"], data["transaction_type"], data["product"],
                    int(data["quantity"]), rules)
 
@@ -145,6 +152,7 @@ class RuleState:
     message: str | None = None
     order_id: str | None = None
     trailing_gap: Decimal | None = None
+    price: Decimal | None = None  # the child order's own LIMIT price, where the broker has one (Kite)
 
 
 @dataclass(frozen=True)
@@ -180,12 +188,36 @@ class BrokerGtt:
         if (self.instrument_key, self.type, self.quantity, self.product) != (
                 request.instrument_key, request.type, request.quantity, request.product):
             return False
-        entry = next((r for r in self.rules if r.strategy == ENTRY), None)
+        # A native OCO (Kite's two-leg) has no ENTRY: both its exits are on the request's side.
+        entry = next((r for r in self.rules if r.strategy == ENTRY or self.type == NATIVE_OCO), None)
         if entry is None or entry.transaction_type != request.transaction_type:
             return False
         have = sorted((r.strategy, r.trigger_type, Decimal(r.trigger_price)) for r in self.rules)
         want = sorted((r.strategy, r.trigger_type, Decimal(r.trigger_price)) for r in request.rules)
         return have == want
+
+
+@dataclass(frozen=True)
+class BrokerFeatures:
+    """What one broker's GTTs can express. The planner shapes every request by it, so a new
+    broker declares its features instead of adding branches above the `Broker` interface."""
+
+    name: str  # as messages name the broker: "Upstox", "Kite"
+    # OpenAlgo product label -> the broker's product code; a label missing here is refused.
+    products: tuple[tuple[str, str], ...]
+    limit_price: bool = False  # the child order has its own LIMIT price (Kite) or fires at the trigger (Upstox)
+    native_oco: bool = False  # one GTT holds both legs of an OCO (Kite's two-leg)
+    native_bracket: bool = True  # entry and exits in one GTT (Upstox MULTIPLE); else staged by the gateway
+    trailing_stop: bool = True  # a stop-loss can trail (Upstox's trailing_gap)
+
+    def product(self, label: str) -> str | None:
+        return dict(self.products).get(label)
+
+
+UPSTOX_FEATURES = BrokerFeatures(
+    name="Upstox",
+    products=(("CNC", PRODUCT_DELIVERY), ("NRML", PRODUCT_DELIVERY), ("MIS", PRODUCT_INTRADAY), ("MTF", PRODUCT_MTF)),
+)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from decimal import Decimal
 
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.model import (
-    CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, OPEN, PENDING, SCHEDULED, TRIGGERED, TriggerKind, TriggerStatus,
+    CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, NATIVE_OCO, OPEN, PENDING, SCHEDULED, STOPLOSS, TARGET, TRIGGERED,
+    UPSTOX_FEATURES, BrokerFeatures, TriggerKind, TriggerStatus,
 )
 from openalgo_gtt.domain.gtt import SINGLE, InstrumentLike, PlaceIntent, Plan, plan_single
 
@@ -37,22 +38,34 @@ class OcoPlan:
         return [dict(self.lower.legs[0], role=LOWER), dict(self.upper.legs[0], role=UPPER)]
 
 
-def plan_oco(intent: PlaceIntent, instrument: InstrumentLike) -> OcoPlan:
+def plan_oco(intent: PlaceIntent, instrument: InstrumentLike, features: BrokerFeatures = UPSTOX_FEATURES) -> OcoPlan:
     sl, tg = intent.triggerprice_sl or Decimal(0), intent.triggerprice_tg or Decimal(0)
     if sl <= 0 or tg <= 0:
         raise DomainError("an OCO needs both triggerprice_sl (the stop-loss trigger, below the market) "
                           "and triggerprice_tg (the target trigger, above it)")
     single = replace(intent, trigger_type=SINGLE, stoploss=None, target=None, trailing_gap=None)
     lower = plan_single(replace(single, triggerprice_sl=sl, triggerprice_tg=Decimal(0),
-                                price=intent.stoploss or Decimal(0)), instrument)
+                                price=intent.stoploss or Decimal(0)), instrument, features=features)
     upper = plan_single(replace(single, triggerprice_sl=Decimal(0), triggerprice_tg=tg,
-                                price=intent.target or Decimal(0)), instrument)
+                                price=intent.target or Decimal(0)), instrument, features=features)
     low, high = lower.prices["entry"], upper.prices["entry"]
     if low >= high:
         raise DomainError(f"an OCO needs triggerprice_sl < triggerprice_tg (got {low} and {high} after "
                           "rounding to the tick)", details={"triggerprice_sl": str(low), "triggerprice_tg": str(high)})
     warnings = tuple(f"stop-loss leg: {w}" for w in lower.warnings) + tuple(f"target leg: {w}" for w in upper.warnings)
     return OcoPlan(lower, upper, warnings)
+
+
+def plan_two_leg(intent: PlaceIntent, instrument: InstrumentLike, features: BrokerFeatures) -> Plan:
+    """An OCO as ONE broker GTT, on a broker that has them (Kite's `two-leg`): trigger values
+    [triggerprice_sl, triggerprice_tg], the stop-loss leg a LIMIT at `stoploss` and the target
+    leg at `target` (each its trigger when 0 or absent), both on the caller's action. No pair
+    and no watcher: the broker cancels the other leg itself."""
+    pair = plan_oco(intent, instrument, features)
+    low, high = pair.lower.request.rules[0], pair.upper.request.rules[0]
+    rules = (replace(low, strategy=STOPLOSS), replace(high, strategy=TARGET))
+    request = replace(pair.lower.request, type=NATIVE_OCO, rules=rules)
+    return Plan(request=request, warnings=pair.warnings, prices=pair.prices, legs=tuple(pair.legs))
 
 
 # --- the pair's state, as the watcher and the order book see it ---------------------------------
@@ -67,6 +80,9 @@ def leg_state(gtt) -> str:
     if gtt is None:
         return GONE
     entry = next((rule for rule in gtt.rules if rule.strategy == ENTRY), None)
+    if entry is None and gtt.rules:
+        # A native OCO has no ENTRY: the leg that moved speaks for it, else the first.
+        entry = next((rule for rule in gtt.rules if rule.status not in WAITING), gtt.rules[0])
     return entry.status if entry is not None else GONE
 
 

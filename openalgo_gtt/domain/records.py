@@ -32,6 +32,12 @@ class RecordedTrigger:
     request_id: str
     api_key_name: str | None
 
+    @property
+    def is_pair(self) -> bool:
+        """A two-leg trigger placed as two broker GTTs the watcher keeps in step (Upstox), not
+        one native OCO (Kite's two-leg, which the broker settles itself)."""
+        return len(self.broker_ids) == 2
+
 
 @dataclass(frozen=True)
 class RecordedLeg:
@@ -62,3 +68,18 @@ class AuditEntry:
     broker_calls: list = field(default_factory=list)  # brokers.base.BrokerCall
     error: str | None = None
     traceback: str | None = None
+
+
+@dataclass(frozen=True)
+class StagedExitRecord:
+    """A staged bracket's exit as the store holds it (one `staged_exits` row)."""
+
+    trigger_id: str
+    entry_gtt_id: str
+    entry_order_id: str | None
+    state: str  # placing | placed | refused | failed
+    exit_gtt_id: str | None
+    message: str | None
+    holder: str
+    claimed_at: datetime
+    updated_at: datetime

@@ -7,6 +7,7 @@ and replays it byte for byte to duplicates; the API layer only serialises them.
 from __future__ import annotations
 
 from openalgo_gtt.brokers.errors import BrokerError, BrokerTimeout, InputRejected, RateLimited, TokenRejected
+from openalgo_gtt.brokers.kite_wire import TOKEN_EXCEPTION as KITE_TOKEN_CODE
 from openalgo_gtt.domain.errors import DomainError, GttNotFound, TradeLimitReached
 from openalgo_gtt.services.tokens import NoToken, TokenExpired
 from openalgo_gtt.store.instruments import UnknownInstrument
@@ -48,16 +49,19 @@ def _broker_error(exc: BrokerError) -> tuple[int, dict]:
     if isinstance(exc, (TokenExpired, NoToken)):  # refused here, before anything was sent to Upstox
         return 502, envelope(exc.message)
     if isinstance(exc, TokenRejected):
+        if exc.code == KITE_TOKEN_CODE:  # Kite's words (brokers/kite_wire.py): "... log in again"
+            return 502, envelope(exc.message.split(" (", 1)[0], broker_code=exc.code)
         return 502, envelope(TOKEN_REJECTED, broker_code=exc.code or "UDAPI100050")
     if isinstance(exc, InputRejected):
         status = exc.http_status if exc.http_status in (404, 409) else 400
         return status, envelope(f"Broker refused the request: {exc.message}", broker_code=exc.code)
     if isinstance(exc, RateLimited):
         return 429, envelope(f"Broker rate limit: {exc.message}; try again shortly", broker_code=exc.code)
+    who = exc.broker if exc.broker and exc.broker != "the broker" else "Upstox"
     if isinstance(exc, BrokerTimeout):
-        return 504, envelope(f"Upstox did not answer in time: {exc.message}",
+        return 504, envelope(f"{who} did not answer in time: {exc.message}",
                              outcome_unknown=exc.may_have_reached or None)
-    return 502, envelope(f"Upstox failed: {exc.message}", broker_code=exc.code,
+    return 502, envelope(f"{who} failed: {exc.message}", broker_code=exc.code,
                          outcome_unknown=exc.may_have_reached or None)
 
 

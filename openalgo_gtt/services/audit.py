@@ -34,8 +34,8 @@ SECRET_FIELDS = frozenset(
 )
 
 # Query-string parameters that are secrets on a GET route, beyond SECRET_FIELDS: the Upstox
-# login's one-time authorization `code` and its `state`.
-SECRET_QUERY_FIELDS = SECRET_FIELDS | {"code", "state", "key", "signature", "sig", "auth"}
+# login's one-time authorization `code`, Kite's `request_token`, and the login `state`.
+SECRET_QUERY_FIELDS = SECRET_FIELDS | {"code", "request_token", "state", "key", "signature", "sig", "auth"}
 # The most of a body kept as text: every unparsed body, and any body of a request without a
 # valid key.
 UNAUTHENTICATED_BODY_BYTES = 4096

@@ -13,7 +13,7 @@ from openalgo_gtt.brokers.errors import BrokerError, InputRejected
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import GttNotFound
 from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, gtt_status, last_change
-from openalgo_gtt.domain.model import ENTRY, MULTIPLE, BrokerGtt, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import ENTRY, MULTIPLE, NATIVE_OCO, BrokerGtt, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.oco import OcoPlan
 from openalgo_gtt.domain.records import RecordedTrigger
 from openalgo_gtt.services.answers import placed_answer
@@ -22,6 +22,7 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, recorded_entry
 from openalgo_gtt.services.place import Placed, jsonable
+from openalgo_gtt.services.staged_bracket import StagedBrackets
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
@@ -29,8 +30,9 @@ from openalgo_gtt.store.instruments import InstrumentIndex
 
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
-                 in_flight: InFlight, exactly_once: ExactlyOnce):
+                 in_flight: InFlight, exactly_once: ExactlyOnce, staged: StagedBrackets | None = None):
         self.broker = broker
+        self.staged = staged  # brackets the gateway stages (Kite): their status shows both stages
         self.exactly_once = exactly_once
         self.instruments = instruments
         self.orders = orders
@@ -69,7 +71,9 @@ class GttService:
         instrument, plan = self.planner.plan(order)
         existing = recorded if recorded is not None else {
             "instrument_key": at_broker.instrument_key,
-            "action": next((r.transaction_type for r in at_broker.rules if r.strategy == ENTRY), None),
+            # A native OCO (Kite's two-leg) has no ENTRY: its legs are on the caller's side.
+            "action": next((r.transaction_type for r in at_broker.rules
+                            if r.strategy == ENTRY or at_broker.type == NATIVE_OCO), None),
             "product": at_broker.product,
             "trigger_type": BRACKET if at_broker.type == MULTIPLE else at_broker.type,
         }
@@ -102,16 +106,21 @@ class GttService:
             self.broker.cancel_gtt(trigger_id)
             return trigger_id
         failures = []
-        for broker_id in recorded.broker_ids:
+        broker_ids = list(recorded.broker_ids)
+        if self.staged is not None and recorded.trigger_type == TriggerKind.BRACKET:
+            # A staged bracket whose entry filled lives on as its exit OCO: cancelling the
+            # bracket cancels that (the fired entry itself can no longer be deleted).
+            broker_ids += self.staged.exit_of(recorded)
+        for broker_id in broker_ids:
             try:
                 self.broker.cancel_gtt(broker_id)
             except InputRejected as exc:
                 # One OCO leg may have fired (the watcher cancels the other): a leg that is no
                 # longer live is not a failure of this cancel.
-                if len(recorded.broker_ids) == 1:
+                if len(broker_ids) == 1:
                     raise
                 failures.append(exc)
-        if len(failures) == len(recorded.broker_ids):
+        if len(failures) == len(broker_ids):
             raise failures[0]
         self.orders.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=utcnow())
         return trigger_id
@@ -132,7 +141,7 @@ class GttService:
         """One trigger in any state, with each leg's broker status, order id and message."""
         self.in_flight.wait_for(trigger_id)
         recorded = self.orders.get(trigger_id)
-        if recorded is not None and recorded.trigger_type == TriggerKind.TWO_LEG:
+        if recorded is not None and recorded.is_pair:
             lower, upper = (self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids)
             legs = self.orders.legs_by_broker_id(recorded.broker_ids).values()
             return pair_entry(self.instruments, recorded, lower, upper, self._last_price(recorded.instrument_key),
@@ -146,9 +155,19 @@ class GttService:
             return recorded_entry(recorded, recorded.legs, self._last_price(recorded.instrument_key))
         if recorded is not None:
             self.orders.set_status(trigger_id, gtt_status(gtt), next((r.message for r in gtt.rules if r.message), None))
-        return gtt_entry(self.instruments, gtt, self._last_price(gtt.instrument_key), recorded)
+        entry = gtt_entry(self.instruments, gtt, self._last_price(gtt.instrument_key), recorded)
+        if self.staged is not None and recorded is not None and recorded.trigger_type == TriggerKind.BRACKET:
+            entry["stages"] = self.staged.stages(recorded, gtt)
+            entry["legs"] += [_staged_leg(leg) for leg in recorded.legs if leg.get("role") in ("target", "stoploss")]
+        return entry
 
     def _last_price(self, instrument_key: str) -> Decimal | None:
         """The last price as the order book quotes it (the same cache, the same "unknown")."""
         quote = self.order_book.quotes([instrument_key]).get(instrument_key)
         return quote.last_price if quote is not None else None
+
+
+def _staged_leg(leg: dict) -> dict:
+    """A staged bracket's exit leg as recorded (placed later as one OCO; see `stages`)."""
+    prices = {k: Decimal(leg[k]) for k in ("trigger_price", "price") if leg.get(k) is not None}
+    return {**leg, **prices, "status": None, "order_id": None, "message": None}

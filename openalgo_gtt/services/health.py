@@ -27,6 +27,6 @@ class HealthCheck:
         rows, oldest = self._store.audit.stats()
         body.update(audit_rows=rows, audit_oldest_at=ist_text(oldest) or None,
                     audit_retention_days=self._audit_retention_days)
-        if self._broker_name == "upstox":
+        if self._broker_name in ("upstox", "kite"):
             body.update(self._tokens.describe())
         return body

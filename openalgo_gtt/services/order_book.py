@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, Callable, Generic, TypeVar
 
 from openalgo_gtt.brokers.base import Broker
-from openalgo_gtt.domain.model import BrokerGtt, Quote, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import NATIVE_OCO, BrokerGtt, Quote, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import ist_text
 from openalgo_gtt.domain.gtt import book_entry, last_change
@@ -152,9 +152,11 @@ def gtt_entry(instruments: InstrumentIndex, gtt: BrokerGtt, last_price: Decimal 
     symbol, exchange, is_derivative = names(instruments, gtt)
     record = None
     if recorded is not None:
+        # One leg of a two-GTT pair shows as a single of its own; a native OCO is the trigger.
+        pair_leg = recorded.trigger_type == TriggerKind.TWO_LEG and gtt.type != NATIVE_OCO
         record = {
-            "trigger_id": recorded.trigger_id if recorded.trigger_type != TriggerKind.TWO_LEG else gtt.gtt_id,
-            "trigger_type": recorded.trigger_type if recorded.trigger_type != TriggerKind.TWO_LEG else TriggerKind.SINGLE,
+            "trigger_id": gtt.gtt_id if pair_leg else recorded.trigger_id,
+            "trigger_type": TriggerKind.SINGLE if pair_leg else recorded.trigger_type,
             "product": recorded.product,
             "placed_at": recorded.placed_at,
             "modified_at": recorded.modified_at,

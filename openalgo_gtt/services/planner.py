@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.domain.gtt import BRACKET, OCO, PlaceIntent, Plan, plan_bracket, plan_single
-from openalgo_gtt.domain.oco import OcoPlan, plan_oco
+from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerFeatures
+from openalgo_gtt.domain.oco import OcoPlan, plan_oco, plan_two_leg
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.domain.symbols import InstrumentInfo
 from openalgo_gtt.store.instruments import InstrumentIndex
@@ -29,6 +30,9 @@ class Planner:
         self._broker = broker
         self._instruments = instruments
         self._pcts = pcts
+        # What the broker's GTTs can express shapes every plan (a broker without the attribute,
+        # such as a test double, is taken to be Upstox-like).
+        self._features: BrokerFeatures = getattr(broker, "features", UPSTOX_FEATURES)
 
     def contract(self, symbol: str, exchange: str) -> str | None:
         """The contract a continuous future ticker (TradingView's NIFTY1!, NIFTY2!) stands for
@@ -40,11 +44,14 @@ class Planner:
     def plan(self, order: Order) -> tuple[InstrumentInfo, Plan | OcoPlan]:
         instrument = self._instruments.lookup(order.symbol, order.exchange)
         intent = order.intent
+        features = self._features
         if intent.trigger_type == OCO:
-            return instrument, plan_oco(intent, instrument)
+            if features.native_oco:
+                return instrument, plan_two_leg(intent, instrument, features)
+            return instrument, plan_oco(intent, instrument, features)
         if intent.trigger_type == BRACKET:
             quote = self._broker.quotes([instrument.instrument_key]).get(instrument.instrument_key)
             open_price = quote.open if quote else None
             last_price = quote.last_price if quote else None
-            return instrument, plan_bracket(intent, instrument, open_price, last_price, self._pcts)
-        return instrument, plan_single(intent, instrument)
+            return instrument, plan_bracket(intent, instrument, open_price, last_price, self._pcts, features=features)
+        return instrument, plan_single(intent, instrument, features=features)

@@ -7,6 +7,10 @@ the Upstox app's notifier). A stored login's expiry is known (the next 03:30 IST
 issued), so once it has passed `TokenProvider.current()` raises `TokenExpired` before any HTTP is
 sent: the caller is told to log in again instead of collecting Upstox's 401s.
 
+Kite's tokens follow the same path with their own policy (`KITE`): KITE_ACCESS_TOKEN or
+`kite_access_token` in keys.json, else the stored Kite login, which expires at 06:00 IST the next
+day.
+
 The stored login is read through `store.logins.TokenStore` (which keeps it encrypted under a key
 derived from API_KEY_PEPPER, see domain/login.py); this module holds no SQL.
 """
@@ -17,6 +21,7 @@ import hmac
 import threading
 import time as monotonic_time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
 from openalgo_gtt.store.db import Sessions
@@ -37,6 +42,24 @@ NO_TOKEN_MESSAGE = (
     "(or set ACCESS_TOKEN / write keys.json)"
 )
 
+@dataclass(frozen=True)
+class TokenPolicy:
+    """One broker's token rules: when its tokens expire and how the trader is told."""
+
+    broker: str  # "upstox" | "kite": also which stored logins are this broker's
+    expiry_time: time  # IST
+    expired_message: str
+    no_token_message: str
+
+
+UPSTOX = TokenPolicy("upstox", EXPIRY_TIME_IST, EXPIRED_MESSAGE, NO_TOKEN_MESSAGE)
+KITE_LOGIN_HINT = "log in again at /kite/login or with python run.py login"
+KITE = TokenPolicy(
+    "kite", time(6, 0), f"Kite access token expired at 06:00 IST: {KITE_LOGIN_HINT}",
+    "No Kite access token: log in at /kite/login or with python run.py login "
+    "(or set KITE_ACCESS_TOKEN / write kite_access_token in keys.json)")
+
+
 class NoToken(TokenRejected):
     """No access token is configured and no login is stored. Nothing was sent to Upstox."""
 
@@ -55,13 +78,13 @@ class TokenExpired(TokenRejected):
 # ----- time ----------------------------------------------------------------------------------
 
 
-def next_expiry(issued_at: datetime) -> datetime:
-    """The first 03:30 IST strictly after `issued_at`, in UTC: 02:00 IST expires the same day,
-    10:00 IST (or exactly 03:30) the next day."""
+def next_expiry(issued_at: datetime, at: time = EXPIRY_TIME_IST) -> datetime:
+    """The first `at` IST (03:30 for Upstox, 06:00 for Kite) strictly after `issued_at`, in UTC:
+    02:00 IST expires the same day, 10:00 IST (or exactly 03:30) the next day."""
     local = as_utc(issued_at).astimezone(IST)
-    candidate = datetime.combine(local.date(), EXPIRY_TIME_IST, tzinfo=IST)
+    candidate = datetime.combine(local.date(), at, tzinfo=IST)
     if candidate <= local:
-        candidate = datetime.combine(local.date() + timedelta(days=1), EXPIRY_TIME_IST, tzinfo=IST)
+        candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=IST)
     return candidate.astimezone(timezone.utc)
 
 
@@ -89,8 +112,10 @@ class TokenProvider:
     """
 
     def __init__(self, store: TokenStore, *, configured_token: str | None = None,
-                 configured_source: str | None = None, now: Clock = utcnow, cache_seconds: float = 2.0) -> None:
+                 configured_source: str | None = None, now: Clock = utcnow, cache_seconds: float = 2.0,
+                 policy: TokenPolicy = UPSTOX) -> None:
         self.store = store
+        self.policy = policy
         self.now = now
         self._configured = configured_token or None
         self._configured_source = (configured_source or "environment") if self._configured else None
@@ -103,6 +128,10 @@ class TokenProvider:
     @classmethod
     def from_settings(cls, settings, sessions: Sessions, *, now: Clock = utcnow,
                       cache_seconds: float = 2.0) -> TokenProvider:
+        if settings.broker == "kite":
+            return cls(TokenStore(sessions, settings.api_key_pepper, broker="kite"),
+                       configured_token=settings.kite_access_token, configured_source=settings.kite_access_token_source,
+                       now=now, cache_seconds=cache_seconds, policy=KITE)
         return cls(TokenStore(sessions, settings.api_key_pepper), configured_token=settings.access_token,
                    configured_source=settings.access_token_source, now=now, cache_seconds=cache_seconds)
 
@@ -118,9 +147,9 @@ class TokenProvider:
         else:
             stored = self._stored()
             if stored is None:
-                raise NoToken()
+                raise NoToken(self.policy.no_token_message)
             if self._now() >= stored.expires_at:
-                raise TokenExpired(stored.expires_at)
+                raise TokenExpired(stored.expires_at, self.policy.expired_message)
             token = stored.access_token
         self._last_handed = fingerprint(token)
         return token

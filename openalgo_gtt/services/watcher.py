@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker
-from openalgo_gtt.domain.model import CANCELLED, BrokerGtt, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import CANCELLED, BrokerGtt, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.gtt import gtt_status
 from openalgo_gtt.domain.oco import WAITING, cancelled_by_gateway, leg_state, pair_status, settled_message
@@ -48,12 +48,14 @@ class SyncReport:
 
 class GttWatcher:
     def __init__(self, broker: Broker, orders: GttOrders, lease: DatabaseLease, poll_seconds: float,
-                 recover: Callable[[], int] | None = None, housekeeping: Callable[[], object] | None = None):
+                 recover: Callable[[], int] | None = None, housekeeping: Callable[[], object] | None = None,
+                 stage: Callable[[], object] = lambda: None):
         self.broker = broker
         # Work the lease holder does on its poll besides the broker (the audit retention: it
         # throttles itself to once an hour).
         self._housekeeping = housekeeping
         self._recover = recover  # settles places whose outcome was lost (see Gateway.recover_unsettled)
+        self._stage = stage  # places staged brackets' exits (services/staged_bracket.py; Kite only)
         self.orders = orders
         self.lease = lease
         self.poll_seconds = poll_seconds
@@ -69,6 +71,7 @@ class GttWatcher:
         report = SyncReport()
         if self._recover is not None:
             report.places_recovered = self._recover()
+        self._stage()
         active = self.orders.list(status=TriggerStatus.ACTIVE)
         if not active:
             return report
@@ -76,7 +79,7 @@ class GttWatcher:
         for order in active:
             legs = [listed.get(broker_id) for broker_id in order.broker_ids]
             try:
-                if order.trigger_type == TriggerKind.TWO_LEG:
+                if order.is_pair:  # two broker GTTs kept in step (a native OCO is one GTT)
                     if self._settle_pair(order, legs[0], legs[1]):
                         report.pairs_settled.append(order.trigger_id)
                 elif legs[0] is not None and self._update_status(order, legs[0]):
@@ -93,7 +96,7 @@ class GttWatcher:
         if order is None or order.status != TriggerStatus.ACTIVE:
             return False  # not one of ours, or already settled
         gtts = [self.broker.get_gtt(broker_id) for broker_id in order.broker_ids]
-        if order.trigger_type == TriggerKind.TWO_LEG:
+        if order.is_pair:
             return self._settle_pair(order, gtts[0], gtts[1])
         return gtts[0] is not None and self._update_status(order, gtts[0])
 

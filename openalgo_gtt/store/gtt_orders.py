@@ -43,15 +43,16 @@ class GttOrders:
         """Record a trigger (a gtt_orders row's values) and its legs, given as (broker_id, role,
         broker status), in the caller's transaction.
 
-        Only a two-leg trigger gets gtt_legs rows: its two broker GTTs need mapping back to it.
+        Only a two-leg trigger gets gtt_legs rows: its broker GTTs need mapping back to it (two
+        on Upstox; one native OCO on Kite, whose id is not the trigger id either, role "two-leg").
         A single or bracket trigger is one broker GTT whose id is the trigger id, so a row for it
         would only repeat the order row (and cost every place a statement)."""
         conn.execute(self._insert_order, order)
         if order["trigger_type"] == TriggerKind.TWO_LEG:
             now = utcnow()
             conn.execute(self._insert_leg, [
-                {"broker_id": broker_id, "trigger_id": order["trigger_id"], "role": role, "status": status,
-                 "updated_at": now} for broker_id, role, status in legs])
+                {"broker_id": broker_id, "trigger_id": order["trigger_id"], "role": role or TriggerKind.TWO_LEG,
+                 "status": status, "updated_at": now} for broker_id, role, status in legs])
 
     def get(self, trigger_id: str) -> RecordedTrigger | None:
         with self._sessions() as session:
@@ -134,5 +135,12 @@ class GttOrders:
         with self._engine.connect() as conn:
             legs = {broker_id: (trigger_id, role)
                     for broker_id, trigger_id, role in conn.execute(_BOOK_LEGS, {"ids": broker_ids})}
-            triggers = {row.trigger_id: row for row in conn.execute(_BOOK_TRIGGERS, {"ids": broker_ids})}
+            # A native OCO (one broker GTT, role two-leg) is its own entry, keyed by its broker id.
+            native = {broker_id: trigger_id for broker_id, (trigger_id, role) in legs.items()
+                      if role == TriggerKind.TWO_LEG}
+            triggers = {row.trigger_id: row for row in conn.execute(
+                _BOOK_TRIGGERS, {"ids": list(broker_ids) + list(native.values())})}
+        for broker_id, trigger_id in native.items():
+            if trigger_id in triggers:
+                triggers[broker_id] = triggers.pop(trigger_id)
         return legs, triggers

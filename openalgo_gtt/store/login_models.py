@@ -24,7 +24,7 @@ class UpstoxToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[str | None] = mapped_column(String(64))  # Upstox's user id (UCC)
     encrypted_token: Mapped[str] = mapped_column(Text)  # Fernet token of the access token
-    source: Mapped[str] = mapped_column(String(16))  # "login" (code exchange) | "notifier"
+    source: Mapped[str] = mapped_column(String(16))  # "login" (code exchange) | "notifier" | "kite" (a Kite login)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

@@ -21,11 +21,18 @@ from openalgo_gtt.store.login_models import LoginState, UpstoxToken
 log = logging.getLogger(__name__)
 
 
-class TokenStore:
-    """The newest login's token, encrypted in `upstox_tokens`."""
+KITE_SOURCE = "kite"  # a Kite login's row; every other source is an Upstox login's
 
-    def __init__(self, sessions: sessionmaker[Session], pepper: str) -> None:
+
+class TokenStore:
+    """The newest login's token of one broker, encrypted in `upstox_tokens` (Kite's logins are
+    kept there too, as source "kite": one gateway drives one broker, and a token of the other
+    broker must never be sent)."""
+
+    def __init__(self, sessions: sessionmaker[Session], pepper: str, *, broker: str = "upstox") -> None:
         self.sessions = sessions
+        self.broker = broker
+        self._mine = (UpstoxToken.source == KITE_SOURCE) if broker == "kite" else (UpstoxToken.source != KITE_SOURCE)
         self._cipher = token_cipher(pepper)
         self._generation = 0  # bumped by every save in this process (invalidates caches)
         self._warned_undecryptable: int | None = None
@@ -43,18 +50,18 @@ class TokenStore:
             session.add(row)
             session.flush()
             # Only the newest login is ever used: older tokens are not kept, even encrypted.
-            session.execute(delete(UpstoxToken).where(UpstoxToken.id < row.id))
+            session.execute(delete(UpstoxToken).where(UpstoxToken.id < row.id, self._mine))
             row_id = row.id
         self._generation += 1
         return StoredToken(row_id, access_token, user_id, source, as_utc(issued_at), as_utc(expires_at))
 
     def latest_id(self) -> int | None:
         with self.sessions() as session:
-            return session.scalar(select(UpstoxToken.id).order_by(UpstoxToken.id.desc()).limit(1))
+            return session.scalar(select(UpstoxToken.id).where(self._mine).order_by(UpstoxToken.id.desc()).limit(1))
 
     def latest(self) -> StoredToken | None:
         with self.sessions() as session:
-            row = session.scalars(select(UpstoxToken).order_by(UpstoxToken.id.desc()).limit(1)).first()
+            row = session.scalars(select(UpstoxToken).where(self._mine).order_by(UpstoxToken.id.desc()).limit(1)).first()
         if row is None:
             return None
         try:

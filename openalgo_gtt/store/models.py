@@ -107,6 +107,8 @@ class InstrumentLoad(Base):
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     source: Mapped[str] = mapped_column(String(512))
     rows: Mapped[int] = mapped_column(Integer)
+    # Whose master it is: "upstox" (also the sandbox's) or "kite"; NULL for loads before 0009 (Upstox's).
+    broker: Mapped[str | None] = mapped_column(String(16))
 
 
 class GttOrder(Base):
@@ -203,3 +205,22 @@ class LapsedPlace(Base):
     lapsed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolution: Mapped[str | None] = mapped_column(String(255))
+
+
+class StagedExit(Base):
+    """The exit of a bracket the gateway stages itself (Kite has no bracket GTT): one row per
+    bracket, inserted (claimed) before the exit is sent, so it is placed once across restarts
+    and worker processes. `state`: placing (claimed, the outcome not yet known), placed, or
+    refused (the entry's order did not fill; no exit), or failed (the broker refused the exit)."""
+
+    __tablename__ = "staged_exits"
+
+    trigger_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the bracket's trigger id
+    entry_gtt_id: Mapped[str] = mapped_column(String(64))
+    entry_order_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    exit_gtt_id: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    holder: Mapped[str] = mapped_column(String(128))  # the process that claimed it (host:pid:token)
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

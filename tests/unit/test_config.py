@@ -60,7 +60,7 @@ def test_the_token_never_shows_in_the_settings_repr(tmp_path):
         ("PORT", "abc", "PORT='abc': must be a whole number"),
         ("PORT", "70000", "PORT='70000': must be between 1 and 65535"),
         ("UPSTOX_TIMEOUT", "0", "UPSTOX_TIMEOUT='0'"),
-        ("BROKER", "zerodha", "BROKER='zerodha': must be one of upstox, sandbox"),
+        ("BROKER", "zerodha", "BROKER='zerodha': must be one of upstox, kite, sandbox"),
         ("DAILY_TRADE_LIMIT", "-1", "DAILY_TRADE_LIMIT='-1': must be a positive whole number"),
         ("LOG_LEVEL", "loud", "LOG_LEVEL='loud'"),
         ("UPSTOX_API_URL", "api.upstox.com", "UPSTOX_API_URL='api.upstox.com': must start with http"),

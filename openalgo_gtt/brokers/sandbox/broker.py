@@ -26,7 +26,7 @@ from openalgo_gtt.brokers.sandbox.storage import (
     Conflict, Fill, InstrumentNames, Meta, SandboxStorage, StateReader, StateWriter,
 )
 from openalgo_gtt.domain.clock import IST, utcnow
-from openalgo_gtt.domain.model import BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, Quote
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class SandboxBroker:
     """Simulated Upstox GTTs. Thread-safe; several processes may share one database."""
 
     name = "sandbox"
+    features = UPSTOX_FEATURES  # it models Upstox's GTTs
 
     def __init__(self, storage: SandboxStorage, *, clock: Callable[[], datetime] = utcnow) -> None:
         self._storage = storage

@@ -46,6 +46,14 @@ def current_generation(engine: Engine) -> int | None:
         return conn.execute(select(func.max(_LOADS.c.id))).scalar()
 
 
+def _master_of(engine: Engine, generation: int | None) -> str | None:
+    """Whose master load `generation` was ("upstox" for loads before the column existed)."""
+    if generation is None:
+        return None
+    with engine.connect() as conn:
+        return conn.execute(select(_LOADS.c.broker).where(_LOADS.c.id == generation)).scalar() or "upstox"
+
+
 # --- the in-memory index ------------------------------------------------------------------------
 
 
@@ -134,8 +142,13 @@ class InstrumentIndex:
     threads keep reading the previous snapshot.
     """
 
-    def __init__(self, engine: Engine | None, *, check_seconds: float = 5.0):
+    def __init__(self, engine: Engine | None, *, check_seconds: float = 5.0, master: str | None = None):
+        """`master`: whose instruments the gateway needs ("upstox" or "kite"); a lookup in a
+        master loaded for the other broker is refused, not answered with a key that broker
+        cannot use. None (tools, tests) takes whatever is loaded."""
         self._engine = engine
+        self._wanted = master
+        self._loaded: str | None = None  # whose master the current snapshot is
         self._check_seconds = check_seconds
         self._lock = threading.Lock()
         self._snapshot: _Snapshot | None = None
@@ -165,6 +178,8 @@ class InstrumentIndex:
 
     def lookup(self, symbol: str, exchange: str) -> InstrumentInfo:
         snapshot = self._current()
+        if self._wanted is not None and self._loaded != self._wanted and self._engine is not None:
+            raise UnknownInstrument(symbol, exchange, reason=self._wrong_master())
         symbols = snapshot.by_exchange.get(exchange) or snapshot.by_exchange.get(exchange.upper())
         info = (symbols.get(symbol) or symbols.get(symbol.upper())) if symbols else None
         if info is None:
@@ -181,6 +196,13 @@ class InstrumentIndex:
             names = snapshot.sorted_symbols(exchange.upper())
             raise UnknownInstrument(symbol, exchange, _suggest(names, symbol.upper()))
         return info
+
+    def _wrong_master(self) -> str:
+        load = "python run.py instruments load"
+        if self._loaded is None:
+            return f"no instrument master is loaded; load {self._wanted.capitalize()}'s with {load}"
+        return (f"the loaded instrument master is {self._loaded.capitalize()}'s and this gateway drives "
+                f"{self._wanted.capitalize()}: load {self._wanted.capitalize()}'s with {load}")
 
     def is_continuous(self, symbol: str, exchange: str) -> bool:
         """Whether (symbol, exchange) is a continuous future ticker that `lookup` maps to a contract."""
@@ -206,6 +228,7 @@ class InstrumentIndex:
             if not force and self._snapshot is not None and generation == self._generation:
                 return False
             self._snapshot = _build_snapshot(self._engine)
+            self._loaded = _master_of(self._engine, generation)
             self._generation = generation
             return True
         finally:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Engine, delete, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from openalgo_gtt.store.instruments.kite_master import kite_records, read_kite_source
 from openalgo_gtt.store.instruments.master import (
     COLUMNS, INSTRUMENTS, InstrumentLoadError, read_source, to_records,
 )
@@ -38,12 +39,28 @@ class LoadReport:
     generation: int | None = None  # the instrument_loads.id this load wrote
 
 
-def load_master(engine: Engine, source, *, progress: bool = False) -> LoadReport:
+# Each broker's master: (read a source into rows and a label, rows -> records). A broker whose
+# instruments come in another file is one more entry here (and one more reader module).
+MASTERS: dict[str, tuple[Callable, Callable]] = {
+    "upstox": (read_source, to_records),
+    "sandbox": (read_source, to_records),  # the sandbox models Upstox, master included
+    "kite": (read_kite_source, kite_records),
+}
+
+
+def master_family(broker: str | None) -> str:
+    """Whose master a broker uses: the sandbox models Upstox, master included."""
+    return "upstox" if broker in (None, "sandbox") else broker
+
+
+def load_master(engine: Engine, source, *, progress: bool = False, broker: str = "upstox") -> LoadReport:
     """Replace the instrument set with `source` (a path, .gz or not; an http(s) URL; or None for
-    the bundled sample). All or nothing: on any failure the previous set stays in place."""
+    the bundled sample), read as `broker`'s master (Upstox's JSON, Kite's CSV). All or nothing:
+    on any failure the previous set stays in place."""
     started = time.perf_counter()
-    rows, label = read_source(source, progress)
-    records, skipped, per_segment = to_records(rows)
+    read, convert = MASTERS[broker]
+    rows, label = read(source, progress)
+    records, skipped, per_segment = convert(rows)
     del rows  # the parsed JSON is the bulk of the memory; let it go before writing
     if not records:
         # Replacing a working set with nothing is never what anyone wants from a bad file.
@@ -61,6 +78,7 @@ def load_master(engine: Engine, source, *, progress: bool = False) -> LoadReport
                 loaded_at=datetime.now(UTC),
                 source=label[: _LOADS.c.source.type.length],
                 rows=len(records),
+                broker=master_family(broker),
             ))
             generation = result.inserted_primary_key[0]
     except SQLAlchemyError as exc:

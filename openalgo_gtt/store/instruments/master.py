@@ -90,14 +90,15 @@ def _parse_file(path: Path, progress: bool = False) -> list:
     return rows
 
 
-def _download(url: str, progress: bool) -> Path:
+def _download(url: str, progress: bool, headers: dict[str, str] | None = None) -> Path:
     """Stream `url` to a temporary file and return its path."""
     import requests  # only a download needs it; a local load should not pay for importing it
 
     fd, name = tempfile.mkstemp(prefix="instruments-", suffix=".download")
     path = Path(name)
     try:
-        with os.fdopen(fd, "wb") as out, requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT) as resp:
+        with os.fdopen(fd, "wb") as out, requests.get(url, stream=True, timeout=DOWNLOAD_TIMEOUT,
+                                                             headers=headers) as resp:
             resp.raise_for_status()
             # With a Content-Encoding the header counts compressed bytes but we see decoded ones.
             length = resp.headers.get("Content-Length", "")
@@ -129,12 +130,13 @@ def read_source(source, progress: bool = False) -> tuple[list, str]:
     return _parse_file(Path(label), progress), label
 
 
-def to_records(rows: list) -> tuple[list[tuple], int, Counter]:
+def to_records(rows: list, fields_of=instrument_fields) -> tuple[list[tuple], int, Counter]:
     """Rows -> insertable tuples (InstrumentInfo's field order, which is COLUMNS), the number
     skipped, and counts per segment. Tuples rather than InstrumentInfo objects or dicts: this
     runs once per row of a 150k-row file.
 
     A key seen twice keeps its first row: the table's primary key would otherwise fail the load.
+    `fields_of` turns one row into a record (Upstox's rows by default; kite_master.py passes Kite's).
     """
     records: list[tuple] = []
     seen: set[str] = set()
@@ -142,7 +144,7 @@ def to_records(rows: list) -> tuple[list[tuple], int, Counter]:
     key_max, symbol_max, ts_max = _LENGTHS["instrument_key"], _LENGTHS["symbol"], _LENGTHS["trading_symbol"]
     type_max, isin_max, name_max = _LENGTHS["instrument_type"], _LENGTHS["isin"], _LENGTHS["name"]
     for row in rows:
-        fields = instrument_fields(row)
+        fields = fields_of(row)
         if fields is None:
             continue
         key, segment, _, symbol, trading_symbol, name, instrument_type, _, _, _, _, isin = fields
