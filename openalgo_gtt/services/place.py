@@ -197,19 +197,28 @@ class PlaceGtt:
         window_ends = started + self.settle
         looked = False
         while True:
-            recovered = self.recover(attempt.plan, started)
+            try:
+                recovered = self.recover(attempt.plan, started)
+            except BrokerError:
+                if utcnow() < window_ends:  # could not look: still unknown, still settling
+                    raise self._settling(window_ends) from None
+                raise
             if recovered is not None:
                 return recovered
-            remaining = (window_ends - utcnow()).total_seconds()
-            if remaining <= 0:
+            if utcnow() >= window_ends:
                 break
-            if looked:
-                raise Settling(max(1, math.ceil(remaining)))
+            budget = broker_deadline.remaining()  # the wait must leave time for a second look
+            if looked or (budget is not None and budget < SETTLE_RETRY_WAIT + 0.5):
+                raise self._settling(window_ends)
             looked = True
-            time.sleep(min(SETTLE_RETRY_WAIT, remaining))
+            time.sleep(min(SETTLE_RETRY_WAIT, (window_ends - utcnow()).total_seconds()))
         self.lapse(attempt.record_id, attempt.plan, started, attempt.reserved_day)
         attempt.earlier_lapsed()
         return None
+
+    @staticmethod
+    def _settling(window_ends: datetime) -> Settling:
+        return Settling(max(1, math.ceil((window_ends - utcnow()).total_seconds())))
 
     def lapse(self, record_id: int, intent: dict, started: datetime, reserved_day) -> None:
         """Nothing found within the window: give the trade back and keep the intent aside, so a

@@ -141,7 +141,9 @@ def test_a_timeout_without_the_work_is_placed_by_the_retry(post, fake_upstox, up
     fake_upstox.inject("gtt.place", "hang", seconds=3)
     assert post().status_code == 504
     assert upstox_gateway.trade_limit.today_count() == 1  # unknown yet: kept until settled
-    assert post().status_code == 200
+    assert post().status_code == 503  # within the settling window: not placed again
+    time.sleep(upstox_gateway.settings.settle_seconds)
+    assert post().status_code == 200  # nothing turned up: placed afresh
     assert len(fake_upstox.gtts()) == 1 and upstox_gateway.trade_limit.today_count() == 1
 
 

@@ -290,3 +290,17 @@ def test_an_idempotency_key_belongs_to_one_request(services):
     assert services.broker.place_calls == 1
     again, status, _ = services.place_single("9.61", key="order-42")  # the same request again
     assert status == 200 and again["duplicate"] is True
+
+
+def test_a_retry_that_cannot_look_at_the_broker_within_the_window_is_settling_not_an_error(services):
+    services.broker.next_place_faults = ["before"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    services.broker.list_fails = True  # the look-up times out as well
+    with pytest.raises(Settling):
+        services.place_single()
+    assert services.broker.place_calls == 1 and services.limit.today_count() == 1  # intent and trade kept
+    services.broker.list_fails = False
+    services.pass_settling_window()
+    answer, status, _ = services.place_single()
+    assert status == 200 and services.broker.place_calls == 2 and services.limit.today_count() == 1
