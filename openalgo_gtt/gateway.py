@@ -26,6 +26,7 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.notifications import Notifications, Sender
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
@@ -87,6 +88,8 @@ class Gateway:
     recovery: Recovery
     watcher: GttWatcher
     health: HealthCheck
+    notifications: Notifications
+    sender: Sender
 
     @classmethod
     def build(cls, settings: Settings, *, tokens: TokenProvider | None = None, broker: Broker | None = None,
@@ -111,16 +114,25 @@ class Gateway:
         recovery = Recovery(store.requests, place, trade_limit, audit, exactly_once)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
-        watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
-                             recover=recovery.settle_unsettled, housekeeping=retention.run)
+        notifications = Notifications(store.outbox, settings.notify_urls, settings.notify_events,
+                                      settings.api_key_pepper)
+        watcher = GttWatcher(broker, store, lease, settings.oco_poll_seconds,
+                             recover=recovery.settle_unsettled, housekeeping=retention.run,
+                             notifications=notifications)
+        # One sender across every worker and host: the watcher's lease holder.
+        sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
+        gtts = GttService(broker, instruments, store.orders, planner, in_flight, exactly_once,
+                          watcher=watcher, notifications=notifications)
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
-            gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
+            gtts=gtts, recovery=recovery,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
-                                                             audit_retention_days=settings.audit_retention_days),
+                                                audit_retention_days=settings.audit_retention_days,
+                                                notifications=notifications),
+            notifications=notifications, sender=sender,
         )
 
     @property
@@ -137,6 +149,7 @@ class Gateway:
         except BrokerError as exc:
             report = exc
         self.watcher.start()
+        self.sender.start()
         return report
 
     @property
@@ -146,6 +159,7 @@ class Gateway:
         return hmac.new(self.settings.api_key_pepper.encode(), b"upstox-gtt-webhook", hashlib.sha256).hexdigest()[:32]
 
     def close(self) -> None:
+        self.sender.stop()
         self.watcher.stop()
         if hasattr(self.broker, "close"):
             self.broker.close()

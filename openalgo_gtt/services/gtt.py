@@ -12,7 +12,7 @@ from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, InputRejected
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import GttNotFound
-from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, gtt_status, last_change
+from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, last_change
 from openalgo_gtt.domain.model import ENTRY, MULTIPLE, BrokerGtt, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.oco import OcoPlan
 from openalgo_gtt.domain.records import RecordedTrigger
@@ -20,17 +20,24 @@ from openalgo_gtt.services.answers import placed_answer
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, recorded_entry
 from openalgo_gtt.services.place import Placed, jsonable
 from openalgo_gtt.services.planner import Order, Planner
+from openalgo_gtt.services.watcher import GttWatcher
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 
 
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
-                 in_flight: InFlight, exactly_once: ExactlyOnce):
+                 in_flight: InFlight, exactly_once: ExactlyOnce, *, watcher: GttWatcher | None = None,
+                 notifications: Notifications | None = None):
         self.broker = broker
+        # The status call records what it reads through the watcher (so a change it sees first
+        # still gives its events), and lists the trigger's events.
+        self.watcher = watcher
+        self.notifications = notifications
         self.exactly_once = exactly_once
         self.instruments = instruments
         self.orders = orders
@@ -144,9 +151,13 @@ class GttService:
                 raise GttNotFound(trigger_id)
             # Upstox's details call does not return completed GTTs: answer from our record.
             return recorded_entry(recorded, recorded.legs, self._last_price(recorded.instrument_key))
-        if recorded is not None:
-            self.orders.set_status(trigger_id, gtt_status(gtt), next((r.message for r in gtt.rules if r.message), None))
+        if recorded is not None and recorded.status == TriggerStatus.ACTIVE and self.watcher is not None:
+            self.watcher.settle_seen(trigger_id, [gtt])
         return gtt_entry(self.instruments, gtt, self._last_price(gtt.instrument_key), recorded)
+
+    def events(self, trigger_id: str) -> list[dict]:
+        """The trigger's notification events, oldest first (its order status lists them)."""
+        return self.notifications.history(trigger_id) if self.notifications is not None else []
 
     def _last_price(self, instrument_key: str) -> Decimal | None:
         """The last price as the order book quotes it (the same cache, the same "unknown")."""

@@ -2,14 +2,16 @@
 GTT use cases and the watcher need. Reads return `domain.records` dataclasses."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import as_utc, utcnow
-from openalgo_gtt.domain.model import TriggerKind
+from openalgo_gtt.domain.model import TriggerKind, TriggerStatus
 from openalgo_gtt.domain.records import RecordedLeg, RecordedTrigger
+from openalgo_gtt.domain.watch import BrokerState, Change, Watched
 from openalgo_gtt.store.models import GttLeg, GttOrder
 
 
@@ -19,6 +21,19 @@ _BOOK_LEGS = select(GttLeg.broker_id, GttLeg.trigger_id, GttLeg.role).where(
     GttLeg.broker_id.in_(bindparam("ids", expanding=True)))
 _BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.product, GttOrder.placed_at,
                         GttOrder.modified_at, GttOrder.cancelled_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
+
+
+# The watcher reads every live trigger on each poll: plain columns, no ORM objects.
+_WATCHED = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.broker_ids, GttOrder.symbol, GttOrder.exchange,
+                  GttOrder.action, GttOrder.quantity, GttOrder.legs, GttOrder.status, GttOrder.status_message,
+                  GttOrder.broker_state)
+_WATCHED_LEGS = select(GttLeg.broker_id, GttLeg.status, GttLeg.message).where(
+    GttLeg.trigger_id.in_(bindparam("ids", expanding=True)))
+
+
+def _state_text(state: BrokerState) -> str | None:
+    """The canonical text of a broker state (equal states, equal texts); None when empty."""
+    return json.dumps(state, sort_keys=True, separators=(",", ":")) if state else None
 
 
 def _trigger(row: GttOrder | None) -> RecordedTrigger | None:
@@ -136,3 +151,38 @@ class GttOrders:
                     for broker_id, trigger_id, role in conn.execute(_BOOK_LEGS, {"ids": broker_ids})}
             triggers = {row.trigger_id: row for row in conn.execute(_BOOK_TRIGGERS, {"ids": broker_ids})}
         return legs, triggers
+
+    # -- the watcher: compare in memory, write only what changed --------------------------------
+
+    def watched(self, trigger_ids: list[str] | None = None) -> list[Watched]:
+        """Every live trigger (or those of `trigger_ids` that are live), as the watcher compares
+        them: two statements, whatever their number."""
+        query = _WATCHED.where(GttOrder.status == TriggerStatus.ACTIVE)
+        if trigger_ids is not None:
+            query = query.where(GttOrder.trigger_id.in_(trigger_ids))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+            pair_ids = [row.trigger_id for row in rows if row.trigger_type == TriggerKind.TWO_LEG]
+            legs = {b: (status, message) for b, status, message in conn.execute(_WATCHED_LEGS, {"ids": pair_ids})} \
+                if pair_ids else {}
+        return [Watched(row.trigger_id, row.trigger_type, list(row.broker_ids), row.symbol, row.exchange, row.action,
+                        row.quantity, list(row.legs or ()), row.status, row.status_message,
+                        json.loads(row.broker_state) if row.broker_state else {},
+                        {b: legs[b] for b in row.broker_ids if b in legs}) for row in rows]
+
+    def record_change(self, conn: Connection, change: Change) -> bool:
+        """Write one trigger's change in the caller's transaction, if its record still is what the
+        change was computed from; False (nothing written) when another observer was first."""
+        written = conn.execute(
+            update(GttOrder)
+            .where(GttOrder.trigger_id == change.trigger_id, GttOrder.status == change.was_status,
+                   GttOrder.broker_state.is_not_distinct_from(_state_text(change.was_state)))
+            .values(status=change.status, status_message=change.message, broker_state=_state_text(change.broker_state))
+        ).rowcount
+        if not written:
+            return False
+        now = utcnow()
+        for broker_id, status, message in change.leg_updates:
+            conn.execute(update(GttLeg).where(GttLeg.broker_id == broker_id)
+                         .values(status=status, message=message, updated_at=now))
+        return True

@@ -16,9 +16,12 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from openalgo_gtt.domain.notifications import Event
 from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.domain.watch import Change
 from openalgo_gtt.store.audit_log import AuditRows
 from openalgo_gtt.store.gtt_orders import GttOrders
+from openalgo_gtt.store.outbox import Outbox
 from openalgo_gtt.store.request_records import RequestRecords
 from openalgo_gtt.store.trade_counter import TradeCounters
 
@@ -52,6 +55,14 @@ class UnitOfWork:
     def audit(self, entry: AuditEntry) -> None:
         self._store.audit.write_in(self._conn, entry)
 
+    def record_change(self, change: Change) -> bool:
+        """The watcher's change to one trigger; False when another observer recorded it first."""
+        return self._store.orders.record_change(self._conn, change)
+
+    def add_event(self, event: Event, url_ids: list[str] | tuple[str, ...]) -> int:
+        """An event for the trader, due to each of `url_ids` (see services/notifications.py)."""
+        return self._store.outbox.add(self._conn, event, url_ids)
+
 
 class StoreUnavailable(Exception):
     """The database cannot be reached."""
@@ -67,6 +78,7 @@ class Store:
         self.trades = TradeCounters(engine)
         self.orders = GttOrders(sessions)
         self.audit = AuditRows(engine)
+        self.outbox = Outbox(engine)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers a trivial query."""
