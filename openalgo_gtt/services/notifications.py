@@ -45,7 +45,7 @@ BATCH = 20
 
 def backoff(failures: int) -> timedelta:
     """The wait after the `failures`-th failed attempt: 5 s, 10 s, 20 s, ... at most 5 minutes."""
-    return min(FIRST_RETRY * (2 ** max(failures - 1, 0)), MAX_BACKOFF)
+    return min(FIRST_RETRY * (2 ** min(max(failures - 1, 0), 20)), MAX_BACKOFF)
 
 
 def url_id(pepper: str, url: str) -> str:
