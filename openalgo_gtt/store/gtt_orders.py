@@ -23,10 +23,12 @@ _BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.pro
                         GttOrder.modified_at, GttOrder.cancelled_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
 
 
-# The watcher reads every live trigger on each poll: plain columns, no ORM objects.
-_WATCHED = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.broker_ids, GttOrder.symbol, GttOrder.exchange,
-                  GttOrder.action, GttOrder.quantity, GttOrder.legs, GttOrder.status, GttOrder.status_message,
-                  GttOrder.broker_state)
+# The watcher reads every live trigger on each poll: plain columns, no ORM objects, and no JSON
+# to decode but an OCO's (a single or bracket trigger's one broker GTT id is its trigger id).
+_WATCHED = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.symbol, GttOrder.exchange, GttOrder.action,
+                  GttOrder.quantity, GttOrder.status, GttOrder.status_message, GttOrder.broker_state)
+_WATCHED_PAIRS = select(GttOrder.trigger_id, GttOrder.broker_ids, GttOrder.legs).where(
+    GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
 _WATCHED_LEGS = select(GttLeg.broker_id, GttLeg.status, GttLeg.message).where(
     GttLeg.trigger_id.in_(bindparam("ids", expanding=True)))
 
@@ -156,19 +158,27 @@ class GttOrders:
 
     def watched(self, trigger_ids: list[str] | None = None) -> list[Watched]:
         """Every live trigger (or those of `trigger_ids` that are live), as the watcher compares
-        them: two statements, whatever their number."""
+        them: one statement, and two more when OCO pairs are live, whatever their number."""
         query = _WATCHED.where(GttOrder.status == TriggerStatus.ACTIVE)
         if trigger_ids is not None:
             query = query.where(GttOrder.trigger_id.in_(trigger_ids))
         with self._engine.connect() as conn:
             rows = conn.execute(query).all()
             pair_ids = [row.trigger_id for row in rows if row.trigger_type == TriggerKind.TWO_LEG]
-            legs = {b: (status, message) for b, status, message in conn.execute(_WATCHED_LEGS, {"ids": pair_ids})} \
-                if pair_ids else {}
-        return [Watched(row.trigger_id, row.trigger_type, list(row.broker_ids), row.symbol, row.exchange, row.action,
-                        row.quantity, list(row.legs or ()), row.status, row.status_message,
-                        json.loads(row.broker_state) if row.broker_state else {},
-                        {b: legs[b] for b in row.broker_ids if b in legs}) for row in rows]
+            pairs, legs = {}, {}
+            if pair_ids:
+                pairs = {t: (list(ids), list(recorded or ())) for t, ids, recorded in
+                         conn.execute(_WATCHED_PAIRS, {"ids": pair_ids})}
+                legs = {b: (status, message) for b, status, message in conn.execute(_WATCHED_LEGS, {"ids": pair_ids})}
+        watched = []
+        for row in rows:
+            broker_ids, recorded_legs = pairs.get(row.trigger_id, ([row.trigger_id], []))
+            watched.append(Watched(
+                row.trigger_id, row.trigger_type, broker_ids, row.symbol, row.exchange, row.action, row.quantity,
+                recorded_legs, row.status, row.status_message,
+                json.loads(row.broker_state) if row.broker_state else {},
+                {b: legs[b] for b in broker_ids if b in legs}))
+        return watched
 
     def record_change(self, conn: Connection, change: Change) -> bool:
         """Write one trigger's change in the caller's transaction, if its record still is what the

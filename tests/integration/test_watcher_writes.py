@@ -67,7 +67,7 @@ def test_a_poll_with_nothing_changed_writes_nothing(upstox_gateway, post, statem
     assert report.statuses_changed == [] and report.pairs_settled == []
     assert writes(statements) == []
     reads = [s for s in statements["sql"] if s.lstrip().upper().startswith("SELECT") and any(t in s for t in WATCHED_TABLES)]
-    assert len(reads) == 2  # the live triggers and the OCO legs, whatever their number
+    assert len(reads) == 3  # the live triggers, and the OCO pairs' ids and legs, whatever their number
     assert pair
 
 
