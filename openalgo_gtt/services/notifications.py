@@ -73,7 +73,7 @@ def apprise_deliver(url: str, message: Message, timeout: float) -> Outcome:
         for attribute in ("socket_connect_timeout", "socket_read_timeout"):
             if hasattr(service, attribute):
                 setattr(service, attribute, min(getattr(service, attribute) or timeout, timeout))
-    with apprise.LogCapture(level=logging.WARNING) as captured:
+    with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         try:
             sent = notifier.notify(title=message.title, body=message.body,
                                    notify_type=apprise.NotifyType(message.level))

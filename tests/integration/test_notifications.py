@@ -238,3 +238,23 @@ def test_two_observers_of_one_change_notify_once(settings, fake_upstox, receiver
         assert [e["event"] for e in events] == ["triggered"]
     finally:
         gateway.close()
+
+
+def test_notify_test_sends_to_every_url_and_reports_each_masked(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from openalgo_gtt.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    with NotifyReceiver(user="carol", password="hunter2-secret") as up, NotifyReceiver() as down:
+        down.fail_next(10, status=503)
+        env = {"API_KEY_PEPPER": "p" * 40, "BROKER": "sandbox", "NOTIFY_TIMEOUT": "2",
+               "NOTIFY_URLS": f"{up.apprise_url}, {down.apprise_url}"}
+        result = CliRunner().invoke(cli, ["notify", "test"], env=env, catch_exceptions=False)
+        assert result.exit_code == 1  # one URL failed
+        lines = result.output.splitlines()
+        assert lines[0] == f"1: json://127.0.0.1:{up.port}  delivered"
+        assert lines[1].startswith(f"2: json://127.0.0.1:{down.port}  NOT delivered: ")
+        assert "hunter2-secret" not in result.output and "carol" not in result.output
+        (message,) = up.messages
+        assert message["title"] == "openalgo-gtt test"
