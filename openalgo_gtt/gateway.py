@@ -30,6 +30,7 @@ from openalgo_gtt.services.notifications import Notifications, Sender
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
+from openalgo_gtt.services.token_alerts import TokenAlerts
 from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.services.upstox_login import UpstoxLogin
@@ -104,7 +105,9 @@ class Gateway:
         tokens = tokens or TokenProvider.from_settings(settings, sessions)
         broker = broker or build_broker(settings, sessions, tokens)
         instruments = InstrumentIndex(engine)  # loads on first lookup
-        trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit)
+        notifications = Notifications(store.outbox, settings.notify_urls, settings.notify_events,
+                                      settings.api_key_pepper)
+        trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit, notifications=notifications)
         exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings))
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)
         planner = Planner(broker, instruments, pcts)
@@ -114,10 +117,11 @@ class Gateway:
         recovery = Recovery(store.requests, place, trade_limit, audit, exactly_once)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
-        notifications = Notifications(store.outbox, settings.notify_urls, settings.notify_events,
-                                      settings.api_key_pepper)
+        token_alerts = TokenAlerts(tokens, store, notifications)
+        tokens.on_rejected = token_alerts.rejected
+        housekeeping = [retention.run] + ([token_alerts.check_expiry] if settings.broker == "upstox" else [])
         watcher = GttWatcher(broker, store, lease, settings.oco_poll_seconds,
-                             recover=recovery.settle_unsettled, housekeeping=retention.run,
+                             recover=recovery.settle_unsettled, housekeeping=housekeeping,
                              notifications=notifications)
         # One sender across every worker and host: the watcher's lease holder.
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)

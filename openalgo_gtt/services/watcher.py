@@ -10,7 +10,8 @@ idempotent, so this needs no lease, and a restart after a crash need not wait fo
 holder's lease to lapse).
 
 The lease holder's poll also runs the housekeeping it is given: the audit retention, which
-deletes rows past AUDIT_RETENTION_DAYS at most once an hour, in bounded batches.
+deletes rows past AUDIT_RETENTION_DAYS at most once an hour, in bounded batches, and the Upstox
+token's daily expiry reminder (services/token_alerts.py).
 
 Settling is idempotent: cancelling a leg that is already gone is harmless, so the webhook and
 the poller (even in two processes) may race without harm.
@@ -55,14 +56,15 @@ class SyncReport:
 
 class GttWatcher:
     def __init__(self, broker: Broker, store: Store, lease: DatabaseLease, poll_seconds: float,
-                 recover: Callable[[], int] | None = None, housekeeping: Callable[[], object] | None = None,
+                 recover: Callable[[], int] | None = None,
+                 housekeeping: Callable[[], object] | list[Callable[[], object]] | None = None,
                  notifications: Notifications | None = None):
         self.broker = broker
         self.store = store
         self.orders = store.orders
         # Work the lease holder does on its poll besides the broker (the audit retention: it
         # throttles itself to once an hour; the token-expiry check, once a day).
-        self._housekeeping = housekeeping
+        self._housekeeping = [housekeeping] if callable(housekeeping) else list(housekeeping or ())
         self._recover = recover  # settles places whose outcome was lost (see Gateway.recover_unsettled)
         self.notifications = notifications
         self.lease = lease
@@ -153,12 +155,11 @@ class GttWatcher:
 
     def housekeep(self) -> None:
         """The poll's work besides the broker; a failure is logged, never stops the poll."""
-        if self._housekeeping is None:
-            return
-        try:
-            self._housekeeping()
-        except Exception:  # noqa: BLE001 - housekeeping must not stop the watcher
-            log.exception("watcher housekeeping failed")
+        for job in self._housekeeping:
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - housekeeping must not stop the watcher (nor the next job)
+                log.exception("watcher housekeeping failed")
 
     # -- the background loop ----------------------------------------------------------------
 

@@ -43,13 +43,14 @@ class Outbox:
 
     def add(self, conn: Connection, event: Event, url_ids: list[str] | tuple[str, ...]) -> int:
         """Record `event`, due at once to each URL of `url_ids`, in the caller's transaction."""
+        at = as_utc(event.at)  # stored in UTC (SQLite keeps no offset)
         event_id = conn.execute(self._insert_event, {
             "kind": str(event.kind), "trigger_id": event.trigger_id, "payload": event.to_json(),
-            "created_at": event.at}).scalar_one()
+            "created_at": at}).scalar_one()
         if url_ids:
             conn.execute(self._insert_delivery, [
                 {"event_id": event_id, "url_id": url_id, "state": DeliveryState.PENDING, "attempts": 0,
-                 "next_attempt_at": event.at, "created_at": event.at} for url_id in url_ids])
+                 "next_attempt_at": at, "created_at": at} for url_id in url_ids])
         return event_id
 
     def due(self, url_id: str, now: datetime, limit: int = 20) -> list[Due]:
@@ -104,11 +105,18 @@ class Outbox:
         return OutboxStats(counts.get(DeliveryState.PENDING, 0), counts.get(DeliveryState.FAILED, 0),
                            last[0] if last else None, as_utc(last[1]) if last else None)
 
-    def events_for(self, trigger_id: str) -> list[tuple[Event, list[str]]]:
-        """A trigger's events, oldest first, each with its deliveries' states."""
+    def has_event(self, kind: str, since: datetime) -> bool:
+        """Whether an event of `kind` was recorded at or after `since`."""
+        with self._engine.connect() as conn:
+            return conn.execute(select(NotifyEvent.id).where(NotifyEvent.kind == str(kind),
+                                                             NotifyEvent.created_at >= since).limit(1)).first() is not None
+
+    def events_for(self, trigger_id: str | None) -> list[tuple[Event, list[str]]]:
+        """A trigger's events (None: those of no trigger), oldest first, each with its deliveries' states."""
         with self._engine.connect() as conn:
             events = conn.execute(select(NotifyEvent.id, NotifyEvent.payload)
-                                  .where(NotifyEvent.trigger_id == trigger_id).order_by(NotifyEvent.id)).all()
+                                  .where(NotifyEvent.trigger_id.is_(None) if trigger_id is None
+                                         else NotifyEvent.trigger_id == trigger_id).order_by(NotifyEvent.id)).all()
             states: dict[int, list[str]] = {}
             if events:
                 for event_id, state in conn.execute(
