@@ -126,7 +126,7 @@ class Gateway:
         # One sender across every worker and host: the watcher's lease holder.
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
         gtts = GttService(broker, instruments, store.orders, planner, in_flight, exactly_once,
-                          watcher=watcher, notifications=notifications)
+                          store=store, watcher=watcher, notifications=notifications)
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,

@@ -53,6 +53,18 @@ class Event:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+def trigger_event(kind: str, at: datetime, trigger, message: str | None = None) -> Event:
+    """An event about a whole trigger (placed, modified, cancelled, found late, outcome unknown)
+    from its record: anything with trigger_id, symbol, exchange, action, quantity and legs (a
+    `RecordedTrigger`, or a place's order values as an object)."""
+    legs = list(getattr(trigger, "legs", None) or ())
+    triggers = tuple(str(leg["trigger_price"]) for leg in legs if leg.get("trigger_price") is not None)
+    direction = legs[0].get("trigger_type") if len(legs) == 1 else None
+    return Event(kind=kind, at=at, trigger_id=trigger.trigger_id, symbol=trigger.symbol, exchange=trigger.exchange,
+                 action=trigger.action, quantity=trigger.quantity, triggers=triggers,
+                 direction=direction if direction in ("ABOVE", "BELOW") else None, message=message)
+
+
 @dataclass(frozen=True)
 class Message:
     title: str

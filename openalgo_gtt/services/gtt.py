@@ -6,6 +6,7 @@ Errors are raised as domain or broker exceptions; services/answers.py words them
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from openalgo_gtt.brokers.base import Broker
@@ -13,7 +14,8 @@ from openalgo_gtt.brokers.errors import BrokerError, InputRejected
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import GttNotFound
 from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, last_change
-from openalgo_gtt.domain.model import ENTRY, MULTIPLE, BrokerGtt, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import ENTRY, MULTIPLE, BrokerGtt, EventKind, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.oco import OcoPlan
 from openalgo_gtt.domain.records import RecordedTrigger
 from openalgo_gtt.services.answers import placed_answer
@@ -26,14 +28,16 @@ from openalgo_gtt.services.place import Placed, jsonable
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.watcher import GttWatcher
 from openalgo_gtt.store.gtt_orders import GttOrders
+from openalgo_gtt.store.unit_of_work import Store
 from openalgo_gtt.store.instruments import InstrumentIndex
 
 
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
-                 in_flight: InFlight, exactly_once: ExactlyOnce, *, watcher: GttWatcher | None = None,
-                 notifications: Notifications | None = None):
+                 in_flight: InFlight, exactly_once: ExactlyOnce, *, store: Store | None = None,
+                 watcher: GttWatcher | None = None, notifications: Notifications | None = None):
         self.broker = broker
+        self.store = store  # with `notifications`: a change and its event are one transaction
         # The status call records what it reads through the watcher (so a change it sees first
         # still gives its events), and lists the trigger's events.
         self.watcher = watcher
@@ -98,8 +102,24 @@ class GttService:
             self.broker.modify_gtt(broker_id, plan.request)
             request, legs = plan.request, plan.legs
         if recorded is not None:
-            self.orders.replaced(trigger_id, quantity=request.quantity, legs=jsonable(legs), request_id=request_id)
+            now_legs = jsonable(legs)
+            event = trigger_event(EventKind.MODIFIED, utcnow(), replace(recorded, quantity=request.quantity,
+                                                                         legs=now_legs))
+            self._with_event(lambda uow: uow.replaced(trigger_id, quantity=request.quantity, legs=now_legs,
+                                                      request_id=request_id), event,
+                             lambda: self.orders.replaced(trigger_id, quantity=request.quantity, legs=now_legs,
+                                                          request_id=request_id))
         return Placed(trigger_id, plan.prices, plan.warnings)
+
+    def _with_event(self, write, event, write_alone) -> None:
+        """Modified and cancelled through the API are events too (kept as history; sent only when
+        NOTIFY_EVENTS names them): the change and its event in one transaction."""
+        if self.store is None or self.notifications is None:  # built without the outbox
+            write_alone()
+            return
+        with self.store.unit_of_work() as uow:
+            write(uow)
+            self.notifications.emit(uow, event)
 
     # -- cancel -----------------------------------------------------------------------------
 
@@ -120,7 +140,10 @@ class GttService:
                 failures.append(exc)
         if len(failures) == len(recorded.broker_ids):
             raise failures[0]
-        self.orders.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=utcnow())
+        now = utcnow()
+        self._with_event(lambda uow: uow.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=now),
+                         trigger_event(EventKind.CANCELLED, now, recorded),
+                         lambda: self.orders.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=now))
         return trigger_id
 
     def recorded(self, status: str | None = None) -> list[RecordedTrigger]:

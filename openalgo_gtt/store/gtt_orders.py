@@ -110,37 +110,31 @@ class GttOrders:
         with self._sessions() as session:
             return [_trigger(row) for row in session.scalars(query).all()]
 
-    def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(GttOrder)
-                .where(GttOrder.trigger_id == trigger_id)
-                .values(quantity=quantity, legs=legs, modified_at=utcnow(), request_id=request_id)
-            )
+    def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str,
+                 conn: Connection | None = None) -> None:
+        """A modify's new quantity and legs (in the caller's transaction when `conn` is given)."""
+        statement = (update(GttOrder).where(GttOrder.trigger_id == trigger_id)
+                     .values(quantity=quantity, legs=legs, modified_at=utcnow(), request_id=request_id))
+        self._write(statement, conn)
 
     def set_status(self, trigger_id: str, status: str, message: str | None = None,
-                   cancelled_at: datetime | None = None) -> bool:
-        """Move a trigger to `status`; returns whether anything changed."""
+                   cancelled_at: datetime | None = None, conn: Connection | None = None) -> bool:
+        """Move a trigger to `status` (in the caller's transaction when `conn` is given);
+        returns whether anything changed."""
         values = {"status": status, "status_message": message}
         if cancelled_at is not None:
             values["cancelled_at"] = cancelled_at
-        with self._sessions.begin() as session:
-            changed = session.execute(
-                update(GttOrder)
-                .where(GttOrder.trigger_id == trigger_id,
-                       (GttOrder.status != status) | (GttOrder.status_message.is_distinct_from(message)))
-                .values(**values)
-            ).rowcount
-        return bool(changed)
+        statement = (update(GttOrder)
+                     .where(GttOrder.trigger_id == trigger_id,
+                            (GttOrder.status != status) | (GttOrder.status_message.is_distinct_from(message)))
+                     .values(**values))
+        return bool(self._write(statement, conn))
 
-    def set_leg_status(self, broker_id: str, status: str, message: str | None = None) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(GttLeg)
-                .where(GttLeg.broker_id == broker_id,
-                       (GttLeg.status != status) | (GttLeg.message.is_distinct_from(message)))
-                .values(status=status, message=message, updated_at=utcnow())
-            )
+    def _write(self, statement, conn: Connection | None) -> int:
+        if conn is not None:
+            return conn.execute(statement).rowcount
+        with self._engine.begin() as own:
+            return own.execute(statement).rowcount
 
     def book_records(self, broker_ids: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, Row]]:
         """What the order book needs to know of these listed broker GTTs, in one connection: the

@@ -55,6 +55,12 @@ class UnitOfWork:
     def audit(self, entry: AuditEntry) -> None:
         self._store.audit.write_in(self._conn, entry)
 
+    def set_status(self, trigger_id: str, status: str, cancelled_at: datetime | None = None) -> bool:
+        return self._store.orders.set_status(trigger_id, status, cancelled_at=cancelled_at, conn=self._conn)
+
+    def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str) -> None:
+        self._store.orders.replaced(trigger_id, quantity=quantity, legs=legs, request_id=request_id, conn=self._conn)
+
     def record_change(self, change: Change) -> bool:
         """The watcher's change to one trigger; False when another observer recorded it first."""
         return self._store.orders.record_change(self._conn, change)

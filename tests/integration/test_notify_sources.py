@@ -110,3 +110,23 @@ def test_the_place_that_fills_the_day_tells_the_trader(gateway, client, api_key)
     assert kinds(gateway.store) == ["daily_limit_reached"]
     ((event, _),) = gateway.store.outbox.events_for(None)
     assert event.message.startswith("5 of 5 trades today: further places are refused until midnight IST")
+
+
+def test_modify_and_cancel_through_the_api_are_kept_as_events_not_sent_by_default(gateway, client, api_key):
+    from openalgo_gtt.store.instruments import ensure_instruments
+
+    ensure_instruments(gateway.engine)
+
+    def post(path, **fields):
+        return client.post(f"/api/v1/{path}", data=json.dumps({"apikey": api_key, **fields}),
+                           content_type="application/json")
+
+    assert post("sandbox/ticks", ticks=[{"symbol": "IDEA", "exchange": "NSE", "ltp": 9.50}]).status_code == 200
+    body = {"strategy": "x", "trigger_type": "SINGLE", "exchange": "NSE", "symbol": "IDEA", "action": "BUY",
+            "product": "CNC", "quantity": 1, "pricetype": "LIMIT", "price": 0, "triggerprice_tg": 9.61}
+    trigger_id = post("placegtt", **body).get_json()["trigger_id"]
+    assert post("modifygtt", **{**body, "quantity": 2, "triggerprice_tg": 9.70}, trigger_id=trigger_id).status_code == 200
+    assert post("cancelgtt", trigger_id=trigger_id).status_code == 200
+    events = post("gttorderstatus", trigger_id=trigger_id).get_json()["data"]["events"]
+    assert [(e["event"], e["deliveries"]) for e in events] == [("modified", []), ("cancelled", [])]
+    assert events[0]["message"].startswith(f"GTT modified: BUY 2 IDEA (NSE) above 9.70 — {trigger_id}")
