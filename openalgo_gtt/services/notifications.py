@@ -62,9 +62,32 @@ class Outcome:
 Deliver = Callable[[str, Message, float], Outcome]
 
 
+class _Scrubber(logging.Filter):
+    """On Apprise's logger: every record's text with the notification URLs' secrets removed
+    (Apprise's own messages can name a chat id, a topic or, in a connection error, the whole
+    service URL with its token), so the gateway's logs never carry them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.urls:
+            record.msg, record.args = redact(record.getMessage(), sorted(self.urls)), ()
+        return True
+
+
+_SCRUBBER = _Scrubber()
+logging.getLogger("apprise").addFilter(_SCRUBBER)
+# Apprise's DEBUG lines include request URLs and payloads: never below INFO, whatever LOG_LEVEL.
+logging.getLogger("apprise").setLevel(logging.INFO)
+
+
 def apprise_deliver(url: str, message: Message, timeout: float) -> Outcome:
     """Send one message to one Apprise URL; success only when the service accepted it."""
     import apprise  # imported on first delivery: a gateway without NOTIFY_URLS never loads it
+
+    _SCRUBBER.urls.add(url)
 
     notifier = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode="memory"))
     if not notifier.add(url):

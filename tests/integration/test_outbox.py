@@ -117,3 +117,19 @@ def test_notify_settings(tmp_path):
     assert "secret-token" not in str(bad_url.value) and "NOTIFY_URLS=(hidden)" in str(bad_url.value)
     with pytest.raises(ConfigError, match="NOTIFY_EVENTS='fired': unknown event 'fired'"):
         load_settings({**env, "NOTIFY_EVENTS": "fired"}, tmp_path)
+
+
+def test_apprise_never_logs_a_urls_secret(caplog):
+    import logging
+
+    from openalgo_gtt.services.notifications import apprise_deliver
+    from openalgo_gtt.domain.notifications import Message
+
+    url = "json://alice:pw-secret-77@127.0.0.1:1/hook-secret-path?token=tok-secret-99"
+    with caplog.at_level(logging.DEBUG):
+        outcome = apprise_deliver(url, Message("t", "b", "info"), 1.0)
+    assert not outcome.delivered
+    text = caplog.text + (outcome.error or "")
+    assert caplog.records  # Apprise did log the failure
+    for secret in ("pw-secret-77", "hook-secret-path", "tok-secret-99", "alice"):
+        assert secret not in text
