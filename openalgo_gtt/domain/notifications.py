@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from openalgo_gtt.domain.clock import IST, as_utc
@@ -95,6 +96,18 @@ _TITLES = {
 }
 
 
+def _price(text: str) -> str:
+    """A price as a trader reads it: at least two decimals (1620.00, 9.60), never fewer digits
+    than it has (a tick of 0.005 shows 9.615)."""
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError):
+        return str(text)
+    if not value.is_finite():
+        return str(text)
+    return f"{value:.2f}" if value == value.quantize(Decimal("0.01")) else str(value.normalize())
+
+
 def _what(event: Event) -> str:
     """"BUY 10 IDEA (NSE) above 9.61", as much of it as the event knows."""
     parts = [p for p in (event.action, None if event.quantity is None else str(event.quantity), event.symbol) if p]
@@ -102,7 +115,7 @@ def _what(event: Event) -> str:
     if event.exchange:
         text += f" ({event.exchange})"
     if event.triggers:
-        prices = " / ".join(event.triggers)
+        prices = " / ".join(_price(price) for price in event.triggers)
         text += f" {event.direction.lower()} {prices}" if event.direction and len(event.triggers) == 1 \
             else f" at {prices}"
     return text.strip()

@@ -258,3 +258,20 @@ def test_notify_test_sends_to_every_url_and_reports_each_masked(tmp_path, monkey
         assert "hunter2-secret" not in result.output and "carol" not in result.output
         (message,) = up.messages
         assert message["title"] == "openalgo-gtt test"
+
+
+def test_an_oco_leg_firing_tells_the_fire_and_the_settlement(running, fake_upstox, receiver):
+    post = client_for(running)
+    oco = {"strategy": "Python", "trigger_type": "OCO", "exchange": "NSE", "symbol": "INFY", "action": "SELL",
+           "product": "CNC", "quantity": 5, "pricetype": "LIMIT", "price": 0.0, "triggerprice_sl": 1480.0,
+           "triggerprice_tg": 1620.0}
+    trigger_id = place(post, oco)
+    lower, upper = running.orders.get(trigger_id).broker_ids
+    fake_upstox.set_rule_status(upper, "ENTRY", "TRIGGERED", order_id="251202000400")
+    first, second = receiver.wait_for(2, timeout=8)
+    assert first["title"] == "GTT triggered"
+    assert first["message"].startswith(f"SELL 5 INFY (NSE) above 1620.00 — {trigger_id} (target leg {upper}), "
+                                       "order 251202000400")
+    assert second["title"] == "OCO settled"
+    assert f"the stop-loss leg {lower} was cancelled" in second["message"]
+    assert fake_upstox.gtt(lower)["rules"][0]["status"] == "CANCELLED"

@@ -98,7 +98,7 @@ def test_an_oco_leg_firing_settles_the_pair_and_says_so():
     change = oco("SCHEDULED", "TRIGGERED")
     assert change.to_cancel == ["GTT-L"] and change.status == "triggered"
     assert [(e.kind, e.leg) for e in change.events] == [("triggered", "target"), ("oco_settled", None)]
-    assert render(change.events[0]).body.startswith("SELL 10 IDEA (NSE) above 1620 — OCO-1 (target leg GTT-U), "
+    assert render(change.events[0]).body.startswith("SELL 10 IDEA (NSE) above 1620.00 — OCO-1 (target leg GTT-U), "
                                                     "order 251202000200")
     assert ("GTT-L", "CANCELLED", "cancelled by the gateway: the other leg (GTT-U) fired") in change.leg_updates
     assert oco("SCHEDULED", "SCHEDULED") is None
