@@ -92,10 +92,14 @@ def apprise_deliver(url: str, message: Message, timeout: float) -> Outcome:
     notifier = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode="memory"))
     if not notifier.add(url):
         return Outcome(False, f"{mask_url(url)} is not a URL Apprise understands")
-    for service in notifier:  # the per-delivery timeout, whatever the URL says
-        for attribute in ("socket_connect_timeout", "socket_read_timeout"):
+    # The per-delivery timeout replaces Apprise's socket defaults (4 s), unless the URL sets its
+    # own (`cto=`, `rto=`); either way never more than NOTIFY_TIMEOUT.
+    own = {name: f"{name}=" in url.lower() for name in ("cto", "rto")}
+    for service in notifier:
+        for name, attribute in (("cto", "socket_connect_timeout"), ("rto", "socket_read_timeout")):
             if hasattr(service, attribute):
-                setattr(service, attribute, min(getattr(service, attribute) or timeout, timeout))
+                current = getattr(service, attribute) or timeout
+                setattr(service, attribute, min(current, timeout) if own[name] else timeout)
     with apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
         try:
             sent = notifier.notify(title=message.title, body=message.body,
