@@ -26,7 +26,7 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.in_flight import InFlight
-from openalgo_gtt.services.notifications import Notifications, Sender
+from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
@@ -119,7 +119,9 @@ class Gateway:
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         token_alerts = TokenAlerts(tokens, store, notifications)
         tokens.on_rejected = token_alerts.rejected
-        housekeeping = [retention.run] + ([token_alerts.check_expiry] if settings.broker == "upstox" else [])
+        outbox_retention = OutboxRetention(store.outbox, settings.audit_retention_days)
+        housekeeping = [retention.run, outbox_retention.run] + (
+            [token_alerts.check_expiry] if settings.broker == "upstox" else [])
         watcher = GttWatcher(broker, store, lease, settings.oco_poll_seconds,
                              recover=recovery.settle_unsettled, housekeeping=housekeeping,
                              notifications=notifications)

@@ -172,6 +172,33 @@ class Notifications:
         return out
 
 
+class OutboxRetention:
+    """Keeps the outbox as long as the audit trail (AUDIT_RETENTION_DAYS; 0 keeps it forever):
+    events older than that, none of whose deliveries is still pending, go with their deliveries.
+    The watcher's lease holder calls `run` on every poll; it works at most once an hour."""
+
+    def __init__(self, outbox: Outbox, days: int, *, every: timedelta = timedelta(hours=1),
+                 clock: Callable[[], datetime] = utcnow):
+        self._outbox = outbox
+        self.days = days
+        self._every = every
+        self._clock = clock
+        self._next_run: datetime | None = None
+
+    def run(self) -> int:
+        if self.days <= 0:
+            return 0
+        now = self._clock()
+        if self._next_run is not None and now < self._next_run:
+            return 0
+        deleted = self._outbox.purge_before(now - timedelta(days=self.days))
+        if deleted < 1000:  # a full batch: go on at the next poll
+            self._next_run = now + self._every
+        if deleted:
+            log.info("outbox retention: deleted %d events older than %d days", deleted, self.days)
+        return deleted
+
+
 class Sender:
     """Delivers the outbox: one thread per URL, working only while `may_send()` (this process
     holds the watcher's lease)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from openalgo_gtt.domain.clock import as_utc
 from openalgo_gtt.domain.model import DeliveryState
@@ -104,6 +104,19 @@ class Outbox:
                 .order_by(NotifyDelivery.id.desc()).limit(1)).first()
         return OutboxStats(counts.get(DeliveryState.PENDING, 0), counts.get(DeliveryState.FAILED, 0),
                            last[0] if last else None, as_utc(last[1]) if last else None)
+
+    def purge_before(self, cutoff: datetime, batch: int = 1000) -> int:
+        """Delete up to `batch` events recorded before `cutoff` with no delivery still pending,
+        and their deliveries; returns how many events went."""
+        pending = select(NotifyDelivery.event_id).where(NotifyDelivery.state == DeliveryState.PENDING)
+        with self._engine.begin() as conn:
+            ids = list(conn.scalars(select(NotifyEvent.id).where(NotifyEvent.created_at < cutoff,
+                                                                 NotifyEvent.id.not_in(pending))
+                                    .order_by(NotifyEvent.id).limit(batch)))
+            if ids:
+                conn.execute(delete(NotifyDelivery).where(NotifyDelivery.event_id.in_(ids)))
+                conn.execute(delete(NotifyEvent).where(NotifyEvent.id.in_(ids)))
+        return len(ids)
 
     def has_event(self, kind: str, since: datetime) -> bool:
         """Whether an event of `kind` was recorded at or after `since`."""

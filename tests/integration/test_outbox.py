@@ -133,3 +133,24 @@ def test_apprise_never_logs_a_urls_secret(caplog):
     assert caplog.records  # Apprise did log the failure
     for secret in ("pw-secret-77", "hook-secret-path", "tok-secret-99", "alice"):
         assert secret not in text
+
+
+def test_the_outbox_is_kept_as_long_as_the_audit_trail_but_never_undelivered(store):
+    from openalgo_gtt.services.notifications import OutboxRetention
+
+    notifications = Notifications(store.outbox, URLS[:1], DEFAULT_EVENTS, PEPPER)
+    old, recent = T0 - timedelta(days=91), T0 - timedelta(days=89)
+    with store.unit_of_work() as uow:
+        for at, trigger in ((old, "GTT-OLD"), (old, "GTT-OLD-PENDING"), (recent, "GTT-RECENT")):
+            notifications.emit(uow, Event(kind=EventKind.TRIGGERED, at=at, trigger_id=trigger))
+    for trigger in ("GTT-OLD", "GTT-RECENT"):
+        with store.engine.begin() as conn:
+            conn.execute(NotifyDelivery.__table__.update()
+                         .where(NotifyDelivery.event_id.in_(select(NotifyEvent.id).where(NotifyEvent.trigger_id == trigger)))
+                         .values(state="delivered"))
+    retention = OutboxRetention(store.outbox, 90, clock=lambda: T0)
+    assert retention.run() == 1
+    assert store.outbox.events_for("GTT-OLD") == []
+    assert [e.trigger_id for e, _ in store.outbox.events_for("GTT-OLD-PENDING")] == ["GTT-OLD-PENDING"]
+    assert count(store.engine, NotifyDelivery) == 2
+    assert OutboxRetention(store.outbox, 0, clock=lambda: T0).run() == 0
