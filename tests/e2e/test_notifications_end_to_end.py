@@ -43,7 +43,9 @@ def test_a_tick_that_fires_reaches_the_phone_and_a_restart_loses_nothing(server_
         health = requests.get(f"{server.url}/api/health", timeout=5).json()["notifications"]
         server.stop()
         restarted = server_factory(**env).start()  # the same database and pepper
-        messages = receiver.wait_for(2, timeout=15)
+        # Sent by the next lease holder: at once if the stopped server released the lease, else
+        # once it lapses (15 s after its last renewal).
+        messages = receiver.wait_for(2, timeout=40)
         assert len(messages) == 2 and second["trigger_id"] in messages[1]["message"]
         logs = server.output() + restarted.output()
         assert SECRET not in logs and "trader:" not in logs
