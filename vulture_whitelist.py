@@ -65,3 +65,8 @@ login_command
 db_upgrade
 instruments_load
 sandbox_replay
+notify_test
+# Dataclass fields read through dataclasses.asdict (the outbox's JSON payload).
+extra  # domain/notifications.py: Event.extra, kind-specific facts (the token's expiry, the limit)
+# Attributes the logging module reads.
+msg  # services/notifications.py: LogRecord.msg, rewritten by the scrubbing filter on Apprise's logger

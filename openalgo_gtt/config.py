@@ -23,6 +23,9 @@ from typing import Callable, Mapping, TypeVar
 from urllib.parse import urlparse
 
 from dotenv import dotenv_values
+
+from openalgo_gtt.domain.model import EventKind
+from openalgo_gtt.domain.notifications import DEFAULT_EVENTS, split_urls
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -168,6 +171,10 @@ class Settings:
     failed_key_limit: str = DEFAULT_FAILED_KEY_LIMIT  # wrong keys per address
     trusted_proxies: int = 0  # proxies in front whose X-Forwarded-For is believed
     allowed_ips: tuple[str, ...] = ()
+    # Apprise URLs the trader is notified at (secrets: never logged or shown); empty is off.
+    notify_urls: tuple[str, ...] = field(default=(), repr=False)
+    notify_events: tuple[str, ...] = DEFAULT_EVENTS  # EventKind values
+    notify_timeout: float = 10.0  # seconds one delivery to one URL may take
 
     @property
     def broker_timeout(self) -> float:
@@ -272,6 +279,30 @@ def _redirect_uri(raw: str) -> str:
     return value
 
 
+def _notify_urls(raw: str) -> tuple[str, ...]:
+    urls = split_urls(raw)
+    for position, url in enumerate(urls, start=1):
+        scheme, sep, rest = url.partition("://")
+        if not sep or not scheme or not rest:
+            raise ValueError(f"URL {position} is not an Apprise URL (scheme://...); separate URLs with spaces "
+                             "or commas, and write a comma inside a URL as %2C")
+    return urls
+
+
+def _notify_events(raw: str) -> tuple[str, ...]:
+    names = [part.strip().lower() for part in raw.replace(",", " ").split() if part.strip()]
+    if names == ["all"]:
+        return tuple(kind.value for kind in EventKind)
+    if names in (["none"], ["default"]):
+        return () if names == ["none"] else DEFAULT_EVENTS
+    known = {kind.value for kind in EventKind}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r}; choose from all, default, none or "
+                         f"{', '.join(sorted(known))}")
+    return tuple(dict.fromkeys(names))
+
+
 def _pepper(raw: str) -> str:
     if len(raw) < MIN_PEPPER_LENGTH:
         raise ValueError(f"must be at least {MIN_PEPPER_LENGTH} characters")
@@ -288,7 +319,7 @@ def _parse(source: Mapping[str, str], name: str, parser: Callable[[str], T], def
         reason = str(exc) or "is not valid"
         # A Redis URI may carry a password.
         shown = "(hidden)" if name in ("API_KEY_PEPPER", "ACCESS_TOKEN", "UPSTOX_API_SECRET", "KITE_API_SECRET",
-                                       "KITE_ACCESS_TOKEN", "RATE_LIMIT_STORAGE_URI") else repr(raw)
+                                       "KITE_ACCESS_TOKEN", "RATE_LIMIT_STORAGE_URI", "NOTIFY_URLS") else repr(raw)
         raise ConfigError(f"{name}={shown}: {reason}") from None
 
 
@@ -468,4 +499,7 @@ def load_settings(
         failed_key_limit=_parse(source, "FAILED_KEY_LIMIT", parse_rate_limit, DEFAULT_FAILED_KEY_LIMIT),
         trusted_proxies=_parse(source, "TRUSTED_PROXIES", parse_trusted_proxies, 0),
         allowed_ips=_parse(source, "ALLOWED_IPS", parse_allowed_ips, ()),
+        notify_urls=_parse(source, "NOTIFY_URLS", _notify_urls, ()),
+        notify_events=_parse(source, "NOTIFY_EVENTS", _notify_events, DEFAULT_EVENTS),
+        notify_timeout=_parse(source, "NOTIFY_TIMEOUT", _positive_seconds, 10.0),
     )

@@ -28,10 +28,12 @@ from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.kite_login import KiteLogin
 from openalgo_gtt.services.late_gtts import LateGtts
+from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.staged_bracket import StagedBrackets
+from openalgo_gtt.services.token_alerts import TokenAlerts
 from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.services.upstox_login import UpstoxLogin
@@ -110,6 +112,8 @@ class Gateway:
     late_gtts: LateGtts
     watcher: GttWatcher
     health: HealthCheck
+    notifications: Notifications
+    sender: Sender
     kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
@@ -126,7 +130,9 @@ class Gateway:
         broker = broker or build_broker(settings, sessions, tokens)
         # Loads on first lookup; refuses another broker's master (Upstox's keys on Kite, say).
         instruments = InstrumentIndex(engine, master=master_family(settings.broker))
-        trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit)
+        notifications = Notifications(store.outbox, settings.notify_urls, settings.notify_events,
+                                      settings.api_key_pepper)
+        trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit, notifications=notifications)
         exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings))
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)
         planner = Planner(broker, instruments, pcts)
@@ -139,19 +145,29 @@ class Gateway:
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         staged = (StagedBrackets(broker, StagedExits(sessions), place.find_placed, holder_id, stale_after(settings))
                   if StagedBrackets.needed_for(broker) else None)
-        watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
+        token_alerts = TokenAlerts(tokens, store, notifications)
+        tokens.on_rejected = token_alerts.rejected
+        outbox_retention = OutboxRetention(store.outbox, settings.audit_retention_days)
+        housekeeping = [retention.run, outbox_retention.run] + (
+            [token_alerts.check_expiry] if settings.broker == "upstox" else [])
+        watcher = GttWatcher(broker, store, lease, settings.oco_poll_seconds,
                              recover=lambda: recovery.settle_unsettled() + len(late_gtts.settle()),
-                             housekeeping=retention.run,
+                             housekeeping=housekeeping, notifications=notifications,
                              stage=staged.advance if staged is not None else (lambda: None))
+        # One sender across every worker and host: the watcher's lease holder.
+        sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
+        gtts = GttService(broker, instruments, store.orders, planner, in_flight, exactly_once,
+                          store=store, watcher=watcher, notifications=notifications, staged=staged)
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
             api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
-            gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once, staged=staged),
-            recovery=recovery, late_gtts=late_gtts,
+            gtts=gtts, recovery=recovery, late_gtts=late_gtts,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
-                                                             audit_retention_days=settings.audit_retention_days),
+                                                audit_retention_days=settings.audit_retention_days,
+                                                notifications=notifications),
+            notifications=notifications, sender=sender,
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 
@@ -169,6 +185,7 @@ class Gateway:
         except BrokerError as exc:
             report = exc
         self.watcher.start()
+        self.sender.start()
         return report
 
     @property
@@ -178,6 +195,7 @@ class Gateway:
         return hmac.new(self.settings.api_key_pepper.encode(), b"upstox-gtt-webhook", hashlib.sha256).hexdigest()[:32]
 
     def close(self) -> None:
+        self.sender.stop()
         self.watcher.stop()
         if hasattr(self.broker, "close"):
             self.broker.close()

@@ -9,6 +9,19 @@ from openalgo_gtt.services.health import StoreUnavailable
 
 ns = Namespace("health", path="/", description="Service status (no API key needed)")
 
+notifications_model = ns.model(
+    "NotificationsHealth",
+    {
+        "enabled": fields.Boolean(description="NOTIFY_URLS is set"),
+        "urls": fields.List(fields.String(example="1: json://127.0.0.1:8080"),
+                            description="each URL masked: its scheme, and its host when that names a server"),
+        "pending": fields.Integer(description="deliveries not yet made (retried with backoff for 24 h)"),
+        "failed": fields.Integer(description="deliveries given up after 24 h"),
+        "last_error": fields.String(description="the latest delivery error, secrets removed; null when none"),
+        "last_error_at": fields.String(description="IST, YYYY-MM-DD HH:MM:SS"),
+    },
+)
+
 health_model = ns.model(
     "Health",
     {
@@ -22,6 +35,7 @@ health_model = ns.model(
         "audit_oldest_at": fields.String(description="IST, YYYY-MM-DD HH:MM:SS, of the oldest audit row; "
                                                      "null when there are none"),
         "audit_retention_days": fields.Integer(description="audit rows older than this are deleted; 0 keeps them"),
+        "notifications": fields.Nested(notifications_model, description="the notifications outbox"),
         "token": fields.String(enum=["valid", "expired", "missing"],
                                description="the Upstox access token (broker upstox only)"),
         "token_source": fields.String(enum=["keys.json", "environment", "login"]),

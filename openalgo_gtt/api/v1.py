@@ -80,9 +80,23 @@ book_model = ns.model(
     {"status": fields.String(example="success"), "mode": MODE_FIELD, "data": fields.List(fields.Nested(entry_model)),
      "request_id": fields.String},
 )
+event_model = ns.model(
+    "GttEvent",
+    {
+        "event": fields.String(example="triggered", description="the notification event (see NOTIFY_EVENTS)"),
+        "at": fields.String(description="IST, YYYY-MM-DD HH:MM:SS"),
+        "message": fields.String(example="GTT triggered: BUY 10 IDEA (NSE) above 9.61 — GTT-C26112200000001, "
+                                         "order 251202000123"),
+        "deliveries": fields.List(fields.String(enum=["pending", "delivered", "failed", "dropped"]),
+                                  description="one per notification URL it was sent to"),
+    },
+)
+status_entry_model = ns.inherit("GttStatusEntry", entry_model, {
+    "events": fields.List(fields.Nested(event_model), description="what the gateway noticed, oldest first"),
+})
 status_model = ns.model(
     "GttOrderStatus",
-    {"status": fields.String(example="success"), "mode": MODE_FIELD, "data": fields.Nested(entry_model),
+    {"status": fields.String(example="success"), "mode": MODE_FIELD, "data": fields.Nested(status_entry_model),
      "request_id": fields.String},
 )
 
@@ -220,4 +234,6 @@ class GttOrderStatus(Resource):
         """One trigger in any state, with each leg's broker status, order id and rejection reason."""
         _, raw = caller_from_body()
         body = validate(TriggerBody, raw)
-        return _marked({"status": "success", "data": _gateway().gtts.status(body.trigger_id)})
+        gtts = _gateway().gtts
+        entry = gtts.status(body.trigger_id)
+        return _marked({"status": "success", "data": {**entry, "events": gtts.events(entry["trigger_id"])}})

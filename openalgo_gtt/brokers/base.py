@@ -98,3 +98,7 @@ class TickSink(Protocol):
 
     def apply_ticks(self, ticks: Iterable[Tick]) -> list[FiredEvent]:
         """Apply price updates in order; returns every fill they caused, in firing order."""
+
+    def take_expired(self) -> list[str]:
+        """The ids of GTTs this broker expired since the last call (expiry happens on any write,
+        so the gateway asks after each tick instead of polling)."""

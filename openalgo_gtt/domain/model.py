@@ -225,3 +225,41 @@ class Quote:
     instrument_key: str
     last_price: Decimal
     open: Decimal | None  # today's open; None (or 0 from the broker) before the market opens
+
+
+class EventKind(StrEnum):
+    """What the gateway tells the trader about (NOTIFY_EVENTS names these)."""
+
+    TRIGGERED = "triggered"  # a GTT or one of its legs fired (a bracket's target or stop-loss too)
+    REJECTED = "rejected"  # failed or rejected at the broker, with its reason
+    EXPIRED = "expired"
+    CANCELLED_AT_BROKER = "cancelled_at_broker"  # cancelled outside the gateway (the Upstox app)
+    OCO_SETTLED = "oco_settled"  # one leg fired, the gateway cancelled the other
+    OCO_BOTH_FIRED = "oco_both_fired"  # the rare case: both legs fired before either was cancelled
+    FOUND_LATE = "found_late"  # a place whose answer was lost, found at the broker afterwards
+    OUTCOME_UNKNOWN = "outcome_unknown"  # a place whose outcome could not be settled
+    DAILY_LIMIT_REACHED = "daily_limit_reached"
+    TOKEN_EXPIRING = "token_expiring"  # the Upstox token expires at 03:30 IST tomorrow, not yet renewed
+    TOKEN_REJECTED = "token_rejected"
+    # Through the API: the caller already knows, so not notified unless NOTIFY_EVENTS names them.
+    PLACED = "placed"
+    MODIFIED = "modified"
+    CANCELLED = "cancelled"
+
+
+class EventLevel(StrEnum):
+    """How a message is flagged to the trader (Apprise's notification types)."""
+
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
+class DeliveryState(StrEnum):
+    """One event's delivery to one notification URL."""
+
+    PENDING = "pending"  # not yet delivered; retried with backoff
+    DELIVERED = "delivered"
+    FAILED = "failed"  # given up after the retry window (24 h)
+    DROPPED = "dropped"  # its URL is no longer configured

@@ -6,33 +6,45 @@ Errors are raised as domain or broker exceptions; services/answers.py words them
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, InputRejected
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import GttNotFound
-from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, gtt_status, last_change
-from openalgo_gtt.domain.model import ENTRY, MULTIPLE, NATIVE_OCO, BrokerGtt, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.gtt import BRACKET, check_modify_allowed, last_change
+from openalgo_gtt.domain.model import ENTRY, MULTIPLE, NATIVE_OCO, BrokerGtt, EventKind, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.oco import OcoPlan
 from openalgo_gtt.domain.records import RecordedTrigger
 from openalgo_gtt.services.answers import placed_answer
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, recorded_entry
 from openalgo_gtt.services.place import Placed, jsonable
 from openalgo_gtt.services.staged_bracket import StagedBrackets
 from openalgo_gtt.services.planner import Order, Planner
+from openalgo_gtt.services.watcher import GttWatcher
 from openalgo_gtt.store.gtt_orders import GttOrders
+from openalgo_gtt.store.unit_of_work import Store
 from openalgo_gtt.store.instruments import InstrumentIndex
 
 
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
-                 in_flight: InFlight, exactly_once: ExactlyOnce, staged: StagedBrackets | None = None):
+                 in_flight: InFlight, exactly_once: ExactlyOnce, *, store: Store | None = None,
+                 watcher: GttWatcher | None = None, notifications: Notifications | None = None,
+                 staged: StagedBrackets | None = None):
         self.broker = broker
         self.staged = staged  # brackets the gateway stages (Kite): their status shows both stages
+        self.store = store  # with `notifications`: a change and its event are one transaction
+        # The status call records what it reads through the watcher (so a change it sees first
+        # still gives its events), and lists the trigger's events.
+        self.watcher = watcher
+        self.notifications = notifications
         self.exactly_once = exactly_once
         self.instruments = instruments
         self.orders = orders
@@ -95,8 +107,24 @@ class GttService:
             self.broker.modify_gtt(broker_id, plan.request)
             request, legs = plan.request, plan.legs
         if recorded is not None:
-            self.orders.replaced(trigger_id, quantity=request.quantity, legs=jsonable(legs), request_id=request_id)
+            now_legs = jsonable(legs)
+            event = trigger_event(EventKind.MODIFIED, utcnow(), replace(recorded, quantity=request.quantity,
+                                                                         legs=now_legs))
+            self._with_event(lambda uow: uow.replaced(trigger_id, quantity=request.quantity, legs=now_legs,
+                                                      request_id=request_id), event,
+                             lambda: self.orders.replaced(trigger_id, quantity=request.quantity, legs=now_legs,
+                                                          request_id=request_id))
         return Placed(trigger_id, plan.prices, plan.warnings)
+
+    def _with_event(self, write, event, write_alone) -> None:
+        """Modified and cancelled through the API are events too (kept as history; sent only when
+        NOTIFY_EVENTS names them): the change and its event in one transaction."""
+        if self.store is None or self.notifications is None:  # built without the outbox
+            write_alone()
+            return
+        with self.store.unit_of_work() as uow:
+            write(uow)
+            self.notifications.emit(uow, event)
 
     # -- cancel -----------------------------------------------------------------------------
 
@@ -122,7 +150,10 @@ class GttService:
                 failures.append(exc)
         if len(failures) == len(broker_ids):
             raise failures[0]
-        self.orders.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=utcnow())
+        now = utcnow()
+        self._with_event(lambda uow: uow.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=now),
+                         trigger_event(EventKind.CANCELLED, now, recorded),
+                         lambda: self.orders.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=now))
         return trigger_id
 
     def recorded(self, status: str | None = None) -> list[RecordedTrigger]:
@@ -153,13 +184,17 @@ class GttService:
                 raise GttNotFound(trigger_id)
             # Upstox's details call does not return completed GTTs: answer from our record.
             return recorded_entry(recorded, recorded.legs, self._last_price(recorded.instrument_key))
-        if recorded is not None:
-            self.orders.set_status(trigger_id, gtt_status(gtt), next((r.message for r in gtt.rules if r.message), None))
+        if recorded is not None and recorded.status == TriggerStatus.ACTIVE and self.watcher is not None:
+            self.watcher.settle_seen(trigger_id, [gtt])
         entry = gtt_entry(self.instruments, gtt, self._last_price(gtt.instrument_key), recorded)
         if self.staged is not None and recorded is not None and recorded.trigger_type == TriggerKind.BRACKET:
             entry["stages"] = self.staged.stages(recorded, gtt)
             entry["legs"] += [_staged_leg(leg) for leg in recorded.legs if leg.get("role") in ("target", "stoploss")]
         return entry
+
+    def events(self, trigger_id: str) -> list[dict]:
+        """The trigger's notification events, oldest first (its order status lists them)."""
+        return self.notifications.history(trigger_id) if self.notifications is not None else []
 
     def _last_price(self, instrument_key: str) -> Decimal | None:
         """The last price as the order book quotes it (the same cache, the same "unknown")."""

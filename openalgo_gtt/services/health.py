@@ -1,8 +1,10 @@
 """What /api/health reports: the store reachable, today's trades against the limit, the audit
-table's size (rows, the oldest row's time, the retention), and the Upstox token's state. Raises StoreUnavailable when the database cannot be read."""
+table's size (rows, the oldest row's time, the retention), the notifications outbox, and the
+Upstox token's state. Raises StoreUnavailable when the database cannot be read."""
 from __future__ import annotations
 
 from openalgo_gtt.domain.clock import ist_text
+from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.unit_of_work import Store, StoreUnavailable
@@ -12,7 +14,8 @@ __all__ = ["HealthCheck", "StoreUnavailable"]
 
 class HealthCheck:
     def __init__(self, store: Store, broker_name: str, limit: DailyTradeLimit, tokens: TokenProvider,
-                 audit_retention_days: int = 0):
+                 audit_retention_days: int = 0, notifications: Notifications | None = None):
+        self._notifications = notifications
         self._audit_retention_days = audit_retention_days
         self._store = store
         self._broker_name = broker_name
@@ -27,6 +30,9 @@ class HealthCheck:
         rows, oldest = self._store.audit.stats()
         body.update(audit_rows=rows, audit_oldest_at=ist_text(oldest) or None,
                     audit_retention_days=self._audit_retention_days)
+        if self._notifications is not None:
+            # The outbox: deliveries waiting and given up, and the last error (URLs masked).
+            body["notifications"] = self._notifications.describe()
         if self._broker_name in ("upstox", "kite"):
             body.update(self._tokens.describe())
         return body

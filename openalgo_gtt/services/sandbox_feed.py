@@ -44,8 +44,11 @@ def push_ticks(gateway, ticks: Iterable[PriceTick]) -> list[FiredEvent]:
         # The broker's own clock stamps every tick, so a replay and the same ticks pushed by hand
         # produce the same outcomes.
         fired = broker.apply_ticks([Tick(instrument.instrument_key, tick.ltp, tick.open)])
-        for gtt_id in dict.fromkeys(event.gtt_id for event in fired):
-            gateway.watcher.settle_broker_gtt(gtt_id)
+        # The watcher does not poll the sandbox: what a tick fired (or expired) is recorded now,
+        # with the events it gives the trader, in one transaction.
+        changed = list(dict.fromkeys([event.gtt_id for event in fired] + broker.take_expired()))
+        if changed:
+            gateway.watcher.settle_broker_gtts(changed)
         fired_all.extend(fired)
     return fired_all
 

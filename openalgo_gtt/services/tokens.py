@@ -124,6 +124,8 @@ class TokenProvider:
         self._cached: tuple[int, float, StoredToken | None] | None = None  # (generation, read at, token)
         self._last_handed: bytes | None = None  # fingerprint of the token current() last returned
         self._rejected: bytes | None = None  # fingerprint of a token Upstox answered UDAPI100050 to
+        # Told once per token Upstox rejects (the gateway tells the trader: services/token_alerts.py).
+        self.on_rejected: Callable[[], None] | None = None
 
     @classmethod
     def from_settings(cls, settings, sessions: Sessions, *, now: Clock = utcnow,
@@ -154,6 +156,14 @@ class TokenProvider:
         self._last_handed = fingerprint(token)
         return token
 
+    def known_expiry(self) -> datetime | None:
+        """When the token in use expires, when that is known (a stored login); None for a
+        configured token (keys.json, ACCESS_TOKEN) or none at all."""
+        if self._configured:
+            return None
+        stored = self._stored()
+        return None if stored is None else as_utc(stored.expires_at)
+
     def describe(self) -> dict:
         """For /api/health; never the token itself."""
         if self._configured:
@@ -172,7 +182,10 @@ class TokenProvider:
         """A broker call observer: remembers whether Upstox rejected the token last used."""
         rejected = call.status == 401 or (call.error or "").startswith("TokenRejected")
         if rejected:
+            newly = self._rejected != self._last_handed
             self._rejected = self._last_handed
+            if newly and self.on_rejected is not None:
+                self.on_rejected()
         elif (call.error is None and call.status is not None and 200 <= call.status < 300
               and self._rejected is not None and self._rejected == self._last_handed):
             self._rejected = None  # Upstox accepted it again

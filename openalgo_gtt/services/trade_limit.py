@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
-from openalgo_gtt.domain.clock import ist_today
+from openalgo_gtt.domain.clock import ist_today, utcnow
 from openalgo_gtt.domain.errors import TradeLimitReached
+from openalgo_gtt.domain.model import EventKind
+from openalgo_gtt.domain.notifications import Event
+from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.store.trade_counter import TradeCounters
 from openalgo_gtt.store.unit_of_work import UnitOfWork
 
@@ -23,7 +26,9 @@ class Reservation:
 
 
 class DailyTradeLimit:
-    def __init__(self, counters: TradeCounters, limit: int, today: Callable[[], date] = ist_today):
+    def __init__(self, counters: TradeCounters, limit: int, today: Callable[[], date] = ist_today,
+                 notifications: Notifications | None = None):
+        self._notifications = notifications
         self._counters = counters
         self.limit = limit
         self._today = today
@@ -37,6 +42,13 @@ class DailyTradeLimit:
         count = uow.take_trade(day, None if force else self.limit)
         if count is None:
             raise TradeLimitReached(self.limit, self.limit)
+        if count == self.limit and self._notifications is not None:
+            # The trade that fills the day tells the trader, in its own transaction. (Should this
+            # place certainly fail, its trade is given back and a later one tells again.)
+            self._notifications.emit(uow, Event(
+                kind=EventKind.DAILY_LIMIT_REACHED, at=utcnow(), extra={"count": count, "limit": self.limit},
+                message=f"{count} of {self.limit} trades today: further places are refused until midnight IST "
+                        "(send force=true to override)"))
         return Reservation(day, count)
 
     def release(self, day: date) -> None:

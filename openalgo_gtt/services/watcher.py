@@ -10,10 +10,18 @@ idempotent, so this needs no lease, and a restart after a crash need not wait fo
 holder's lease to lapse).
 
 The lease holder's poll also runs the housekeeping it is given: the audit retention, which
-deletes rows past AUDIT_RETENTION_DAYS at most once an hour, in bounded batches.
+deletes rows past AUDIT_RETENTION_DAYS at most once an hour, in bounded batches, and the Upstox
+token's daily expiry reminder (services/token_alerts.py).
 
 Settling is idempotent: cancelling a leg that is already gone is harmless, so the webhook and
 the poller (even in two processes) may race without harm.
+
+A pass costs what changed, not what is live: the live triggers are read in two statements,
+compared with the broker's list in memory (`domain/watch.py`), and only the triggers that
+changed are written, all in one transaction together with the events the changes give the
+trader (the notifications outbox). Each write is conditional on the record being what was read,
+so a change seen by two observers at once is recorded, and notified, once. The sandbox broker is
+not polled: a tick settles what it fired as it fires it (services/sandbox_feed.py).
 """
 from __future__ import annotations
 
@@ -24,14 +32,14 @@ from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Callable
 
-from openalgo_gtt.brokers.base import Broker
-from openalgo_gtt.domain.model import CANCELLED, BrokerGtt, TriggerStatus
+from openalgo_gtt.brokers.base import Broker, TickSink
 from openalgo_gtt.brokers.errors import BrokerError
-from openalgo_gtt.domain.gtt import gtt_status
-from openalgo_gtt.domain.oco import WAITING, cancelled_by_gateway, leg_state, pair_status, settled_message
+from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.model import BrokerGtt
+from openalgo_gtt.domain.watch import Change, Watched, observe
+from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.store.leases import DatabaseLease
-from openalgo_gtt.store.gtt_orders import GttOrders
-from openalgo_gtt.store.models import GttOrder
+from openalgo_gtt.store.unit_of_work import Store
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +55,25 @@ class SyncReport:
 
 
 class GttWatcher:
-    def __init__(self, broker: Broker, orders: GttOrders, lease: DatabaseLease, poll_seconds: float,
-                 recover: Callable[[], int] | None = None, housekeeping: Callable[[], object] | None = None,
-                 stage: Callable[[], object] = lambda: None):
+    def __init__(self, broker: Broker, store: Store, lease: DatabaseLease, poll_seconds: float,
+                 recover: Callable[[], int] | None = None,
+                 housekeeping: Callable[[], object] | list[Callable[[], object]] | None = None,
+                 notifications: Notifications | None = None, stage: Callable[[], object] = lambda: None):
         self.broker = broker
+        self.store = store
+        self.orders = store.orders
         # Work the lease holder does on its poll besides the broker (the audit retention: it
-        # throttles itself to once an hour).
-        self._housekeeping = housekeeping
+        # throttles itself to once an hour; the token-expiry check, once a day).
+        self._housekeeping = [housekeeping] if callable(housekeeping) else list(housekeeping or ())
         self._recover = recover  # settles places whose outcome was lost (see Gateway.recover_unsettled)
+        self.notifications = notifications
         self._stage = stage  # places staged brackets' exits (services/staged_bracket.py; Kite only)
-        self.orders = orders
         self.lease = lease
         self.poll_seconds = poll_seconds
+        # The sandbox reports every change as it makes it (sandbox_feed settles what a tick
+        # fired): polling it would only re-read what is already recorded.
+        self.polls_broker = not isinstance(broker, TickSink)
+        self.holding = False  # this process holds the lease (the notification sender runs only then)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -66,73 +81,87 @@ class GttWatcher:
     # -- one pass ---------------------------------------------------------------------------
 
     def sync(self) -> SyncReport:
-        """Settle lost places, then one list call: settle every open pair and bring every
-        recorded status up to date."""
+        """Settle lost places, then one list call: compare every live trigger with the broker in
+        memory, and write only the triggers that changed, in one transaction."""
         report = SyncReport()
         if self._recover is not None:
             report.places_recovered = self._recover()
         self._stage()
-        active = self.orders.list(status=TriggerStatus.ACTIVE)
-        if not active:
+        watched = self.orders.watched()
+        if not watched:
             return report
         listed = {gtt.gtt_id: gtt for gtt in self.broker.list_gtts()}
-        for order in active:
-            legs = [listed.get(broker_id) for broker_id in order.broker_ids]
-            try:
-                if order.is_pair:  # two broker GTTs kept in step (a native OCO is one GTT)
-                    if self._settle_pair(order, legs[0], legs[1]):
-                        report.pairs_settled.append(order.trigger_id)
-                elif legs[0] is not None and self._update_status(order, legs[0]):
-                    report.statuses_changed.append(order.trigger_id)
-            except BrokerError as exc:  # this one is retried next pass; the others go on
-                log.warning("could not settle %s: %s", order.trigger_id, exc)
+        self._record([(w, [listed.get(broker_id) for broker_id in w.broker_ids]) for w in watched], report)
         return report
 
     def settle_broker_gtt(self, gtt_id: str) -> bool:
-        """React to one GTT's update (the webhook): settle its pair, or refresh its status."""
+        """React to one GTT's update (the webhook, a sandbox tick): settle its pair, or refresh
+        its status."""
+        return self.settle_broker_gtts([gtt_id]) > 0
+
+    def settle_broker_gtts(self, gtt_ids: list[str]) -> int:
+        """React to several GTTs' updates at once; returns how many triggers changed."""
         # An OCO leg maps to its pair; a single or bracket GTT's id is its trigger id.
-        leg = self.orders.legs_by_broker_id([gtt_id]).get(gtt_id)
-        order = self.orders.get(leg.trigger_id if leg is not None else gtt_id)
-        if order is None or order.status != TriggerStatus.ACTIVE:
-            return False  # not one of ours, or already settled
-        gtts = [self.broker.get_gtt(broker_id) for broker_id in order.broker_ids]
-        if order.is_pair:
-            return self._settle_pair(order, gtts[0], gtts[1])
-        return gtts[0] is not None and self._update_status(order, gtts[0])
+        legs = self.orders.legs_by_broker_id(list(gtt_ids))
+        trigger_ids = list(dict.fromkeys(legs[g].trigger_id if g in legs else g for g in gtt_ids))
+        watched = self.orders.watched(trigger_ids)  # only live ones: settled or not ours is nothing to do
+        if not watched:
+            return 0
+        report = SyncReport()
+        self._record([(w, [self.broker.get_gtt(broker_id) for broker_id in w.broker_ids]) for w in watched], report)
+        return len(report.pairs_settled) + len(report.statuses_changed)
 
-    def _update_status(self, order: GttOrder, gtt: BrokerGtt) -> bool:
-        status = gtt_status(gtt)
-        message = next((rule.message for rule in gtt.rules if rule.message), None)
-        self.orders.set_leg_status(gtt.gtt_id, leg_state(gtt), message)
-        return self.orders.set_status(order.trigger_id, status, message)
-
-    def _settle_pair(self, order: GttOrder, lower: BrokerGtt | None, upper: BrokerGtt | None) -> bool:
-        states = (leg_state(lower), leg_state(upper))
-        for broker_id, state in zip(order.broker_ids, states):
-            self.orders.set_leg_status(broker_id, state)
-        status = pair_status(*states)
-        if status == TriggerStatus.ACTIVE:
+    def settle_seen(self, trigger_id: str, gtts: list[BrokerGtt | None]) -> bool:
+        """Record what `gtts` (read already, by the status call) say of one live trigger."""
+        watched = self.orders.watched([trigger_id])
+        if not watched:
             return False
-        # One leg is done: the other must not fire too. Cancel every leg still waiting.
-        ids = order.broker_ids
-        for i in (0, 1):
-            if states[i] in WAITING:
-                self.broker.cancel_gtt(ids[i])  # a failure leaves the pair active: retried next pass
-                why = cancelled_by_gateway(CANCELLED, ids[1 - i], states[1 - i])
-                self.orders.set_leg_status(ids[i], CANCELLED, why)
-        message = settled_message(order.broker_ids, states)
-        self.orders.set_status(order.trigger_id, status, message)
-        log.info("OCO %s settled: %s", order.trigger_id, message)
-        return True
+        report = SyncReport()
+        self._record([(watched[0], gtts)], report)
+        return bool(report.pairs_settled or report.statuses_changed)
+
+    def _record(self, observed: list[tuple[Watched, list[BrokerGtt | None]]], report: SyncReport) -> None:
+        """Compare in memory; cancel the OCO legs that must not fire; then write every change,
+        and the events it gives, in one transaction."""
+        now = utcnow()
+        changes: list[Change] = []
+        for watched, gtts in observed:
+            change = observe(watched, gtts, now)
+            if change is None:
+                continue
+            try:
+                for broker_id in change.to_cancel:
+                    self.broker.cancel_gtt(broker_id)  # a failure leaves the pair active: retried next pass
+            except BrokerError as exc:  # this one is retried next pass; the others go on
+                log.warning("could not settle %s: %s", watched.trigger_id, exc)
+                continue
+            changes.append(change)
+        if not changes:
+            return
+        pairs = {watched.trigger_id for watched, _ in observed if watched.is_pair}
+        with self.store.unit_of_work() as uow:
+            for change in changes:
+                if not uow.record_change(change):
+                    continue  # another observer (the webhook in another worker) recorded it first
+                for event in change.events:
+                    if self.notifications is not None:
+                        self.notifications.emit(uow, event)
+                    else:
+                        uow.add_event(event, ())
+                if change.trigger_id in pairs:
+                    if change.status != change.was_status:
+                        report.pairs_settled.append(change.trigger_id)
+                        log.info("OCO %s settled: %s", change.trigger_id, change.message)
+                elif change.status != change.was_status or change.events:
+                    report.statuses_changed.append(change.trigger_id)
 
     def housekeep(self) -> None:
         """The poll's work besides the broker; a failure is logged, never stops the poll."""
-        if self._housekeeping is None:
-            return
-        try:
-            self._housekeeping()
-        except Exception:  # noqa: BLE001 - housekeeping must not stop the watcher
-            log.exception("watcher housekeeping failed")
+        for job in self._housekeeping:
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - housekeeping must not stop the watcher (nor the next job)
+                log.exception("watcher housekeeping failed")
 
     # -- the background loop ----------------------------------------------------------------
 
@@ -141,7 +170,6 @@ class GttWatcher:
         self._wake.set()
 
     def run_forever(self) -> None:
-        holding = False
         last_sync = float("-inf")
         while not self._stop.is_set():
             woken = self._wake.is_set()
@@ -150,15 +178,18 @@ class GttWatcher:
                 # The lease is renewed every few seconds whatever the poll interval, so a dead
                 # holder is replaced within LEASE_TTL.
                 if self.lease.acquire():
-                    if not holding:
+                    if not self.holding:
                         log.info("GTT watcher: this process (%s) holds the lease", self.lease.holder)
-                    holding = True
+                    self.holding = True
                     if woken or time.monotonic() - last_sync >= self.poll_seconds:
                         last_sync = time.monotonic()
                         self.housekeep()
-                        self.sync()
+                        if self.polls_broker:
+                            self.sync()
+                        elif self._recover is not None:
+                            self._recover()
                 else:
-                    holding = False
+                    self.holding = False
             except BrokerError as exc:
                 log.warning("watcher pass failed at the broker: %s", exc)
             except Exception:  # noqa: BLE001 - the watcher must outlive any one bad pass
@@ -176,7 +207,9 @@ class GttWatcher:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.holding = False
         try:
             self.lease.release()
         except Exception:  # noqa: BLE001 - best effort on the way out
             log.debug("lease release failed", exc_info=True)
+

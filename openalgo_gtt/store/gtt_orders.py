@@ -2,14 +2,16 @@
 GTT use cases and the watcher need. Reads return `domain.records` dataclasses."""
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import Connection, Row, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import as_utc, utcnow
-from openalgo_gtt.domain.model import TriggerKind
+from openalgo_gtt.domain.model import TriggerKind, TriggerStatus
 from openalgo_gtt.domain.records import RecordedLeg, RecordedTrigger
+from openalgo_gtt.domain.watch import BrokerState, Change, Watched
 from openalgo_gtt.store.models import GttLeg, GttOrder
 
 
@@ -19,6 +21,21 @@ _BOOK_LEGS = select(GttLeg.broker_id, GttLeg.trigger_id, GttLeg.role).where(
     GttLeg.broker_id.in_(bindparam("ids", expanding=True)))
 _BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.product, GttOrder.placed_at,
                         GttOrder.modified_at, GttOrder.cancelled_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
+
+
+# The watcher reads every live trigger on each poll: plain columns, no ORM objects, and no JSON
+# to decode but an OCO's (a single or bracket trigger's one broker GTT id is its trigger id).
+_WATCHED = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.symbol, GttOrder.exchange, GttOrder.action,
+                  GttOrder.quantity, GttOrder.status, GttOrder.status_message, GttOrder.broker_state)
+_WATCHED_PAIRS = select(GttOrder.trigger_id, GttOrder.broker_ids, GttOrder.legs).where(
+    GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
+_WATCHED_LEGS = select(GttLeg.broker_id, GttLeg.status, GttLeg.message).where(
+    GttLeg.trigger_id.in_(bindparam("ids", expanding=True)))
+
+
+def _state_text(state: BrokerState) -> str | None:
+    """The canonical text of a broker state (equal states, equal texts); None when empty."""
+    return json.dumps(state, sort_keys=True, separators=(",", ":")) if state else None
 
 
 def _trigger(row: GttOrder | None) -> RecordedTrigger | None:
@@ -94,37 +111,31 @@ class GttOrders:
         with self._sessions() as session:
             return [_trigger(row) for row in session.scalars(query).all()]
 
-    def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(GttOrder)
-                .where(GttOrder.trigger_id == trigger_id)
-                .values(quantity=quantity, legs=legs, modified_at=utcnow(), request_id=request_id)
-            )
+    def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str,
+                 conn: Connection | None = None) -> None:
+        """A modify's new quantity and legs (in the caller's transaction when `conn` is given)."""
+        statement = (update(GttOrder).where(GttOrder.trigger_id == trigger_id)
+                     .values(quantity=quantity, legs=legs, modified_at=utcnow(), request_id=request_id))
+        self._write(statement, conn)
 
     def set_status(self, trigger_id: str, status: str, message: str | None = None,
-                   cancelled_at: datetime | None = None) -> bool:
-        """Move a trigger to `status`; returns whether anything changed."""
+                   cancelled_at: datetime | None = None, conn: Connection | None = None) -> bool:
+        """Move a trigger to `status` (in the caller's transaction when `conn` is given);
+        returns whether anything changed."""
         values = {"status": status, "status_message": message}
         if cancelled_at is not None:
             values["cancelled_at"] = cancelled_at
-        with self._sessions.begin() as session:
-            changed = session.execute(
-                update(GttOrder)
-                .where(GttOrder.trigger_id == trigger_id,
-                       (GttOrder.status != status) | (GttOrder.status_message.is_distinct_from(message)))
-                .values(**values)
-            ).rowcount
-        return bool(changed)
+        statement = (update(GttOrder)
+                     .where(GttOrder.trigger_id == trigger_id,
+                            (GttOrder.status != status) | (GttOrder.status_message.is_distinct_from(message)))
+                     .values(**values))
+        return bool(self._write(statement, conn))
 
-    def set_leg_status(self, broker_id: str, status: str, message: str | None = None) -> None:
-        with self._sessions.begin() as session:
-            session.execute(
-                update(GttLeg)
-                .where(GttLeg.broker_id == broker_id,
-                       (GttLeg.status != status) | (GttLeg.message.is_distinct_from(message)))
-                .values(status=status, message=message, updated_at=utcnow())
-            )
+    def _write(self, statement, conn: Connection | None) -> int:
+        if conn is not None:
+            return conn.execute(statement).rowcount
+        with self._engine.begin() as own:
+            return own.execute(statement).rowcount
 
     def book_records(self, broker_ids: list[str]) -> tuple[dict[str, tuple[str, str]], dict[str, Row]]:
         """What the order book needs to know of these listed broker GTTs, in one connection: the
@@ -144,3 +155,46 @@ class GttOrders:
             if trigger_id in triggers:
                 triggers[broker_id] = triggers.pop(trigger_id)
         return legs, triggers
+
+    # -- the watcher: compare in memory, write only what changed --------------------------------
+
+    def watched(self, trigger_ids: list[str] | None = None) -> list[Watched]:
+        """Every live trigger (or those of `trigger_ids` that are live), as the watcher compares
+        them: one statement, and two more when OCO pairs are live, whatever their number."""
+        query = _WATCHED.where(GttOrder.status == TriggerStatus.ACTIVE)
+        if trigger_ids is not None:
+            query = query.where(GttOrder.trigger_id.in_(trigger_ids))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+            pair_ids = [row.trigger_id for row in rows if row.trigger_type == TriggerKind.TWO_LEG]
+            pairs, legs = {}, {}
+            if pair_ids:
+                pairs = {t: (list(ids), list(recorded or ())) for t, ids, recorded in
+                         conn.execute(_WATCHED_PAIRS, {"ids": pair_ids})}
+                legs = {b: (status, message) for b, status, message in conn.execute(_WATCHED_LEGS, {"ids": pair_ids})}
+        watched = []
+        for row in rows:
+            broker_ids, recorded_legs = pairs.get(row.trigger_id, ([row.trigger_id], []))
+            watched.append(Watched(
+                row.trigger_id, row.trigger_type, broker_ids, row.symbol, row.exchange, row.action, row.quantity,
+                recorded_legs, row.status, row.status_message,
+                json.loads(row.broker_state) if row.broker_state else {},
+                {b: legs[b] for b in broker_ids if b in legs}))
+        return watched
+
+    def record_change(self, conn: Connection, change: Change) -> bool:
+        """Write one trigger's change in the caller's transaction, if its record still is what the
+        change was computed from; False (nothing written) when another observer was first."""
+        written = conn.execute(
+            update(GttOrder)
+            .where(GttOrder.trigger_id == change.trigger_id, GttOrder.status == change.was_status,
+                   GttOrder.broker_state.is_not_distinct_from(_state_text(change.was_state)))
+            .values(status=change.status, status_message=change.message, broker_state=_state_text(change.broker_state))
+        ).rowcount
+        if not written:
+            return False
+        now = utcnow()
+        for broker_id, status, message in change.leg_updates:
+            conn.execute(update(GttLeg).where(GttLeg.broker_id == broker_id)
+                         .values(status=status, message=message, updated_at=now))
+        return True

@@ -135,6 +135,10 @@ class GttOrder(Base):
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     request_id: Mapped[str] = mapped_column(String(36))
     api_key_name: Mapped[str | None] = mapped_column(String(64))
+    # The watcher's last view of the rules that left the waiting states, as canonical JSON text
+    # ({broker id: {rule: status}}; NULL while every rule waits). Text, not JSON, so a write can
+    # be conditional on it being unchanged (PostgreSQL's json has no equality).
+    broker_state: Mapped[str | None] = mapped_column(Text)
 
 
 class GttLeg(Base):
@@ -224,3 +228,35 @@ class StagedExit(Base):
     holder: Mapped[str] = mapped_column(String(128))  # the process that claimed it (host:pid:token)
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NotifyEvent(Base):
+    """Something the trader is told about (domain.notifications.Event as JSON), written in the
+    transaction of the state change that caused it. Kept as the trigger's event history."""
+
+    __tablename__ = "notify_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    trigger_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload: Mapped[object] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NotifyDelivery(Base):
+    """One event to one notification URL: the outbox row the sender works through. The URL
+    itself is a secret and is never stored; `url_id` is an HMAC of it under the pepper."""
+
+    __tablename__ = "notify_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(Integer, index=True)
+    url_id: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed | dropped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)  # redacted: never a URL's secret
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_notify_deliveries_due", "url_id", "state", "next_attempt_at"),)

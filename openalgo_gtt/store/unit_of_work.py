@@ -16,10 +16,13 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from openalgo_gtt.domain.notifications import Event
 from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.domain.watch import Change
 from openalgo_gtt.store.audit_log import AuditRows
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.lapsed_places import LapsedPlaces
+from openalgo_gtt.store.outbox import Outbox
 from openalgo_gtt.store.request_records import RequestRecords
 from openalgo_gtt.store.trade_counter import TradeCounters
 
@@ -66,6 +69,19 @@ class UnitOfWork:
 
     def resolve_lapsed(self, lapsed_id: int, resolution: str) -> bool:
         return self._store.lapsed.resolve(lapsed_id, resolution, self._conn)
+    def set_status(self, trigger_id: str, status: str, cancelled_at: datetime | None = None) -> bool:
+        return self._store.orders.set_status(trigger_id, status, cancelled_at=cancelled_at, conn=self._conn)
+
+    def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str) -> None:
+        self._store.orders.replaced(trigger_id, quantity=quantity, legs=legs, request_id=request_id, conn=self._conn)
+
+    def record_change(self, change: Change) -> bool:
+        """The watcher's change to one trigger; False when another observer recorded it first."""
+        return self._store.orders.record_change(self._conn, change)
+
+    def add_event(self, event: Event, url_ids: list[str] | tuple[str, ...]) -> int:
+        """An event for the trader, due to each of `url_ids` (see services/notifications.py)."""
+        return self._store.outbox.add(self._conn, event, url_ids)
 
 
 class StoreUnavailable(Exception):
@@ -83,6 +99,7 @@ class Store:
         self.orders = GttOrders(sessions)
         self.audit = AuditRows(engine)
         self.lapsed = LapsedPlaces(engine)
+        self.outbox = Outbox(engine)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers a trivial query."""

@@ -107,9 +107,9 @@ def test_error_table(broker, fake):
         broker.list_gtts()
 
 
-def test_every_call_carries_the_version_and_token_header(broker, fake):
-    seen = []
-    broker._session.hooks["response"].append(lambda r, *a, **k: seen.append(r.request.headers))
+def test_every_call_carries_the_version_and_token_header(broker, fake, monkeypatch):
+    seen, send = [], broker._adapter.send
+    monkeypatch.setattr(broker._adapter, "send", lambda prepared, **kw: seen.append(prepared.headers) or send(prepared, **kw))
     broker.list_gtts()
     assert seen[0]["X-Kite-Version"] == "3"
     assert seen[0]["Authorization"] == f"token {fake.api_key}:{fake.access_token}"

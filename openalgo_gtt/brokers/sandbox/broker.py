@@ -79,6 +79,7 @@ class SandboxBroker:
         self._quotes = QuoteBook()
         self._stored_quotes: set[str] = set()
         self._meta_ensured = False  # the store is first touched on first use, not at build time
+        self._expired: list[str] = []  # GTTs expired by this process, until take_expired()
 
     # ----- the Broker protocol -------------------------------------------------------------
 
@@ -153,12 +154,20 @@ class SandboxBroker:
             for tick in checked:
                 at = tick.at or now
                 if engine.expiry_due(at):
-                    engine.expire(at)
+                    self._note_expired(engine.expire(at))
                 quotes.update(tick.instrument_key, tick.ltp, tick.open, at)
                 fired.extend(engine.tick(tick.instrument_key, tick.ltp, at))
             return fired
 
         return self._write(apply)
+
+    def take_expired(self) -> list[str]:
+        with self._lock:
+            expired, self._expired = self._expired, []
+        return expired
+
+    def _note_expired(self, gtts) -> None:
+        self._expired.extend(gtt.gtt_id for gtt in gtts)
 
     def fills(self, gtt_id: str | None = None) -> list[Fill]:
         """Filled child orders, oldest first (of one GTT when `gtt_id` is given)."""
@@ -185,7 +194,7 @@ class SandboxBroker:
                         self._catch_up(state, meta.generation - 1)
                         self._meta = meta
                         now = self._clock()
-                        self._engine.expire(now)
+                        self._note_expired(self._engine.expire(now))
                         try:
                             result = operation(state, now)
                         except InputRejected as exc:
