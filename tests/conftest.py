@@ -119,6 +119,9 @@ def upstox_gateway(settings, fake_upstox):
     upstox_settings = dataclasses.replace(settings, 
         broker="upstox", upstox_api_url=fake_upstox.url, access_token=fake_upstox.token, upstox_timeout=1.0,
         settle_seconds=1.5,  # short, so a test can wait out the settling window (10 s by default)
+        # Tests place faster than Upstox allows, and a 1 s budget leaves no room to wait for a
+        # 10/second pacer; pacing has tests of its own (test_pacing, test_shared_pacing, ...).
+        order_rate_limits="1000/second",
     )
     upgrade(upstox_settings.database_url)
     built = Gateway.build(upstox_settings)
