@@ -138,9 +138,10 @@ class Gateway:
         planner = Planner(broker, instruments, pcts)
         in_flight = InFlight()  # shared: follow-ups of a place wait for its record
         place = PlaceGtt(broker, planner, store, trade_limit, exactly_once, in_flight,
-                         lookup_budget=settings.broker_timeout, settle_seconds=settings.settle_seconds)
+                         lookup_budget=settings.broker_timeout, settle_seconds=settings.settle_seconds,
+                         notifications=notifications)
         recovery = Recovery(store.requests, place, audit, exactly_once)
-        late_gtts = LateGtts(broker, store, place, trade_limit, audit)
+        late_gtts = LateGtts(broker, store, place, trade_limit, audit, notifications)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         staged = (StagedBrackets(broker, StagedExits(sessions), place.find_placed, holder_id, stale_after(settings))

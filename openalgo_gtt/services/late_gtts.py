@@ -24,11 +24,13 @@ from decimal import Decimal
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import utcnow
-from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, GttRequest, TriggerStatus
+from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerStatus
+from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.answers import placed_answer
 from openalgo_gtt.services.audit import AuditTrail
-from openalgo_gtt.services.place import CLOCK_SKEW, PlaceGtt, Placed, trigger_id_of
+from openalgo_gtt.services.notifications import Notifications
+from openalgo_gtt.services.place import CLOCK_SKEW, PlaceGtt, Placed, intent_trigger, trigger_id_of
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.lapsed_places import Lapsed
 from openalgo_gtt.store.request_records import DONE, Snapshot
@@ -49,8 +51,10 @@ class _Retaken(Exception):
 
 
 class LateGtts:
-    def __init__(self, broker: Broker, store: Store, place: PlaceGtt, limit: DailyTradeLimit, audit: AuditTrail):
+    def __init__(self, broker: Broker, store: Store, place: PlaceGtt, limit: DailyTradeLimit, audit: AuditTrail,
+                 notifications: Notifications | None = None):
         self._broker = broker
+        self._notifications = notifications
         self._store = store
         self._place = place
         self._limit = limit
@@ -111,7 +115,11 @@ class LateGtts:
         for gtt in gtts:
             self._broker.cancel_gtt(gtt.gtt_id)  # a failure leaves the place open: retried next pass
         ids = ", ".join(gtt.gtt_id for gtt in gtts)
-        if self._store.lapsed.resolve(place.id, f"cancelled {ids}: {why}"):
+        with self._store.unit_of_work() as uow:
+            resolved = uow.resolve_lapsed(place.id, f"cancelled {ids}: {why}")
+            if resolved:
+                self._tell(uow, place, ids, f"cancelled at once: {why}")
+        if resolved:
             self._write_audit(place, f"GTT {ids} {FOUND_LATE}; {why}", None)
             log.warning("late GTT %s of request %s: %s", ids, place.plan["order"].get("request_id"), why)
         return f"cancelled {ids}"
@@ -135,6 +143,7 @@ class LateGtts:
                     raise _Retaken()
                 uow.add_trigger(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs],
                                      status=TriggerStatus.ACTIVE, placed_at=utcnow(), **order), legs)
+                self._tell(uow, place, trigger_id, f"recorded and counted (trade {count} today)")
         except _LimitUsedUp:
             return self._cancel(place, gtts, f"the daily trade limit ({self._limit.limit}) was used up")
         except _Retaken:
@@ -143,6 +152,12 @@ class LateGtts:
                           trigger_id)
         log.warning("late GTT %s of request %s recorded and counted", trigger_id, order.get("request_id"))
         return f"counted {trigger_id}"
+
+    def _tell(self, uow, place: Lapsed, trigger_id: str, what: str) -> None:
+        """The trader hears of it (the `found_late` event), in the unit of work that settles it."""
+        if self._notifications is not None:
+            self._notifications.emit(uow, trigger_event(EventKind.FOUND_LATE, utcnow(),
+                                                        intent_trigger(place.plan, trigger_id), f"{FOUND_LATE}: {what}"))
 
     def _write_audit(self, place: Lapsed, what: str, trigger_id: str | None) -> None:
         order = place.plan["order"]

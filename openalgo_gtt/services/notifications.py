@@ -140,6 +140,11 @@ class Notifications:
     def enabled(self) -> bool:
         return bool(self.urls)
 
+    def sends(self, kind: str) -> bool:
+        """Whether events of `kind` go to any URL (a place records `placed` only then: the caller
+        already has the answer, and every place would otherwise pay for a history row)."""
+        return bool(self.url_ids) and str(kind) in self.kinds
+
     def emit(self, uow: UnitOfWork, event: Event) -> None:
         """Record `event` in `uow`'s transaction; delivered after it commits. Call it inside the
         `with store.unit_of_work() as uow:` block that records the change the event reports."""

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Callable
 
 from openalgo_gtt.brokers import deadline as broker_deadline
@@ -22,13 +23,17 @@ from openalgo_gtt.brokers.errors import BrokerError, PacingTimeout, RateLimited
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import TradeLimitReached
 from openalgo_gtt.domain.gtt import BRACKET, OCO, Plan
-from openalgo_gtt.domain.model import SCHEDULED, SINGLE, BrokerGtt, GttRequest, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import (
+    SCHEDULED, SINGLE, BrokerGtt, EventKind, GttRequest, TriggerKind, TriggerStatus,
+)
+from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan
 from openalgo_gtt.domain.symbols import InstrumentInfo
 from openalgo_gtt.services.answers import ApiError, placed_answer
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import Attempt, ExactlyOnce
 from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
 from openalgo_gtt.store.unit_of_work import Store
@@ -96,6 +101,13 @@ def _intent(order: Order, instrument: InstrumentInfo, plan: Plan | OcoPlan, ctx:
     }
 
 
+def intent_trigger(intent: dict, trigger_id: str | None) -> SimpleNamespace:
+    """A place's intent as the notification events read a trigger."""
+    order = intent["order"]
+    return SimpleNamespace(trigger_id=trigger_id or "", symbol=order["symbol"], exchange=order["exchange"],
+                           action=order["action"], quantity=order["quantity"], legs=order["legs"])
+
+
 def jsonable(legs) -> list[dict]:
     """Legs for the JSON column: Decimals as strings keep every paisa exact."""
     return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in leg.items()} for leg in legs]
@@ -104,7 +116,7 @@ def jsonable(legs) -> list[dict]:
 class PlaceGtt:
     def __init__(self, broker: Broker, planner: Planner, store: Store, limit: DailyTradeLimit,
                  exactly_once: ExactlyOnce, in_flight: InFlight, lookup_budget: float = 5.0,
-                 settle_seconds: float = 10.0):
+                 settle_seconds: float = 10.0, notifications: Notifications | None = None):
         self.broker = broker
         self.planner = planner
         self.store = store
@@ -117,6 +129,7 @@ class PlaceGtt:
         # How long after an ambiguous place began its GTT may still appear at the broker: until
         # then the place is settling (not absent), and a retry is not placed again.
         self.settle = timedelta(seconds=settle_seconds)
+        self.notifications = notifications
 
     def __call__(self, ctx: RequestContext, order: Order, body: dict, idempotency_key: object, *,
                  endpoint: str = "place", render: Callable[[Placed], dict] = placed_answer) -> tuple[dict, int]:
@@ -179,6 +192,9 @@ class PlaceGtt:
             with self.store.unit_of_work() as uow:
                 uow.add_trigger(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs],
                                      status=TriggerStatus.ACTIVE, placed_at=utcnow(), **intent["order"]), legs)
+                if self.notifications is not None and self.notifications.sends(EventKind.PLACED):
+                    self.notifications.emit(uow, trigger_event(EventKind.PLACED, utcnow(),
+                                                               intent_trigger(intent, trigger_id)))
                 if attempt is not None:
                     attempt.close(uow)
             return True
@@ -225,6 +241,12 @@ class PlaceGtt:
         GTT the broker creates even later is still matched (services/late_gtts.py)."""
         with self.store.unit_of_work() as uow:
             uow.lapse(record_id, intent, started, reserved_day)
+            if self.notifications is not None:
+                self.notifications.emit(uow, trigger_event(
+                    EventKind.OUTCOME_UNKNOWN, utcnow(), intent_trigger(intent, intent["order"].get("request_id")),
+                    f"no GTT at the broker {self.settle.total_seconds():.0f} s after the place began: its trade "
+                    "was given back; a retry of the alert places it afresh, and a GTT the broker still creates "
+                    "is matched and reported"))
         log.warning("place %s lapsed: no GTT at the broker %.0f s after it began; its trade is given back",
                     intent["order"].get("request_id"), self.settle.total_seconds())
 

@@ -20,7 +20,9 @@ from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.in_flight import InFlight
+from openalgo_gtt.domain.notifications import DEFAULT_EVENTS
 from openalgo_gtt.services.late_gtts import LateGtts
+from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.place import PlaceGtt, Settling
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.recovery import Recovery
@@ -46,11 +48,14 @@ class Services:
         self.once = ExactlyOnce(self.store, self.audit, dedupe_window_seconds=60, stale_after=stale_after)
         planner = Planner(self.broker, InstrumentIndex.from_instruments([IDEA]), DEFAULT_PCTS)
         in_flight = InFlight()
-        self.place = PlaceGtt(self.broker, planner, self.store, self.limit, self.once, in_flight)
+        self.notifications = Notifications(self.store.outbox, ("json://127.0.0.1:9/trader",), DEFAULT_EVENTS,
+                                           "p" * 40)
+        self.place = PlaceGtt(self.broker, planner, self.store, self.limit, self.once, in_flight,
+                              notifications=self.notifications)
         self.gtts = GttService(self.broker, InstrumentIndex.from_instruments([IDEA]), self.store.orders, planner,
                                in_flight, self.once)
         self.recovery = Recovery(self.store.requests, self.place, self.audit, self.once)
-        self.late_gtts = LateGtts(self.broker, self.store, self.place, self.limit, self.audit)
+        self.late_gtts = LateGtts(self.broker, self.store, self.place, self.limit, self.audit, self.notifications)
 
     def pass_settling_window(self) -> None:
         """As if the settling window had passed: every open attempt and every GTT at the broker
@@ -304,3 +309,19 @@ def test_a_retry_that_cannot_look_at_the_broker_within_the_window_is_settling_no
     services.pass_settling_window()
     answer, status, _ = services.place_single()
     assert status == 200 and services.broker.place_calls == 2 and services.limit.today_count() == 1
+
+
+def test_the_trader_hears_of_a_lapsed_place_and_of_its_very_late_gtt(services):
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    services.pass_settling_window()
+    services.recovery.settle_unsettled()
+    with services.store.engine.connect() as conn:
+        (request_id,) = [plan["order"]["request_id"] for plan in conn.execute(select(LapsedPlace.plan)).scalars()]
+    ((lapsed, _),) = services.store.outbox.events_for(request_id)  # no GTT yet: filed under the request
+    assert lapsed.kind == "outcome_unknown" and lapsed.symbol == "IDEA" and "given back" in lapsed.message
+    (late_id,) = services.broker.finish_late()
+    services.late_gtts.settle()
+    ((found, deliveries),) = services.store.outbox.events_for(late_id)
+    assert found.kind == "found_late" and "counted" in found.message and deliveries == ["pending"]
