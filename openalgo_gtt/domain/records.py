@@ -31,6 +31,7 @@ class RecordedTrigger:
     cancelled_at: datetime | None
     request_id: str
     api_key_name: str | None
+    state_changed_at: datetime | None = None  # the last change of its state, wherever it happened
 
     @property
     def is_pair(self) -> bool:

@@ -161,6 +161,7 @@ def gtt_entry(instruments: InstrumentIndex, gtt: BrokerGtt, last_price: Decimal 
             "placed_at": recorded.placed_at,
             "modified_at": recorded.modified_at,
             "cancelled_at": recorded.cancelled_at,
+            "updated_at": recorded.state_changed_at,
         }
     return book_entry(gtt, symbol=symbol, exchange=exchange, last_price=last_price,
                       is_derivative=is_derivative, recorded=record)
@@ -205,7 +206,7 @@ def recorded_entry(recorded: Any, legs: list[dict], last_price: Decimal | None) 
         "last_price": last_price if last_price is not None else Decimal(0),
         "legs": [_leg_from_record(leg) for leg in legs],
         "created_at": ist_text(recorded.placed_at),
-        "updated_at": ist_text(last_change(recorded.modified_at, recorded.cancelled_at)),
+        "updated_at": ist_text(last_change(recorded.modified_at, recorded.cancelled_at, recorded.state_changed_at)),
         "expires_at": "",
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Connection, Row, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import as_utc, utcnow
@@ -20,7 +20,7 @@ from openalgo_gtt.store.models import GttLeg, GttOrder
 _BOOK_LEGS = select(GttLeg.broker_id, GttLeg.trigger_id, GttLeg.role).where(
     GttLeg.broker_id.in_(bindparam("ids", expanding=True)))
 _BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.product, GttOrder.placed_at,
-                        GttOrder.modified_at, GttOrder.cancelled_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
+                        GttOrder.modified_at, GttOrder.cancelled_at, GttOrder.state_changed_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
 
 
 # The watcher reads every live trigger on each poll: plain columns, no ORM objects, and no JSON
@@ -46,7 +46,8 @@ def _trigger(row: GttOrder | None) -> RecordedTrigger | None:
         symbol=row.symbol, exchange=row.exchange, trigger_type=row.trigger_type, action=row.action,
         product=row.product, quantity=row.quantity, legs=row.legs, strategy=row.strategy, status=row.status,
         status_message=row.status_message, placed_at=as_utc(row.placed_at), modified_at=as_utc(row.modified_at),
-        cancelled_at=as_utc(row.cancelled_at), request_id=row.request_id, api_key_name=row.api_key_name)
+        cancelled_at=as_utc(row.cancelled_at), request_id=row.request_id, api_key_name=row.api_key_name,
+        state_changed_at=as_utc(row.state_changed_at))
 
 
 class GttOrders:
@@ -122,7 +123,8 @@ class GttOrders:
                    cancelled_at: datetime | None = None, conn: Connection | None = None) -> bool:
         """Move a trigger to `status` (in the caller's transaction when `conn` is given);
         returns whether anything changed."""
-        values = {"status": status, "status_message": message}
+        values = {"status": status, "status_message": message,
+                  "state_changed_at": case((GttOrder.status != status, utcnow()), else_=GttOrder.state_changed_at)}
         if cancelled_at is not None:
             values["cancelled_at"] = cancelled_at
         statement = (update(GttOrder)
@@ -189,7 +191,8 @@ class GttOrders:
             update(GttOrder)
             .where(GttOrder.trigger_id == change.trigger_id, GttOrder.status == change.was_status,
                    GttOrder.broker_state.is_not_distinct_from(_state_text(change.was_state)))
-            .values(status=change.status, status_message=change.message, broker_state=_state_text(change.broker_state))
+            .values(status=change.status, status_message=change.message, broker_state=_state_text(change.broker_state),
+                    state_changed_at=utcnow())
         ).rowcount
         if not written:
             return False

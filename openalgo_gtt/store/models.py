@@ -133,6 +133,9 @@ class GttOrder(Base):
     placed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     modified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When its state last changed, wherever (a rule fired, expired or was cancelled in the app,
+    # or the status moved): every change shows a time in the book.
+    state_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     request_id: Mapped[str] = mapped_column(String(36))
     api_key_name: Mapped[str | None] = mapped_column(String(64))
     # The watcher's last view of the rules that left the waiting states, as canonical JSON text

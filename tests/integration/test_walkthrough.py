@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openalgo_gtt.domain.clock import ist_text
+from openalgo_gtt.domain.clock import ist_text, utcnow
 
 
 @pytest.fixture
@@ -173,3 +173,24 @@ def test_on_upstox_a_settled_pair_shows_when_the_watcher_settled_it(upstox_clien
     assert entry["message"] == f"the target leg {upper} fired; the stop-loss leg {lower} was cancelled"
     (listed,) = post("gttorderbook", {"status": "all"}).get_json()["data"]
     assert listed["updated_at"] == entry["updated_at"]
+
+
+def test_on_upstox_a_single_cancelled_in_the_app_and_a_fired_bracket_show_when(upstox_client, upstox_key,
+                                                                               upstox_gateway, fake_upstox):
+    def post(path, body=None):
+        return upstox_client.post(f"/api/v1/{path}", json={"apikey": upstox_key, **(body or {})})
+
+    order = {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1, "product": "CNC"}
+    single = post("placegtt", {**order, "trigger_type": "SINGLE", "triggerprice_tg": 9.61}).get_json()["trigger_id"]
+    bracket = post("placegtt", {**order, "trigger_type": "BRACKET", "entry_mode": "manual",
+                                "entry_value": 9.60}).get_json()["trigger_id"]
+    fake_upstox.set_rule_status(single, "ENTRY", "CANCELLED")  # in the Upstox app
+    fake_upstox.set_rule_status(bracket, "ENTRY", "TRIGGERED", order_id="251202000777")
+    before = ist_text(utcnow())
+    upstox_gateway.watcher.sync()
+    for trigger_id, state in ((single, "cancelled"), (bracket, "active")):  # the bracket's exits still wait
+        entry = post("gttorderstatus", {"trigger_id": trigger_id}).get_json()["data"]
+        assert entry["status"] == state and entry["updated_at"] >= before, entry
+        (listed,) = [e for e in post("gttorderbook", {"status": "all"}).get_json()["data"]
+                     if e["trigger_id"] == trigger_id]
+        assert listed["updated_at"] == entry["updated_at"]
