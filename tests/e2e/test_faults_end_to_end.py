@@ -190,4 +190,4 @@ def test_a_burst_against_a_hung_upstox_is_answered_within_the_timeout(server_fac
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert set(statuses) == {504}
-    assert max(elapsed) < 2.0 + 0.75
+    assert max(elapsed) < 2.0 + 1.0  # without the shared budget: 3.3 s and more

@@ -200,13 +200,14 @@ def test_the_watcher_purges_on_its_poll(settings):
         old = _write_row(gateway, timedelta(days=31))
         kept = _write_row(gateway, timedelta(days=29))
         purged = threading.Event()
-        run = gateway.watcher._housekeeping
+        jobs = list(gateway.watcher._housekeeping)
 
         def observed():
-            run()
+            for job in jobs:
+                job()
             purged.set()
 
-        gateway.watcher._housekeeping = observed
+        gateway.watcher._housekeeping = [observed]
         gateway.watcher.start()
         assert purged.wait(10), "the watcher's poll never ran its housekeeping"
         assert [r.request_id for r in audit_rows(gateway)] == [kept] and old
@@ -218,7 +219,7 @@ def test_a_failing_purge_does_not_stop_the_watcher(gateway, caplog):
     def broken():
         raise OSError("disk gone")
 
-    gateway.watcher._housekeeping = broken
+    gateway.watcher._housekeeping = [broken]
     gateway.watcher.housekeep()  # logged, not raised
     assert "housekeeping failed" in caplog.text
 

@@ -257,6 +257,8 @@ METHODS = {
     "/api/gtt/cancel": {"GET", "POST"},
     "/upstox/login": {"GET"},
     "/upstox/callback": {"GET"},
+    "/kite/login": {"GET"},
+    "/kite/callback": {"GET"},
     **{f"/api/v1/{name}": {"POST"} for name in (
         "ping", "placegtt", "placegttorder", "modifygtt", "modifygttorder", "cancelgtt", "cancelgttorder",
         "gttorderbook", "gttorderstatus", "sandbox/ticks")},
