@@ -152,6 +152,7 @@ class Settings:
     failed_key_limit: str = DEFAULT_FAILED_KEY_LIMIT  # wrong keys per address
     trusted_proxies: int = 0  # proxies in front whose X-Forwarded-For is believed
     allowed_ips: tuple[str, ...] = ()
+    dashboard_session_hours: float = 12.0  # the trader's page signs a browser out after this
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,6 +194,16 @@ def _positive_seconds(raw: str) -> float:
         raise ValueError("must be a number of seconds") from None
     if not 0 < value <= 600:
         raise ValueError("must be a number of seconds greater than 0 and at most 600")
+    return value
+
+
+def _session_hours(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number of hours") from None
+    if not 0 < value <= 24 * 30:  # NaN fails this too
+        raise ValueError("must be a number of hours greater than 0 and at most 720 (30 days)")
     return value
 
 
@@ -427,4 +438,5 @@ def load_settings(
         failed_key_limit=_parse(source, "FAILED_KEY_LIMIT", parse_rate_limit, DEFAULT_FAILED_KEY_LIMIT),
         trusted_proxies=_parse(source, "TRUSTED_PROXIES", parse_trusted_proxies, 0),
         allowed_ips=_parse(source, "ALLOWED_IPS", parse_allowed_ips, ()),
+        dashboard_session_hours=_parse(source, "DASHBOARD_SESSION_HOURS", _session_hours, 12.0),
     )

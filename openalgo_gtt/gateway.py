@@ -21,12 +21,14 @@ from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.config import Settings
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
+from openalgo_gtt.services.audit_view import AuditView
 from openalgo_gtt.services.audit import AuditRetention, AuditTrail, observe_broker_call
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.place import PlaceGtt
+from openalgo_gtt.services.page_sessions import PageSessions
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.tokens import TokenProvider
@@ -37,6 +39,7 @@ from openalgo_gtt.store.db import make_engine, make_session_factory
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.leases import DatabaseLease
+from openalgo_gtt.store.page_sessions import PageSessionRows
 from openalgo_gtt.store.unit_of_work import Store
 
 
@@ -87,6 +90,8 @@ class Gateway:
     recovery: Recovery
     watcher: GttWatcher
     health: HealthCheck
+    page_sessions: PageSessions  # the trader's page (api/dashboard)
+    audit_view: AuditView
 
     @classmethod
     def build(cls, settings: Settings, *, tokens: TokenProvider | None = None, broker: Broker | None = None,
@@ -113,14 +118,18 @@ class Gateway:
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         watcher = GttWatcher(broker, store.orders, lease, settings.oco_poll_seconds,
                              recover=recovery.settle_unsettled, housekeeping=retention.run)
+        api_keys = ApiKeyService(sessions, settings.api_key_pepper)
+        page_sessions = PageSessions(PageSessionRows(sessions), api_keys, settings.api_key_pepper,
+                                     settings.dashboard_session_hours)
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
-            api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
+            api_keys=api_keys, audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
             gtts=GttService(broker, instruments, store.orders, planner, in_flight, exactly_once), recovery=recovery,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
                                                              audit_retention_days=settings.audit_retention_days),
+            page_sessions=page_sessions, audit_view=AuditView(engine),
         )
 
     @property

@@ -80,6 +80,7 @@ class AuditRow:
     error: str | None
     request_body: object
     response_body: object
+    broker_calls: object = None  # [{"method", "path", "status", "latency_ms", "error"}] or None
 
 
 _AUDIT = AuditRecord.__table__
@@ -99,6 +100,13 @@ def status_range(status: str) -> tuple[int, int]:
     if text.isdigit():
         return int(text), int(text)
     raise ValueError(f"status must be a number (404), a class (4xx), ok or error (got {status!r})")
+
+
+def audit_row(engine: Engine, row_id: int) -> AuditRow | None:
+    """One audit row by its id, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(*_ROW_COLUMNS).where(_AUDIT.c.id == row_id)).first()
+    return AuditRow(*row[:2], as_utc(row[2]), *row[3:]) if row else None
 
 
 def recent_audit(engine: Engine, *, limit: int = 20, endpoint: str | None = None, status: str | None = None,
