@@ -19,7 +19,6 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 PAGE_PATH = "/"
 PAGE_PREFIX = "/ui"
-SIGNIN_PATH = "/ui/signin"
 
 
 def is_page_request() -> bool:

@@ -106,7 +106,8 @@ def _error(exc):
         return exc
     body, status = note_error(exc)
     context().audit_response = body
-    if isinstance(exc, NotSignedIn) or (isinstance(exc, RateLimitRefused) and request.endpoint == "dashboard.signin"):
+    signing_in = request.endpoint in ("dashboard.page", "dashboard.signin")
+    if isinstance(exc, NotSignedIn) or (isinstance(exc, RateLimitRefused) and signing_in):
         if _htmx():
             response = Response(status=status)
             response.headers["HX-Redirect"] = "/"
