@@ -114,11 +114,12 @@ def sign_in(page, key: str) -> None:
     page.get_by_role("heading", name="GTT orders").wait_for()
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, *, full_page: bool = True) -> None:
     """Write docs/screenshots/<name>.png when asked to (OPENALGO_GTT_SCREENSHOTS=1)."""
     if os.environ.get("OPENALGO_GTT_SCREENSHOTS") == "1":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        # caret="initial": hiding the caret injects a style element, which the CSP rightly refuses.
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, caret="initial")
 
 
 __all__ = ["DESKTOP", "PHONE", "Gateway", "Path", "screenshot", "sign_in"]

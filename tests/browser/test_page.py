@@ -182,7 +182,10 @@ def test_the_page_is_usable_at_a_phones_width_and_passes_axe(page, gateway):
     # Nothing wider than the phone: wide tables scroll inside their own box.
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     expect(page.get_by_role("button", name="Place GTT")).to_be_visible()
-    screenshot(page, "phone")
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "phone", full_page=False)
+    page.get_by_role("heading", name="New GTT").scroll_into_view_if_needed()
+    screenshot(page, "phone-new-gtt", full_page=False)
     violations = _axe(page)
     assert violations == [], violations
     page.set_viewport_size({"width": 1366, "height": 900})
