@@ -3,7 +3,11 @@
 written, so nothing read here can hold a key or a token."""
 from __future__ import annotations
 
-from openalgo_gtt.store.audit_log import AuditRow, audit_row, recent_audit, status_range
+from datetime import datetime, timedelta
+
+from openalgo_gtt.domain.clock import as_utc, utcnow
+
+from openalgo_gtt.store.audit_log import AuditRow, audit_mentioning, audit_row, recent_audit, status_range
 
 __all__ = ["AuditRow", "AuditView", "status_range"]
 
@@ -20,3 +24,9 @@ class AuditView:
 
     def one(self, row_id: int) -> AuditRow | None:
         return audit_row(self._engine, row_id)
+
+    def life_of(self, trigger_id: str, created_at: datetime | None) -> list[AuditRow]:
+        """The requests that named a trigger (its place, modifies, cancel, Upstox's updates of
+        it), oldest first, from a minute before it was created."""
+        since = (created_at or utcnow()) - timedelta(minutes=1)
+        return audit_mentioning(self._engine, trigger_id, as_utc(since))  # stored as UTC (SQLite: naive)

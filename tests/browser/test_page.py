@@ -108,6 +108,14 @@ def test_a_refusal_shows_beside_its_field(page, gateway):
     form.get_by_label("Quantity").fill("1.5")
     form.get_by_role("button", name="Place GTT").click()
     expect(page.locator("#new-err-quantity")).to_contain_text("whole number")
+    # Corrected, the same form places (the refusal gave it a fresh idempotency key).
+    gateway.tick("IDEA", 9.50)
+    form.get_by_label("Stop-loss trigger").fill("9.00")
+    form.get_by_label("Target trigger").fill("10.00")
+    form.get_by_label("Quantity").fill("1")
+    form.get_by_role("button", name="Place GTT").click()
+    expect(page.locator("#new-gtt-result")).to_contain_text("Placed OCO-")
+    expect(page.locator("#new-err-quantity")).to_be_empty()
 
 
 def test_modify_changes_a_trigger_price(page, gateway):
@@ -149,7 +157,10 @@ def test_the_sandbox_push_a_price_form_fires_a_trigger(page, gateway):
     expect(push.locator("#push-result")).to_contain_text(f"{trigger_id} (BUY at 9.7)")
     expect(row(page, trigger_id).locator("td.status-triggered")).to_be_visible(timeout=5_000)
     row(page, trigger_id).get_by_role("button", name=f"Details of {trigger_id}").click()
-    expect(page.locator(f"article[aria-label='Details of {trigger_id}']")).to_contain_text("COMPLETED")
+    details = page.locator(f"article[aria-label='Details of {trigger_id}']")
+    expect(details).to_contain_text("COMPLETED")  # the leg, with its order id
+    expect(details).to_contain_text("POST /api/v1/placegtt")  # its life: the requests that named it
+    expect(details).to_contain_text("POST /ui/sandbox/ticks")
 
 
 def test_the_audit_lists_the_requests_without_secrets(page, gateway):

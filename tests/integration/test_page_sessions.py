@@ -127,20 +127,29 @@ def test_every_action_needs_the_csrf_token_and_leaves_one_audit_row(client, app,
     trigger_id = re.search(r"Placed (GTT-\S+?) ", placed.text).group(1)
     for _ in range(3):  # polls, fragments and the page are not audited
         client.get("/ui/gtts?status=all"), client.get("/ui/header"), client.get("/")
-    modified = client.post("/ui/modifygtt", data={"trigger_id": trigger_id, "quantity": "2", "trigger_price": "9.65",
-                                                  "direction": "triggerprice_tg", "csrf_token": csrf}, headers=headers)
+    form = client.get(f"/ui/gtt/modify?trigger_id={trigger_id}").text  # the row's inline form, as drawn
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+    assert fields["direction"] == "triggerprice_tg" and fields["trigger_type"] == "SINGLE"
+    sideways = client.post("/ui/modifygtt", data={**fields, "action": "SELL", "quantity": "2", "trigger_price": "9.65"},
+                           headers=headers)
+    assert sideways.status_code == 400 and "cancel and place again" in sideways.text  # the API's own refusal
+    again = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', sideways.text))
+    assert again["idempotency_key"] != fields["idempotency_key"]  # the refusal used the old one up
+    modified = client.post("/ui/modifygtt", data={**again, "action": "BUY", "quantity": "2", "trigger_price": "9.65"},
+                           headers=headers)
     assert modified.status_code == 200 and f"Modified {trigger_id}" in modified.text
     cancelled = client.post("/ui/cancelgtt", data={"trigger_id": trigger_id}, headers={**headers, "X-CSRF-Token": csrf})
     assert cancelled.status_code == 200
     status = app.extensions["openalgo_gtt"].gtts.status(trigger_id)
     assert status["status"] == "cancelled" and status["legs"][0]["quantity"] == 2
     assert audit_rows(app)[1:] == [("/ui/sandbox/ticks", 403, "tester"), ("/ui/sandbox/ticks", 200, "tester"),
-                                   ("/ui/placegtt", 200, "tester"), ("/ui/modifygtt", 200, "tester"),
+                                   ("/ui/placegtt", 200, "tester"), ("/ui/modifygtt", 400, "tester"),
+                                   ("/ui/modifygtt", 200, "tester"),
                                    ("/ui/cancelgtt", 200, "tester")]
     engine = app.extensions["openalgo_gtt"].engine
     with engine.connect() as conn:
         bodies = " ".join(str(b) for b in conn.execute(select(AuditRecord.request_body)).scalars())
-        assert conn.execute(select(func.count()).select_from(AuditRecord)).scalar() == 6
+        assert conn.execute(select(func.count()).select_from(AuditRecord)).scalar() == 7
     assert api_key not in bodies and csrf not in bodies and "'apikey': '***'" in bodies
 
 
@@ -171,3 +180,61 @@ def test_dashboard_session_hours_is_read_and_checked(tmp_path):
                          read_dotenv=False).dashboard_session_hours == 1.5
     with pytest.raises(ConfigError, match="DASHBOARD_SESSION_HOURS"):
         load_settings({**env, "DASHBOARD_SESSION_HOURS": "0"}, tmp_path, read_dotenv=False)
+
+
+def test_on_upstox_the_header_shows_the_token_and_a_place_reaches_upstox(upstox_client, upstox_key, fake_upstox):
+    sign_in(upstox_client, upstox_key)
+    page = upstox_client.get("/").text
+    assert "Broker: <strong>Upstox</strong>" in page and "Upstox token: <strong>valid</strong>" in page
+    assert "Log in to Upstox" not in page and "Push a price" not in page  # the sandbox's form only there
+    csrf = page_csrf(upstox_client)
+    assert upstox_client.get("/ui/quote?symbol=IDEA&exchange=NSE").text == "9.5"  # Upstox's last price
+    placed = upstox_client.post("/ui/placegtt", headers={"HX-Request": "true"}, data={
+        "symbol": "IDEA", "exchange": "NSE", "action": "BUY", "quantity": "1", "product": "CNC",
+        "trigger_type": "SINGLE", "trigger_price": "9.60", "csrf_token": csrf})
+    assert placed.status_code == 200, placed.text
+    (gtt,) = fake_upstox.gtts()
+    assert gtt["rules"][0]["trigger_type"] == "ABOVE" and float(gtt["rules"][0]["trigger_price"]) == 9.6
+
+
+def test_without_an_upstox_token_the_header_offers_the_login(settings, tmp_path):
+    import dataclasses
+
+    from openalgo_gtt.app import create_app
+    from openalgo_gtt.gateway import Gateway
+    from openalgo_gtt.store.migrate import upgrade
+
+    upstox = dataclasses.replace(settings, broker="upstox", upstox_api_key="app-key", upstox_api_secret="app-secret",
+                                 upstox_redirect_uri="http://127.0.0.1:5000/upstox/callback")
+    upgrade(upstox.database_url)
+    gateway = Gateway.build(upstox)
+    try:
+        key = gateway.api_keys.create("trader")
+        client = create_app(gateway=gateway).test_client()
+        sign_in(client, key)
+        header = client.get("/ui/header").text
+        assert "Upstox token: <strong>missing</strong>" in header and 'href="/ui/upstox/login">Log in to Upstox' in header
+        login = client.get("/ui/upstox/login")
+        assert login.status_code == 302 and "client_id=app-key" in login.headers["Location"]
+        assert key not in login.headers["Location"]
+        with gateway.engine.connect() as conn:
+            audited = conn.execute(select(AuditRecord.endpoint, AuditRecord.http_status)
+                                   .where(AuditRecord.endpoint == "/ui/upstox/login")).all()
+        assert [tuple(r) for r in audited] == [("/ui/upstox/login", 302)]
+    finally:
+        gateway.close()
+
+
+def test_a_rows_life_lists_the_requests_that_named_it(client, app, api_key):
+    sign_in(client, api_key)
+    csrf = page_csrf(client)
+    client.post("/ui/sandbox/ticks", data={"symbol": "IDEA", "exchange": "NSE", "price": "9.5", "csrf_token": csrf})
+    placed = client.post("/ui/placegtt", data={"symbol": "IDEA", "exchange": "NSE", "action": "BUY", "quantity": "1",
+                                               "product": "CNC", "trigger_type": "SINGLE", "trigger_price": "9.6",
+                                               "csrf_token": csrf})
+    trigger_id = re.search(r"Placed (GTT-\S+?) ", placed.text).group(1)
+    client.post("/ui/cancelgtt", data={"trigger_id": trigger_id, "csrf_token": csrf})
+    detail = client.get(f"/ui/gtt?trigger_id={trigger_id}").text
+    life = detail[detail.index("Its life"):]
+    assert life.index("POST /ui/placegtt") < life.index("POST /ui/cancelgtt")  # oldest first
+    assert "cancelled" in detail

@@ -2,9 +2,10 @@
 /api/v1/gttorderbook answers) as a table row, a detail, a CSV line; an audit row as a line."""
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
-from openalgo_gtt.domain.clock import ist_text
+from openalgo_gtt.domain.clock import IST, ist_text
 
 API_TYPE = {"single": "SINGLE", "two-leg": "OCO", "bracket": "BRACKET"}
 CSV_HEADER = ("trigger_id", "type", "status", "symbol", "exchange", "action", "quantity", "trigger_prices",
@@ -27,6 +28,14 @@ def distance_pct(trigger, last_price) -> Decimal | None:
         return None
     last = Decimal(str(last_price))
     return ((Decimal(str(trigger)) - last) / last * 100).quantize(Decimal("0.01"))
+
+
+def ist_moment(text: str | None) -> datetime | None:
+    """An order book time ("YYYY-MM-DD HH:MM:SS", IST) as a moment; None when absent or unreadable."""
+    try:
+        return datetime.strptime(text or "", "%Y-%m-%d %H:%M:%S").replace(tzinfo=IST)
+    except ValueError:
+        return None
 
 
 def dom_id(trigger_id: str) -> str:
@@ -80,6 +89,22 @@ def detail_of(entry: dict) -> dict:
     }
 
 
+PREFILL_FIELDS = ("quantity", "trigger_price", "direction", "triggerprice_sl", "stoploss", "triggerprice_tg", "target",
+                  "entry_value", "target_value", "sl_value", "trailing_gap")
+
+
+def detail_from_form(form) -> dict:
+    """A submitted Modify form as the detail its form is drawn from (to draw it again with the
+    refusal beside its field)."""
+    trigger_id = str(form.get("trigger_id") or "").strip()
+    api_type = str(form.get("trigger_type") or "").strip().upper()
+    kinds = {v: k for k, v in API_TYPE.items()}
+    api_type = api_type if api_type in kinds else "SINGLE"
+    fixed = {name: str(form.get(name) or "").strip() for name in ("symbol", "exchange", "action", "product")}
+    return {"trigger_id": trigger_id, "dom_id": dom_id(trigger_id), "api_type": api_type, "type": kinds[api_type],
+            **fixed, "prefill": {name: str(form.get(name) or "") for name in PREFILL_FIELDS}}
+
+
 def _cell(value) -> str:
     """A CSV cell a spreadsheet will not run as a formula."""
     text = "" if value is None else str(value)
@@ -111,4 +136,16 @@ def audit_rows(rows) -> list[dict]:
         "id": row.id, "time": ist_text(row.created_at), "method": row.method, "endpoint": row.endpoint,
         "key": row.api_key_name or "", "status": row.http_status, "latency": f"{row.latency_ms:.1f} ms",
         "broker_calls": [_broker_call_text(call) for call in row.broker_calls or ()],
+        "said": _said(row),
     } for row in rows]
+
+
+def _said(row) -> str:
+    """The answer in a few words: its error, or what a success named."""
+    answer = row.response_body if isinstance(row.response_body, dict) else {}
+    if row.http_status >= 400:
+        return str(row.error or answer.get("message") or "")
+    fired = answer.get("fired")
+    if isinstance(fired, list):
+        return f"fired {len(fired)}"
+    return str(answer.get("message") or answer.get("status") or "")

@@ -32,7 +32,9 @@ from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.auth import presented_key, verify_key
 from openalgo_gtt.api.dashboard import forms
-from openalgo_gtt.api.dashboard.rows import audit_rows, book_row, csv_rows, CSV_HEADER, detail_of, money
+from openalgo_gtt.api.dashboard.rows import (
+    CSV_HEADER, audit_rows, book_row, csv_rows, detail_from_form, detail_of, ist_moment, money,
+)
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError, error_status_and_body
 from openalgo_gtt.api.lifecycle import context, note_error
 from openalgo_gtt.api.page_session import (
@@ -255,8 +257,10 @@ def _trigger_id_arg() -> str:
 @bp.get("/ui/gtt")
 def gtt_detail():
     trigger_id = _trigger_id_arg()
-    entry = _gateway().gtts.status(trigger_id)
-    return render_template("_detail.html", detail=detail_of(entry))
+    gateway = _gateway()
+    entry = gateway.gtts.status(trigger_id)
+    life = gateway.audit_view.life_of(trigger_id, ist_moment(entry.get("created_at")))
+    return render_template("_detail.html", detail=detail_of(entry), life=audit_rows(life))
 
 
 @bp.get("/ui/gtt/close")
@@ -274,21 +278,17 @@ def modify_form():
 
 @bp.post("/ui/modifygtt")
 def modify():
-    gateway = _gateway()
-    trigger_id = str(request.form.get("trigger_id") or "").strip()
-    entry = gateway.gtts.status(trigger_id) if trigger_id else None
-    if entry is None:
-        raise ApiError(400, "trigger_id: a trigger is required")
-    detail = detail_of(entry)
-    fixed = {"symbol": detail["symbol"], "exchange": detail["exchange"], "action": detail["action"],
-             "product": detail["product"], "trigger_type": detail["api_type"], "trigger_id": trigger_id}
-    body = forms.api_body(request.form, None, fixed=fixed)
-    body["trigger_id"] = trigger_id
+    """The API's modify with the body an OpenAlgo caller sends: the form's hidden fields name the
+    trigger as it stands (the use case refuses a change of instrument, action, product or type,
+    as it does for the API), its visible ones the new quantity and prices."""
+    detail = detail_from_form(request.form)
     kind = detail["api_type"]
+    body = forms.api_body(request.form, None)
+    body["trigger_id"] = detail["trigger_id"]
     try:
         parsed = validate(forms.PageModifyBody, body)
-        answer, status = gateway.gtts.modify_once(context(), trigger_id, _order(parsed), body,
-                                                  body.get("idempotency_key"))
+        answer, status = _gateway().gtts.modify_once(context(), parsed.trigger_id, _order(parsed), body,
+                                                     body.get("idempotency_key"))
     except Exception as exc:  # noqa: BLE001 - every refusal is shown beside its field
         return _form_refused(exc, kind, "_modify_result.html", detail=detail)
     context().audit_response = answer
@@ -416,7 +416,12 @@ def _form_refused(exc: Exception, kind: str, template: str, **values):
         errors = forms.field_errors(status, envelope, kind, set(fields))
     context().audit_response = envelope
     shown = {**_no_errors(fields), **errors}
-    return render_template(template, answer=None, errors=shown, done=False, **values), status
+    # A definitive refusal used up the form's idempotency key (sending the corrected form under it
+    # would be a 422, "used for a different request"): the form gets a new one. After a fault
+    # (5xx: the outcome may be unknown) it keeps its key, so sending it again reconciles, never
+    # places twice.
+    key = str(request.form.get("idempotency_key") or "") if status >= 500 else uuid.uuid4().hex
+    return render_template(template, answer=None, errors=shown, done=False, idempotency_key=key, **values), status
 
 
 # -- sandbox --------------------------------------------------------------------------------------
