@@ -161,12 +161,18 @@ def test_the_sandbox_push_a_price_form_fires_a_trigger(page, gateway):
     expect(details).to_contain_text("COMPLETED")  # the leg, with its order id
     expect(details).to_contain_text("POST /api/v1/placegtt")  # its life: the requests that named it
     expect(details).to_contain_text("POST /ui/sandbox/ticks")
+    screenshot(page, "fired")
 
 
 def test_the_audit_lists_the_requests_without_secrets(page, gateway):
     sign_in(page, gateway.key)
     gateway.tick("IDEA", 9.50)
     gateway.place(symbol="IDEA", action="SELL", triggerprice_sl=9.10)
+    form = page.locator("#new-gtt-form")
+    form.get_by_label("Symbol").fill("IDEA")
+    form.get_by_label("Trigger price").fill("9.15")
+    form.get_by_role("button", name="Place GTT").click()
+    expect(page.locator("#new-gtt-result")).to_contain_text("Placed GTT-")
     audit = page.locator("#audit")
     audit.get_by_label("Endpoint").fill("placegtt")
     audit.get_by_role("button", name="Refresh audit").click()

@@ -142,6 +142,11 @@ def test_every_action_needs_the_csrf_token_and_leaves_one_audit_row(client, app,
     assert cancelled.status_code == 200
     status = app.extensions["openalgo_gtt"].gtts.status(trigger_id)
     assert status["status"] == "cancelled" and status["legs"][0]["quantity"] == 2
+    exported = client.get("/ui/gtts.csv?status=all")  # "Export CSV": not an action, not audited
+    assert exported.mimetype == "text/csv" and "attachment" in exported.headers["Content-Disposition"]
+    header, line = exported.text.splitlines()[:2]
+    assert header.startswith("trigger_id,type,status,symbol,exchange,action,quantity,trigger_prices,last_price")
+    assert line.startswith(f"{trigger_id},single,cancelled,IDEA,NSE,BUY,2,9.65,9.5,")
     assert audit_rows(app)[1:] == [("/ui/sandbox/ticks", 403, "tester"), ("/ui/sandbox/ticks", 200, "tester"),
                                    ("/ui/placegtt", 200, "tester"), ("/ui/modifygtt", 400, "tester"),
                                    ("/ui/modifygtt", 200, "tester"),
