@@ -169,7 +169,17 @@ def test_a_refused_place_is_the_apis_answer_beside_its_field(client, app, api_ke
     unknown = client.post("/ui/placegtt", data={**order, "quantity": "1", "symbol": "IDEAA"},
                           headers={"HX-Request": "true"})
     assert unknown.status_code == 404 and re.search(r'id="new-err-symbol"[^>]*>Unknown symbol', unknown.text)
-    assert [row[:2] for row in audit_rows(app)[1:]] == [("/ui/placegtt", 400), ("/ui/placegtt", 404)]
+    # SINGLE: the fields are checked before its direction is read off the last price (none yet:
+    # no tick was pushed), and an unknown symbol is refused beside Symbol.
+    single = {**order, "trigger_type": "SINGLE", "trigger_price": "9.6"}
+    whole = client.post("/ui/placegtt", data=single, headers={"HX-Request": "true"})
+    assert whole.status_code == 400 and re.search(r'id="new-err-quantity"[^>]*>[^<]*whole number', whole.text)
+    no_price = client.post("/ui/placegtt", data={**single, "quantity": "1"}, headers={"HX-Request": "true"})
+    assert no_price.status_code == 409 and re.search(r'id="new-err-trigger_price"[^>]*>no last price', no_price.text)
+    nowhere = client.post("/ui/placegtt", data={**single, "quantity": "1", "symbol": "IDEAA"},
+                          headers={"HX-Request": "true"})
+    assert nowhere.status_code == 404 and re.search(r'id="new-err-symbol"[^>]*>Unknown symbol', nowhere.text)
+    assert [row[1] for row in audit_rows(app)[1:]] == [400, 404, 400, 409, 404]
 
 
 def test_a_page_request_without_a_session_is_sent_to_sign_in(client):

@@ -13,7 +13,9 @@ from decimal import Decimal
 from pydantic import Field
 from pydantic_core import PydanticCustomError
 
-from openalgo_gtt.api.schemas import ModifyGttBody, PlaceGttBody, strict_decimal
+from typing import Callable
+
+from openalgo_gtt.api.schemas import ModifyGttBody, PlaceGttBody, strict_decimal, validate
 
 COMMON = ("symbol", "exchange", "action", "quantity", "product", "trigger_type")
 BY_TYPE = {
@@ -50,8 +52,13 @@ def trigger_type_of(form) -> str:
     return value if value in BY_TYPE else "SINGLE"
 
 
-def single_trigger(form, last_price: Decimal | None) -> tuple[str, str] | None:
-    """(the API field, the price as typed) for SINGLE's "Trigger price", or None when empty."""
+LastPrice = Callable[[], Decimal | None]
+
+
+def single_trigger(form, body: dict, last_price: LastPrice) -> tuple[str, str] | None:
+    """(the API field, the price as typed) for SINGLE's "Trigger price", or None when empty. The
+    other fields of `body` are checked first (their refusals say more than a missing price), and
+    only then is the last price asked for (an unknown symbol is refused there, beside Symbol)."""
     raw = str(form.get(SINGLE_TRIGGER) or "").strip()
     if not raw:
         return None
@@ -59,13 +66,19 @@ def single_trigger(form, last_price: Decimal | None) -> tuple[str, str] | None:
         price = strict_decimal(raw)
     except PydanticCustomError as exc:
         raise FieldErrors({SINGLE_TRIGGER: str(exc)}) from None
+    validate(PagePlaceBody, {**body, "triggerprice_tg": raw})
+    last_price = last_price()
     if last_price is None or last_price <= 0:
         raise FieldErrors({SINGLE_TRIGGER: "no last price is known for this symbol, so the direction cannot be "
                                            "told (on the sandbox, push a price first)"}, status=409)
     return ("triggerprice_tg" if price >= last_price else "triggerprice_sl"), raw
 
 
-def api_body(form, last_price: Decimal | None, *, fixed: dict | None = None) -> dict:
+def _unknown() -> None:
+    return None
+
+
+def api_body(form, last_price: LastPrice = _unknown, *, fixed: dict | None = None) -> dict:
     """The OpenAlgo JSON body for a New GTT (or, with the trigger's `fixed` fields, a Modify) form.
     Empty fields are left out, as the API reads "" as absent anyway."""
     body = {name: str(form.get(name) or "").strip() for name in COMMON}
@@ -78,7 +91,7 @@ def api_body(form, last_price: Decimal | None, *, fixed: dict | None = None) -> 
         if direction in _API_TO_FORM_SINGLE:  # a modify keeps the direction the GTT has
             body[direction] = str(form.get(SINGLE_TRIGGER) or "").strip()
         else:
-            chosen = single_trigger(form, last_price)
+            chosen = single_trigger(form, body, last_price)
             if chosen is not None:
                 body[chosen[0]] = chosen[1]
     idempotency_key = str(form.get("idempotency_key") or "").strip()

@@ -283,7 +283,7 @@ def modify():
     as it does for the API), its visible ones the new quantity and prices."""
     detail = detail_from_form(request.form)
     kind = detail["api_type"]
-    body = forms.api_body(request.form, None)
+    body = forms.api_body(request.form)  # a modify keeps its direction: no last price needed
     body["trigger_id"] = detail["trigger_id"]
     try:
         parsed = validate(forms.PageModifyBody, body)
@@ -333,20 +333,27 @@ def _no_errors(fields) -> dict:
     return {name: "" for name in fields}
 
 
-def _last_price(symbol: str, exchange: str) -> Decimal | None:
-    """The last price the order book would show (its 1 s quote cache), or None when unknown."""
+def _last_price(symbol: str, exchange: str, *, strict: bool = False) -> Decimal | None:
+    """The last price the order book would show (its 1 s quote cache), or None when unknown; an
+    unknown symbol is None too, or, when `strict`, the lookup's refusal."""
     gateway = _gateway()
     try:
         info = gateway.instruments.lookup(symbol, exchange)
     except LookupError:
+        if strict:
+            raise
         return None
     quote = gateway.gtts.order_book.quotes([info.instrument_key]).get(info.instrument_key)
     return quote.last_price if quote is not None and quote.last_price > 0 else None
 
 
-def _form_last_price() -> Decimal | None:
+def _form_last_price(strict: bool = False) -> Decimal | None:
     symbol, exchange = str(request.values.get("symbol") or "").strip(), str(request.values.get("exchange") or "")
-    return _last_price(symbol, exchange) if symbol and exchange else None
+    return _last_price(symbol, exchange, strict=strict) if symbol and exchange else None
+
+
+def _strict_last_price() -> Decimal | None:
+    return _form_last_price(strict=True)
 
 
 @bp.get("/ui/new/fields")
@@ -373,7 +380,7 @@ def preview():
     """What "Place GTT" would send, from the same planner the place uses, without placing."""
     kind = forms.trigger_type_of(request.args)
     try:
-        body = forms.api_body(request.args, _form_last_price())
+        body = forms.api_body(request.args, _strict_last_price)
         body.pop("idempotency_key", None)
         parsed = validate(forms.PagePlaceBody, body)
         instrument, plan = _gateway().gtts.planner.plan(_order(parsed))
@@ -392,7 +399,7 @@ def preview():
 def place():
     kind = forms.trigger_type_of(request.form)
     try:
-        body = forms.api_body(request.form, _form_last_price())
+        body = forms.api_body(request.form, _strict_last_price)
         parsed = validate(forms.PagePlaceBody, body)
         answer, status = _gateway().place(context(), _order(parsed), body, body.get("idempotency_key"))
     except Exception as exc:  # noqa: BLE001 - every refusal is shown beside its field
