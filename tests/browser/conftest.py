@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 import requests
@@ -121,5 +120,3 @@ def screenshot(page, name: str, *, full_page: bool = True) -> None:
         # caret="initial": hiding the caret injects a style element, which the CSP rightly refuses.
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page, caret="initial")
 
-
-__all__ = ["DESKTOP", "PHONE", "Gateway", "Path", "screenshot", "sign_in"]

@@ -253,3 +253,13 @@ def test_a_rows_life_lists_the_requests_that_named_it(client, app, api_key):
     life = detail[detail.index("Its life"):]
     assert life.index("POST /ui/placegtt") < life.index("POST /ui/cancelgtt")  # oldest first
     assert "cancelled" in detail
+
+
+def test_a_failed_poll_says_so_and_keeps_polling(upstox_client, upstox_key, fake_upstox):
+    sign_in(upstox_client, upstox_key)
+    fake_upstox.inject("gtt.details", "500", times=None)
+    poll = upstox_client.get("/ui/gtts?status=active", headers={"HX-Request": "true"})
+    assert poll.status_code == 502 and "Upstox failed" in poll.text
+    assert 'id="gtt-book"' in poll.text and 'hx-trigger="every 2s' in poll.text  # the next poll is in it
+    fake_upstox.clear_faults()
+    assert "No active GTTs." in upstox_client.get("/ui/gtts?status=active").text

@@ -27,7 +27,7 @@ import secrets
 import uuid
 from decimal import Decimal
 
-from flask import Blueprint, Response, current_app, g, make_response, redirect, render_template, request
+from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from openalgo_gtt.api.auth import presented_key, verify_key
@@ -115,8 +115,16 @@ def _error(exc):
             response.headers["HX-Redirect"] = "/"
             return response
         return _signin_page(body["message"] if not isinstance(exc, NotSignedIn) else None, status)
+    message = render_template("_message.html", kind="error", message=body["message"])
+    # A poll that failed (Upstox down, a rate limit) says so in place and goes on polling: the
+    # polled element is drawn again around the message instead of being replaced by it.
+    if request.endpoint == "dashboard.book":
+        book = {"inner": message, "seen": "", "status": _status_filter()}
+        return render_template("_book.html", book=book, poll_book=POLL_BOOK), status
+    if request.endpoint == "dashboard.header":
+        return render_template("_header.html", inner=message, seen="", poll_header=POLL_HEADER), status
     if _htmx():
-        return render_template("_message.html", kind="error", message=body["message"]), status
+        return message, status
     return render_template("error.html", message=body["message"]), status
 
 
