@@ -182,6 +182,15 @@ def test_a_refused_place_is_the_apis_answer_beside_its_field(client, app, api_ke
     assert [row[1] for row in audit_rows(app)[1:]] == [400, 404, 400, 409, 404]
 
 
+def test_a_nul_in_a_form_is_refused_before_anything_reads_it(client, app, api_key):
+    refused = client.post("/ui/signin", data={"apikey": "a\x00b", "csrf_token": signin_token(client)})
+    assert refused.status_code == 400 and "NUL" in refused.text
+    sign_in(client, api_key)
+    tick = client.post("/ui/sandbox/ticks", data={"symbol": "ID\x00EA", "price": "9", "csrf_token": page_csrf(client)})
+    assert tick.status_code == 400
+    assert [row[:2] for row in audit_rows(app)] == [("/ui/signin", 400), ("/ui/signin", 303), ("/ui/sandbox/ticks", 400)]
+
+
 def test_a_page_request_without_a_session_is_sent_to_sign_in(client):
     assert client.get("/ui/gtts").status_code == 401
     htmx = client.get("/ui/gtts", headers={"HX-Request": "true"})

@@ -35,13 +35,14 @@ from openalgo_gtt.api.dashboard import forms
 from openalgo_gtt.api.dashboard.rows import (
     CSV_HEADER, audit_rows, book_row, csv_rows, detail_from_form, detail_of, ist_moment, money,
 )
-from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError, error_status_and_body
+from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError, BadRequest, error_status_and_body
 from openalgo_gtt.api.lifecycle import context, note_error
 from openalgo_gtt.api.page_session import (
     CSRF_FIELD, SESSION_COOKIE, SIGNIN_COOKIE, clear_cookie, csrf_ok, current_session, set_cookie, sessions,
 )
 from openalgo_gtt.api.ratelimits import RateLimitRefused
 from openalgo_gtt.api.schemas import TriggerBody, strict_decimal, validate
+from openalgo_gtt.api.security import NUL_REFUSED
 from openalgo_gtt.services.audit import redact
 from openalgo_gtt.services.planner import Order
 from openalgo_gtt.services.sandbox_feed import NotSandbox, PriceTick, push_ticks
@@ -83,6 +84,9 @@ def _guard():
     ctx = context()
     # The audit keeps a form as the fields it sent (the key masked, the CSRF token left out).
     ctx.audit_body = lambda _status: redact({k: v for k, v in request.form.items() if k != CSRF_FIELD}) or None
+    # As api/security.py refuses them in a query or a JSON body: PostgreSQL cannot store a NUL.
+    if any("\x00" in k or "\x00" in v for k, v in request.form.items(multi=True)):
+        raise BadRequest(NUL_REFUSED)
     if request.endpoint in ("dashboard.page", "dashboard.signin", "dashboard.static"):
         return None
     session = current_session()
