@@ -39,6 +39,11 @@ def browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("playwright is not installed (the test extra)")
+    from playwright.sync_api import expect
+
+    # Waits for what the page does after an action get room on a loaded machine; the one promise
+    # with a time in it (a change shows within 5 s) is asserted with its own 5 s where it is tested.
+    expect.set_options(timeout=10_000)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable)
         yield launched

@@ -64,7 +64,7 @@ def test_cancel_in_a_row_cancels_it_at_the_broker(page, gateway):
     page.once("dialog", lambda dialog: dialog.accept())  # "Cancel ... at the broker?"
     row(page, trigger_id).get_by_role("button", name="Cancel").click()
     expect(page.get_by_text(f"Cancelled {trigger_id}")).to_be_visible()
-    expect(row(page, trigger_id)).to_have_count(0, timeout=5_000)  # gone from the active book
+    expect(row(page, trigger_id)).to_have_count(0)  # gone from the active book
     data = gateway.status(trigger_id)
     assert data["status"] == "cancelled" and data["legs"][0]["status"] == "CANCELLED"
 
@@ -135,7 +135,7 @@ def test_modify_changes_a_trigger_price(page, gateway):
     screenshot(page, "modify")
     editor.get_by_role("button", name="Save changes").click()
     expect(page.get_by_text(f"Modified {trigger_id}")).to_be_visible()
-    expect(row(page, trigger_id)).to_contain_text("3625.5", timeout=5_000)
+    expect(row(page, trigger_id)).to_contain_text("3625.5")
     assert gateway.status(trigger_id)["legs"][0]["price"] == 3625.5
 
 
