@@ -180,6 +180,7 @@ class Settings:
     def broker_timeout(self) -> float:
         """Seconds for connecting to, and each read from, the configured broker."""
         return self.kite_timeout if self.broker == "kite" else self.upstox_timeout
+    dashboard_session_hours: float = 12.0  # the trader's page signs a browser out after this
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,6 +222,16 @@ def _positive_seconds(raw: str) -> float:
         raise ValueError("must be a number of seconds") from None
     if not 0 < value <= 600:
         raise ValueError("must be a number of seconds greater than 0 and at most 600")
+    return value
+
+
+def _session_hours(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number of hours") from None
+    if not 0 < value <= 24 * 30:  # NaN fails this too
+        raise ValueError("must be a number of hours greater than 0 and at most 720 (30 days)")
     return value
 
 
@@ -502,4 +513,5 @@ def load_settings(
         notify_urls=_parse(source, "NOTIFY_URLS", _notify_urls, ()),
         notify_events=_parse(source, "NOTIFY_EVENTS", _notify_events, DEFAULT_EVENTS),
         notify_timeout=_parse(source, "NOTIFY_TIMEOUT", _positive_seconds, 10.0),
+        dashboard_session_hours=_parse(source, "DASHBOARD_SESSION_HOURS", _session_hours, 12.0),
     )

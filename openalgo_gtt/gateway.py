@@ -21,6 +21,7 @@ from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.config import Settings
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
+from openalgo_gtt.services.audit_view import AuditView
 from openalgo_gtt.services.audit import AuditRetention, AuditTrail, observe_broker_call
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
@@ -30,6 +31,7 @@ from openalgo_gtt.services.kite_login import KiteLogin
 from openalgo_gtt.services.late_gtts import LateGtts
 from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
 from openalgo_gtt.services.place import PlaceGtt
+from openalgo_gtt.services.page_sessions import PageSessions
 from openalgo_gtt.services.planner import Planner
 from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.staged_bracket import StagedBrackets
@@ -43,6 +45,7 @@ from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.instruments.load import master_family
 from openalgo_gtt.store.leases import DatabaseLease
+from openalgo_gtt.store.page_sessions import PageSessionRows
 from openalgo_gtt.store.staged_exits import StagedExits
 from openalgo_gtt.store.unit_of_work import Store
 
@@ -114,6 +117,8 @@ class Gateway:
     health: HealthCheck
     notifications: Notifications
     sender: Sender
+    page_sessions: PageSessions  # the trader's page (api/dashboard)
+    audit_view: AuditView
     kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
@@ -159,9 +164,12 @@ class Gateway:
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
         gtts = GttService(broker, instruments, store.orders, planner, in_flight, exactly_once,
                           store=store, watcher=watcher, notifications=notifications, staged=staged)
+        api_keys = ApiKeyService(sessions, settings.api_key_pepper)
+        page_sessions = PageSessions(PageSessionRows(sessions), api_keys, settings.api_key_pepper,
+                                     settings.dashboard_session_hours)
         return cls(
             settings=settings, engine=engine, sessions=sessions, holder_id=holder_id, store=store,
-            api_keys=ApiKeyService(sessions, settings.api_key_pepper), audit=audit, tokens=tokens,
+            api_keys=api_keys, audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
             gtts=gtts, recovery=recovery, late_gtts=late_gtts,
@@ -169,6 +177,7 @@ class Gateway:
                                                 audit_retention_days=settings.audit_retention_days,
                                                 notifications=notifications),
             notifications=notifications, sender=sender,
+            page_sessions=page_sessions, audit_view=AuditView(engine),
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 

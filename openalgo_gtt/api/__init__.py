@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_restx import Api
 
-from openalgo_gtt.api import health, kite_login, legacy, sandbox, upstox_login, v1, webhooks
+from openalgo_gtt.api import dashboard, health, kite_login, legacy, sandbox, upstox_login, v1, webhooks
 from openalgo_gtt.api.lifecycle import install, json_response, note_error
 
 
@@ -39,4 +39,5 @@ def register(app: Flask) -> Api:
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(upstox_login.bp)
     app.register_blueprint(kite_login.bp)
+    app.register_blueprint(dashboard.bp)  # the trader's page at /
     return api

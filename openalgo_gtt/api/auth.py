@@ -13,6 +13,7 @@ from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.services.apikeys import ApiKeyService, Caller, KeyCheckBusy
 
 KEY_CHECK_BUSY = "API key check busy; retry in a second"
+FORM_KEY_PATH = "/ui/signin"  # the trader's page signs in with a form (api/dashboard)
 
 
 def api_keys() -> ApiKeyService:
@@ -25,7 +26,9 @@ def presented_key() -> str | None:
     if "presented_key" in g:
         return g.presented_key
     key = None
-    if not request.path.startswith("/api/v1/"):
+    if request.path == FORM_KEY_PATH and request.method == "POST":
+        key = request.form.get("apikey")  # the page's sign-in form: a form field, never the URL
+    elif not request.path.startswith("/api/v1/"):
         key = request.headers.get("X-API-KEY") or request.args.get("apikey")
     if not key and request.method != "GET":
         try:

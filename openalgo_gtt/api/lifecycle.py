@@ -86,10 +86,18 @@ def _guarded(work: Callable[[], None]) -> Callable[[], None]:
     return run
 
 
+# The trader's page (api/dashboard): each action it takes (a POST: sign in and out, place,
+# modify, cancel, a sandbox price) and the Upstox login it starts is audited like an API request;
+# the page itself, its polls and its static files are not.
+PAGE_ACTION_PREFIX = "/ui/"
+PAGE_AUDITED_GETS = frozenset({"/ui/upstox/login"})
+
+
 def _audited() -> bool:
-    return request.path.startswith("/api/") and not request.path.startswith(UNAUDITED_PREFIXES) or (
-        request.path.startswith(("/upstox/", "/kite/"))
-    )
+    path = request.path
+    if path.startswith(PAGE_ACTION_PREFIX):
+        return request.method == "POST" or path in PAGE_AUDITED_GETS
+    return path.startswith("/api/") and not path.startswith(UNAUDITED_PREFIXES) or path.startswith(("/upstox/", "/kite/"))
 
 
 def install(app: Flask) -> None:

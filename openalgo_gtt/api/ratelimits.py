@@ -28,6 +28,7 @@ from flask import Flask, Response, g, request
 from openalgo_gtt.api.auth import api_keys, presented_key, verify_key
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError
 from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES, context
+from openalgo_gtt.api.page_session import current_session
 from openalgo_gtt.services.abuse import (
     CallerLimits, FailedKeyThrottle, SecurityPolicy, make_storage, path_is_under,
 )
@@ -82,8 +83,10 @@ class RateLimits:
         if _exempt() or (self.limits is None and self.throttle is None):
             return
         key = presented_key()
-        # A key this process has verified is never throttled: no storage round trip for it.
-        caller = api_keys().cached(key) if key is not None else None
+        # A key this process has verified is never throttled: no storage round trip for it. A
+        # signed-in page presents no key: its session's key is the caller.
+        session = current_session() if key is None else None
+        caller = session.caller if session is not None else api_keys().cached(key) if key is not None else None
         throttled_for = None
         if caller is None:
             if self.throttle is not None and not path_is_under(request.path, KEYLESS_PREFIXES):
@@ -97,7 +100,10 @@ class RateLimits:
             )
         if self.limits is None:
             return
-        who = f"key:{self.policy.fingerprint(key)}" if caller is not None else f"addr:{_address()}"
+        if caller is None:
+            who = f"addr:{_address()}"
+        else:  # a page session counts under its key's row id (it never holds the key itself)
+            who = f"key:{self.policy.fingerprint(key)}" if key is not None else f"key-id:{caller.key_id}"
         breach = self.limits.breach(who)
         if breach is None:
             return

@@ -32,6 +32,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from openalgo_gtt.api.body import BodyTooDeep, request_json, walk_strings
 from openalgo_gtt.api.errors import ApiError, BadRequest
+from openalgo_gtt.api.page_session import is_page_request
 from openalgo_gtt.api.ratelimits import RateLimits, install_rate_limits
 from openalgo_gtt.services.abuse import AddressFilter, SecurityPolicy, path_is_under
 
@@ -56,6 +57,12 @@ DOCS_CSP = (
     "img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'none'"
 )
+# The trader's page (/ and /ui/): its own vendored scripts and styles only (no inline script or
+# style, no eval), its own fragments fetched by htmx, its forms posted to itself, never framed.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 _INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 
 
@@ -69,6 +76,8 @@ def inline_script_hashes(html: bytes) -> list[str]:
 
 
 def content_security_policy(response: Response) -> str:
+    if is_page_request():
+        return PAGE_CSP
     if not path_is_under(request.path, DOCS_PREFIXES):
         return API_CSP
     hashes = ""

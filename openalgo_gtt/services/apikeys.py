@@ -353,6 +353,11 @@ class ApiKeyService:
             self._known.pop(fingerprint, None)
         return None
 
+    def still_active(self, caller: Caller) -> bool:
+        """Whether `caller`'s key is not revoked, read from the database at most once every
+        REVOCATION_CHECK_SECONDS (the trader's page checks its session's key with this)."""
+        return self._still_active(caller)
+
     def _still_active(self, caller: Caller) -> bool:
         checked_at = self._checked_at.get(caller.key_id)
         if checked_at is not None and self._clock() - checked_at < self._revocation_check_seconds:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, String, cast, delete, func, insert, select
 
 from openalgo_gtt.domain.clock import as_utc
 from openalgo_gtt.domain.records import AuditEntry
@@ -85,6 +85,7 @@ class AuditRow:
     error: str | None
     request_body: object
     response_body: object
+    broker_calls: object = None  # [{"method", "path", "status", "latency_ms", "error"}] or None
 
 
 _AUDIT = AuditRecord.__table__
@@ -104,6 +105,26 @@ def status_range(status: str) -> tuple[int, int]:
     if text.isdigit():
         return int(text), int(text)
     raise ValueError(f"status must be a number (404), a class (4xx), ok or error (got {status!r})")
+
+
+def audit_row(engine: Engine, row_id: int) -> AuditRow | None:
+    """One audit row by its id, or None."""
+    with engine.connect() as conn:
+        row = conn.execute(select(*_ROW_COLUMNS).where(_AUDIT.c.id == row_id)).first()
+    return AuditRow(*row[:2], as_utc(row[2]), *row[3:]) if row else None
+
+
+def audit_mentioning(engine: Engine, text: str, since: datetime, limit: int = 20) -> list[AuditRow]:
+    """Rows written since `since` whose request or response mentions `text` (a trigger id),
+    oldest first: the life of one GTT as the trader's page shows it. `since` keeps the scan to
+    the created_at index's range rather than the whole table."""
+    mentions = (cast(_AUDIT.c.request_body, String).contains(text, autoescape=True)
+                | cast(_AUDIT.c.response_body, String).contains(text, autoescape=True))
+    query = (select(*_ROW_COLUMNS).where(_AUDIT.c.created_at >= since, mentions)
+             .order_by(_AUDIT.c.id).limit(limit))
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [AuditRow(*row[:2], as_utc(row[2]), *row[3:]) for row in rows]
 
 
 def recent_audit(engine: Engine, *, limit: int = 20, endpoint: str | None = None, status: str | None = None,

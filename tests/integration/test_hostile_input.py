@@ -265,6 +265,14 @@ METHODS = {
     "/upstox/postback/<secret>": {"POST"},
     "/upstox/token-request": {"POST"},
     "/upstox/notifier/<secret>": {"POST"},
+    # The trader's page (api/dashboard): its GETs read, its POSTs act.
+    "/": {"GET"},
+    "/ui/static/<path:filename>": {"GET"},
+    **{path: {"GET"} for path in ("/ui/header", "/ui/upstox/login", "/ui/gtts", "/ui/gtts.csv", "/ui/gtt",
+                                  "/ui/gtt/close", "/ui/gtt/modify", "/ui/new/fields", "/ui/symbols", "/ui/quote",
+                                  "/ui/preview", "/ui/audit", "/ui/audit/row")},
+    **{path: {"POST"} for path in ("/ui/signin", "/ui/signout", "/ui/placegtt", "/ui/modifygtt", "/ui/cancelgtt",
+                                   "/ui/sandbox/ticks")},
 }
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND", "CONNECT"]
 

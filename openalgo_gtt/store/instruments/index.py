@@ -203,6 +203,21 @@ class InstrumentIndex:
             return f"no instrument master is loaded; load {self._wanted.capitalize()}'s with {load}"
         return (f"the loaded instrument master is {self._loaded.capitalize()}'s and this gateway drives "
                 f"{self._wanted.capitalize()}: load {self._wanted.capitalize()}'s with {load}")
+    def symbols_starting(self, prefix: str, exchange: str, limit: int = 10) -> list[str]:
+        """Up to `limit` symbols of `exchange` that start with `prefix` (any case), in order: the
+        trader's page suggests them as a symbol is typed. The sorted list is built once per
+        exchange and snapshot; each call is then a binary search."""
+        prefix = prefix.strip().upper()
+        if not prefix:
+            return []
+        names = self._current().sorted_symbols(exchange.strip().upper())
+        start = bisect.bisect_left(names, prefix)
+        found = []
+        for name in names[start:start + limit]:
+            if not name.startswith(prefix):
+                break
+            found.append(name)
+        return found
 
     def is_continuous(self, symbol: str, exchange: str) -> bool:
         """Whether (symbol, exchange) is a continuous future ticker that `lookup` maps to a contract."""
