@@ -8,6 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.model import EventKind
+from openalgo_gtt.domain.notifications import Event
 from openalgo_gtt.api.security import API_CSP, PAGE_CSP
 from openalgo_gtt.config import ConfigError, load_settings
 from openalgo_gtt.domain.clock import utcnow
@@ -272,3 +275,22 @@ def test_a_failed_poll_says_so_and_keeps_polling(upstox_client, upstox_key, fake
     assert 'id="gtt-book"' in poll.text and 'hx-trigger="every 2s' in poll.text  # the next poll is in it
     fake_upstox.clear_faults()
     assert "No active GTTs." in upstox_client.get("/ui/gtts?status=active").text
+
+
+def test_the_header_shows_the_notifications_outbox(settings, api_key):
+    import dataclasses
+
+    with secured_app(settings) as app:
+        client = app.test_client()
+        sign_in(client, api_key)
+        assert "Notifications: <strong>off</strong>" in client.get("/").text
+    secret_url = "json://127.0.0.1:9/hook?token=s3cret"
+    with secured_app(dataclasses.replace(settings, notify_urls=(secret_url,))) as app:
+        gateway = app.extensions["openalgo_gtt"]
+        with gateway.store.unit_of_work() as uow:
+            gateway.notifications.emit(uow, Event(kind=EventKind.TRIGGERED, at=utcnow(), trigger_id="GTT-1"))
+        client = app.test_client()
+        sign_in(client, api_key)
+        page = client.get("/").text
+        assert "Notifications: <strong>1 URL</strong>, 1 pending, 0 failed" in page
+        assert "s3cret" not in page and "hook" not in page  # the URL never shows

@@ -9,7 +9,7 @@ key in every body), the CSRF token, and HTML instead of JSON.
 Routes (all but `/` and the static files under /ui/):
     GET  /                    the page, or the sign-in form
     POST /ui/signin, /ui/signout
-    GET  /ui/header           broker, token, trades today (polled)
+    GET  /ui/header           broker, token, trades today, the notifications outbox (polled)
     GET  /ui/gtts             the "GTT orders" table (polled; 204 when nothing changed)
     GET  /ui/gtts.csv         the book as CSV
     GET  /ui/gtt              one trigger's legs and life;  GET /ui/gtt/modify: its inline form
@@ -194,9 +194,11 @@ def signout():
 def _header_values() -> dict:
     gateway = _gateway()
     limit = gateway.trade_limit
-    values = {"broker": gateway.settings.broker, "trades": limit.today_count(), "limit": limit.limit,
-              "token": None}
-    if gateway.settings.broker == "upstox":
+    broker = gateway.settings.broker
+    values = {"broker": broker, "broker_label": {"kite": "Kite", "upstox": "Upstox"}.get(broker, "Sandbox"),
+              "trades": limit.today_count(), "limit": limit.limit, "token": None,
+              "outbox": gateway.notifications.describe()}  # URLs masked, errors scrubbed
+    if broker in ("upstox", "kite"):
         values["token"] = gateway.tokens.describe()
     return values
 
