@@ -8,12 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from openalgo_gtt.domain.clock import utcnow
-from openalgo_gtt.domain.model import EventKind
-from openalgo_gtt.domain.notifications import Event
 from openalgo_gtt.api.security import API_CSP, PAGE_CSP
 from openalgo_gtt.config import ConfigError, load_settings
 from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.model import EventKind
+from openalgo_gtt.domain.notifications import Event
 from openalgo_gtt.services.page_sessions import PageSessions
 from openalgo_gtt.store.instruments import ensure_instruments
 from openalgo_gtt.store.models import AuditRecord
