@@ -16,7 +16,6 @@ from sqlalchemy import create_engine, func, select
 
 from openalgo_gtt.store.models import AuditRecord
 from tests.e2e.server import REPO, ServerProcess
-from tests.integration.test_shared_pacing import most_in_any_second
 
 LIMIT = 40
 
@@ -75,8 +74,6 @@ def test_200_concurrent_requests_across_workers(gunicorn_server, fake_upstox, da
     placed = [r for kind, _, r in answers if kind != "book" and r.status_code == 200 and not r.json().get("duplicate")]
     assert len(placed) == LIMIT  # the daily limit is exact across workers
     assert len(fake_upstox.calls_to("gtt.place")) == LIMIT
-    # Upstox counts arrivals: no second may see more than ten order calls from all workers together.
-    assert most_in_any_second([t for _, _, t in fake_upstox.calls_to("gtt.place")]) <= 10
     assert requests.get(f"{url}/api/health", timeout=5).json()["today_trade_count"] == LIMIT
     assert {r.status_code for kind, _, r in answers if kind != "book"} <= {200, 429}
     assert all(r.status_code == 200 for kind, _, r in answers if kind == "book")
