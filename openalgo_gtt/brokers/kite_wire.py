@@ -22,11 +22,34 @@ from openalgo_gtt.brokers.errors import (
     TokenRejected,
     UnreadableAnswer,
 )
+from openalgo_gtt.brokers.wire_values import batches as wire_batches
+from openalgo_gtt.brokers.wire_values import decode
+from openalgo_gtt.brokers.wire_values import integer as _integer
+from openalgo_gtt.brokers.wire_values import json_number as _number
+from openalgo_gtt.brokers.wire_values import price as _price
+from openalgo_gtt.brokers.wire_values import price_or_none as _price_or_none
+from openalgo_gtt.brokers.wire_values import snippet as _snippet
+from openalgo_gtt.brokers.wire_values import text as _text
 from openalgo_gtt.domain.clock import IST, as_utc
 from openalgo_gtt.domain.kite_symbols import segment_of_exchange
 from openalgo_gtt.domain.model import (
-    ABOVE, BELOW, CANCELLED, ENTRY, EXPIRED, FAILED, INACTIVE, NATIVE_OCO, SCHEDULED, SINGLE, STOPLOSS, TARGET,
-    TRIGGERED, BrokerGtt, GttRequest, Quote, RuleState,
+    ABOVE,
+    BELOW,
+    CANCELLED,
+    ENTRY,
+    EXPIRED,
+    FAILED,
+    INACTIVE,
+    NATIVE_OCO,
+    SCHEDULED,
+    SINGLE,
+    STOPLOSS,
+    TARGET,
+    TRIGGERED,
+    BrokerGtt,
+    GttRequest,
+    Quote,
+    RuleState,
 )
 
 TOKEN_EXCEPTION = "TokenException"
@@ -78,24 +101,12 @@ def interpret(status: int, raw: bytes, is_write: bool, *, bearer: bool = True) -
                            http_status=status, may_have_reached=is_write)
 
 
-def decode(raw: bytes) -> Any:
-    # parse_float=Decimal keeps prices exact from the wire onwards.
-    try:
-        return json.loads(raw.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-
-
 def error_of(payload: Any) -> tuple[str | None, str | None]:
     """Kite's `error_type` and `message` from an error envelope; (None, None) otherwise."""
     if not isinstance(payload, dict) or payload.get("status") != "error":
         return None, None
     error_type, message = payload.get("error_type"), payload.get("message")
     return (str(error_type) if error_type else "GeneralException"), (str(message) if message else None)
-
-
-def _snippet(raw: bytes) -> str:
-    return raw[:200].decode("utf-8", "replace").strip()
 
 
 # ----- request shaping -----------------------------------------------------------------------
@@ -152,18 +163,8 @@ def gtt_form(request: GttRequest, last_price: Decimal) -> dict[str, str]:
     return {"type": kind, "condition": json.dumps(condition), "orders": json.dumps(orders)}
 
 
-def _number(value: Decimal) -> float:
-    """A Decimal as a JSON number: the nearest double, whose repr is the decimal again (9.55)."""
-    number = float(str(value))
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError(f"not a finite price: {value!r}")
-    return number
-
-
 def batches(keys: Iterable[str]) -> Iterator[list[str]]:
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), QUOTE_BATCH):
-        yield unique[start : start + QUOTE_BATCH]
+    return wire_batches(keys, QUOTE_BATCH)
 
 
 def instruments_query(keys: Sequence[str]) -> str:
@@ -304,36 +305,5 @@ def _ist_time(value: Any, *, end_of_second: bool = False) -> datetime | None:
     return as_utc(moment + _SECOND_END if end_of_second else moment)
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value != int(value):
-        raise ValueError(f"expected an integer, got {value!r}")
-    return int(value)
-
-
 def _integer_or_text(value: Any) -> int | str:
     return value if isinstance(value, str) and value else _integer(value)
-
-
-def _price(value: Any) -> Decimal:
-    if type(value) is Decimal:
-        price = value
-    elif isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise ValueError(f"expected a number, got {value!r}")
-    else:
-        price = Decimal(str(value))
-    if not price.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return price
-
-
-def _price_or_none(value: Any) -> Decimal | None:
-    try:
-        return None if value is None else _price(value)
-    except ValueError:
-        return None

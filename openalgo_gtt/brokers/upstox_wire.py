@@ -6,10 +6,8 @@ domain's values. Nothing here does I/O: the transport is in upstox.py.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +18,14 @@ from openalgo_gtt.brokers.errors import (
     TokenRejected,
     UnreadableAnswer,
 )
+from openalgo_gtt.brokers.wire_values import batches as wire_batches
+from openalgo_gtt.brokers.wire_values import decode
+from openalgo_gtt.brokers.wire_values import integer as _integer
+from openalgo_gtt.brokers.wire_values import json_number as _number
+from openalgo_gtt.brokers.wire_values import price as _price
+from openalgo_gtt.brokers.wire_values import price_or_none as _price_or_none
+from openalgo_gtt.brokers.wire_values import snippet as _snippet
+from openalgo_gtt.brokers.wire_values import text as _text
 from openalgo_gtt.domain.model import BrokerGtt, GttRule, Quote, RuleState
 
 TOKEN_ERROR_CODE = "UDAPI100050"
@@ -61,14 +67,6 @@ def interpret(status: int, raw: bytes, is_write: bool, *, bearer: bool = True) -
     raise UnreadableAnswer(f"unexpected HTTP {status}", http_status=status, may_have_reached=is_write)
 
 
-def decode(raw: bytes) -> Any:
-    # parse_float=Decimal keeps prices exact from the wire onwards.
-    try:
-        return json.loads(raw.decode("utf-8"), parse_float=Decimal)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-
-
 def error_of(payload: Any) -> tuple[str | None, str | None]:
     """The first error's code and message; Upstox sends `error_code` and the deprecated
     `errorCode`, so either is read."""
@@ -80,10 +78,6 @@ def error_of(payload: Any) -> tuple[str | None, str | None]:
     code = first.get("error_code") or first.get("errorCode")
     message = first.get("message")
     return (str(code) if code else None), (str(message) if message else None)
-
-
-def _snippet(raw: bytes) -> str:
-    return raw[:200].decode("utf-8", "replace").strip()
 
 
 # ----- request shaping -----------------------------------------------------------------------
@@ -102,19 +96,8 @@ def rule_json(rule: GttRule) -> dict:
     return out
 
 
-def _number(value: Decimal) -> float:
-    """A Decimal as a JSON number. float(str(d)) is the nearest double to the decimal, whose
-    repr (what json.dumps writes) is the shortest string that reads back to it: 9.55 -> 9.55."""
-    number = float(str(value))
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValueError(f"not a finite price: {value!r}")
-    return number
-
-
 def batches(keys: Iterable[str]) -> Iterator[list[str]]:
-    unique = list(dict.fromkeys(keys))
-    for start in range(0, len(unique), QUOTE_BATCH):
-        yield unique[start : start + QUOTE_BATCH]
+    return wire_batches(keys, QUOTE_BATCH)
 
 
 def keys_query(keys: Sequence[str]) -> str:
@@ -199,41 +182,8 @@ def _parse_rule(rule: dict) -> RuleState:
     )
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"expected a non-empty string, got {value!r}")
-    return value
-
-
 def _optional_text(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)) or value != int(value):
-        raise ValueError(f"expected an integer, got {value!r}")
-    return int(value)
-
-
-def _price(value: Any) -> Decimal:
-    """A JSON number as Decimal, through str so a float never leaks binary noise in."""
-    if type(value) is Decimal:  # what _decode makes of every JSON fraction: exact already
-        price = value
-    elif isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
-        raise ValueError(f"expected a number, got {value!r}")
-    else:
-        price = Decimal(str(value))
-    if not price.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return price
-
-
-def _price_or_none(value: Any) -> Decimal | None:
-    """Optional numbers: None when absent, null or not a number."""
-    try:
-        return None if value is None else _price(value)
-    except ValueError:
-        return None
 
 
 def _from_micros(value: Any) -> datetime | None:
