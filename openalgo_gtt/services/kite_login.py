@@ -18,10 +18,11 @@ from openalgo_gtt.brokers.base import BrokerCallObserver
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.brokers.kite_login import KiteLoginClient, login_page
 from openalgo_gtt.domain.clock import as_utc, ist_text
-from openalgo_gtt.domain.login import StateUse
 from openalgo_gtt.services.audit import observe_broker_call
 from openalgo_gtt.services.tokens import KITE, TokenProvider, next_expiry
-from openalgo_gtt.services.upstox_login import STATE_TTL, LoginError, LoginResult, _refusal, state_hash
+from openalgo_gtt.services.upstox_login import (
+    STATE_TTL, LoginError, LoginResult, _refusal, consume_login_state, state_hash,
+)
 from openalgo_gtt.store.logins import KITE_SOURCE, LoginStates
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class KiteLogin:
         """The callback: the state first (a forged or replayed one never reaches Kite), then the
         exchange, then the token stored."""
         self.config.require()
-        self._consume_state(state)
+        consume_login_state(self._states, state, self._now(), self.config.state_ttl)
         if status not in (None, "", "success") or not request_token:
             raise LoginError(f"Kite sent no request token (status {status!r}: was the login cancelled?): "
                              f"{START_AGAIN}")
@@ -107,18 +108,6 @@ class KiteLogin:
                         "remove it and restart to use this login",)
         log.info("Kite login stored for user %s, valid until %s IST", user, ist_text(expires))
         return LoginResult(user, issued.user_name, "login", now, expires, warnings)
-
-    def _consume_state(self, state: str | None) -> None:
-        if not state:
-            raise LoginError(f"The callback carries no state: {START_AGAIN}")
-        use = self._states.consume(state_hash(state), self._now())
-        if use is StateUse.TAKEN:
-            return
-        if use is StateUse.UNKNOWN:
-            raise LoginError(f"Unknown login state (this gateway did not start this login): {START_AGAIN}")
-        if use is StateUse.ALREADY_USED:
-            raise LoginError(f"This login was already used (a state is single use): {START_AGAIN}")
-        raise LoginError(f"The login took too long and its state expired: {START_AGAIN}")
 
     # ----- what the terminal flow waits for -------------------------------------------------
 

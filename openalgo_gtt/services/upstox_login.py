@@ -98,6 +98,22 @@ class LoginResult:
         return {k: v for k, v in body.items() if v is not None}
 
 
+def consume_login_state(states: LoginStates, state: str | None, now: datetime, ttl: timedelta) -> None:
+    """Mark a broker login's one-time `state` used, atomically (Upstox's login and Kite's);
+    LoginError (400) when it is missing, unknown, already used or expired."""
+    if not state:
+        raise LoginError(f"The callback carries no state: {START_AGAIN}")
+    use = states.consume(state_hash(state), now)
+    if use is StateUse.TAKEN:
+        return
+    if use is StateUse.UNKNOWN:
+        raise LoginError(f"Unknown login state (this gateway did not start this login): {START_AGAIN}")
+    if use is StateUse.ALREADY_USED:
+        raise LoginError(f"This login was already used (a state is single use): {START_AGAIN}")
+    minutes = int(ttl.total_seconds() // 60)
+    raise LoginError(f"The login took longer than {minutes} minutes and its state expired: {START_AGAIN}")
+
+
 def state_hash(state: str) -> str:
     return hashlib.sha256(state.encode("utf-8")).hexdigest()
 
@@ -153,17 +169,7 @@ class UpstoxLogin:
 
     def consume_state(self, state: str | None) -> None:
         """Mark `state` used, atomically; LoginError (400) when unknown, used or expired."""
-        if not state:
-            raise LoginError(f"The callback carries no state: {START_AGAIN}")
-        use = self._states.consume(state_hash(state), self._now())
-        if use is StateUse.TAKEN:
-            return
-        if use is StateUse.UNKNOWN:
-            raise LoginError(f"Unknown login state: {START_AGAIN}")
-        if use is StateUse.ALREADY_USED:
-            raise LoginError(f"This login was already used (a state is single use): {START_AGAIN}")
-        minutes = int(self.config.state_ttl.total_seconds() // 60)
-        raise LoginError(f"The login took longer than {minutes} minutes and its state expired: {START_AGAIN}")
+        consume_login_state(self._states, state, self._now(), self.config.state_ttl)
 
     def complete(self, code: str | None, state: str | None) -> LoginResult:
         """The callback: consume the state, then exchange the code and store the token."""
