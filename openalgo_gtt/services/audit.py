@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
-from datetime import datetime, timedelta
-from typing import Callable
 
 from openalgo_gtt.brokers.base import BrokerCall
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.encoding import dumps
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.context import RequestContext
+from openalgo_gtt.services.retention import Retention
 from openalgo_gtt.store.audit_log import AuditRows
 
 log = logging.getLogger(__name__)
@@ -192,39 +191,7 @@ class AuditTrail:
         return self._rows.exists(request_id)
 
 
-class AuditRetention:
-    """Deletes audit rows older than `days` (0 keeps them forever). The watcher calls `run` on
-    every poll; it works at most once every `every`, deleting in batches of `batch` rows and at
-    most `max_batches` of them per call, so a poll is never held up for long. A call that stopped
-    at the cap leaves the next poll to go on, instead of waiting for the next interval."""
+class AuditRetention(Retention):
+    """Deletes audit rows older than AUDIT_RETENTION_DAYS (see services/retention.py)."""
 
-    def __init__(self, rows: AuditRows, days: int, *, every: timedelta = timedelta(hours=1),
-                 batch: int = 1000, max_batches: int = 10, clock: Callable[[], datetime] = utcnow):
-        self._rows = rows
-        self.days = days
-        self._every = every
-        self._batch = batch
-        self._max_batches = max_batches
-        self._clock = clock
-        self._next_run: datetime | None = None
-
-    def run(self) -> int:
-        """Purge if it is time; returns how many rows were deleted."""
-        if self.days <= 0:
-            return 0
-        now = self._clock()
-        if self._next_run is not None and now < self._next_run:
-            return 0
-        cutoff = now - timedelta(days=self.days)
-        deleted = 0
-        for _ in range(self._max_batches):
-            gone = self._rows.purge_before(cutoff, self._batch)
-            deleted += gone
-            if gone < self._batch:  # nothing older is left
-                self._next_run = now + self._every
-                break
-        else:
-            self._next_run = None  # stopped at the cap: go on at the next poll
-        if deleted:
-            log.info("audit retention: deleted %d rows older than %d days", deleted, self.days)
-        return deleted
+    what = "audit rows"

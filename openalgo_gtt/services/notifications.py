@@ -31,6 +31,7 @@ from typing import Callable
 from openalgo_gtt.domain.clock import ist_text, utcnow
 from openalgo_gtt.domain.model import EventLevel
 from openalgo_gtt.domain.notifications import Event, Message, mask_url, redact, render
+from openalgo_gtt.services.retention import Retention
 from openalgo_gtt.store.outbox import Due, Outbox
 from openalgo_gtt.store.unit_of_work import UnitOfWork
 
@@ -177,31 +178,15 @@ class Notifications:
         return out
 
 
-class OutboxRetention:
+class OutboxRetention(Retention):
     """Keeps the outbox as long as the audit trail (AUDIT_RETENTION_DAYS; 0 keeps it forever):
-    events older than that, none of whose deliveries is still pending, go with their deliveries.
-    The watcher's lease holder calls `run` on every poll; it works at most once an hour."""
+    events older than that, none of whose deliveries is still pending, go with their deliveries,
+    one batch a poll (see services/retention.py)."""
 
-    def __init__(self, outbox: Outbox, days: int, *, every: timedelta = timedelta(hours=1),
-                 clock: Callable[[], datetime] = utcnow):
-        self._outbox = outbox
-        self.days = days
-        self._every = every
-        self._clock = clock
-        self._next_run: datetime | None = None
+    what = "outbox events"
 
-    def run(self) -> int:
-        if self.days <= 0:
-            return 0
-        now = self._clock()
-        if self._next_run is not None and now < self._next_run:
-            return 0
-        deleted = self._outbox.purge_before(now - timedelta(days=self.days))
-        if deleted < 1000:  # a full batch: go on at the next poll
-            self._next_run = now + self._every
-        if deleted:
-            log.info("outbox retention: deleted %d events older than %d days", deleted, self.days)
-        return deleted
+    def __init__(self, outbox: Outbox, days: int, **options):
+        super().__init__(outbox, days, **{"max_batches": 1, **options})
 
 
 class Sender:
