@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, select
 
 from openalgo_gtt.store.models import GttOrder
 from tests.e2e.server import REPO, ServerProcess
+from tests.arrivals import most_in_any_second
 from tests.fakes.fake_upstox import FakeUpstox
 
 IDEA = "NSE_EQ|INE669E01016"
@@ -50,10 +51,6 @@ class SoakReport:
         return (self.duplicates == 0 and self.unknown_to_gateway == 0 and self.trade_count == self.gtts_at_broker
                 and self.gtts_at_broker <= self.limit and self.most_order_calls_in_a_second <= 10)
 
-
-def most_in_any_second(times: list[float]) -> int:
-    times = sorted(times)
-    return max((sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times)), default=0)
 
 
 def chaos(rng: random.Random, faults: Counter, lock: threading.Lock, fault_share: float):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tests.e2e.server import REPO
+from tests.arrivals import most_in_any_second
 from tests.fakes.fake_upstox import FakeUpstox
 
 WORKER = """
@@ -28,10 +29,6 @@ for thread in threads:
     thread.join()
 """
 
-
-def most_in_any_second(times: list[float]) -> int:
-    times = sorted(times)
-    return max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
 
 
 def test_three_workers_sharing_redis_never_put_more_than_ten_calls_in_a_second(redis_url):
