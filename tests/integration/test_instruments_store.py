@@ -318,3 +318,27 @@ def test_readers_keep_working_during_reloads(db_engine, tmp_path):
     assert errors == []
     index.refresh(force=False)
     assert index.generation == 4
+
+
+def test_a_lookup_during_the_first_build_never_sees_rows_without_their_owner(db_engine, monkeypatch):
+    """The index publishes whose master it is with its rows: a lookup arriving while the first
+    build was finishing once saw the rows but no owner yet and answered 404 (of two concurrent
+    places, one was refused)."""
+    from openalgo_gtt.store.instruments import index as index_module
+
+    load_master(db_engine, None)
+    master_of, owner_asked = index_module._master_of, threading.Event()
+
+    def slow_master_of(*args):  # holds the build between its rows and their owner
+        owner_asked.set()
+        threading.Event().wait(0.3)
+        return master_of(*args)
+
+    monkeypatch.setattr(index_module, "_master_of", slow_master_of)
+    index = InstrumentIndex(db_engine, master="upstox")
+    first = threading.Thread(target=index.lookup, args=("IDEA", "NSE"))
+    first.start()
+    assert owner_asked.wait(10)
+    # A second request, in the middle of the build: it either waits for the build or sees all of it.
+    assert index.lookup("IDEA", "NSE").instrument_key == "NSE_EQ|INE669E01016"
+    first.join()

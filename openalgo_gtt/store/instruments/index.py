@@ -203,6 +203,7 @@ class InstrumentIndex:
             return f"no instrument master is loaded; load {self._wanted.capitalize()}'s with {load}"
         return (f"the loaded instrument master is {self._loaded.capitalize()}'s and this gateway drives "
                 f"{self._wanted.capitalize()}: load {self._wanted.capitalize()}'s with {load}")
+
     def symbols_starting(self, prefix: str, exchange: str, limit: int = 10) -> list[str]:
         """Up to `limit` symbols of `exchange` that start with `prefix` (any case), in order: the
         trader's page suggests them as a symbol is typed. The sorted list is built once per
@@ -242,9 +243,12 @@ class InstrumentIndex:
             generation = current_generation(self._engine)
             if not force and self._snapshot is not None and generation == self._generation:
                 return False
-            self._snapshot = _build_snapshot(self._engine)
+            snapshot = _build_snapshot(self._engine)
+            # Whose master it is goes out before the rows do: a thread that sees the new snapshot
+            # must never judge it by the previous (or no) owner.
             self._loaded = _master_of(self._engine, generation)
             self._generation = generation
+            self._snapshot = snapshot
             return True
         finally:
             self._lock.release()
