@@ -71,9 +71,14 @@ class BrokerHttp:
 
     def _call(self, route: str, parse: Callable[[dict], T], *, path_args: dict[str, str] | None = None,
               query: str | None = None, auth: AuthBase | None = None, body: Any = None,
-              form: dict[str, str] | None = None) -> T:
+              form: dict[str, str] | None = None, pace: Callable[[], object] | None = None) -> T:
         """Send one call on `route` and return `parse(success payload)`, or raise a BrokerError.
-        The observer sees the route's path template, so no id in the path reaches the audit."""
+        The observer sees the route's path template, so no id in the path reaches the audit.
+
+        `pace` (an order pacer's acquire) blocks until the call's send slot. It runs once the
+        request is fully built, right before it is written, so that nothing but the write itself
+        lies between the slot and the broker (see pacing.py); an error it raises (PacingTimeout)
+        means nothing was sent and is not reported as a call."""
         method, template = self.routes[route]
         is_write = method != "GET"
         path = template.format_map({k: quote(v, safe="") for k, v in path_args.items()}) if path_args else template
@@ -86,6 +91,13 @@ class BrokerHttp:
         elif form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             data = urlencode(form).encode()
+        try:
+            prepared = _prepare(method, url, headers, auth, data)
+            if pace is not None:
+                pace()
+        except BrokerError as exc:  # nothing was sent
+            exc.broker = exc.broker or self.label
+            raise
         started = time.monotonic()
         status: int | None = None
         try:
@@ -93,7 +105,7 @@ class BrokerHttp:
             if timeout < MIN_CALL_SECONDS:  # the request's deadline has passed: nothing is sent
                 raise BrokerTimeout("no time left within the request's deadline (the broker timeout); not sent",
                                     may_have_reached=False)
-            response = self._send(method, url, headers, auth, data, is_write, timeout)
+            response = self._send(prepared, is_write, timeout)
             status = response.status_code
             raw = self._read_body(response, started + deadline.bounded(2 * self._timeout), is_write)
             payload = self.interpret(status, raw, is_write, bearer=auth is not None)
@@ -110,13 +122,10 @@ class BrokerHttp:
         self._report(method, template, status, started, None)
         return result
 
-    def _send(self, method: str, url: str, headers: dict, auth: AuthBase | None, data: bytes | None,
-              is_write: bool, timeout: float) -> requests.Response:
+    def _send(self, prepared: requests.PreparedRequest, is_write: bool, timeout: float) -> requests.Response:
         # stream=True: the body is read by _read_body under an overall deadline. No redirect is
         # followed (a redirect from a broker's API is an unreadable answer).
         try:
-            prepared = requests.Request(method, url, headers={**_BASE_HEADERS, **headers}, auth=auth,
-                                        data=data).prepare()
             return self._adapter.send(prepared, stream=True, timeout=(timeout, timeout), **self._send_options)
         except requests.ConnectTimeout as exc:
             raise BrokerTimeout(f"connect timeout: {exc}", may_have_reached=False) from exc
@@ -170,6 +179,14 @@ class BrokerHttp:
             self._observer(call)
         except Exception:  # the audit hook must never turn a broker answer into a failure
             log.exception("broker call observer failed")
+
+
+def _prepare(method: str, url: str, headers: dict, auth: AuthBase | None,
+             data: bytes | None) -> requests.PreparedRequest:
+    try:
+        return requests.Request(method, url, headers={**_BASE_HEADERS, **headers}, auth=auth, data=data).prepare()
+    except requests.RequestException as exc:  # an unusable URL: nothing was sent
+        raise BrokerUnreachable(f"request failed: {exc}", may_have_reached=False) from exc
 
 
 def _pooled_session(base_url: str) -> requests.Session:

@@ -200,12 +200,11 @@ class KiteBroker(KiteHttp):
         pacer = self._quote_pacer if route in QUOTE_ROUTES else self._pacer
         retries_left = 1 if is_write else self._read_retries
         delay = RATE_RETRY_PAUSE if is_write else self._retry_backoff
+        pace = None if pacer is None else lambda: pacer.acquire(deadline.bounded(self._pace_timeout))
         while True:
-            if pacer is not None:
-                pacer.acquire(deadline.bounded(self._pace_timeout))
             try:
                 return self._call(route, parse, query=query, form=form, path_args=path_args,
-                                  auth=KiteAuth(self._api_key, token))
+                                  auth=KiteAuth(self._api_key, token), pace=pace)
             except PacingTimeout:
                 raise
             except RateLimited:

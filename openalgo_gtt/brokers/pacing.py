@@ -11,8 +11,9 @@ the pacer hands out send times, not permissions:
   than the window, whoever took them.
 - Each window's span is stretched by `SEND_MARGIN`, and a caller that wakes up more than
   `LATE_TOLERANCE` after its slot (a busy CPU, a long GIL switch) does not send in it: it takes
-  a new one. A call therefore leaves within LATE_TOLERANCE of its slot, and the rest of the
-  margin covers the network, so no second at Upstox ever sees more than the limit.
+  a new one. The transport (http.py) waits for the slot only once the request is fully built,
+  so nothing but the write follows it: a call leaves within LATE_TOLERANCE of its slot, and the
+  rest of the margin covers the network, so no second at Upstox ever sees more than the limit.
 - A wasted slot stays in the schedule: that only makes pacing stricter, never looser.
 
 One `OrderPacer` must be shared by every broker client of the process; a Redis storage URI

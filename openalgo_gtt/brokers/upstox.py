@@ -155,20 +155,23 @@ class UpstoxBroker(UpstoxHttp):
 
     # ----- pacing and retries --------------------------------------------------------------
 
+    def _pace(self) -> None:
+        self._pacer.acquire(deadline.bounded(self._pace_timeout))
+
     def _request(self, route: str, *, parse: Callable[[dict], T], query: str | None = None,
                  body: Any = None) -> T:
         """Send one call with the bearer token and return `parse(success payload)`, or raise a
         BrokerError."""
         method, _path = ROUTES[route]
         is_write = method != "GET"
-        if route in ORDER_ROUTES and self._pacer is not None:
-            self._token()  # an expired login fails here, before it takes a pacing slot
-            self._pacer.acquire(deadline.bounded(self._pace_timeout))
+        pace = self._pace if route in ORDER_ROUTES and self._pacer is not None else None
         retries_left = 0 if is_write else self._read_retries
         delay = self._retry_backoff
         while True:
             try:
-                return self._call(route, parse, query=query, body=body, auth=_BearerAuth(self._token()))
+                # The token is read first: an expired login fails before it takes a pacing slot.
+                return self._call(route, parse, query=query, body=body, auth=_BearerAuth(self._token()),
+                                  pace=pace)
             except (BrokerUnreachable, RateLimited, BrokerFailure):
                 # Only idempotent reads get here with retries left. Timeouts are not retried:
                 # a server that hung once is likely to hang again, and the wait must stay bounded.
