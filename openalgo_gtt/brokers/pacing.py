@@ -14,6 +14,9 @@ the pacer hands out send times, not permissions:
   a new one. The transport (http.py) waits for the slot only once the request is fully built,
   so nothing but the write follows it: a call leaves within LATE_TOLERANCE of its slot, and the
   rest of the margin covers the network, so no second at Upstox ever sees more than the limit.
+  (A call the network holds longer, such as a new connection's lost first packet, which the
+  kernel retries a second later, is beyond any client's schedule: Upstox answers it 429, nothing
+  done.)
 - A wasted slot stays in the schedule: that only makes pacing stricter, never looser.
 
 One `OrderPacer` must be shared by every broker client of the process; a Redis storage URI

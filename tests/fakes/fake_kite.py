@@ -378,6 +378,11 @@ _FAULTS = {
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a burst of new connections then overflows it and the
+    # kernel has the client retry a second later, so a call would arrive a second after it
+    # was sent and the fake would count calls bunched that were paced apart. A broker's
+    # servers keep a deep backlog; so does this one.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass
