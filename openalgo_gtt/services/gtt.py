@@ -157,7 +157,10 @@ class GttService:
         return trigger_id
 
     def recorded(self, status: str | None = None) -> list[RecordedTrigger]:
-        """The triggers this gateway placed, newest first (optionally in one state)."""
+        """The triggers this gateway placed, newest first (optionally in one state). A place
+        answered a moment ago is listed: its record is written just after the answer, so the
+        listing waits for the ones in flight, as the order book does."""
+        self.in_flight.wait_for_all()
         return self.orders.list(status)
 
     # -- order book and status --------------------------------------------------------------

@@ -3,6 +3,7 @@ the real store on a fresh database, and no web framework. Exactly-once is the su
 duplicate, an answer lost after the broker did the work, and a crash between intent and record."""
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -12,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from openalgo_gtt.brokers.errors import BrokerTimeout
 from openalgo_gtt.domain.gtt import PlaceIntent
-from openalgo_gtt.domain.model import CANCELLED
+from openalgo_gtt.domain.model import CANCELLED, TriggerStatus
 from openalgo_gtt.domain.strategy import DEFAULT_PCTS
 from openalgo_gtt.domain.symbols import InstrumentInfo
 from openalgo_gtt.services.audit import AuditTrail
@@ -325,3 +326,19 @@ def test_the_trader_hears_of_a_lapsed_place_and_of_its_very_late_gtt(services):
     services.late_gtts.settle()
     ((found, deliveries),) = services.store.outbox.events_for(late_id)
     assert found.kind == "found_late" and "counted" in found.message and deliveries == ["pending"]
+
+
+def test_a_listing_made_before_the_answered_place_is_recorded_waits_for_it(services):
+    """A script that places and at once lists its ACTIVE GTTs sees the one it placed, though the
+    record is written just after the answer (the server runs that work once the answer is sent)."""
+    answer, _, ctx = services.place_single(answered=False)
+    assert services.store.orders.get(answer["trigger_id"]) is None  # the answer went; the record not yet
+    listed: list = []
+    lister = threading.Thread(target=lambda: listed.extend(services.gtts.recorded(TriggerStatus.ACTIVE)))
+    lister.start()
+    lister.join(timeout=0.3)
+    assert lister.is_alive()  # it waits for the record, rather than answer without the new GTT
+    for work in ctx.after_answer:
+        work()
+    lister.join(timeout=5)
+    assert [trigger.trigger_id for trigger in listed] == [answer["trigger_id"]]
