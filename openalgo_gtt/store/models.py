@@ -95,7 +95,8 @@ class Instrument(Base):
     strike: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
     isin: Mapped[str | None] = mapped_column(String(16))
 
-    __table_args__ = (Index("ix_instruments_exchange_symbol", "exchange", "symbol"),)
+    # No secondary index: lookups use each process's in-memory index, so one would only slow the
+    # load (migration 0013 dropped the (exchange, symbol) one).
 
 
 class InstrumentLoad(Base):

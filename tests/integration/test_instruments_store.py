@@ -48,6 +48,18 @@ def _keys(engine) -> set[str]:
         return set(conn.execute(select(Instrument.instrument_key)).scalars())
 
 
+def _indexes(engine) -> set[str]:
+    return {ix["name"] for ix in inspect(engine).get_indexes("instruments")}
+
+
+@pytest.fixture
+def extra_index(db_engine):
+    """An index someone added to the table by hand: a load must leave it as it found it."""
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE INDEX ix_by_hand ON instruments (exchange, symbol)")
+    assert _indexes(db_engine) == {"ix_by_hand"}
+
+
 def _load_count(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(InstrumentLoad)).scalar()
@@ -144,15 +156,15 @@ def test_bundled_sample(db_engine):
     assert report.source == SAMPLE_SOURCE and report.rows_loaded == len(SAMPLE)
 
 
-def test_reload_replaces_the_whole_set(db_engine, tmp_path):
+def test_reload_replaces_the_whole_set(db_engine, tmp_path, extra_index):
+    indexes_before = _indexes(db_engine)
     first = load_master(db_engine, _write(tmp_path / "a.json", SAMPLE))
     second = load_master(db_engine, _write(tmp_path / "b.json", _small_set()))
     assert second.generation > first.generation
     assert _keys(db_engine) == {row["instrument_key"] for row in _small_set()}
     assert _load_count(db_engine) == 2
-    # The (exchange, symbol) index survives a load (SQLite rebuilds it after the insert).
-    names = {ix["name"] for ix in inspect(db_engine).get_indexes("instruments")}
-    assert "ix_instruments_exchange_symbol" in names
+    # The table's indexes survive a load (SQLite drops any before the insert and rebuilds them).
+    assert _indexes(db_engine) == indexes_before
 
 
 @pytest.mark.parametrize(
@@ -180,8 +192,9 @@ def test_missing_file_is_a_load_error(db_engine, tmp_path):
         load_master(db_engine, tmp_path / "nope.json.gz")
 
 
-def test_failure_while_writing_rolls_everything_back(db_engine, tmp_path, monkeypatch):
+def test_failure_while_writing_rolls_everything_back(db_engine, tmp_path, monkeypatch, extra_index):
     load_master(db_engine, _write(tmp_path / "good.json", SAMPLE))
+    indexes_before = _indexes(db_engine)
     real_insert = store_load._insert_records
 
     def insert_then_fail(conn, records):
@@ -193,8 +206,7 @@ def test_failure_while_writing_rolls_everything_back(db_engine, tmp_path, monkey
         load_master(db_engine, _write(tmp_path / "small.json", _small_set()))
     assert _keys(db_engine) == {row["instrument_key"] for row in SAMPLE}
     assert _load_count(db_engine) == 1
-    names = {ix["name"] for ix in inspect(db_engine).get_indexes("instruments")}
-    assert "ix_instruments_exchange_symbol" in names
+    assert _indexes(db_engine) == indexes_before
 
 
 def test_ensure_instruments_loads_the_sample_only_when_empty(db_engine, tmp_path):

@@ -154,13 +154,6 @@ def _insert_sqlite(conn, records: list[tuple]) -> None:
     sql = _sqlite_insert_sql()
     numbers: _Memo = _Memo(float)
     days: _Memo = _Memo(date.isoformat)
-    # Building the (exchange, symbol) index once after the insert is cheaper than updating it row
-    # by row. SQLite's DDL is transactional: a failed load rolls the index back too.
-    indexes = list(INSTRUMENTS.indexes)
-    for index in indexes:
-        index.drop(conn, checkfirst=True)
     for start in range(0, len(records), _INSERT_CHUNK):
         conn.exec_driver_sql(sql, _sqlite_rows(records[start:start + _INSERT_CHUNK], numbers, days))
-    for index in indexes:
-        index.create(conn)
 
