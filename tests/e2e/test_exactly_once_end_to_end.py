@@ -66,8 +66,15 @@ def test_a_very_late_gtt_is_cancelled_when_the_request_was_placed_afresh(server_
     until(lambda: len(live(fake_upstox)) == 1, "the watcher to cancel the late duplicate")
     assert [g["gtt_order_id"] for g in live(fake_upstox)] == [fresh.json()["trigger_id"]]
     assert health(server)["today_trade_count"] == 1
-    with create_engine(database_url).connect() as conn:
-        rows = conn.execute(select(AuditRecord.error).where(AuditRecord.endpoint == "(late GTT)")).scalars().all()
+    engine = create_engine(database_url)
+
+    def late_rows() -> list[str]:
+        with engine.connect() as conn:
+            return conn.execute(select(AuditRecord.error).where(AuditRecord.endpoint == "(late GTT)")).scalars().all()
+
+    until(lambda: late_rows(), "the late GTT's audit row")  # written beside the cancel
+    rows = late_rows()
+    engine.dispose()
     assert len(rows) == 1 and "duplicate and was cancelled" in rows[0]
 
 
@@ -96,8 +103,16 @@ def test_a_failed_place_never_claims_a_gtt_made_in_the_app(server_factory, fake_
     until(lambda: health(server)["today_trade_count"] == 0, "the place to lapse")
     placed = place(server, key)
     assert placed.status_code == 200 and placed.json()["trigger_id"] != app_gtt
-    with create_engine(database_url).connect() as conn:  # the gateway's own GTTs: not the app's
-        assert conn.execute(select(GttOrder.trigger_id)).scalars().all() == [placed.json()["trigger_id"]]
+    engine = create_engine(database_url)
+
+    def recorded() -> list[str]:  # the gateway's own GTTs
+        with engine.connect() as conn:
+            return conn.execute(select(GttOrder.trigger_id)).scalars().all()
+
+    # The record is committed just after the answer: wait for it, then it must be the only one.
+    until(lambda: placed.json()["trigger_id"] in recorded(), "the place to be recorded")
+    assert recorded() == [placed.json()["trigger_id"]]  # not the app's
+    engine.dispose()
     assert health(server)["today_trade_count"] == 1
 
 
