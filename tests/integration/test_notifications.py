@@ -91,8 +91,14 @@ def test_a_triggered_rule_reaches_the_receiver_within_seconds(running, fake_upst
     first_line = message["message"].splitlines()[0]
     assert first_line == f"BUY 10 IDEA (NSE) above 9.61 — {trigger_id}, order 251202000123"
     assert message["message"].splitlines()[-1].endswith(" IST")
-    # The order status lists the event, delivered to the one URL.
-    status = post("gttorderstatus", trigger_id=trigger_id).get_json()["data"]
+    # The order status lists the event, delivered to the one URL (written just after the receiver
+    # answered, so give the sender a moment).
+    deadline = time.monotonic() + 5
+    while True:
+        status = post("gttorderstatus", trigger_id=trigger_id).get_json()["data"]
+        if status["events"] and status["events"][0]["deliveries"] != ["pending"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert status["status"] == "triggered"
     assert [(e["event"], e["deliveries"]) for e in status["events"]] == [("triggered", ["delivered"])]
     assert status["events"][0]["message"].startswith("GTT triggered: BUY 10 IDEA (NSE) above 9.61")
@@ -155,10 +161,14 @@ def test_a_receiver_that_is_down_delays_only_its_own_messages(settings, fake_ups
             fake_upstox.set_rule_status(trigger_id, "ENTRY", "TRIGGERED", order_id="251202000126")
             (message,) = receiver.wait_for(1, timeout=8)
             assert trigger_id in message["message"]
+            # A receiver sees a message before the sender has written down how the delivery went:
+            # wait until both outcomes are written (the good one delivered, the down one failed once).
             deadline = time.monotonic() + 5
-            while down.attempts == 0 and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
+                health = post.client.get("/api/health").get_json()["notifications"]
+                if down.attempts and health["pending"] == 1 and health["last_error"]:
+                    break
                 time.sleep(0.05)
-            health = post.client.get("/api/health").get_json()["notifications"]
             assert health["pending"] == 1 and health["failed"] == 0
             assert health["urls"] == [f"1: json://127.0.0.1:{down.port}", f"2: json://127.0.0.1:{receiver.port}"]
             text = json.dumps(health)
