@@ -72,7 +72,7 @@ def test_a_very_late_gtt_is_cancelled_when_the_request_was_placed_afresh(server_
         with engine.connect() as conn:
             return conn.execute(select(AuditRecord.error).where(AuditRecord.endpoint == "(late GTT)")).scalars().all()
 
-    until(lambda: late_rows(), "the late GTT's audit row")  # written beside the cancel
+    until(late_rows, "the late GTT's audit row")  # written beside the cancel
     rows = late_rows()
     engine.dispose()
     assert len(rows) == 1 and "duplicate and was cancelled" in rows[0]

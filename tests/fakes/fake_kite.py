@@ -53,6 +53,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.fake_upstox import FakeHttpServer
+
 IST = timezone(timedelta(hours=5, minutes=30))
 COLUMNS = ("instrument_token", "exchange_token", "tradingsymbol", "name", "last_price", "expiry", "strike",
            "tick_size", "lot_size", "instrument_type", "segment", "exchange")
@@ -112,7 +114,7 @@ class FakeKite:
 
     def start(self) -> FakeKite:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server = FakeHttpServer(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-kite", daemon=True)
         self._thread.start()
         return self
@@ -373,19 +375,6 @@ _FAULTS = {
     "general": (500, "GeneralException", "Unknown error"),
     "token": (403, "TokenException", "Incorrect `api_key` or `access_token`."),
 }
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    # socketserver's default backlog is 5: a burst of new connections then overflows it and the
-    # kernel has the client retry a second later, so a call would arrive a second after it
-    # was sent and the fake would count calls bunched that were paced apart. A broker's
-    # servers keep a deep backlog; so does this one.
-    request_queue_size = 128
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -232,7 +232,7 @@ class FakeUpstox:
 
     def start(self) -> FakeUpstox:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server = FakeHttpServer(("127.0.0.1", 0), handler)
         self._stopping.clear()
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="fake-upstox", daemon=True)
@@ -644,7 +644,9 @@ def _stored_rules(rules: list[dict], side: str, old: dict[str, dict]) -> list[di
 # ----- HTTP plumbing ---------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
+class FakeHttpServer(ThreadingHTTPServer):
+    """The HTTP server under each fake broker (this one and fake_kite.py)."""
+
     daemon_threads = True
     allow_reuse_address = True
     # socketserver's default backlog is 5: a burst of new connections then overflows it and the

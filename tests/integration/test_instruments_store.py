@@ -163,7 +163,7 @@ def test_reload_replaces_the_whole_set(db_engine, tmp_path, extra_index):
     assert second.generation > first.generation
     assert _keys(db_engine) == {row["instrument_key"] for row in _small_set()}
     assert _load_count(db_engine) == 2
-    # The table's indexes survive a load (SQLite drops any before the insert and rebuilds them).
+    # The table's indexes survive a load as they were.
     assert _indexes(db_engine) == indexes_before
 
 

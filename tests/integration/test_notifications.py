@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from openalgo_gtt.services import notifications as notifications_module
 from openalgo_gtt.store.models import NotifyDelivery
 from tests.fakes.notify_receiver import NotifyReceiver
+from tests.waiting import until
 
 SINGLE_BUY = {
     "strategy": "Python", "trigger_type": "SINGLE", "exchange": "NSE", "symbol": "IDEA", "action": "BUY",
@@ -91,14 +92,13 @@ def test_a_triggered_rule_reaches_the_receiver_within_seconds(running, fake_upst
     first_line = message["message"].splitlines()[0]
     assert first_line == f"BUY 10 IDEA (NSE) above 9.61 — {trigger_id}, order 251202000123"
     assert message["message"].splitlines()[-1].endswith(" IST")
-    # The order status lists the event, delivered to the one URL (written just after the receiver
-    # answered, so give the sender a moment).
-    deadline = time.monotonic() + 5
-    while True:
-        status = post("gttorderstatus", trigger_id=trigger_id).get_json()["data"]
-        if status["events"] and status["events"][0]["deliveries"] != ["pending"] or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    # The order status lists the event, delivered to the one URL. The sender writes the delivery
+    # down just after the receiver answered: wait for that, then check it.
+    def order_status() -> dict:
+        return post("gttorderstatus", trigger_id=trigger_id).get_json()["data"]
+
+    until(lambda: [e["deliveries"] for e in order_status()["events"]] != [["pending"]], "the delivery written down")
+    status = order_status()
     assert status["status"] == "triggered"
     assert [(e["event"], e["deliveries"]) for e in status["events"]] == [("triggered", ["delivered"])]
     assert status["events"][0]["message"].startswith("GTT triggered: BUY 10 IDEA (NSE) above 9.61")
@@ -163,12 +163,12 @@ def test_a_receiver_that_is_down_delays_only_its_own_messages(settings, fake_ups
             assert trigger_id in message["message"]
             # A receiver sees a message before the sender has written down how the delivery went:
             # wait until both outcomes are written (the good one delivered, the down one failed once).
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                health = post.client.get("/api/health").get_json()["notifications"]
-                if down.attempts and health["pending"] == 1 and health["last_error"]:
-                    break
-                time.sleep(0.05)
+            def notifications() -> dict:
+                return post.client.get("/api/health").get_json()["notifications"]
+
+            until(lambda: down.attempts and notifications()["last_error"] and notifications()["pending"] == 1,
+                  "both deliveries written down")
+            health = notifications()
             assert health["pending"] == 1 and health["failed"] == 0
             assert health["urls"] == [f"1: json://127.0.0.1:{down.port}", f"2: json://127.0.0.1:{receiver.port}"]
             text = json.dumps(health)
