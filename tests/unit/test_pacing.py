@@ -11,9 +11,15 @@ from openalgo_gtt.brokers.errors import PacingTimeout
 from openalgo_gtt.brokers.pacing import SEND_MARGIN, MemorySchedule, OrderPacer
 
 
-def test_any_eleven_consecutive_slots_span_more_than_a_second_and_the_margin():
-    schedule = MemorySchedule()
-    slots = [time.monotonic() + schedule.reserve([(10, 1.0 + SEND_MARGIN)], None) for _ in range(35)]
+def test_any_eleven_consecutive_slots_span_more_than_a_second_and_the_margin(monkeypatch):
+    # A clock that moves 1 ms per reading, so each slot is known exactly: rebuilding slots from
+    # the real clock read beside reserve() mixes two readings and can reorder equal slots.
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(pacing.time, "monotonic", lambda: 1000.0 + next(ticks) / 1000)
+    schedule, slots = MemorySchedule(), []
+    for _ in range(35):
+        now = time.monotonic() + 0.001  # the reading reserve() takes next
+        slots.append(now + schedule.reserve([(10, 1.0 + SEND_MARGIN)], None))
     assert slots == sorted(slots)
     assert min(b - a for a, b in zip(slots, slots[10:])) >= 1.0 + SEND_MARGIN - 0.001
     assert slots[9] - slots[0] < 0.05  # the first ten go at once: a burst is not spread out
