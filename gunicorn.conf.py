@@ -21,7 +21,7 @@ def on_starting(server):
     from openalgo_gtt.config import load_settings
     from openalgo_gtt.store.instruments import ensure_instruments
     from openalgo_gtt.store.migrate import upgrade
-    from openalgo_gtt.store.db import make_engine
+    from openalgo_gtt.store.engine import make_engine
 
     settings = load_settings()
     upgrade(settings.database_url)

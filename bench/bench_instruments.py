@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))  # runnable from a plain checkout
 from sqlalchemy import create_engine  # noqa: E402
 
 from openalgo_gtt.store.instruments import InstrumentIndex, load_master  # noqa: E402
-from openalgo_gtt.store.models import Base  # noqa: E402
+from openalgo_gtt.store.schema import metadata  # noqa: E402
 
 IST = timezone(timedelta(hours=5, minutes=30))
 MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -116,7 +116,7 @@ def bench_load(path: Path, workdir: Path, repeat: int):
         if engine is not None:
             engine.dispose()
         engine = create_engine(f"sqlite:///{workdir / f'bench-{i}.db'}")
-        Base.metadata.create_all(engine)
+        metadata.create_all(engine)
         gc.collect()
         started = time.perf_counter()
         report = load_master(engine, path)

@@ -208,14 +208,14 @@ def run_naive(work: Workload, count: int) -> tuple[float, list]:
 def run_end_to_end(work: Workload, single_ticks: int, batch: int) -> dict:
     from sqlalchemy.orm import close_all_sessions
 
-    from openalgo_gtt.store.db import make_engine, make_session_factory
-    from openalgo_gtt.store.models import Base
-    import openalgo_gtt.store.sandbox_models  # noqa: F401  (registers the sandbox tables)
+    from openalgo_gtt.store.db import make_session_factory
+    from openalgo_gtt.store.engine import make_engine
+    from openalgo_gtt.store.schema import metadata
     from openalgo_gtt.store.sandbox import SandboxRepository
 
     with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
         db = make_engine(f"sqlite:///{Path(tmp) / 'sandbox.db'}")
-        Base.metadata.create_all(db)
+        metadata.create_all(db)
         broker = SandboxBroker(SandboxRepository(make_session_factory(db)), clock=lambda: AT)
         broker.apply_ticks([Tick(key, price, at=AT) for key, price in work.start.items()])
         gc.collect()

@@ -1,11 +1,11 @@
-"""Alembic environment: the schema is openalgo_gtt.store.models."""
+"""Alembic environment: the schema is openalgo_gtt.store.schema."""
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from openalgo_gtt.store.models import Base
+from openalgo_gtt.store.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def run_migrations_offline() -> None:

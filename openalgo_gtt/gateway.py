@@ -40,7 +40,8 @@ from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.services.upstox_login import UpstoxLogin
 from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
-from openalgo_gtt.store.db import make_engine, make_session_factory
+from openalgo_gtt.store.db import make_session_factory
+from openalgo_gtt.store.engine import make_engine
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.instruments.load import master_family

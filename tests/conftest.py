@@ -10,8 +10,8 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, text
 
-from openalgo_gtt.store.db import make_engine
-from openalgo_gtt.store.models import Base
+from openalgo_gtt.store.engine import make_engine
+from openalgo_gtt.store.schema import metadata
 from tests import closing_client
 
 closing_client.install()  # responses close (and run the work after the answer) at once
@@ -46,7 +46,7 @@ def database_url(tmp_path):
 def db_engine(database_url):
     """An Engine on a fresh schema with every table created."""
     engine = make_engine(database_url)  # the gateway's own (its JSON serialiser keeps Decimal prices)
-    Base.metadata.create_all(engine)
+    metadata.create_all(engine)
     yield engine
     engine.dispose()
 

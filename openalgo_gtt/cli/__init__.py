@@ -6,6 +6,7 @@ cli/login.py.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from functools import wraps
@@ -288,13 +289,18 @@ def instruments() -> None:
 def instruments_load(source: str | None) -> None:
     """Load the master from PATH_OR_URL, replacing the old set atomically: Upstox's JSON (or gzip),
     default INSTRUMENTS_URL; with BROKER=kite, Kite's CSV, default KITE_API_URL/instruments."""
-    from openalgo_gtt.store.db import make_engine
+    from openalgo_gtt.store.engine import make_engine
     from openalgo_gtt.store.instruments.load import InstrumentLoadError, load_master
 
     settings = _settings_or_exit()
     _upgrade(settings)
     # The engine alone: a load needs none of the gateway's services (nor their imports).
     engine = make_engine(settings.database_url)
+    # This process lives for one load, whose bulk is a few hundred thousand acyclic objects
+    # (parsed rows, record tuples). The cycle collector would walk them pass after pass and find
+    # nothing, then walk every imported module's objects again at exit: off, for this command.
+    gc.freeze()
+    gc.disable()
     try:
         if settings.broker == "kite":
             report = load_master(engine, source or f"{settings.kite_api_url}/instruments", progress=True,
@@ -382,7 +388,7 @@ def audit(limit: int, endpoint: str | None, status: str | None, key: str | None,
           until: str | None, as_json: bool, follow: bool, interval: float) -> None:
     """The audit trail: recent requests, newest first (bodies are stored redacted: no keys or tokens)."""
     from openalgo_gtt.store.audit_log import recent_audit, status_range
-    from openalgo_gtt.store.db import make_engine
+    from openalgo_gtt.store.engine import make_engine
 
     if status:
         try:

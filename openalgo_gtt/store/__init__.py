@@ -1,3 +1,1 @@
-"""The store. Importing it registers every table on `models.Base.metadata` (migrations and the
-test fixtures see the whole schema)."""
-from openalgo_gtt.store import login_models, models, page_session_models, sandbox_models  # noqa: F401
+"""The store: every SQL statement of the service. schema.py gathers the whole schema."""

@@ -9,7 +9,7 @@ from typing import Callable
 from sqlalchemy import Engine, or_, update
 
 from openalgo_gtt.domain.clock import utcnow
-from openalgo_gtt.store.db import dialect_insert
+from openalgo_gtt.store.engine import dialect_insert
 from openalgo_gtt.store.models import Lease
 
 

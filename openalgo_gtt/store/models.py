@@ -1,4 +1,5 @@
-"""SQLAlchemy models: the whole schema. Alembic migrations in `migrations/` create it.
+"""SQLAlchemy models: the ORM-mapped part of the schema (schema.py gathers it all; Alembic
+migrations in `migrations/` create it).
 
 Every timestamp is stored timezone-aware in UTC; IST appears only where a human reads it.
 Prices are `Numeric` (exact) in rupees.
@@ -6,14 +7,15 @@ Prices are `Numeric` (exact) in rupees.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 
-from sqlalchemy import JSON, Date, DateTime, Float, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Date, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from openalgo_gtt.store.tables import INSTRUMENTS, metadata
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = metadata  # shared with the Core tables (tables.py)
 
 
 class ApiKey(Base):
@@ -78,38 +80,9 @@ class TradeCounter(Base):
 
 
 class Instrument(Base):
-    """One row of Upstox's instrument master, with its OpenAlgo symbol and exchange."""
+    """One row of the instrument master (the table is Core: tables.py says why)."""
 
-    __tablename__ = "instruments"
-
-    instrument_key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    segment: Mapped[str] = mapped_column(String(16))
-    exchange: Mapped[str] = mapped_column(String(16))  # OpenAlgo exchange: NSE, NFO, MCX, ...
-    symbol: Mapped[str] = mapped_column(String(64))  # OpenAlgo symbol: IDEA, NIFTY29DEC2624500CE
-    trading_symbol: Mapped[str] = mapped_column(String(128))  # Upstox's
-    name: Mapped[str | None] = mapped_column(String(256))
-    instrument_type: Mapped[str | None] = mapped_column(String(16))
-    lot_size: Mapped[int] = mapped_column(Integer, default=1)
-    tick_size: Mapped[Decimal] = mapped_column(Numeric(12, 4))  # rupees (the master's is paise)
-    expiry: Mapped[date | None] = mapped_column(Date)
-    strike: Mapped[Decimal | None] = mapped_column(Numeric(14, 4))
-    isin: Mapped[str | None] = mapped_column(String(16))
-
-    # No secondary index: lookups use each process's in-memory index, so one would only slow the
-    # load (migration 0013 dropped the (exchange, symbol) one).
-
-
-class InstrumentLoad(Base):
-    """One row per completed master load; the highest id is the generation every process compares."""
-
-    __tablename__ = "instrument_loads"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    source: Mapped[str] = mapped_column(String(512))
-    rows: Mapped[int] = mapped_column(Integer)
-    # Whose master it is: "upstox" (also the sandbox's) or "kite"; NULL for loads before 0009 (Upstox's).
-    broker: Mapped[str | None] = mapped_column(String(16))
+    __table__ = INSTRUMENTS
 
 
 class GttOrder(Base):

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import as_utc, utcnow
-from openalgo_gtt.store.db import dialect_insert
+from openalgo_gtt.store.engine import dialect_insert
 from openalgo_gtt.store.models import RequestRecord
 
 PENDING = "pending"

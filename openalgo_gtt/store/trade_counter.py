@@ -9,7 +9,7 @@ from datetime import date
 
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
-from openalgo_gtt.store.db import dialect_insert
+from openalgo_gtt.store.engine import dialect_insert
 from openalgo_gtt.store.models import TradeCounter
 
 _table = TradeCounter.__table__

@@ -24,7 +24,7 @@ from openalgo_gtt.store.instruments import (
     ensure_instruments,
     load_master,
 )
-from openalgo_gtt.store.models import Instrument, InstrumentLoad
+from openalgo_gtt.store.tables import INSTRUMENT_LOADS, INSTRUMENTS
 
 MASTER_URL = "https://assets.example.test/market-quote/instruments/exchange/complete.json.gz"
 
@@ -45,7 +45,7 @@ def _write(path, rows, *, gz=False):
 
 def _keys(engine) -> set[str]:
     with engine.connect() as conn:
-        return set(conn.execute(select(Instrument.instrument_key)).scalars())
+        return set(conn.execute(select(INSTRUMENTS.c.instrument_key)).scalars())
 
 
 def _indexes(engine) -> set[str]:
@@ -62,7 +62,7 @@ def extra_index(db_engine):
 
 def _load_count(engine) -> int:
     with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(InstrumentLoad)).scalar()
+        return conn.execute(select(func.count()).select_from(INSTRUMENT_LOADS)).scalar()
 
 
 def _small_set() -> list[dict]:
@@ -80,7 +80,7 @@ def test_load_plain_json(db_engine, tmp_path):
     assert report.source.endswith("master.json") and report.seconds >= 0
     assert _keys(db_engine) == {row["instrument_key"] for row in SAMPLE}
     with db_engine.connect() as conn:
-        load = conn.execute(select(InstrumentLoad)).one()
+        load = conn.execute(select(INSTRUMENT_LOADS)).one()
     assert load.rows == len(SAMPLE) and load.id == report.generation
 
 
@@ -119,7 +119,7 @@ def test_the_load_stores_what_core_would(db_engine, tmp_path):
     from openalgo_gtt.store.instruments.master import COLUMNS, to_records
 
     load_master(db_engine, _write(tmp_path / "m.json", SAMPLE))
-    table = Instrument.__table__
+    table = INSTRUMENTS
     columns = ", ".join(f"{name}, typeof({name})" if db_engine.dialect.name == "sqlite" else name
                         for name in COLUMNS)
     query = f"SELECT {columns} FROM instruments ORDER BY instrument_key"

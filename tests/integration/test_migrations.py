@@ -6,7 +6,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
 from openalgo_gtt.store.migrate import upgrade
-from openalgo_gtt.store.models import Base
+from openalgo_gtt.store.schema import metadata
 
 
 def test_upgrade_builds_the_models_schema_and_is_repeatable(database_url):
@@ -14,7 +14,7 @@ def test_upgrade_builds_the_models_schema_and_is_repeatable(database_url):
     upgrade(database_url)  # a second run (every start does one) changes nothing
     engine = create_engine(database_url)
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert diff == []
 

@@ -266,7 +266,7 @@ def test_two_processes_on_one_database_share_state_and_fire_once(sessions, clock
 
 
 def _push_from_another_process(database_url: str, prices: list[str], start, out) -> None:
-    from openalgo_gtt.store.db import make_engine
+    from openalgo_gtt.store.engine import make_engine
 
     engine = make_engine(database_url)
     try:

@@ -20,11 +20,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from openalgo_gtt.domain.clock import ist_today
 from openalgo_gtt.domain.symbols import InstrumentInfo, continuous_future, future_root, nth_future, plain_decimal
 from openalgo_gtt.store.instruments.master import COLUMNS, INSTRUMENTS
-from openalgo_gtt.store.models import InstrumentLoad
+from openalgo_gtt.store.tables import INSTRUMENT_LOADS as _LOADS
 
 log = logging.getLogger(__name__)
 
-_LOADS = InstrumentLoad.__table__
 
 
 class UnknownInstrument(LookupError):

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, delete, insert, select, text
@@ -19,11 +20,10 @@ from openalgo_gtt.store.instruments.kite_master import kite_records, read_kite_s
 from openalgo_gtt.store.instruments.master import (
     COLUMNS, INSTRUMENTS, InstrumentLoadError, read_source, to_records,
 )
-from openalgo_gtt.store.models import InstrumentLoad
+from openalgo_gtt.store.tables import INSTRUMENT_LOADS as _LOADS
 
 log = logging.getLogger(__name__)
 
-_LOADS = InstrumentLoad.__table__
 # Rows per executemany call: large enough that per-call overhead vanishes, small enough that
 # the parameter list for one call stays a few MB.
 _INSERT_CHUNK = 20_000
@@ -118,13 +118,23 @@ def _insert_records(conn, records: list[tuple]) -> None:
         conn.execute(statement, [dict(zip(COLUMNS, record)) for record in chunk])
 
 
-def _sqlite_insert_sql() -> str:
+# SQLite: rows per INSERT statement. One statement of many rows costs SQLite less per row than
+# one execution per row; 80 rows x 12 columns is 960 parameters, under the 999 that the oldest
+# SQLite builds allow.
+_SQLITE_ROWS_PER_STATEMENT = 80
+# SQLite: the load's page cache, in KiB. The whole table and its key index fit, so no page is
+# spilled to the WAL mid-transaction and written there again; set back to the connection's own
+# value afterwards (a pooled connection of the server can run a load too).
+_SQLITE_LOAD_CACHE_KIB = 65_536
+
+
+def _sqlite_insert_sql(rows: int) -> str:
     # A schema change this writer does not know fails the load rather than writing wrong columns.
     if set(INSTRUMENTS.c.keys()) != set(COLUMNS) or COLUMNS[8:11] != ("tick_size", "expiry", "strike"):
         raise InstrumentLoadError(f"instruments has columns {sorted(INSTRUMENTS.c.keys())}, "
                                   f"the SQLite load writes {sorted(COLUMNS)}")
-    return (f'INSERT INTO "{INSTRUMENTS.name}" ({", ".join(COLUMNS)}) '
-            f'VALUES ({", ".join("?" * len(COLUMNS))})')
+    row = f'({", ".join("?" * len(COLUMNS))})'
+    return f'INSERT INTO "{INSTRUMENTS.name}" ({", ".join(COLUMNS)}) VALUES {", ".join([row] * rows)}'
 
 
 class _Memo(dict):
@@ -140,20 +150,32 @@ class _Memo(dict):
         return stored
 
 
-def _sqlite_rows(records: list[tuple], numbers: _Memo, days: _Memo) -> list[tuple]:
-    """Records in SQLite's stored forms, which are SQLAlchemy's for these column types there:
-    Numeric as a float (sqlite3 binds no Decimal) and Date as ISO text (YYYY-MM-DD). Positions
-    8, 9 and 10 of a record are its tick size, expiry and strike (COLUMNS)."""
-    return [(*r[:8], numbers[r[8]], days[r[9]], numbers[r[10]], r[11]) for r in records]
+def _sqlite_values(records: list[tuple]) -> list:
+    """Every record's values in SQLite's stored forms, one flat list: the forms are SQLAlchemy's
+    for these column types there, Numeric as a float (sqlite3 binds no Decimal) and Date as ISO
+    text (YYYY-MM-DD). Positions 8, 9 and 10 of a record are its tick size, expiry and strike
+    (COLUMNS)."""
+    numbers, days = _Memo(float), _Memo(date.isoformat)
+    return list(chain.from_iterable(
+        (*r[:8], numbers[r[8]], days[r[9]], numbers[r[10]], r[11]) for r in records))
 
 
 def _insert_sqlite(conn, records: list[tuple]) -> None:
-    """The DBAPI's executemany through SQLAlchemy's connection, with positional tuples: Core's
-    per-row parameter handling (a dict per row, then its conversion) would cost about as much as
-    SQLite's own work for a 150k-row master."""
-    sql = _sqlite_insert_sql()
-    numbers: _Memo = _Memo(float)
-    days: _Memo = _Memo(date.isoformat)
-    for start in range(0, len(records), _INSERT_CHUNK):
-        conn.exec_driver_sql(sql, _sqlite_rows(records[start:start + _INSERT_CHUNK], numbers, days))
-
+    """The DBAPI's executemany through SQLAlchemy's connection, with positional parameters:
+    Core's per-row parameter handling (a dict per row, then its conversion) would cost about as
+    much as SQLite's own work for a 150k-row master."""
+    width, per = len(COLUMNS), _SQLITE_ROWS_PER_STATEMENT
+    values = _sqlite_values(records)
+    whole = len(records) - len(records) % per  # rows that fill whole statements
+    step = per * width
+    cache = conn.exec_driver_sql("PRAGMA cache_size").scalar()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{_SQLITE_LOAD_CACHE_KIB}")
+    try:
+        if whole:
+            conn.exec_driver_sql(_sqlite_insert_sql(per),
+                                 [tuple(values[i:i + step]) for i in range(0, whole * width, step)])
+        if whole < len(records):
+            conn.exec_driver_sql(_sqlite_insert_sql(1),
+                                 [tuple(values[i:i + width]) for i in range(whole * width, len(values), width)])
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(cache)}")

@@ -8,14 +8,15 @@ terminal, so logs and captured output get no bar).
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import tempfile
 from collections import Counter
 from pathlib import Path
 
+import orjson
+
 from openalgo_gtt.domain.symbols import instrument_fields
-from openalgo_gtt.store.models import Instrument
+from openalgo_gtt.store.tables import INSTRUMENTS
 
 SAMPLE_SOURCE = "bundled:sample_instruments.json"
 # Beside the code rather than importlib.resources: under an editable install imported from
@@ -25,7 +26,6 @@ DOWNLOAD_TIMEOUT = (10, 60)  # connect, read (seconds between bytes, not the who
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20
 
-INSTRUMENTS = Instrument.__table__
 # A record is InstrumentInfo's fields in order, which are these columns.
 COLUMNS = (
     "instrument_key", "segment", "exchange", "symbol", "trading_symbol", "name",
@@ -78,10 +78,10 @@ def _read_bytes(path: Path, progress: bool) -> bytes:
 def _parse_file(path: Path, progress: bool = False) -> list:
     """A master file's rows."""
     try:
-        rows = json.loads(_read_bytes(path, progress))
+        rows = orjson.loads(_read_bytes(path, progress))
     except (OSError, EOFError) as exc:  # missing file, corrupt or truncated gzip
         raise InstrumentLoadError(f"cannot read instrument master {path}: {exc}") from exc
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+    except ValueError as exc:  # orjson.JSONDecodeError, invalid UTF-8 included
         raise InstrumentLoadError(f"instrument master {path} is not valid JSON: {exc}") from exc
     if not isinstance(rows, list):
         raise InstrumentLoadError(
