@@ -47,3 +47,19 @@ def test_load_a_gzip_master_and_the_running_server_sees_it(server_factory, tmp_p
         time.sleep(0.5)
     assert answer.status_code == 409, answer.text  # known now; the sandbox just has no price yet
     assert "push a tick" in answer.json()["message"]
+
+
+def test_the_load_command_imports_neither_the_orm_nor_the_gateway(server_factory, tmp_path):
+    """What keeps the command near the cost of reading the file (bench/bench_instruments.py):
+    it writes two Core tables, so the ORM, the models and the gateway's services stay unloaded."""
+    server = server_factory()
+    server.cli("db", "upgrade")  # as on any day after the first: a fresh database runs Alembic first
+    master = tmp_path / "complete.json"
+    master.write_text(json.dumps([NEW_ROW, FUTURE]))
+    server.env = {**server.env, "PYTHONPROFILEIMPORTTIME": "1"}  # every import, on stderr
+    run = server.cli("instruments", "load", str(master))
+    assert "loaded 2 instruments" in run.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "sqlalchemy" in imported and "openalgo_gtt.store.instruments.load" in imported  # the list is real
+    unwanted = {"sqlalchemy.orm", "openalgo_gtt.store.models", "openalgo_gtt.gateway", "openalgo_gtt.services", "flask"}
+    assert imported & unwanted == set()

@@ -65,6 +65,12 @@ def _load_count(engine) -> int:
         return conn.execute(select(func.count()).select_from(INSTRUMENT_LOADS)).scalar()
 
 
+def _many(copies: int) -> list[dict]:
+    """The sample `copies` times over, each copy under keys of its own: long enough for the
+    SQLite load's many-row statements and a part-filled last one."""
+    return [{**row, "instrument_key": f"{row['instrument_key']}#{n}"} for n in range(copies) for row in SAMPLE]
+
+
 def _small_set() -> list[dict]:
     """A different, smaller master: only the NSE equities."""
     return [row for row in SAMPLE if row["segment"] == "NSE_EQ"]
@@ -114,23 +120,39 @@ def test_stored_values_come_back_exact(db_engine, tmp_path):
 
 
 def test_the_load_stores_what_core_would(db_engine, tmp_path):
-    """SQLite's load binds plain tuples through the DBAPI; what it stores must be exactly what a
-    Core insert() of the same records stores (types included)."""
+    """SQLite's load binds plain values through the DBAPI, many rows per statement; what it stores
+    must be exactly what a Core insert() of the same records stores (types included)."""
     from openalgo_gtt.store.instruments.master import COLUMNS, to_records
 
-    load_master(db_engine, _write(tmp_path / "m.json", SAMPLE))
+    master = _many(7)  # 196 rows: two full 80-row statements and 36 rows after them
+    assert load_master(db_engine, _write(tmp_path / "m.json", master)).rows_loaded == len(master)
     table = INSTRUMENTS
     columns = ", ".join(f"{name}, typeof({name})" if db_engine.dialect.name == "sqlite" else name
                         for name in COLUMNS)
     query = f"SELECT {columns} FROM instruments ORDER BY instrument_key"
     with db_engine.connect() as conn:
         loaded = conn.exec_driver_sql(query).all()
-    records, _, _ = to_records(SAMPLE)
+    assert len(loaded) == len(master)
+    records, _, _ = to_records(master)
     with db_engine.begin() as conn:
         conn.execute(table.delete())
         conn.execute(table.insert(), [dict(zip(COLUMNS, record)) for record in records])
     with db_engine.connect() as conn:
         assert conn.exec_driver_sql(query).all() == loaded
+
+
+def test_a_load_leaves_a_pooled_sqlite_connection_as_it_found_it(db_engine, tmp_path):
+    """The SQLite load widens its connection's page cache for itself; the server's pooled
+    connection that ran it must get its own size back."""
+    def cache_size():
+        with db_engine.connect() as conn:
+            return conn.exec_driver_sql("PRAGMA cache_size").scalar()
+
+    if db_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite only: PostgreSQL's load changes no session setting")
+    before = cache_size()
+    load_master(db_engine, _write(tmp_path / "m.json", _many(4)))
+    assert cache_size() == before
 
 
 def test_unmappable_and_duplicate_rows_are_skipped_and_counted(db_engine, tmp_path):
