@@ -214,6 +214,23 @@ def test_missing_file_is_a_load_error(db_engine, tmp_path):
         load_master(db_engine, tmp_path / "nope.json.gz")
 
 
+def test_rows_the_database_refuses_leave_the_previous_set(db_engine, tmp_path, monkeypatch):
+    """A write the database itself refuses (here a key twice, which the reader would never let
+    through) fails the load as a load error, with the previous set in place, on either database."""
+    load_master(db_engine, _write(tmp_path / "good.json", SAMPLE))
+    real_records = store_load.MASTERS["upstox"][1]
+
+    def with_a_key_twice(rows):
+        records, skipped, per_segment = real_records(rows)
+        return records + records[:1], skipped, per_segment
+
+    monkeypatch.setitem(store_load.MASTERS, "upstox", (store_load.MASTERS["upstox"][0], with_a_key_twice))
+    with pytest.raises(InstrumentLoadError):
+        load_master(db_engine, _write(tmp_path / "many.json", _many(3)))
+    assert _keys(db_engine) == {row["instrument_key"] for row in SAMPLE}
+    assert _load_count(db_engine) == 1
+
+
 def test_failure_while_writing_rolls_everything_back(db_engine, tmp_path, monkeypatch, extra_index):
     load_master(db_engine, _write(tmp_path / "good.json", SAMPLE))
     indexes_before = _indexes(db_engine)

@@ -111,11 +111,29 @@ def _insert_records(conn, records: list[tuple]) -> None:
     if conn.dialect.name == "sqlite":
         _insert_sqlite(conn, records)
         return
-    # PostgreSQL (and any other): Core executemany, which psycopg's dialect batches.
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        _copy_postgresql(conn, records)
+        return
+    # Any other: Core executemany (a PostgreSQL driver other than psycopg 3 batches it too).
     statement = insert(INSTRUMENTS)
     for start in range(0, len(records), _INSERT_CHUNK):
         chunk = records[start:start + _INSERT_CHUNK]
         conn.execute(statement, [dict(zip(COLUMNS, record)) for record in chunk])
+
+
+def _copy_postgresql(conn, records: list[tuple]) -> None:
+    """PostgreSQL's COPY, PostgreSQL's own bulk-load path, through psycopg's copy API on the DBAPI
+    connection of this transaction: several times faster than INSERTs of the same rows. A record
+    is already in COLUMNS order, in types psycopg adapts (str, int, Decimal, date, None)."""
+    cursor = conn.connection.cursor()
+    try:
+        with cursor.copy(f'COPY "{INSTRUMENTS.name}" ({", ".join(COLUMNS)}) FROM STDIN') as copy:
+            for record in records:
+                copy.write_row(record)
+    except conn.dialect.loaded_dbapi.Error as exc:  # the raw driver's, which SQLAlchemy did not wrap
+        raise InstrumentLoadError(f"PostgreSQL refused the instrument rows: {exc}") from exc
+    finally:
+        cursor.close()
 
 
 # SQLite: rows per INSERT statement. One statement of many rows costs SQLite less per row than
