@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import sys
 from functools import wraps
 
@@ -115,7 +116,21 @@ def serve() -> None:
     app = create_app(gateway=gateway)
     for line in startup_lines(settings):
         startup_log.info("%s", line)
-    waitress_serve(app, **serve_options(settings))
+    # SIGTERM (systemd, Docker, a supervisor) stops the server as Ctrl-C does: waitress ends its
+    # loop on either and lets running requests finish (up to its own 5 s).
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        waitress_serve(app, **serve_options(settings))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        # Hand the watcher's lease back at once, so the next process watches without waiting
+        # for it to lapse; and stop the notification sender between deliveries.
+        gateway.close()
+        startup_log.info("openalgo-gtt stopped")
+
+
+def _exit_on_signal(_signum, _frame) -> None:
+    raise SystemExit(0)
 
 
 def serve_options(settings: Settings) -> dict:

@@ -17,9 +17,14 @@ def test_the_server_is_started_with_the_connection_limit_and_channel_timeout(mon
     settings = Settings(host="127.0.0.1", port=5123, server_threads=6, server_connection_limit=321,
                         server_channel_timeout=9)
     app = object()
-    started = {}
+    started, closed = {}, []
+
+    class Gateway:
+        def close(self):
+            closed.append(True)
+
     monkeypatch.setattr(cli_module, "_settings_or_exit", lambda: settings)
-    monkeypatch.setattr(cli_module, "_prepare", lambda _settings: object())
+    monkeypatch.setattr(cli_module, "_prepare", lambda _settings: Gateway())
     monkeypatch.setattr(cli_module, "check_pepper_or_exit", lambda *a, **k: None)
     monkeypatch.setattr(cli_module, "_start_watcher", lambda _gateway: None)
     monkeypatch.setattr(openalgo_gtt.app, "create_app", lambda gateway: app)
@@ -32,6 +37,7 @@ def test_the_server_is_started_with_the_connection_limit_and_channel_timeout(mon
     assert started["connection_limit"] == 321
     assert started["channel_timeout"] == 9
     assert started["cleanup_interval"] <= 9  # idle connections are looked for at least that often
+    assert closed == [True]  # once waitress returns, the gateway is closed (the watcher's lease handed back)
 
 
 def test_the_defaults_are_1000_connections_and_15_seconds(tmp_path):
