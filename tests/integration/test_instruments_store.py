@@ -126,7 +126,6 @@ def test_the_load_stores_what_core_would(db_engine, tmp_path):
 
     master = _many(7)  # 196 rows: two full 80-row statements and 36 rows after them
     assert load_master(db_engine, _write(tmp_path / "m.json", master)).rows_loaded == len(master)
-    table = INSTRUMENTS
     columns = ", ".join(f"{name}, typeof({name})" if db_engine.dialect.name == "sqlite" else name
                         for name in COLUMNS)
     query = f"SELECT {columns} FROM instruments ORDER BY instrument_key"
@@ -135,8 +134,8 @@ def test_the_load_stores_what_core_would(db_engine, tmp_path):
     assert len(loaded) == len(master)
     records, _, _ = to_records(master)
     with db_engine.begin() as conn:
-        conn.execute(table.delete())
-        conn.execute(table.insert(), [dict(zip(COLUMNS, record)) for record in records])
+        conn.execute(INSTRUMENTS.delete())
+        conn.execute(INSTRUMENTS.insert(), [dict(zip(COLUMNS, record)) for record in records])
     with db_engine.connect() as conn:
         assert conn.exec_driver_sql(query).all() == loaded
 

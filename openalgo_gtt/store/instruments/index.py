@@ -19,11 +19,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from openalgo_gtt.domain.clock import ist_today
 from openalgo_gtt.domain.symbols import InstrumentInfo, continuous_future, future_root, nth_future, plain_decimal
-from openalgo_gtt.store.instruments.master import COLUMNS, INSTRUMENTS
+from openalgo_gtt.store.instruments.master import COLUMNS
 from openalgo_gtt.store.tables import INSTRUMENT_LOADS as _LOADS
+from openalgo_gtt.store.tables import INSTRUMENTS
 
 log = logging.getLogger(__name__)
-
 
 
 class UnknownInstrument(LookupError):

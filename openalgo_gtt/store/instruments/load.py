@@ -10,17 +10,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain
 from datetime import UTC, date, datetime
+from itertools import chain
 
 from sqlalchemy import Engine, delete, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from openalgo_gtt.store.instruments.kite_master import kite_records, read_kite_source
-from openalgo_gtt.store.instruments.master import (
-    COLUMNS, INSTRUMENTS, InstrumentLoadError, read_source, to_records,
-)
+from openalgo_gtt.store.instruments.master import COLUMNS, InstrumentLoadError, read_source, to_records
 from openalgo_gtt.store.tables import INSTRUMENT_LOADS as _LOADS
+from openalgo_gtt.store.tables import INSTRUMENTS
 
 log = logging.getLogger(__name__)
 
