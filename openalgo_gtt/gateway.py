@@ -5,6 +5,7 @@ Building does no I/O: the broker opens connections, and the instrument index loa
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -150,7 +151,10 @@ class Gateway:
         late_gtts = LateGtts(broker, store, place, trade_limit, audit, notifications)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
-        staged = (StagedBrackets(broker, StagedExits(sessions), place.find_placed, holder_id, stale_after(settings))
+        # A staged exit is looked for among every unknown match: treating one an open place could
+        # own as absent would place the exit a second time.
+        find_exit = functools.partial(place.find_placed, contenders=())
+        staged = (StagedBrackets(broker, StagedExits(sessions), find_exit, holder_id, stale_after(settings))
                   if StagedBrackets.needed_for(broker) else None)
         token_alerts = TokenAlerts(tokens, store, notifications)
         tokens.on_rejected = token_alerts.rejected

@@ -30,7 +30,7 @@ from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.answers import placed_answer
 from openalgo_gtt.services.audit import AuditTrail
 from openalgo_gtt.services.notifications import Notifications
-from openalgo_gtt.services.place import CLOCK_SKEW, PlaceGtt, Placed, intent_trigger, trigger_id_of
+from openalgo_gtt.services.place import PlaceGtt, Placed, could_own, intent_trigger, trigger_id_of
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.lapsed_places import Lapsed
 from openalgo_gtt.store.request_records import DONE, Snapshot
@@ -83,7 +83,8 @@ class LateGtts:
 
     def _settle_one(self, place: Lapsed, listed: list[BrokerGtt], intents: list[Snapshot]) -> str | None:
         requests = [GttRequest.from_json(r) for r in place.plan["requests"]]
-        found = [self._place.find_placed(r, place.attempt_started_at, listed) for r in requests]
+        # Every unknown match, running places' included: _another_place_may_own decides below.
+        found = [self._place.find_placed(r, place.attempt_started_at, listed, contenders=()) for r in requests]
         present = [gtt for gtt in found if gtt is not None]
         if not present:
             return None
@@ -103,15 +104,7 @@ class LateGtts:
     def _another_place_may_own(self, gtt: BrokerGtt, place: Lapsed, intents: list[Snapshot]) -> bool:
         """Whether a place now running (or settling) could have created `gtt`: then it is theirs
         to record, not ours to cancel or count."""
-        for intent in intents:
-            if intent.id == place.record_id or not intent.plan:
-                continue
-            started = intent.attempt_started_at
-            if started is not None and gtt.created_at is not None and gtt.created_at < started - CLOCK_SKEW:
-                continue
-            if any(gtt.matches(GttRequest.from_json(r)) for r in intent.plan["requests"]):
-                return True
-        return False
+        return any(intent.id != place.record_id and intent.plan and could_own(intent, gtt) for intent in intents)
 
     def _cancel(self, place: Lapsed, gtts: list[BrokerGtt], why: str) -> str:
         for gtt in gtts:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Callable
+from typing import Callable, Sequence
 
 from openalgo_gtt.brokers import deadline as broker_deadline
 from openalgo_gtt.brokers.base import Broker
@@ -36,6 +36,7 @@ from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
+from openalgo_gtt.store.request_records import PENDING, Snapshot
 from openalgo_gtt.store.unit_of_work import Store
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,28 @@ def jsonable(legs) -> list[dict]:
     return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in leg.items()} for leg in legs]
 
 
+
+def could_own(intent: Snapshot, gtt: BrokerGtt) -> bool:
+    """Whether the open place `intent` could have created `gtt`: one of its requests matches it,
+    and it was created after that attempt began (less the clock skew)."""
+    started = intent.attempt_started_at
+    if started is not None and gtt.created_at is not None and gtt.created_at < started - CLOCK_SKEW:
+        return False
+    return any(gtt.matches(GttRequest.from_json(r)) for r in intent.plan["requests"])
+
+
+def _yields_to(rival: Snapshot, gtt: BrokerGtt, since: datetime, record_id: int | None) -> bool:
+    """Whether a place looking for `gtt` (begun at `since`, record `record_id`) must leave it to
+    `rival`: the rival could own it and is still running (its broker call may answer with this
+    very GTT), or its answer was lost too and it began first."""
+    if not could_own(rival, gtt):
+        return False
+    if rival.state == PENDING:
+        return True
+    rival_rank = (rival.attempt_started_at or since, rival.id)
+    return record_id is None or rival_rank < (since, record_id)
+
+
 class PlaceGtt:
     def __init__(self, broker: Broker, planner: Planner, store: Store, limit: DailyTradeLimit,
                  exactly_once: ExactlyOnce, in_flight: InFlight, lookup_budget: float = 5.0,
@@ -149,9 +172,9 @@ class PlaceGtt:
         intent = _intent(order, instrument, plan, ctx)
         reservation = self._reserve(order, intent, attempt, started)
         if isinstance(plan, OcoPlan):
-            legs = self._place_pair(plan, reservation, started)
+            legs = self._place_pair(plan, reservation, started, attempt.record_id)
         else:
-            gtt_id = self._place_one(plan.request, reservation, started)
+            gtt_id = self._place_one(plan.request, reservation, started, attempt.record_id)
             legs = [(gtt_id, intent["roles"][0], SCHEDULED)]
         placed = Placed(trigger_id_of(intent, legs), plan.prices, plan.warnings, reservation.count)
         # The caller hears first: the intent written before the broker call already makes the
@@ -214,7 +237,7 @@ class PlaceGtt:
         looked = False
         while True:
             try:
-                recovered = self.recover(attempt.plan, started)
+                recovered = self.recover(attempt.plan, started, record_id=attempt.record_id)
             except BrokerError:
                 if utcnow() < window_ends:  # could not look: still unknown, still settling
                     raise self._settling(window_ends) from None
@@ -250,9 +273,11 @@ class PlaceGtt:
         log.warning("place %s lapsed: no GTT at the broker %.0f s after it began; its trade is given back",
                     intent["order"].get("request_id"), self.settle.total_seconds())
 
-    def recover(self, intent: dict, since: datetime | None, listed: list[BrokerGtt] | None = None) -> Placed | None:
-        """Find an earlier attempt's GTTs at the broker: recorded (and a success) when all are
-        there; withdrawn when only part of an OCO is; None when nothing was placed."""
+    def recover(self, intent: dict, since: datetime | None, listed: list[BrokerGtt] | None = None, *,
+                record_id: int | None = None) -> Placed | None:
+        """Find an earlier attempt (of record `record_id`)'s GTTs at the broker: recorded (and a
+        success) when all are there; withdrawn when only part of an OCO is; None when nothing was
+        placed, or when what is there may be another open place's (decided on a later look)."""
         prices = {k: Decimal(v) for k, v in intent["prices"].items()}
         already = self.store.orders.by_request_id(intent["order"]["request_id"])
         if already is not None:
@@ -260,29 +285,47 @@ class PlaceGtt:
                           self.limit.today_count())
         since = since or utcnow()
         listed = self.broker.list_gtts() if listed is None else listed
-        found = [self.find_placed(GttRequest.from_json(r), since, listed) for r in intent["requests"]]
+        requests = [GttRequest.from_json(r) for r in intent["requests"]]
+        found = [self.find_placed(r, since, listed, record_id=record_id) for r in requests]
         if found and all(found):
             legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(found, intent["roles"])]
             self._record(intent, legs)
             return Placed(trigger_id_of(intent, legs), prices,
                           ("found at the broker: an earlier attempt of this request had placed it",),
                           self.limit.today_count())
+        if any(gtt is None and self.find_placed(r, since, listed, contenders=()) is not None
+               for gtt, r in zip(found, requests)):
+            return None  # a missing leg was left to another open place: not yet known to be half
         for gtt in filter(None, found):  # half an OCO is worse than none
             self._withdraw(gtt.gtt_id)
         return None
 
-    def find_placed(self, request: GttRequest, since: datetime,
-                    listed: list[BrokerGtt] | None = None) -> BrokerGtt | None:
+    def find_placed(self, request: GttRequest, since: datetime, listed: list[BrokerGtt] | None = None, *,
+                    record_id: int | None = None, contenders: Sequence[Snapshot] | None = None) -> BrokerGtt | None:
         """The broker GTT matching `request`, created since the attempt began (`since`, less the
         clock skew), that the gateway does not know yet: how an answer lost after the broker did
         the work is found again. A cancelled one is not (it is a leg the gateway withdrew, or one
-        cancelled in the app). Of two such, the earliest is taken, and the other is logged."""
+        cancelled in the app). Of two such, the earliest is taken, and the other is logged.
+
+        Nor is a GTT another open place could own (`contenders`, by default every open intent but
+        this request's record `record_id`): one whose broker call is still running may yet be
+        answered with that GTT's id, and of two whose answers were both lost, the one that began
+        first takes it. So two requests for the same order never both claim one GTT."""
         listed = self.broker.list_gtts() if listed is None else listed
         candidates = [gtt for gtt in listed
                       if gtt.matches(request) and not gtt.cancelled
                       and (gtt.created_at is None or gtt.created_at >= since - CLOCK_SKEW)]
+        if not candidates:
+            return None
+        # Read after the listing and before the known ids: a place that could own a listed GTT
+        # wrote its intent before its broker call, and one that has since recorded its GTT
+        # closed that intent in the same commit, so the GTT is then known.
+        if contenders is None:
+            contenders = self.store.requests.with_intent()
+        rivals = [s for s in contenders if s.id != record_id and s.plan]
         known = self.store.orders.known_broker_ids([gtt.gtt_id for gtt in candidates])
-        fresh = sorted((gtt for gtt in candidates if gtt.gtt_id not in known),
+        fresh = sorted((gtt for gtt in candidates if gtt.gtt_id not in known
+                        and not any(_yields_to(rival, gtt, since, record_id) for rival in rivals)),
                        key=lambda gtt: gtt.created_at or since)
         if len(fresh) > 1:
             log.warning("%d unknown GTTs match one lost place (%s); taking the earliest, %s",
@@ -302,14 +345,15 @@ class PlaceGtt:
                     raise
                 time.sleep(RATE_LIMIT_RETRY_PAUSE)
 
-    def _place_one(self, request: GttRequest, reservation: Reservation, started: datetime) -> str:
+    def _place_one(self, request: GttRequest, reservation: Reservation, started: datetime,
+                   record_id: int | None) -> str:
         try:
             return self._send_place(request)
         except BrokerError as exc:
             if exc.may_have_reached and (utcnow() - started).total_seconds() < self.lookup_budget:
                 # The answer was lost or garbled but there is time to ask what the broker holds.
                 try:
-                    found = self.find_placed(request, since=started)
+                    found = self.find_placed(request, since=started, record_id=record_id)
                 except BrokerError:
                     raise exc from None  # still unknown: the reservation stays for a retry
                 if found is not None:
@@ -321,9 +365,10 @@ class PlaceGtt:
                 self.limit.release(reservation.day)  # nothing was placed: the trade is not counted
             raise
 
-    def _place_pair(self, plan: OcoPlan, reservation: Reservation, started: datetime) -> Legs:
+    def _place_pair(self, plan: OcoPlan, reservation: Reservation, started: datetime,
+                    record_id: int | None) -> Legs:
         """Both OCO legs, or neither: a failed second leg takes the first one down with it."""
-        lower_id = self._place_one(plan.lower.request, reservation, started)
+        lower_id = self._place_one(plan.lower.request, reservation, started, record_id)
         try:
             upper_id = self._send_place(plan.upper.request)
         except BrokerError as exc:
@@ -331,7 +376,7 @@ class PlaceGtt:
             stray_may_come = False
             if exc.may_have_reached:
                 try:
-                    stray = self.find_placed(plan.upper.request, since=started)
+                    stray = self.find_placed(plan.upper.request, since=started, record_id=record_id)
                 except BrokerError:
                     stray = None
                 # Not found, the upper leg may still appear: the pair stays settling, and whoever

@@ -34,7 +34,8 @@ class Recovery:
                 continue
             try:
                 listed = self._place.broker.list_gtts() if listed is None else listed
-                placed = self._place.recover(snapshot.plan, snapshot.attempt_started_at, listed)
+                placed = self._place.recover(snapshot.plan, snapshot.attempt_started_at, listed,
+                                                record_id=snapshot.id)
             except BrokerError:
                 self._records.finish(snapshot.id, FAULT, snapshot.response_status, None, keep_reservation=True)
                 raise  # the broker is failing: the next pass tries again

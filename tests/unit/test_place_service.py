@@ -274,6 +274,40 @@ def test_a_failed_place_never_claims_a_gtt_created_elsewhere_just_before(service
     assert services.store.orders.get("GTT-APP1") is None and services.limit.today_count() == 0
 
 
+def test_a_lost_place_never_claims_the_gtt_another_place_was_answered_with_before_it_is_recorded(services):
+    first, _, first_ctx = services.place_single("9.61", key="alert-a", answered=False)  # answered, not yet recorded
+    services.broker.next_place_faults = ["before"]  # another alert for the same order: its place fails
+    with pytest.raises(BrokerTimeout):  # the first alert's GTT matches, but is not this one's: settling
+        services.place_single("9.61", key="alert-b")
+    with pytest.raises(Settling):  # its retry in the window leaves it alone too
+        services.place_single("9.61", key="alert-b")
+    for work in first_ctx.after_answer:
+        work()
+    recorded = services.store.orders.get(first["trigger_id"])
+    assert recorded is not None and recorded.request_id == first_ctx.request_id
+    assert services.limit.today_count() == 2  # the first's trade, and the second's while it settles
+    services.pass_settling_window()
+    services.recovery.settle_unsettled()  # nothing of the second's appeared: its trade is given back
+    assert services.limit.today_count() == 1 and len(services.broker.live()) == 1
+
+
+def test_of_two_places_whose_answers_were_lost_the_one_begun_first_takes_the_gtt(services):
+    services.broker.next_place_faults = ["before"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single("9.61", key="alert-a")
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single("9.61", key="alert-b")
+    (late_id,) = services.broker.finish_late()  # one GTT, and it matches both
+    with pytest.raises(Settling):  # the later place leaves it to the earlier one
+        services.place_single("9.61", key="alert-b")
+    answer, status, _ = services.place_single("9.61", key="alert-a")
+    assert status == 200 and answer["trigger_id"] == late_id
+    with pytest.raises(Settling):
+        services.place_single("9.61", key="alert-b")
+    assert services.broker.place_calls == 2 and services.limit.today_count() == 2
+
+
 def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(db_engine):
     services = Services(db_engine, stale_after=timedelta(0))
     first, _, ctx = services.place_single(answered=False)
