@@ -18,12 +18,18 @@ the pacer hands out send times, not permissions:
   kernel retries a second later, is beyond any client's schedule: Upstox answers it 429, nothing
   done.)
 - A wasted slot stays in the schedule: that only makes pacing stricter, never looser.
+- When Redis fails (down, or slower than a second), the process paces on its own memory for
+  `STORAGE_PAUSE` seconds, then tries Redis again: pacing never stops trading, and a Redis
+  that hangs costs one call a second, not every call its budget. Meanwhile several workers
+  may together exceed the limit; Upstox answers the excess 429, which did nothing (a place
+  retries it within its budget), as the caller rate limits do (api/ratelimits.py).
 
 One `OrderPacer` must be shared by every broker client of the process; a Redis storage URI
 shares its schedule with every process that uses the same URI and key.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -33,6 +39,8 @@ from limits import parse_many
 
 from openalgo_gtt.brokers.errors import PacingTimeout
 
+log = logging.getLogger(__name__)
+
 DEFAULT_ORDER_RATES = "10/second;500/minute;2000/30 minutes"
 
 # Every window is enforced over its span plus this: the time a call may take from its slot to
@@ -40,8 +48,16 @@ DEFAULT_ORDER_RATES = "10/second;500/minute;2000/30 minutes"
 SEND_MARGIN = 0.2
 # A caller that wakes later than this after its slot takes a new slot instead of sending.
 LATE_TOLERANCE = 0.1
+# After the shared schedule fails, pace in this process's memory this long before trying it again.
+STORAGE_PAUSE = 30.0
+# A Redis round trip slower than this is a failure: the call paces in memory instead.
+REDIS_TIMEOUT = 1.0
 
 Windows = list[tuple[int, float]]  # (calls allowed, span in seconds)
+
+
+class ScheduleUnavailable(Exception):
+    """The shared schedule could not be read or written (Redis down or too slow)."""
 
 
 class SlotSchedule(Protocol):
@@ -110,7 +126,8 @@ class RedisSchedule:
     def __init__(self, uri: str, key: str) -> None:
         import redis  # the server extra; only a Redis URI needs it
 
-        client = redis.Redis.from_url(uri)
+        self._errors = redis.RedisError
+        client = redis.Redis.from_url(uri, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
         self._script = client.register_script(_RESERVE)
         # One hash tag: both keys live in one slot should the server be a cluster.
         self._keys = [f"{{openalgo-gtt:pacer:{key}}}:slots", f"{{openalgo-gtt:pacer:{key}}}:seq"]
@@ -119,7 +136,10 @@ class RedisSchedule:
         args: list[float] = [-1.0 if max_wait is None else max_wait]
         for limit, span in windows:
             args += [limit, span]
-        taken, wait = self._script(keys=self._keys, args=args)
+        try:
+            taken, wait = self._script(keys=self._keys, args=args)
+        except self._errors as exc:
+            raise ScheduleUnavailable(f"{type(exc).__name__}: {exc}") from exc
         return float(wait) if int(taken) else None
 
 
@@ -147,6 +167,9 @@ class OrderPacer:
         self.rates = rates
         self.windows: Windows = [(item.amount, item.get_expiry() + SEND_MARGIN) for item in items]
         self._schedule = schedule_for(storage_uri, key)
+        self._fallback = MemorySchedule()  # while the shared schedule is unavailable
+        self._paused_until = 0.0
+        self._pause_lock = threading.Lock()
 
     def acquire(self, timeout: float | None = None) -> float:
         """Wait for a send slot; returns the seconds waited. Raises `PacingTimeout`, having
@@ -155,7 +178,7 @@ class OrderPacer:
         deadline = None if timeout is None else started + max(timeout, 0.0)
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            wait = self._schedule.reserve(self.windows, left)
+            wait = self._reserve(left)
             if wait is None:
                 raise PacingTimeout(f"order pacer: no room within {timeout}s at {self.rates}",
                                     may_have_reached=False)
@@ -165,3 +188,15 @@ class OrderPacer:
             if time.monotonic() - send_at <= LATE_TOLERANCE:
                 return time.monotonic() - started
             # Woke too late to send in this slot without crowding the next ones: take another.
+
+    def _reserve(self, max_wait: float | None) -> float | None:
+        if time.monotonic() >= self._paused_until:
+            try:
+                return self._schedule.reserve(self.windows, max_wait)
+            except ScheduleUnavailable as exc:
+                with self._pause_lock:
+                    if time.monotonic() >= self._paused_until:
+                        self._paused_until = time.monotonic() + STORAGE_PAUSE
+                        log.warning("order pacer: the shared schedule is unavailable (%s); pacing in this "
+                                    "process only for %.0f s", exc, STORAGE_PAUSE)
+        return self._fallback.reserve(self.windows, max_wait)

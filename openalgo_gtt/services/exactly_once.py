@@ -248,9 +248,12 @@ class ExactlyOnce:
                                keep_reservation=False, forget_plan=True)
             else:
                 # Unknown or transient: keep the plan (and a trade the service did not give back)
-                # so the retry, or the watcher, can find out what the broker holds.
+                # so the retry, or the watcher, can find out what the broker holds. A failure that
+                # does not say whether the broker was reached (a bug, a store fault after the trade
+                # was taken) is taken as "may have": settled, its trade is given back or its GTT
+                # recorded, never left counted with nothing to settle it.
                 keep = attempt.holds_unsettled_intent or (
-                    attempt.keeps_reservation and getattr(exc, "may_have_reached", False))
+                    attempt.keeps_reservation and getattr(exc, "may_have_reached", True))
                 records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
             raise
         if attempt.answer is not None:

@@ -155,3 +155,12 @@ def test_a_duplicate_of_a_place_the_watcher_settled_answers_like_the_place(serve
     assert body["original_request_id"] == first.headers["X-Request-ID"]
     assert body["trigger_id"] == gtt["gtt_order_id"] and body["entry"] == 9.61
     assert len(fake_upstox.calls_to("gtt.place")) == 1
+
+
+def test_with_its_redis_down_the_gateway_still_places_once_and_paces_in_memory(server_factory, fake_upstox):
+    # Nothing listens on port 1: the caller limits and the order pacer both fall back to memory.
+    server, key = start(server_factory, fake_upstox, RATE_LIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    answers = [place(server, key, triggerprice_tg=f"{9.61 + n / 100:.2f}") for n in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+    assert len(fake_upstox.calls_to("gtt.place")) == 3 and health(server)["today_trade_count"] == 3
+    assert "order pacer: the shared schedule is unavailable" in server.output()

@@ -69,3 +69,27 @@ def test_a_calm_stream_below_the_rate_never_waits(monkeypatch):
 def test_an_unsupported_storage_is_refused_at_startup():
     with pytest.raises(ValueError, match="memory:// or a redis://"):
         OrderPacer(storage_uri="redis+sentinel://host:26379/mymaster")
+
+
+def test_a_refused_redis_paces_in_memory_and_is_left_alone_for_the_pause(caplog):
+    pacer = OrderPacer("2/second", storage_uri="redis://127.0.0.1:1/0")  # nothing listens there
+    assert pacer.acquire(timeout=0.5) < 0.5 and pacer.acquire(timeout=0.5) < 0.5
+    with pytest.raises(PacingTimeout):  # the memory schedule still holds the limit
+        pacer.acquire(timeout=0.1)
+    warnings = [r for r in caplog.records if "shared schedule is unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # Redis was tried once, then left alone for the pause
+
+
+def test_a_redis_that_never_answers_costs_one_call_a_second_then_none(caplog):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as hung:  # accepts, then never answers
+        pacer = OrderPacer("10/second", storage_uri=f"redis://127.0.0.1:{hung.getsockname()[1]}/0")
+        started = time.monotonic()
+        pacer.acquire(timeout=2.0)
+        first = time.monotonic() - started
+        started = time.monotonic()
+        pacer.acquire(timeout=2.0)
+        second = time.monotonic() - started
+    assert pacing.REDIS_TIMEOUT <= first < pacing.REDIS_TIMEOUT + 0.5
+    assert second < 0.1  # paced in memory without waiting on Redis again

@@ -308,6 +308,30 @@ def test_of_two_places_whose_answers_were_lost_the_one_begun_first_takes_the_gtt
     assert services.broker.place_calls == 2 and services.limit.today_count() == 2
 
 
+@pytest.mark.parametrize("broker_did_the_work", [True, False])
+def test_an_unexpected_failure_after_the_trade_was_taken_is_settled_never_left_counted(db_engine, broker_did_the_work):
+    services = Services(db_engine, stale_after=timedelta(0))
+    place_gtt = services.broker.place_gtt
+
+    def broken(request):  # a failure that says nothing of the broker (a bug, a store fault)
+        if broker_did_the_work:
+            place_gtt(request)
+        raise RuntimeError("boom")
+
+    services.broker.place_gtt = broken
+    with pytest.raises(RuntimeError):
+        services.place_single()
+    assert services.limit.today_count() == 1  # kept: the broker may have the GTT
+    services.recovery.settle_unsettled()
+    if broker_did_the_work:  # found at the broker and recorded, its trade counted once
+        (gtt,) = services.broker.live()
+        assert services.store.orders.get(gtt.gtt_id) is not None and services.limit.today_count() == 1
+    else:  # nothing there once the window has passed: the trade is given back
+        services.pass_settling_window()
+        services.recovery.settle_unsettled()
+        assert services.limit.today_count() == 0
+
+
 def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(db_engine):
     services = Services(db_engine, stale_after=timedelta(0))
     first, _, ctx = services.place_single(answered=False)
