@@ -6,6 +6,7 @@ Errors are raised as domain or broker exceptions; services/answers.py words them
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from decimal import Decimal
 
@@ -31,6 +32,8 @@ from openalgo_gtt.services.watcher import GttWatcher
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.unit_of_work import Store
 from openalgo_gtt.store.instruments import InstrumentIndex
+
+log = logging.getLogger(__name__)
 
 
 class GttService:
@@ -131,7 +134,7 @@ class GttService:
     def cancel(self, trigger_id: str) -> str:
         recorded, _ = self._existing(trigger_id)
         if recorded is None:
-            self.broker.cancel_gtt(trigger_id)
+            self._cancel_at_broker(trigger_id)
             return trigger_id
         failures = []
         broker_ids = list(recorded.broker_ids)
@@ -141,7 +144,7 @@ class GttService:
             broker_ids += self.staged.exit_of(recorded)
         for broker_id in broker_ids:
             try:
-                self.broker.cancel_gtt(broker_id)
+                self._cancel_at_broker(broker_id)
             except InputRejected as exc:
                 # One OCO leg may have fired (the watcher cancels the other): a leg that is no
                 # longer live is not a failure of this cancel.
@@ -155,6 +158,21 @@ class GttService:
                          trigger_event(EventKind.CANCELLED, now, recorded),
                          lambda: self.orders.set_status(trigger_id, TriggerStatus.CANCELLED, cancelled_at=now))
         return trigger_id
+
+    def _cancel_at_broker(self, broker_id: str) -> None:
+        """Cancel one broker GTT. One the broker refuses because it is already cancelled (a retry
+        of a cancel whose answer was lost while the broker did it, or a GTT cancelled in the app)
+        is cancelled as asked: the refusal stands only for a GTT that fired or is still live."""
+        try:
+            self.broker.cancel_gtt(broker_id)
+        except InputRejected:
+            try:
+                gtt = self.broker.get_gtt(broker_id)
+            except BrokerError:
+                gtt = None
+            if gtt is None or not gtt.cancelled:
+                raise
+            log.info("GTT %s was already cancelled at the broker: the cancel is done", broker_id)
 
     def recorded(self, status: str | None = None) -> list[RecordedTrigger]:
         """The triggers this gateway placed, newest first (optionally in one state). A place

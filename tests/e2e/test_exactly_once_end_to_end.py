@@ -164,3 +164,22 @@ def test_with_its_redis_down_the_gateway_still_places_once_and_paces_in_memory(s
     assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
     assert len(fake_upstox.calls_to("gtt.place")) == 3 and health(server)["today_trade_count"] == 3
     assert "order pacer: the shared schedule is unavailable" in server.output()
+
+
+def test_a_cancel_upstox_did_whose_answer_was_lost_succeeds_when_retried(server_factory, fake_upstox):
+    server, key = start(server_factory, fake_upstox)
+    trigger_id = place(server, key).json()["trigger_id"]
+    cancel = {"apikey": key, "trigger_id": trigger_id, "idempotency_key": "cancel-1"}
+    fake_upstox.inject("gtt.cancel", "500", after_work=True)  # Upstox cancelled it, then answered 500
+    first = requests.post(f"{server.url}/api/v1/cancelgtt", json=cancel, timeout=30)
+    assert first.status_code == 502
+    again = requests.post(f"{server.url}/api/v1/cancelgtt", json=cancel, timeout=30)  # the caller's retry
+    assert again.status_code == 200
+    assert again.json()["status"] == "success" and again.json()["trigger_id"] == trigger_id
+    status = requests.post(f"{server.url}/api/v1/gttorderstatus", json={"apikey": key, "trigger_id": trigger_id},
+                           timeout=30).json()
+    assert status["data"]["status"] == "cancelled", status
+    fired = place(server, key, triggerprice_tg=9.70).json()["trigger_id"]
+    fake_upstox.set_rule_status(fired, "ENTRY", "TRIGGERED")  # a GTT that fired still cannot be cancelled
+    refused = requests.post(f"{server.url}/api/v1/cancelgtt", json={"apikey": key, "trigger_id": fired}, timeout=30)
+    assert refused.status_code == 400
