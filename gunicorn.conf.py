@@ -28,3 +28,14 @@ def on_starting(server):
     engine = make_engine(settings.database_url)
     ensure_instruments(engine)
     engine.dispose()
+
+
+def worker_exit(server, worker):
+    """In each worker as it stops, once its requests have finished: close its gateway (the
+    notification sender, the watcher), so a watcher lease it held is handed back at once and
+    another worker, or the next start, watches without waiting for the lease to lapse."""
+    import sys
+
+    wsgi = sys.modules.get("openalgo_gtt.wsgi")
+    if wsgi is not None:  # None when the worker failed before loading the app
+        wsgi.gateway.close()

@@ -4,7 +4,8 @@
     gunicorn -c gunicorn.conf.py "openalgo_gtt.wsgi:app"
 
 Each worker reconciles open OCO pairs and lost places at start and runs the watcher thread;
-the database lease lets exactly one of them poll Upstox.
+the database lease lets exactly one of them poll Upstox. gunicorn.conf.py's worker_exit closes a
+stopping worker's gateway, so a lease it held is handed back at once.
 """
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from openalgo_gtt.logging_setup import configure_logging
 from openalgo_gtt.startup import check_pepper_or_exit
 
 
-def build_app():
+def build_gateway() -> Gateway:
     settings = load_settings()
     configure_logging(settings.log_level)
-    gateway = Gateway.build(settings)
-    check_pepper_or_exit(gateway, server=True)  # a worker with another pepper must not serve
-    len(gateway.instruments)  # build the symbol index before the first request
-    gateway.start_watching()
-    return create_app(gateway=gateway)
+    built = Gateway.build(settings)
+    check_pepper_or_exit(built, server=True)  # a worker with another pepper must not serve
+    len(built.instruments)  # build the symbol index before the first request
+    built.start_watching()
+    return built
 
 
-app = build_app()
+gateway = build_gateway()
+app = create_app(gateway=gateway)

@@ -28,3 +28,31 @@ def test_a_stopped_server_exits_cleanly_and_hands_the_watcher_lease_back(server_
     finally:
         engine.dispose()
         server.stop()
+
+
+def test_a_stopped_gunicorn_worker_hands_the_watcher_lease_back(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.e2e.server import REPO, ServerProcess
+
+    database_url = f"sqlite:///{tmp_path / 'gunicorn.db'}"
+    helper = ServerProcess(tmp_path, database_url, LOG_LEVEL="INFO", WEB_CONCURRENCY="1")
+    log = tmp_path / "gunicorn.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
+                                    "openalgo_gtt.wsgi:app"], cwd=tmp_path, env=helper.env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    engine = create_engine(database_url)
+    next_process = DatabaseLease(engine, "gtt-watcher", "the-next-process", ttl=timedelta(seconds=15))
+    try:
+        until(lambda: "holds the lease" in log.read_text(errors="replace"), "the worker's watcher took the lease")
+        assert not next_process.acquire()
+        process.send_signal(signal.SIGTERM)  # gunicorn's graceful stop
+        assert process.wait(timeout=30) == 0
+        assert next_process.acquire()  # handed back by worker_exit, not left to lapse
+        assert "Traceback" not in log.read_text(errors="replace")
+    finally:
+        engine.dispose()
+        if process.poll() is None:
+            process.kill()
