@@ -140,7 +140,8 @@ class Gateway:
         notifications = Notifications(store.outbox, settings.notify_urls, settings.notify_events,
                                       settings.api_key_pepper)
         trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit, notifications=notifications)
-        exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings))
+        exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings),
+                                   first_may_run=timedelta(seconds=settings.broker_timeout + 1))
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)
         planner = Planner(broker, instruments, pcts)
         in_flight = InFlight()  # shared: follow-ups of a place wait for its record

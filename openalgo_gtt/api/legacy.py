@@ -16,7 +16,7 @@ from openalgo_gtt.api.errors import BadRequest
 from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.schemas import PlaceGttBody, validate
 from openalgo_gtt.domain.clock import ist_text
-from openalgo_gtt.services.answers import seed_answer
+from openalgo_gtt.services.answers import LEGACY_PLACE, seed_answer
 from openalgo_gtt.services.planner import Order
 
 ns = Namespace("gtt", path="/gtt", description="The seed Upstox GTT Engine's routes (key in X-API-KEY, query or body)")
@@ -78,7 +78,7 @@ class LegacyPlace(Resource):
         }, names=SEED_NAMES)
         order = Order(instrument.symbol, instrument.exchange, body.intent(), body.strategy, body.force)
         explicit = params.get("idempotency_key") or request.headers.get("Idempotency-Key")
-        return _gateway().place(context(), order, params, explicit, endpoint="legacy-place", render=seed_answer)
+        return _gateway().place(context(), order, params, explicit, endpoint=LEGACY_PLACE, render=seed_answer)
 
 
 @ns.route("/cancel")

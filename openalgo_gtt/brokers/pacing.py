@@ -177,15 +177,18 @@ class OrderPacer:
         started = time.monotonic()
         deadline = None if timeout is None else started + max(timeout, 0.0)
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            asked = time.monotonic()
+            left = None if deadline is None else max(0.0, deadline - asked)
             wait = self._reserve(left)
             if wait is None:
                 raise PacingTimeout(f"order pacer: no room within {timeout}s at {self.rates}",
                                     may_have_reached=False)
-            send_at = time.monotonic() + wait
+            # The slot lies `wait` after the moment the schedule read its clock, somewhere between
+            # asking and the reply: never send before reply + wait, and judge lateness from
+            # asked + wait, the earliest the slot can be, so a slow reply counts as lateness.
             if wait > 0:
                 time.sleep(wait)
-            if time.monotonic() - send_at <= LATE_TOLERANCE:
+            if time.monotonic() - (asked + wait) <= LATE_TOLERANCE:
                 return time.monotonic() - started
             # Woke too late to send in this slot without crowding the next ones: take another.
 

@@ -93,6 +93,15 @@ def placed_answer(placed) -> dict:
     return answer
 
 
+LEGACY_PLACE = "legacy-place"  # the seed engine's /api/gtt/place, as its request records name it
+
+
+def answer_for(endpoint: str):
+    """How a place made through `endpoint` words its success: a duplicate of a place the
+    recovery or the watcher settled is answered as the place itself would have been."""
+    return seed_answer if endpoint == LEGACY_PLACE else placed_answer
+
+
 def seed_answer(placed) -> dict:
     """A place as the seed Upstox GTT Engine answered it (its /api/gtt/place route)."""
     answer = {"success": True, "gtt_id": placed.trigger_id, "status": "ACTIVE",

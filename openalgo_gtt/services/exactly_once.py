@@ -2,7 +2,8 @@
 
 - `idempotency_key` in the body (or an `Idempotency-Key` header): the same key from the same API
   key within 24 hours gets the first answer and never reaches the broker again; a second request
-  arriving while the first is still running waits for it.
+  arriving while the first is still running waits for its answer as long as the first may run
+  (its broker budget, a second more, at most WAIT_FOR_FIRST), then gets a 503 with retry_after.
 - Without a key, an identical place body from the same API key within the dedupe window is the
   same request (TradingView re-sends an alert that got a 5xx): the first answer, marked
   `"duplicate": true`, no broker call, no trade counted.
@@ -34,7 +35,11 @@ from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_TTL = timedelta(hours=24)
-WAIT_FOR_FIRST = 10.0  # seconds a duplicate waits for the first request's answer
+# At most this many seconds a duplicate waits for the first request's answer; less when the first
+# has run past its own budget at the broker (ExactlyOnce's `first_may_run`): then a 503 with
+# retry_after, which TradingView re-sends, rather than silence past the caller's patience.
+WAIT_FOR_FIRST = 10.0
+RETRY_RUNNING_AFTER = 2
 MAX_KEY_LENGTH = 128
 NOT_IN_DEDUPE_HASH = frozenset({"apikey", "idempotency_key"})
 
@@ -160,8 +165,12 @@ def _replay(snapshot: Snapshot) -> tuple[dict, int]:
 
 
 class ExactlyOnce:
-    def __init__(self, store: Store, audit: AuditTrail, dedupe_window_seconds: int, stale_after: timedelta):
+    def __init__(self, store: Store, audit: AuditTrail, dedupe_window_seconds: int, stale_after: timedelta,
+                 first_may_run: timedelta = timedelta(seconds=6)):
         self._store = store
+        # How long an attempt may run (its broker budget and a second for its own writes): a
+        # duplicate waits for its answer no longer than this after it began.
+        self._first_may_run = first_may_run
         self._records = store.requests
         self._audit = audit
         self._dedupe_window = dedupe_window_seconds
@@ -227,8 +236,9 @@ class ExactlyOnce:
                 if records.take_over(snapshot):
                     attempt = Attempt(self._store, self._audit, ctx, key, render, snapshot, retry=True)
                     return self._run(attempt, action, claims_itself)
-            elif time.monotonic() > deadline:
-                raise ApiError(409, "the same request is still being processed; try again in a few seconds")
+            elif time.monotonic() > deadline or utcnow() > snapshot.updated_at + self._first_may_run:
+                raise ApiError(503, f"the same request is still being processed; retry in {RETRY_RUNNING_AFTER} s",
+                               retry_after=RETRY_RUNNING_AFTER)
             else:
                 time.sleep(0.05)
             snapshot = records.existing(key.api_key_name, key.idem_key)
@@ -243,17 +253,18 @@ class ExactlyOnce:
             if attempt.record_id is None:
                 raise  # refused before it claimed anything: nothing to record, nothing to replay
             status, envelope = error_status_and_body(exc)
-            if _definitive(status):
+            # While what the broker holds is unknown, the plan (and a trade the service did not
+            # give back) is kept so the retry, or the watcher, can find out, whatever this answer
+            # says: an earlier attempt still settling, or this one's broker call. A failure that
+            # does not say whether the broker was reached (a bug, a store fault after the trade
+            # was taken) is taken as "may have": settled, its trade is given back or its GTT
+            # recorded, never left counted with nothing to settle it.
+            keep = attempt.holds_unsettled_intent or (
+                attempt.keeps_reservation and getattr(exc, "may_have_reached", True))
+            if _definitive(status) and not keep:
                 records.finish(attempt.record_id, DONE, status, {**envelope, "request_id": request_id},
                                keep_reservation=False, forget_plan=True)
             else:
-                # Unknown or transient: keep the plan (and a trade the service did not give back)
-                # so the retry, or the watcher, can find out what the broker holds. A failure that
-                # does not say whether the broker was reached (a bug, a store fault after the trade
-                # was taken) is taken as "may have": settled, its trade is given back or its GTT
-                # recorded, never left counted with nothing to settle it.
-                keep = attempt.holds_unsettled_intent or (
-                    attempt.keeps_reservation and getattr(exc, "may_have_reached", True))
                 records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
             raise
         if attempt.answer is not None:

@@ -27,7 +27,7 @@ from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerStatus
 from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.records import AuditEntry
-from openalgo_gtt.services.answers import placed_answer
+from openalgo_gtt.services.answers import answer_for
 from openalgo_gtt.services.audit import AuditTrail
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.place import PlaceGtt, Placed, could_own, intent_trigger, trigger_id_of
@@ -95,10 +95,17 @@ class LateGtts:
         record = next((s for s in intents if s.id == place.record_id), None)
         if record is not None:
             return None  # the request is being placed again right now: judged once that is settled
+        # Kept while this place is open (request_records.purge_expired), so it tells how the
+        # request was last answered.
         record = self._store.requests.get(place.record_id)
         if record is not None and record.state == DONE and record.response_status == 200:
             return self._cancel(place, present, "the request had been placed afresh: the late GTT is a "
                                                 "duplicate and was cancelled")
+        if record is not None and record.state == DONE:
+            # Sent again after the lapse and refused (its caller was told it failed): a GTT the
+            # caller believes does not exist is not left live.
+            return self._cancel(place, present, f"the request was refused (HTTP {record.response_status}) when "
+                                                "sent again after its place lapsed: the late GTT was cancelled")
         return self._count(place, present, record)
 
     def _another_place_may_own(self, gtt: BrokerGtt, place: Lapsed, intents: list[Snapshot]) -> bool:
@@ -131,7 +138,8 @@ class LateGtts:
                 count = uow.take_trade(self._limit.today(), self._limit.limit)
                 if count is None:
                     raise _LimitUsedUp()
-                answer = placed_answer(Placed(trigger_id, prices, (f"GTT {FOUND_LATE}",), count))
+                render = answer_for(record.endpoint if record is not None else "place")
+                answer = render(Placed(trigger_id, prices, (f"GTT {FOUND_LATE}",), count))
                 if not uow.resolve_lapsed(place.id, f"counted as {trigger_id}") or (
                         record is not None
                         and not uow.answer_lapsed(place.record_id, {**answer, "request_id": order.get("request_id")})):

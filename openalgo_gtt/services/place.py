@@ -162,12 +162,13 @@ class PlaceGtt:
         return self.exactly_once.place(ctx, key, lambda attempt: self.place(order, ctx, attempt), render)
 
     def place(self, order: Order, ctx: RequestContext, attempt: Attempt) -> Placed:
-        instrument, plan = self.planner.plan(order)
         if attempt.retry and attempt.plan:
-            # An earlier attempt's outcome is unknown: settle it before placing anything.
+            # An earlier attempt's outcome is unknown: settle it before anything else (planning
+            # anew may fail now, say without a last price, and must not drop the earlier intent).
             recovered = self._settle_earlier(attempt)
             if recovered is not None:
                 return recovered
+        instrument, plan = self.planner.plan(order)
         started = utcnow()
         intent = _intent(order, instrument, plan, ctx)
         reservation = self._reserve(order, intent, attempt, started)
@@ -389,6 +390,9 @@ class PlaceGtt:
             elif not undone:
                 exc.message += ("; the stop-loss leg could not be withdrawn: check Upstox's GTT list "
                                 f"for {lower_id}")
+                # Half a pair may be live: the intent and the trade are kept, so the recovery
+                # withdraws it and gives the trade back.
+                exc.may_have_reached = True
             raise
         return [(lower_id, LOWER, SCHEDULED), (upper_id, UPPER, SCHEDULED)]
 

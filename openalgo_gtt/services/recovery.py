@@ -10,7 +10,7 @@ from __future__ import annotations
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.records import AuditEntry
-from openalgo_gtt.services.answers import placed_answer
+from openalgo_gtt.services.answers import answer_for
 from openalgo_gtt.services.audit import AuditTrail
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.place import PlaceGtt
@@ -48,7 +48,7 @@ class Recovery:
                 self._place.lapse(snapshot.id, snapshot.plan, started, snapshot.reserved_day)
             # Kept for duplicates: the answer a normal place gives, under the original request's id.
             request_id = snapshot.plan["order"].get("request_id")
-            body = None if placed is None else {**placed_answer(placed), "request_id": request_id}
+            body = None if placed is None else {**answer_for(snapshot.endpoint)(placed), "request_id": request_id}
             self._records.finish(snapshot.id, DONE if placed else FAULT, 200 if placed else None, body,
                                  keep_reservation=False, forget_plan=True)
             if placed is not None:

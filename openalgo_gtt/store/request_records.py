@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import as_utc, utcnow
 from openalgo_gtt.store.engine import dialect_insert
-from openalgo_gtt.store.models import RequestRecord
+from openalgo_gtt.store.models import LapsedPlace, RequestRecord
 
 PENDING = "pending"
 DONE = "done"
@@ -191,7 +191,11 @@ class RequestRecords:
                 if s.state == FAULT or s.updated_at < cutoff or holder_alive(s.holder) is False]
 
     def purge_expired(self) -> int:
+        """Delete answered records past their window, except those an open lapsed place points
+        at: a very late GTT is judged by how its request was last answered (services/late_gtts.py),
+        for longer than a duplicate alert's window."""
         now = utcnow()
+        still_open = select(LapsedPlace.record_id).where(LapsedPlace.resolved_at.is_(None))
         with self._engine.begin() as conn:
-            return conn.execute(delete(RequestRecord).where(RequestRecord.expires_at < now,
-                                                            RequestRecord.state == DONE)).rowcount
+            return conn.execute(delete(RequestRecord).where(RequestRecord.expires_at < now, RequestRecord.state == DONE,
+                                                            RequestRecord.id.not_in(still_open))).rowcount

@@ -93,3 +93,41 @@ def test_a_redis_that_never_answers_costs_one_call_a_second_then_none(caplog):
         second = time.monotonic() - started
     assert pacing.REDIS_TIMEOUT <= first < pacing.REDIS_TIMEOUT + 0.5
     assert second < 0.1  # paced in memory without waiting on Redis again
+
+
+def test_a_slow_reply_from_the_shared_schedule_counts_as_lateness():
+    import threading
+
+    class SlowFirstReply(MemorySchedule):
+        """A shared schedule whose first reply reaches the worker 0.3 s after the slot was taken
+        (a slow network, a busy Redis, a starved worker), inside the Redis timeout."""
+
+        def __init__(self):
+            super().__init__()
+            self.first = True
+
+        def reserve(self, windows, max_wait):
+            wait = super().reserve(windows, max_wait)
+            if self.first:
+                self.first = False
+                time.sleep(0.3)
+            return wait
+
+    pacer = OrderPacer("10/second")
+    pacer._schedule = SlowFirstReply()
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def call():
+        pacer.acquire(timeout=10)
+        with lock:
+            sent.append(time.monotonic())  # the write follows at once (http.py)
+
+    first = threading.Thread(target=call)
+    first.start()
+    time.sleep(0.05)  # the first caller's slot is taken; its reply is still on its way
+    others = [threading.Thread(target=call) for _ in range(19)]
+    [t.start() for t in others]
+    [t.join() for t in [first, *others]]
+    sent.sort()
+    assert max(sum(1 for t in sent if s <= t < s + 1.0) for s in sent) <= 10

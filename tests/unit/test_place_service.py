@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -330,6 +330,141 @@ def test_an_unexpected_failure_after_the_trade_was_taken_is_settled_never_left_c
         services.pass_settling_window()
         services.recovery.settle_unsettled()
         assert services.limit.today_count() == 0
+
+
+def place_bracket(services, key="alert-1"):
+    order = Order("IDEA", "NSE", PlaceIntent(trigger_type="BRACKET", action="BUY", product="CNC", quantity=10))
+    body = {"symbol": "IDEA", "exchange": "NSE", "trigger_type": "BRACKET", "action": "BUY", "quantity": 10}
+    ctx = services.context()
+    answer, status = services.place(ctx, order, body, key)
+    for work in ctx.after_answer:
+        work()
+    return answer, status
+
+
+@pytest.mark.parametrize("late", [False, True], ids=["nothing placed", "placed late"])
+def test_a_retry_refused_before_the_broker_keeps_the_earlier_attempt_settling(services, late):
+    services.broker.next_place_faults = ["late" if late else "before"]
+    with pytest.raises(BrokerTimeout):
+        place_bracket(services)
+    services.broker.quotes = lambda keys: {}  # the retry cannot be planned now: no last price
+    with pytest.raises(Settling):  # the earlier attempt is settled first, still in its window
+        place_bracket(services)
+    late_ids = services.broker.finish_late()
+    services.pass_settling_window()
+    services.recovery.settle_unsettled()
+    if late:  # found and recorded, its one trade counted
+        assert services.store.orders.get(late_ids[0]) is not None and services.limit.today_count() == 1
+    else:  # nothing was ever placed: the trade is given back
+        assert services.broker.live() == [] and services.limit.today_count() == 0
+
+
+def test_a_very_late_gtt_is_cancelled_when_its_request_was_refused_when_sent_again(services):
+    from openalgo_gtt.brokers.errors import InputRejected
+
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    services.pass_settling_window()
+    place_gtt = services.broker.place_gtt
+
+    def refuse(request):  # the fresh place after the lapse is refused: its caller hears it failed
+        services.broker.place_gtt = place_gtt
+        raise InputRejected("trigger price too close to the last price", http_status=400, may_have_reached=False)
+
+    services.broker.place_gtt = refuse
+    with pytest.raises(InputRejected):
+        services.place_single()
+    (late_id,) = services.broker.finish_late()
+    assert services.late_gtts.settle() == [f"cancelled {late_id}"]
+    assert services.broker.live() == [] and services.limit.today_count() == 0
+
+
+def test_a_very_late_gtt_is_cancelled_after_a_fresh_place_however_long_after_the_dedupe_window(services):
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    services.pass_settling_window()
+    fresh, status, _ = services.place_single()  # the retry places afresh
+    with services.store.engine.begin() as conn:  # the body-hash records' 60 s window has passed
+        conn.execute(update(RequestRecord).values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+    services.recovery.settle_unsettled()  # purges expired answered records
+    (late_id,) = services.broker.finish_late()
+    assert services.late_gtts.settle() == [f"cancelled {late_id}"]
+    assert [g.gtt_id for g in services.broker.live()] == [fresh["trigger_id"]] and services.limit.today_count() == 1
+
+
+def test_an_oco_whose_second_leg_is_refused_and_first_cannot_be_withdrawn_is_settled(db_engine):
+    from openalgo_gtt.brokers.errors import InputRejected
+
+    services = Services(db_engine, stale_after=timedelta(0))
+    broker = services.broker
+    place_gtt, cancel_gtt, get_gtt = broker.place_gtt, broker.cancel_gtt, broker.get_gtt
+    calls = []
+
+    def place(request):
+        calls.append(request)
+        if len(calls) == 2:  # the target leg is refused: nothing placed
+            raise InputRejected("trigger too close", http_status=400, may_have_reached=False)
+        return place_gtt(request)
+
+    def down(*_args):
+        raise BrokerTimeout("no answer", may_have_reached=True)
+
+    broker.place_gtt, broker.cancel_gtt, broker.get_gtt = place, down, down
+    order = Order("IDEA", "NSE", PlaceIntent(trigger_type="OCO", action="SELL", product="CNC", quantity=10,
+                                             triggerprice_sl=Decimal("9.00"), triggerprice_tg=Decimal("10.00")))
+    with pytest.raises(InputRejected) as refused:
+        services.place(services.context(), order, {"oco": 1}, "oco-1")
+    assert "could not be withdrawn" in refused.value.message
+    broker.place_gtt, broker.cancel_gtt, broker.get_gtt = place_gtt, cancel_gtt, get_gtt  # Upstox is back
+    services.pass_settling_window()
+    services.recovery.settle_unsettled()  # the half pair is withdrawn, the trade given back
+    assert broker.live() == [] and services.limit.today_count() == 0
+
+
+def test_a_retry_while_the_first_attempt_still_runs_gets_503_with_retry_after(services, monkeypatch):
+    from openalgo_gtt.services.answers import ApiError
+
+    monkeypatch.setattr("openalgo_gtt.services.exactly_once.WAIT_FOR_FIRST", 0.3)
+    release = threading.Event()
+
+    def held(request):  # Upstox holds the first attempt past the caller's patience
+        release.wait(5)
+        raise BrokerTimeout("no answer", may_have_reached=True)
+
+    services.broker.place_gtt = held
+    first = threading.Thread(target=lambda: pytest.raises(BrokerTimeout, services.place_single))
+    first.start()
+    try:
+        until_claimed = threading.Event()
+        for _ in range(100):  # until the first attempt holds the request's record
+            if services.count(RequestRecord):
+                until_claimed.set()
+                break
+            release.wait(0.01)
+        assert until_claimed.is_set()
+        with pytest.raises(ApiError) as retry:
+            services.place_single()
+    finally:
+        release.set()
+        first.join()
+    assert retry.value.status == 503 and retry.value.details["retry_after"] >= 1
+
+
+def test_a_legacy_place_the_recovery_settled_is_replayed_in_the_seed_engines_shape(db_engine):
+    from openalgo_gtt.services.answers import LEGACY_PLACE, seed_answer
+
+    services = Services(db_engine, stale_after=timedelta(0))
+    order = Order("IDEA", "NSE", PlaceIntent(trigger_type="SINGLE", action="BUY", product="CNC", quantity=10,
+                                             triggerprice_tg=Decimal("9.61")))
+    params = {"instrument": IDEA.instrument_key, "qty": "10", "transaction_type": "BUY"}
+    first, _ = services.place(services.context(), order, params, None, endpoint=LEGACY_PLACE, render=seed_answer)
+    services.recovery.settle_unsettled()  # the process stopped before recording it
+    again, status = services.place(services.context(), order, params, None, endpoint=LEGACY_PLACE,
+                                   render=seed_answer)
+    assert status == 200 and again["duplicate"] is True
+    assert set(first) <= set(again) and again["gtt_id"] == first["gtt_id"] and again["success"] is True
 
 
 def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(db_engine):
