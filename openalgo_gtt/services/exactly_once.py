@@ -20,9 +20,11 @@ import copy
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Callable
 
 from openalgo_gtt.domain.clock import utcnow
@@ -42,6 +44,7 @@ WAIT_FOR_FIRST = 10.0
 RETRY_RUNNING_AFTER = 2
 MAX_KEY_LENGTH = 128
 NOT_IN_DEDUPE_HASH = frozenset({"apikey", "idempotency_key"})
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,4})?\s*")
 
 
 class AlreadyClaimed(Exception):
@@ -147,9 +150,27 @@ class Attempt:
 
 
 def _body_hash(endpoint: str, body: dict) -> str:
-    canonical = {k: v for k, v in body.items() if k not in NOT_IN_DEDUPE_HASH}
+    """The request's fingerprint: its operation and body, with numbers in one spelling, so the
+    same request sent by another client (10 or "10", 9.61 or 9.610) is still the same request."""
+    canonical = {k: _one_spelling(v) for k, v in body.items() if k not in NOT_IN_DEDUPE_HASH}
     text = json.dumps([endpoint, canonical], sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _one_spelling(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _one_spelling(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_one_spelling(v) for v in value]
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        return value
+    if isinstance(value, str) and not _NUMBER.fullmatch(value):
+        return value
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        return value
+    return f"number:{number.normalize()}" if number.is_finite() else value
 
 
 def _definitive(status: int) -> bool:

@@ -491,6 +491,24 @@ def test_an_idempotency_key_belongs_to_one_request(services):
     assert status == 200 and again["duplicate"] is True
 
 
+def test_the_same_request_spelt_by_another_client_is_still_the_same_request(services):
+    from openalgo_gtt.services.exactly_once import KeyReused
+
+    order = Order("IDEA", "NSE", PlaceIntent(trigger_type="SINGLE", action="BUY", product="CNC", quantity=10,
+                                             triggerprice_tg=Decimal("9.61")))
+    body = {"symbol": "IDEA", "exchange": "NSE", "quantity": 10, "triggerprice_tg": 9.61}
+    ctx = services.context()
+    first, _ = services.place(ctx, order, body, "k-1")
+    for work in ctx.after_answer:
+        work()
+    respelt = {"symbol": "IDEA", "exchange": "NSE", "quantity": "10", "triggerprice_tg": "9.610"}
+    again, status = services.place(services.context(), order, respelt, "k-1")
+    assert status == 200 and again["duplicate"] is True and again["trigger_id"] == first["trigger_id"]
+    with pytest.raises(KeyReused):  # another price is another request
+        services.place(services.context(), order, {**body, "triggerprice_tg": "9.62"}, "k-1")
+    assert services.broker.place_calls == 1
+
+
 def test_a_retry_that_cannot_look_at_the_broker_within_the_window_is_settling_not_an_error(services):
     services.broker.next_place_faults = ["before"]
     with pytest.raises(BrokerTimeout):
