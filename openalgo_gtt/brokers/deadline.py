@@ -34,6 +34,13 @@ def remaining() -> float | None:
     return max(0.0, budget[1] - time.monotonic())
 
 
+def leaves_time_after(pause: float) -> bool:
+    """Whether a call could still be sent after pausing `pause` seconds (always, outside a request):
+    a retry that could not is not waited for."""
+    left = remaining()
+    return left is None or left - pause > 0.05
+
+
 def bounded(seconds: float | None) -> float | None:
     """`seconds`, shortened to what is left (None: no bound of its own)."""
     left = remaining()

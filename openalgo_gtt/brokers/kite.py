@@ -209,10 +209,10 @@ class KiteBroker(KiteHttp):
                 raise
             except RateLimited:
                 # Nothing was done: safe to try once more, for a write as for a read.
-                if retries_left <= 0:
+                if retries_left <= 0 or not deadline.leaves_time_after(delay):
                     raise
             except (BrokerUnreachable, BrokerFailure):
-                if is_write or retries_left <= 0:
+                if is_write or retries_left <= 0 or not deadline.leaves_time_after(delay):
                     raise
             retries_left -= 1
             time.sleep(delay)

@@ -175,7 +175,7 @@ class UpstoxBroker(UpstoxHttp):
             except (BrokerUnreachable, RateLimited, BrokerFailure):
                 # Only idempotent reads get here with retries left. Timeouts are not retried:
                 # a server that hung once is likely to hang again, and the wait must stay bounded.
-                if retries_left <= 0:
+                if retries_left <= 0 or not deadline.leaves_time_after(delay):
                     raise
             retries_left -= 1
             time.sleep(delay)

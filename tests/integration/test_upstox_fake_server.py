@@ -168,6 +168,23 @@ def test_hung_read_is_not_retried(fake, broker):
     assert caught.value.may_have_reached is False and len(fake.calls_to("gtt.details")) == 1
 
 
+def test_a_failing_read_is_not_retried_past_the_requests_deadline(fake, calls):
+    from openalgo_gtt.brokers import deadline
+
+    client = UpstoxBroker(fake.url, TOKEN, timeout=TIMEOUT, pacer=None, observer=calls.append, retry_backoff=0.25)
+    fake.inject("gtt.details", "500", times=None)
+    deadline.start(0.4)  # a request with 0.4 s left at the broker: one retry (0.25 s) fits, the next (0.5 s) not
+    try:
+        started = time.monotonic()
+        with pytest.raises(BrokerFailure):
+            client.list_gtts()
+        elapsed = time.monotonic() - started
+    finally:
+        deadline.clear()
+        client.close()
+    assert len(fake.calls_to("gtt.details")) == 2 and elapsed < 0.4
+
+
 def test_trickled_body_is_cut_off_by_the_overall_deadline(fake, broker):
     fake.inject("gtt.place", "trickle", seconds=0.05)
     started = time.monotonic()

@@ -1,0 +1,1 @@
+from tests.e2e.conftest import server_factory  # noqa: F401
