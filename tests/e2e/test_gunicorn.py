@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, func, select
 
 from openalgo_gtt.store.models import AuditRecord
 from tests.arrivals import most_in_any_second
+from tests.conftest import REDIS_URL
 from tests.e2e.server import REPO, ServerProcess
 from tests.fakes.remote_upstox import RemoteFake
 from tests.waiting import until
@@ -37,7 +38,7 @@ def gunicorn_server(tmp_path, database_url, fake_upstox):
     helper = ServerProcess(tmp_path, database_url, ACCESS_TOKEN=fake_upstox.token, UPSTOX_API_URL=fake_upstox.url,
                            DAILY_TRADE_LIMIT=str(LIMIT), OCO_POLL_SECONDS="0.5", LOG_LEVEL="INFO",
                            WEB_CONCURRENCY="3", GUNICORN_THREADS="8",
-                           RATE_LIMIT_STORAGE_URI="redis://127.0.0.1:6379/0",
+                           RATE_LIMIT_STORAGE_URI=REDIS_URL,
                            # 200 requests at once from one key is a load test, not a caller to limit
                            RATE_LIMIT="10000 per second",
                            ORDER_RATE_LIMITS=f"10/second;500/minute;{uuid.uuid4().int % 1000 + 2000}/30 minutes")

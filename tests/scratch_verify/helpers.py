@@ -66,8 +66,7 @@ class Gw:
     def gtt_rows(self):
         engine = create_engine(self.database_url)
         with engine.connect() as conn:
-            rows = conn.execute(select(GttOrder)).scalars().all()
-            out = [(g.trigger_id,) for g in rows]
+            out = [tuple(r) for r in conn.execute(select(GttOrder.trigger_id)).all()]
         engine.dispose()
         return out
 
