@@ -13,6 +13,7 @@ from flask_restx import Namespace, Resource
 from openalgo_gtt.api.auth import caller_from_anywhere
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import BadRequest
+from openalgo_gtt.api.idempotency import idempotency_key
 from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.schemas import PlaceGttBody, validate
 from openalgo_gtt.domain.clock import ist_text
@@ -77,8 +78,8 @@ class LegacyPlace(Resource):
             "quantity": params.get("qty"), "product": product,
         }, names=SEED_NAMES)
         order = Order(instrument.symbol, instrument.exchange, body.intent(), body.strategy, body.force)
-        explicit = params.get("idempotency_key") or request.headers.get("Idempotency-Key")
-        return _gateway().place(context(), order, params, explicit, endpoint=LEGACY_PLACE, render=seed_answer)
+        return _gateway().place(context(), order, params, idempotency_key(params), endpoint=LEGACY_PLACE,
+                                render=seed_answer)
 
 
 @ns.route("/cancel")

@@ -4,10 +4,11 @@ Views only parse, call a service and format; the rules live in `domain/` and `se
 """
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app
 from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.auth import caller_from_body
+from openalgo_gtt.api.idempotency import idempotency_key
 from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.openapi import NullableString, swagger2_schema
 from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
@@ -139,11 +140,6 @@ def _with_contract(answer, body: PlaceGttBody):
 def _order(body: PlaceGttBody) -> Order:
     return Order(symbol=body.symbol, exchange=body.exchange, intent=body.intent(),
                  strategy=body.strategy, force=body.force)
-
-
-def idempotency_key(body: dict) -> object:
-    """The caller's idempotency key: the body's `idempotency_key`, else the Idempotency-Key header."""
-    return body.get("idempotency_key") or request.headers.get("Idempotency-Key")
 
 
 def _errors(resource):

@@ -351,39 +351,44 @@ class PlaceGtt:
         try:
             return self._send_place(request)
         except BrokerError as exc:
-            if exc.may_have_reached and (utcnow() - started).total_seconds() < self.lookup_budget:
-                # The answer was lost or garbled but there is time to ask what the broker holds.
-                try:
-                    found = self.find_placed(request, since=started, record_id=record_id)
-                except BrokerError:
-                    raise exc from None  # still unknown: the reservation stays for a retry
-                if found is not None:
-                    log.warning("place answered %s but the GTT %s exists: treated as placed", exc, found.gtt_id)
-                    return found.gtt_id
-                # Not there yet proves nothing: the broker may still be doing the work. The place
-                # stays settling (intent and trade kept) until its window has passed.
+            found = self._found_despite(exc, request, started, record_id)
+            if found is not None:
+                return found.gtt_id
+            # Not there (yet) proves nothing: the broker may still be doing the work. The place
+            # stays settling (intent and trade kept) until its window has passed.
             if not exc.may_have_reached:
                 self.limit.release(reservation.day)  # nothing was placed: the trade is not counted
             raise
 
+    def _found_despite(self, exc: BrokerError, request: GttRequest, started: datetime,
+                       record_id: int | None) -> BrokerGtt | None:
+        """The GTT a place that failed with `exc` created after all (its answer lost or garbled
+        after the broker did the work), when there is time to ask what the broker holds."""
+        if not exc.may_have_reached or (utcnow() - started).total_seconds() >= self.lookup_budget:
+            return None
+        try:
+            found = self.find_placed(request, since=started, record_id=record_id)
+        except BrokerError:
+            return None  # still unknown
+        if found is not None:
+            log.warning("place answered %s but the GTT %s exists: treated as placed", exc, found.gtt_id)
+        return found
+
     def _place_pair(self, plan: OcoPlan, reservation: Reservation, started: datetime,
                     record_id: int | None) -> Legs:
-        """Both OCO legs, or neither: a failed second leg takes the first one down with it."""
+        """Both OCO legs, or neither: a failed second leg takes the first one down with it,
+        unless the broker made it after all (found, the pair is placed)."""
         lower_id = self._place_one(plan.lower.request, reservation, started, record_id)
         try:
             upper_id = self._send_place(plan.upper.request)
         except BrokerError as exc:
+            found = self._found_despite(exc, plan.upper.request, started, record_id)
+            if found is not None:
+                return [(lower_id, LOWER, SCHEDULED), (found.gtt_id, UPPER, SCHEDULED)]
             undone = self._withdraw(lower_id)
-            stray_may_come = False
-            if exc.may_have_reached:
-                try:
-                    stray = self.find_placed(plan.upper.request, since=started, record_id=record_id)
-                except BrokerError:
-                    stray = None
-                # Not found, the upper leg may still appear: the pair stays settling, and whoever
-                # finds the leg later withdraws it (half a pair is never recorded).
-                stray_may_come = stray is None
-                undone = undone and (stray is None or self._withdraw(stray.gtt_id))
+            # Not found, the upper leg may still appear: the pair stays settling, and whoever
+            # finds the leg later withdraws it (half a pair is never recorded).
+            stray_may_come = exc.may_have_reached
             if undone and not stray_may_come:
                 self.limit.release(reservation.day)
                 exc.may_have_reached = False

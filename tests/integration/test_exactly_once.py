@@ -55,6 +55,16 @@ def test_an_idempotency_key_reused_for_another_request_is_refused(post, upstox_c
     assert places(fake_upstox) == 1 and not fake_upstox.calls_to("gtt.cancel")
 
 
+def test_two_different_keys_in_the_body_and_the_header_are_refused(post, upstox_client, upstox_key, fake_upstox):
+    first = post(idempotency_key="order-42").get_json()
+    for path, fields in (("placegtt", {}), ("cancelgtt", {"body": {"trigger_id": first["trigger_id"]}})):
+        both = post(path, headers={"Idempotency-Key": "order-43"}, idempotency_key="order-42", **fields)
+        assert both.status_code == 400 and "differ" in both.get_json()["message"]
+    same = post(headers={"Idempotency-Key": "order-42"}, idempotency_key="order-42")  # one key, twice: fine
+    assert same.status_code == 200 and same.get_json()["duplicate"] is True
+    assert places(fake_upstox) == 1 and not fake_upstox.calls_to("gtt.cancel")
+
+
 def test_two_requests_with_one_key_at_the_same_moment_place_once(upstox_gateway, upstox_client, upstox_key, fake_upstox):
     from openalgo_gtt.app import create_app
 

@@ -257,6 +257,20 @@ def test_cancel_cancels_at_the_broker_and_records_it(services):
     assert services.store.orders.get(placed["trigger_id"]).status == "cancelled"
 
 
+def test_an_oco_whose_second_leg_was_made_but_its_answer_lost_is_placed_whole(services):
+    services.broker.next_place_faults = [None, "lost"]  # the upper leg is made; its answer never comes
+    order = Order("IDEA", "NSE", PlaceIntent(trigger_type="OCO", action="SELL", product="CNC", quantity=10,
+                                             triggerprice_sl=Decimal("9.00"), triggerprice_tg=Decimal("10.00")))
+    ctx = services.context()
+    answer, status = services.place(ctx, order, {"oco": 1}, "oco-1")
+    for work in ctx.after_answer:
+        work()
+    assert status == 200 and len(services.broker.live()) == 2 and services.broker.place_calls == 2
+    recorded = services.store.orders.get(answer["trigger_id"])
+    assert recorded is not None and sorted(recorded.broker_ids) == sorted(g.gtt_id for g in services.broker.live())
+    assert services.limit.today_count() == 1
+
+
 def test_a_failed_place_never_claims_a_gtt_created_elsewhere_just_before(services):
     from datetime import datetime, timedelta, timezone
 
