@@ -76,7 +76,7 @@ def test_a_failed_second_leg_leaves_nothing_at_the_broker(post, fake_upstox, ups
         assert session.scalars(select(GttOrder)).all() == []
 
 
-def test_an_ambiguous_second_leg_is_found_and_withdrawn_too(post, fake_upstox, upstox_gateway):
+def test_an_ambiguous_second_leg_made_by_upstox_is_found_and_the_pair_placed(post, fake_upstox, upstox_gateway):
     broker = upstox_gateway.broker
     original, sent = broker.place_gtt, []
 
@@ -87,9 +87,13 @@ def test_an_ambiguous_second_leg_is_found_and_withdrawn_too(post, fake_upstox, u
         return original(request)
 
     broker.place_gtt = place_then_lose_the_second_answer
-    assert post("placegtt", OCO_SELL).status_code == 502
+    answer = post("placegtt", OCO_SELL)
+    assert answer.status_code == 200, answer.get_json()
     gtts = fake_upstox.gtts()
-    assert len(gtts) == 2 and all(g["rules"][0]["status"] == "CANCELLED" for g in gtts)
+    assert len(gtts) == 2 and all(g["rules"][0]["status"] == "SCHEDULED" for g in gtts)
+    recorded = upstox_gateway.orders.get(answer.get_json()["trigger_id"])
+    assert sorted(recorded.broker_ids) == sorted(g["gtt_order_id"] for g in gtts)
+    assert upstox_gateway.trade_limit.today_count() == 1
 
 
 def test_the_watcher_cancels_the_other_leg_when_one_fires(post, fake_upstox, upstox_gateway):
