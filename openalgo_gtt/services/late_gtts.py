@@ -98,14 +98,14 @@ class LateGtts:
         # Kept while this place is open (request_records.purge_expired), so it tells how the
         # request was last answered.
         record = self._store.requests.get(place.record_id)
-        if record is not None and record.state == DONE and record.response_status == 200:
-            return self._cancel(place, present, "the request had been placed afresh: the late GTT is a "
-                                                "duplicate and was cancelled")
         if record is not None and record.state == DONE:
-            # Sent again after the lapse and refused (its caller was told it failed): a GTT the
-            # caller believes does not exist is not left live.
-            return self._cancel(place, present, f"the request was refused (HTTP {record.response_status}) when "
-                                                "sent again after its place lapsed: the late GTT was cancelled")
+            # Sent again after the lapse: placed afresh (the late GTT is a duplicate), or refused
+            # (its caller was told it failed, so a GTT it believes absent is not left live).
+            why = ("the request had been placed afresh: the late GTT is a duplicate and was cancelled"
+                   if record.response_status == 200 else
+                   f"the request was refused (HTTP {record.response_status}) when sent again after its place "
+                   "lapsed: the late GTT was cancelled")
+            return self._cancel(place, present, why)
         return self._count(place, present, record)
 
     def _another_place_may_own(self, gtt: BrokerGtt, place: Lapsed, intents: list[Snapshot]) -> bool:

@@ -114,7 +114,6 @@ def jsonable(legs) -> list[dict]:
     return [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in leg.items()} for leg in legs]
 
 
-
 def could_own(intent: Snapshot, gtt: BrokerGtt) -> bool:
     """Whether the open place `intent` could have created `gtt`: one of its requests matches it,
     and it was created after that attempt began (less the clock skew)."""

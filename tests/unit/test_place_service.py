@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from openalgo_gtt.brokers.errors import BrokerTimeout
+from openalgo_gtt.brokers.errors import BrokerTimeout, InputRejected
 from openalgo_gtt.domain.gtt import PlaceIntent
 from openalgo_gtt.domain.model import CANCELLED, TriggerStatus
 from openalgo_gtt.domain.strategy import DEFAULT_PCTS
@@ -33,6 +33,7 @@ from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.models import AuditRecord, LapsedPlace, RequestRecord
 from openalgo_gtt.store.unit_of_work import Store
 from tests.fakes.memory_broker import MemoryBroker
+from tests.waiting import until
 
 IDEA = InstrumentInfo("NSE_EQ|INE669E01016", "NSE_EQ", "NSE", "IDEA", "IDEA", "Vodafone Idea", "EQ", 1,
                       Decimal("0.01"), None, None, "INE669E01016")
@@ -374,8 +375,6 @@ def test_a_retry_refused_before_the_broker_keeps_the_earlier_attempt_settling(se
 
 
 def test_a_very_late_gtt_is_cancelled_when_its_request_was_refused_when_sent_again(services):
-    from openalgo_gtt.brokers.errors import InputRejected
-
     services.broker.next_place_faults = ["late"]
     with pytest.raises(BrokerTimeout):
         services.place_single()
@@ -409,8 +408,6 @@ def test_a_very_late_gtt_is_cancelled_after_a_fresh_place_however_long_after_the
 
 
 def test_an_oco_whose_second_leg_is_refused_and_first_cannot_be_withdrawn_is_settled(db_engine):
-    from openalgo_gtt.brokers.errors import InputRejected
-
     services = Services(db_engine, stale_after=timedelta(0))
     broker = services.broker
     place_gtt, cancel_gtt, get_gtt = broker.place_gtt, broker.cancel_gtt, broker.get_gtt
@@ -451,13 +448,7 @@ def test_a_retry_while_the_first_attempt_still_runs_gets_503_with_retry_after(se
     first = threading.Thread(target=lambda: pytest.raises(BrokerTimeout, services.place_single))
     first.start()
     try:
-        until_claimed = threading.Event()
-        for _ in range(100):  # until the first attempt holds the request's record
-            if services.count(RequestRecord):
-                until_claimed.set()
-                break
-            release.wait(0.01)
-        assert until_claimed.is_set()
+        until(lambda: services.count(RequestRecord) == 1, "the first attempt to hold the request's record")
         with pytest.raises(ApiError) as retry:
             services.place_single()
     finally:
