@@ -5,7 +5,6 @@ Building does no I/O: the broker opens connections, and the instrument index loa
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import os
@@ -20,21 +19,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.config import Settings
+from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
+from openalgo_gtt.services.attempts import AttemptDriver
 from openalgo_gtt.services.audit_view import AuditView
 from openalgo_gtt.services.audit import AuditRetention, AuditTrail, observe_broker_call
 from openalgo_gtt.services.exactly_once import ExactlyOnce
+from openalgo_gtt.services.finder import BrokerFinder
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.kite_login import KiteLogin
-from openalgo_gtt.services.late_gtts import LateGtts
 from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.page_sessions import PageSessions
 from openalgo_gtt.services.planner import Planner
-from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.staged_bracket import StagedBrackets
 from openalgo_gtt.services.token_alerts import TokenAlerts
 from openalgo_gtt.services.tokens import TokenProvider
@@ -113,8 +113,7 @@ class Gateway:
     exactly_once: ExactlyOnce
     place: PlaceGtt
     gtts: GttService
-    recovery: Recovery
-    late_gtts: LateGtts
+    attempts: AttemptDriver
     watcher: GttWatcher
     health: HealthCheck
     notifications: Notifications
@@ -125,13 +124,13 @@ class Gateway:
 
     @classmethod
     def build(cls, settings: Settings, *, tokens: TokenProvider | None = None, broker: Broker | None = None,
-              upstox_login: UpstoxLogin | None = None) -> "Gateway":
+              upstox_login: UpstoxLogin | None = None, clock: Clock = SYSTEM_CLOCK) -> "Gateway":
         """Every part from `settings`; a part given here (a test's clocked token provider, say)
         is used instead, and everything that depends on it is built on it."""
         engine = make_engine(settings.database_url)
         sessions = make_session_factory(engine)
         holder_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        store = Store(engine, sessions, holder_id)
+        store = Store(engine, sessions, holder_id, clock)
         audit = AuditTrail(store.audit)
         tokens = tokens or TokenProvider.from_settings(settings, sessions)
         broker = broker or build_broker(settings, sessions, tokens)
@@ -145,16 +144,17 @@ class Gateway:
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)
         planner = Planner(broker, instruments, pcts)
         in_flight = InFlight()  # shared: follow-ups of a place wait for its record
-        place = PlaceGtt(broker, planner, store, trade_limit, exactly_once, in_flight,
-                         lookup_budget=settings.broker_timeout, settle_seconds=settings.settle_seconds,
-                         notifications=notifications)
-        recovery = Recovery(store.requests, place, audit, exactly_once)
-        late_gtts = LateGtts(broker, store, place, trade_limit, audit, notifications)
+        finder = BrokerFinder(broker, store)
+        attempts = AttemptDriver(store, finder, trade_limit, notifications,
+                                 settle_window=timedelta(seconds=settings.settle_seconds),
+                                 stale_after=stale_after(settings))
+        place = PlaceGtt(broker, planner, trade_limit, exactly_once, in_flight, attempts,
+                         lookup_budget=settings.broker_timeout)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         # A staged exit is looked for among every unknown match: treating one an open place could
         # own as absent would place the exit a second time.
-        find_exit = functools.partial(place.find_placed, contenders=())
+        find_exit = finder.find_any
         staged = (StagedBrackets(broker, StagedExits(sessions), find_exit, holder_id, stale_after(settings))
                   if StagedBrackets.needed_for(broker) else None)
         token_alerts = TokenAlerts(tokens, store, notifications)
@@ -163,9 +163,9 @@ class Gateway:
         housekeeping = [retention.run, outbox_retention.run] + (
             [token_alerts.check_expiry] if settings.broker == "upstox" else [])
         watcher = GttWatcher(broker, store, lease, settings.oco_poll_seconds,
-                             recover=lambda: recovery.settle_unsettled() + len(late_gtts.settle()),
+                             settle_attempts=attempts.settle_all,
                              housekeeping=housekeeping, notifications=notifications,
-                             stage=staged.advance if staged is not None else (lambda: None))
+                             stage=staged.advance if staged is not None else (lambda: None), clock=clock)
         # One sender across every worker and host: the watcher's lease holder.
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
         gtts = GttService(broker, instruments, store.orders, planner, in_flight, exactly_once,
@@ -178,7 +178,7 @@ class Gateway:
             api_keys=api_keys, audit=audit, tokens=tokens,
             upstox_login=upstox_login or UpstoxLogin.from_settings(settings, tokens), broker=broker, instruments=instruments,
             trade_limit=trade_limit, exactly_once=exactly_once, place=place,
-            gtts=gtts, recovery=recovery, late_gtts=late_gtts,
+            gtts=gtts, attempts=attempts,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
                                                 audit_retention_days=settings.audit_retention_days,
                                                 notifications=notifications),
@@ -186,6 +186,10 @@ class Gateway:
             page_sessions=page_sessions, audit_view=AuditView(engine),
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
+
+    @property
+    def clock(self) -> Clock:
+        return self.store.clock
 
     @property
     def orders(self) -> GttOrders:

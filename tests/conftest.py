@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, text
 from openalgo_gtt.store.engine import make_engine
 from openalgo_gtt.store.schema import metadata
 from tests import closing_client
+from tests.clock import OffsetClock
 
 closing_client.install()  # responses close (and run the work after the answer) at once
 
@@ -74,7 +75,7 @@ def gateway(settings):
     from openalgo_gtt.store.migrate import upgrade
 
     upgrade(settings.database_url)
-    built = Gateway.build(settings)
+    built = Gateway.build(settings, clock=OffsetClock())
     yield built
     built.close()
 
@@ -124,7 +125,7 @@ def upstox_gateway(settings, fake_upstox):
         order_rate_limits="1000/second",
     )
     upgrade(upstox_settings.database_url)
-    built = Gateway.build(upstox_settings)
+    built = Gateway.build(upstox_settings, clock=OffsetClock())
     ensure_instruments(built.engine)
     yield built
     built.close()

@@ -11,8 +11,10 @@
   than 409 and 429, which depend on state that changes). After a broker fault the record stays
   open, and a retry first looks for the GTT at the broker, then places it if it is absent.
 
-A place claims its key only when it writes its intent, in the unit of work that takes its trade
-(services/place.py); modify and cancel claim theirs before they run.
+A place claims its key only when it begins its attempt, in the unit of work that takes its trade
+(services/place.py); modify and cancel claim theirs before they run. What a place attempt does
+at the broker is its own row's business (domain/place_attempt.py); the record only keeps the
+request's answer.
 """
 from __future__ import annotations
 
@@ -21,13 +23,11 @@ import hashlib
 import json
 import logging
 import re
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Callable
 
-from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.services.answers import ApiError, error_status_and_body, placed_answer
 from openalgo_gtt.services.audit import AuditTrail
 from openalgo_gtt.services.context import RequestContext
@@ -70,83 +70,77 @@ class KeyReused(ApiError):
                               "(another operation or body); use a new key for a new request")
 
 
-class Attempt:
-    """This request's record, as the place use case writes it.
+class RequestHandle:
+    """This request's record, as the place use case holds it.
 
-    A fresh place claims its key only when it writes its intent: one statement, and a request
-    refused before that (a bad symbol, a price off the tick) leaves no record to replay. A retry
-    of an earlier attempt already holds the record and updates it. Once the broker has the GTT,
-    `answering` fixes the answer and its audit row, and `close` writes both, after the caller
-    has the answer, in the unit of work that records the GTT.
+    A fresh place claims its key only when it begins its attempt, in the unit of work that takes
+    its trade (`claim`): a request refused before that (a bad symbol, a price off the tick)
+    leaves no record to replay. A retry already holds the record. Once the broker has the GTT,
+    `answering` fixes the answer and its audit row, which the attempt's RECORDED move writes
+    after the caller has the answer. A failure after the attempt began closes the record in the
+    attempt's own move (`closed_by`).
     """
 
-    def __init__(self, store: Store, audit: AuditTrail, ctx: RequestContext, key: RequestKey,
-                 render: Callable[[object], dict], snapshot: Snapshot | None = None, retry: bool = False):
-        self._store = store
+    def __init__(self, audit: AuditTrail, ctx: RequestContext, key: RequestKey,
+                 render: Callable[[object], dict], snapshot: Snapshot | None = None):
         self.render = render
         self._audit = audit
         self.ctx = ctx
         self._key = key
         self.record_id = None if snapshot is None else snapshot.id
-        self.retry = retry
-        self.plan = None if snapshot is None else snapshot.plan
-        self.reserved_day = None if snapshot is None else snapshot.reserved_day
-        self.attempt_started_at = None if snapshot is None else snapshot.attempt_started_at
-        # A retry holds an earlier attempt's intent whose outcome is unknown until it is found or
-        # lapses: whatever happens to this attempt, that intent (and its trade) must be kept.
-        self.holds_unsettled_intent = retry and self.plan is not None
-        self.keeps_reservation = False
+        self.attempt = None  # the place attempt this request began (domain/place_attempt.py)
         self.answer: dict | None = None
-        self._stored: dict | None = None  # the answer as kept for duplicates (with the request id)
-        self._audit_entry = None
+        self.stored_answer: tuple[int, dict] | None = None  # (status, body) kept for duplicates
+        self.audit_entry = None
+        self.closed = False  # the record was closed with the attempt's move
         self._claimed_now = False
 
-    def save_intent(self, uow: UnitOfWork, plan: dict, reserved_day, started_at) -> None:
+    def claim(self, uow: UnitOfWork) -> int:
+        """The record's id, claimed in `uow` unless this request holds it already."""
         if self.record_id is None:
             key = self._key
-            record_id = uow.claim_request(key.api_key_name, key.idem_key, key.endpoint, key.request_hash, key.ttl,
-                                          plan, reserved_day, started_at)
+            record_id = uow.claim_request(key.api_key_name, key.idem_key, key.endpoint, key.request_hash, key.ttl)
             if record_id is None:
                 raise AlreadyClaimed()
             self.record_id, self._claimed_now = record_id, True
-        else:
-            uow.save_intent(self.record_id, plan, reserved_day, started_at)
-        self.keeps_reservation = reserved_day is not None
+        return self.record_id
 
-    def earlier_lapsed(self) -> None:
-        """The earlier attempt's intent was set aside and its trade given back."""
-        self.holds_unsettled_intent = False
-        self.plan = self.reserved_day = None
-
-    def intent_rolled_back(self) -> None:
-        """The unit of work that wrote the intent did not commit: a claim made in it is void
-        (its id may even be given to another request's record)."""
+    def claim_rolled_back(self) -> None:
+        """The unit of work that claimed the key did not commit: the claim is void (its id may
+        even be given to another request's record)."""
         if self._claimed_now:
             self.record_id, self._claimed_now = None, False
-        self.keeps_reservation = False
+
+    def began(self, attempt) -> None:
+        self.attempt = attempt
 
     def answering(self, placed) -> None:
         """The broker has the GTT: fix the answer and its audit row now, while the request's
-        context is complete (close runs after the answer has gone)."""
+        context is complete (they are written after the answer has gone)."""
         self.answer = self.render(placed)  # kept: the caller gets exactly what is stored
-        self._stored = {**self.answer, "request_id": self.ctx.request_id}
-        self._audit_entry = self._audit.entry(self.ctx, 200, self._stored)
+        stored = {**self.answer, "request_id": self.ctx.request_id}
+        self.stored_answer = (200, stored)
+        self.audit_entry = self._audit.entry(self.ctx, 200, stored)
         self.ctx.audit_written = True  # written with the record of the GTT, after the answer
 
-    def close(self, uow: UnitOfWork) -> None:
-        """The answer (for duplicates) and the audit row, in the GTT's own unit of work."""
-        uow.finish_request(self.record_id, DONE, 200, self._stored)
-        uow.audit(self._audit_entry)
+    def closed_by(self, failed: Callable, attempt, exc: BaseException) -> None:
+        """The broker call failed after the attempt began: the attempt moves (SETTLING or
+        REFUSED) and the record closes in one unit of work. A failure that does not say whether
+        the broker was reached (a bug, a store fault) is taken as "may have": it settles (found
+        and recorded, or lapsed and its trade given back), never left counted with nothing to
+        settle it."""
+        may_have_reached = getattr(exc, "may_have_reached", True)
+        failed(attempt, may_have_reached, record_outcome(exc, self.ctx.request_id, unknown=may_have_reached))
+        self.closed = True
 
-    def close_alone(self) -> None:
-        """When the GTT's unit of work failed: the answer and the audit row, each on its own.
-        Never raises (it runs after the answer)."""
-        try:
-            self._store.requests.finish(self.record_id, DONE, 200, self._stored, keep_reservation=False,
-                                        forget_plan=True)
-        except Exception:  # noqa: BLE001 - the record stays open; the watcher settles it
-            log.exception("could not close request record %s", self.record_id)
-        self._audit.write(self._audit_entry)
+
+def record_outcome(exc: BaseException, request_id: str, *, unknown: bool) -> tuple[str, int, dict | None]:
+    """How a failed request's record closes: a definitive refusal is kept and replayed to
+    duplicates (DONE); anything else leaves it open for a retry (FAULT)."""
+    status, envelope = error_status_and_body(exc)
+    if _definitive(status) and not unknown:
+        return DONE, status, {**envelope, "request_id": request_id}
+    return FAULT, status, None
 
 
 def _body_hash(endpoint: str, body: dict) -> str:
@@ -187,8 +181,9 @@ def _replay(snapshot: Snapshot) -> tuple[dict, int]:
 
 class ExactlyOnce:
     def __init__(self, store: Store, audit: AuditTrail, dedupe_window_seconds: int, stale_after: timedelta,
-                 first_may_run: timedelta = timedelta(seconds=6)):
+                 first_may_run: timedelta):
         self._store = store
+        self._clock = store.clock
         # How long an attempt may run (its broker budget and a second for its own writes): a
         # duplicate waits for its answer no longer than this after it began.
         self._first_may_run = first_may_run
@@ -215,9 +210,9 @@ class ExactlyOnce:
                           timedelta(seconds=self._dedupe_window or 60))
 
     def _stale(self, snapshot: Snapshot) -> bool:
-        return snapshot.updated_at < utcnow() - self.stale_after or holder_alive(snapshot.holder) is False
+        return snapshot.updated_at < self._clock.now() - self.stale_after or holder_alive(snapshot.holder) is False
 
-    def place(self, ctx: RequestContext, key: RequestKey, action: Callable[[Attempt], object],
+    def place(self, ctx: RequestContext, key: RequestKey, action: Callable[[RequestHandle], object],
               render: Callable[[object], dict] = placed_answer) -> tuple[dict, int]:
         """Run a place at most once per key: `action` claims the key when it writes its intent
         (raising AlreadyClaimed when the key is taken) and closes the record after the answer;
@@ -232,7 +227,7 @@ class ExactlyOnce:
     def _once(self, ctx: RequestContext, key: RequestKey, action, render) -> tuple[dict, int]:
         claims_itself = render is not None
         records = self._records
-        deadline = time.monotonic() + WAIT_FOR_FIRST
+        deadline = self._clock.monotonic() + WAIT_FOR_FIRST
         # A caller's own key may have been used before (a retry, or a reuse to refuse): looked up
         # first, so neither plans nor reaches the broker. A body-hash key is claimed straight away.
         snapshot = records.existing(key.api_key_name, key.idem_key) if key.idem_key.startswith("key:") else None
@@ -240,57 +235,45 @@ class ExactlyOnce:
             if snapshot is None:
                 if claims_itself:
                     try:
-                        return self._run(Attempt(self._store, self._audit, ctx, key, render), action, claims_itself)
+                        return self._run(RequestHandle(self._audit, ctx, key, render), action, claims_itself)
                     except AlreadyClaimed:
                         snapshot = records.existing(key.api_key_name, key.idem_key)
                         continue
                 snapshot, created = records.claim(key.api_key_name, key.idem_key, key.endpoint, key.request_hash,
                                                   key.ttl)
                 if created:
-                    return self._run(Attempt(self._store, self._audit, ctx, key, render, snapshot), action,
-                                     claims_itself)
+                    return self._run(RequestHandle(self._audit, ctx, key, render, snapshot), action, claims_itself)
             if snapshot.endpoint != key.endpoint or (snapshot.request_hash or key.request_hash) != key.request_hash:
                 raise KeyReused(key.idem_key.removeprefix("key:"))
             if snapshot.state == DONE:
                 return _replay(snapshot)
             if snapshot.state == FAULT or (snapshot.state == PENDING and self._stale(snapshot)):
                 if records.take_over(snapshot):
-                    attempt = Attempt(self._store, self._audit, ctx, key, render, snapshot, retry=True)
-                    return self._run(attempt, action, claims_itself)
-            elif time.monotonic() > deadline or utcnow() > snapshot.updated_at + self._first_may_run:
+                    return self._run(RequestHandle(self._audit, ctx, key, render, snapshot), action, claims_itself)
+            elif (self._clock.monotonic() > deadline
+                  or self._clock.now() > snapshot.updated_at + self._first_may_run):
                 raise ApiError(503, f"the same request is still being processed; retry in {RETRY_RUNNING_AFTER} s",
                                retry_after=RETRY_RUNNING_AFTER)
             else:
-                time.sleep(0.05)
+                self._clock.sleep(0.05)
             snapshot = records.existing(key.api_key_name, key.idem_key)
 
-    def _run(self, attempt: Attempt, action, claims_itself: bool) -> tuple[dict, int]:
-        records, request_id = self._records, attempt.ctx.request_id
+    def _run(self, request: RequestHandle, action, claims_itself: bool) -> tuple[dict, int]:
+        records, request_id = self._records, request.ctx.request_id
         try:
-            result = action(attempt)
+            result = action(request)
         except AlreadyClaimed:
             raise
         except Exception as exc:
-            if attempt.record_id is None:
-                raise  # refused before it claimed anything: nothing to record, nothing to replay
-            status, envelope = error_status_and_body(exc)
-            # While what the broker holds is unknown, the plan (and a trade the service did not
-            # give back) is kept so the retry, or the watcher, can find out, whatever this answer
-            # says: an earlier attempt still settling, or this one's broker call. A failure that
-            # does not say whether the broker was reached (a bug, a store fault after the trade
-            # was taken) is taken as "may have": settled, its trade is given back or its GTT
-            # recorded, never left counted with nothing to settle it.
-            keep = attempt.holds_unsettled_intent or (
-                attempt.keeps_reservation and getattr(exc, "may_have_reached", True))
-            if _definitive(status) and not keep:
-                records.finish(attempt.record_id, DONE, status, {**envelope, "request_id": request_id},
-                               keep_reservation=False, forget_plan=True)
-            else:
-                records.finish(attempt.record_id, FAULT, status, None, keep_reservation=keep, forget_plan=not keep)
+            if request.record_id is None or request.closed:
+                raise  # refused before it claimed anything, or closed with its attempt's move
+            # No attempt of this request reached the broker (a retry refused, or one whose
+            # earlier attempt still settles: that attempt is its own row, and stays open).
+            state, status, body = record_outcome(exc, request_id, unknown=False)
+            records.finish(request.record_id, state, status, body)
             raise
-        if attempt.answer is not None:
-            return attempt.answer, 200
-        answer = attempt.render(result) if claims_itself else result
-        records.finish(attempt.record_id, DONE, 200, {**answer, "request_id": request_id},
-                       keep_reservation=False, forget_plan=True)
+        if request.answer is not None:
+            return request.answer, 200
+        answer = request.render(result) if claims_itself else result
+        records.finish(request.record_id, DONE, 200, {**answer, "request_id": request_id})
         return answer, 200

@@ -27,14 +27,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from datetime import timedelta
 from dataclasses import dataclass, field
 from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker, TickSink
 from openalgo_gtt.brokers.errors import BrokerError
-from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock
 from openalgo_gtt.domain.model import BrokerGtt
 from openalgo_gtt.domain.watch import Change, Watched, observe
 from openalgo_gtt.services.notifications import Notifications
@@ -47,6 +46,20 @@ LEASE_TTL = timedelta(seconds=15)
 RENEW_SECONDS = 5.0
 
 
+class OneListing:
+    """The broker's GTT list, read at most once, and only when someone asks: a pass with
+    nothing to settle or watch makes no list call."""
+
+    def __init__(self, broker: Broker):
+        self._broker = broker
+        self._listed: list[BrokerGtt] | None = None
+
+    def __call__(self) -> list[BrokerGtt]:
+        if self._listed is None:
+            self._listed = self._broker.list_gtts()
+        return self._listed
+
+
 @dataclass
 class SyncReport:
     pairs_settled: list[str] = field(default_factory=list)
@@ -56,19 +69,23 @@ class SyncReport:
 
 class GttWatcher:
     def __init__(self, broker: Broker, store: Store, lease: DatabaseLease, poll_seconds: float,
-                 recover: Callable[[], int] | None = None,
+                 settle_attempts: Callable[[Callable[[], list[BrokerGtt]]], list[str]],
                  housekeeping: Callable[[], object] | list[Callable[[], object]] | None = None,
-                 notifications: Notifications | None = None, stage: Callable[[], object] = lambda: None):
+                 notifications: Notifications | None = None, stage: Callable[[], object] = lambda: None,
+                 clock: Clock = SYSTEM_CLOCK):
         self.broker = broker
         self.store = store
         self.orders = store.orders
         # Work the lease holder does on its poll besides the broker (the audit retention: it
         # throttles itself to once an hour; the token-expiry check, once a day).
         self._housekeeping = [housekeeping] if callable(housekeeping) else list(housekeeping or ())
-        self._recover = recover  # settles places whose outcome was lost (see Gateway.recover_unsettled)
+        # Settles place attempts whose outcome is unknown, and lapsed ones' late GTTs
+        # (services/attempts.py AttemptDriver.settle_all), from the pass's one listing.
+        self._settle_attempts = settle_attempts
         self.notifications = notifications
         self._stage = stage  # places staged brackets' exits (services/staged_bracket.py; Kite only)
         self.lease = lease
+        self.clock = clock
         self.poll_seconds = poll_seconds
         # The sandbox reports every change as it makes it (sandbox_feed settles what a tick
         # fired): polling it would only re-read what is already recorded.
@@ -81,16 +98,17 @@ class GttWatcher:
     # -- one pass ---------------------------------------------------------------------------
 
     def sync(self) -> SyncReport:
-        """Settle lost places, then one list call: compare every live trigger with the broker in
-        memory, and write only the triggers that changed, in one transaction."""
+        """One pass on one list call, shared by all three: settle the place attempts whose
+        outcome is unknown and lapsed ones' late GTTs, then compare every live trigger with the
+        broker in memory, and write only the triggers that changed, in one transaction."""
         report = SyncReport()
-        if self._recover is not None:
-            report.places_recovered = self._recover()
+        listing = OneListing(self.broker)
+        report.places_recovered = len(self._settle_attempts(listing))
         self._stage()
         watched = self.orders.watched()
         if not watched:
             return report
-        listed = {gtt.gtt_id: gtt for gtt in self.broker.list_gtts()}
+        listed = {gtt.gtt_id: gtt for gtt in listing()}
         self._record([(w, [listed.get(broker_id) for broker_id in w.broker_ids]) for w in watched], report)
         return report
 
@@ -123,7 +141,7 @@ class GttWatcher:
     def _record(self, observed: list[tuple[Watched, list[BrokerGtt | None]]], report: SyncReport) -> None:
         """Compare in memory; cancel the OCO legs that must not fire; then write every change,
         and the events it gives, in one transaction."""
-        now = utcnow()
+        now = self.clock.now()
         changes: list[Change] = []
         for watched, gtts in observed:
             change = observe(watched, gtts, now)
@@ -181,13 +199,13 @@ class GttWatcher:
                     if not self.holding:
                         log.info("GTT watcher: this process (%s) holds the lease", self.lease.holder)
                     self.holding = True
-                    if woken or time.monotonic() - last_sync >= self.poll_seconds:
-                        last_sync = time.monotonic()
+                    if woken or self.clock.monotonic() - last_sync >= self.poll_seconds:
+                        last_sync = self.clock.monotonic()
                         self.housekeep()
                         if self.polls_broker:
                             self.sync()
-                        elif self._recover is not None:
-                            self._recover()
+                        else:
+                            self._settle_attempts(OneListing(self.broker))
                 else:
                     self.holding = False
             except BrokerError as exc:

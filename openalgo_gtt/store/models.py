@@ -143,9 +143,8 @@ class Lease(Base):
 
 class RequestRecord(Base):
     """Exactly-once for writes: one row per (API key, idempotency key). It holds the first
-    definitive answer (replayed to duplicates) and, for places, the intent written before the
-    broker is called (what was asked, when, and the trade reserved), so an outcome lost to a
-    timeout or a crash is found again at the broker instead of being placed twice."""
+    definitive answer (replayed to duplicates). A place's attempts, each with the intent written
+    before the broker is called, are rows of `place_attempts` pointing here."""
 
     __tablename__ = "request_records"
 
@@ -159,11 +158,8 @@ class RequestRecord(Base):
     state: Mapped[str] = mapped_column(String(16))  # pending | done | fault
     holder: Mapped[str] = mapped_column(String(128))  # the process handling it (host:pid:token)
     response_status: Mapped[int | None] = mapped_column(Integer)
-    # none_as_null: "no plan" must be SQL NULL (queried with IS NULL), not the JSON value null.
+    # none_as_null: "no answer" must be SQL NULL, not the JSON value null.
     response_body: Mapped[object | None] = mapped_column(JSON(none_as_null=True))
-    plan: Mapped[object | None] = mapped_column(JSON(none_as_null=True))  # the broker requests about to be sent
-    reserved_day: Mapped[date | None] = mapped_column(Date)  # a trade reserved and not yet settled
-    attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
@@ -171,21 +167,23 @@ class RequestRecord(Base):
     __table_args__ = (UniqueConstraint("api_key_name", "idem_key", name="uq_request_records_key"),)
 
 
-class LapsedPlace(Base):
-    """A place whose outcome stayed unknown for the whole settling window: nothing was found at
-    the broker, its trade was given back and its request may be placed afresh. The intent is
-    kept here for a while, because a broker can still create the GTT later; the watcher
-    matches such a very late GTT against it, then counts it or cancels it (`resolution`)."""
+class PlaceAttemptRow(Base):
+    """One place attempt (domain/place_attempt.py): its state, moved only by compare-and-set, and
+    the intent written before the broker call, so a lost answer or a crash is found again at the
+    broker instead of being placed twice, and a GTT the broker makes late is still matched."""
 
-    __tablename__ = "lapsed_places"
+    __tablename__ = "place_attempts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    record_id: Mapped[int] = mapped_column(Integer)  # the request record (it may since have been purged)
-    plan: Mapped[object] = mapped_column(JSON)  # the intent, as the request record held it
-    attempt_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    lapsed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    resolution: Mapped[str | None] = mapped_column(String(255))
+    record_id: Mapped[int] = mapped_column(Integer, index=True)  # the request record (it may since be purged)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    plan: Mapped[object] = mapped_column(JSON)  # the broker requests, their roles, prices and the order
+    reserved_day: Mapped[date | None] = mapped_column(Date)  # the day whose trade it holds
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    holder: Mapped[str] = mapped_column(String(128))
+    trigger_id: Mapped[str | None] = mapped_column(String(64))  # once recorded, found late or cancelled late
+    resolution: Mapped[str | None] = mapped_column(String(255))  # what became of it, as a person reads it
 
 
 class StagedExit(Base):

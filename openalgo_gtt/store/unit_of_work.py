@@ -1,9 +1,10 @@
 """The store as the use cases see it: its repositories, and a unit of work that makes several of
 their writes one transaction.
 
-A place writes twice: its intent with the trade it takes (before the broker is called), then
-the GTT, the answer kept for duplicates and the audit row (after). Each write is one unit of
-work, so a refusal or a crash never leaves half of one.
+A place attempt (domain/place_attempt.py) moves from state to state; each move is one unit of
+work (its intent with the trade it takes, before the broker is called; then the GTT, the answer
+kept for duplicates and the audit row; or the trade given back), so a refusal or a crash never
+leaves half of one.
 """
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock
 from openalgo_gtt.domain.notifications import Event
+from openalgo_gtt.domain.place_attempt import AttemptState, PlaceAttempt
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.domain.watch import Change
 from openalgo_gtt.store.audit_log import AuditRows
 from openalgo_gtt.store.gtt_orders import GttOrders
-from openalgo_gtt.store.lapsed_places import LapsedPlaces
 from openalgo_gtt.store.outbox import Outbox
+from openalgo_gtt.store.place_attempts import PlaceAttempts
 from openalgo_gtt.store.request_records import RequestRecords
 from openalgo_gtt.store.trade_counter import TradeCounters
 
@@ -35,40 +38,46 @@ class UnitOfWork:
     _conn: Connection
     _store: "Store"
 
-    def claim_request(self, api_key_name: str, idem_key: str, endpoint: str, request_hash: str, ttl: timedelta,
-                      plan: object, reserved_day: date | None, started_at: datetime) -> int | None:
-        return self._store.requests.claim_with_intent(self._conn, api_key_name, idem_key, endpoint, request_hash,
-                                                      ttl, plan, reserved_day, started_at)
+    def claim_request(self, api_key_name: str, idem_key: str, endpoint: str, request_hash: str,
+                      ttl: timedelta) -> int | None:
+        return self._store.requests.claim_in(self._conn, api_key_name, idem_key, endpoint, request_hash, ttl)
 
-    def save_intent(self, record_id: int, plan: object, reserved_day: date | None, started_at: datetime) -> None:
-        self._store.requests.save_intent(record_id, plan, reserved_day, started_at, self._conn)
+    def begin_attempt(self, record_id: int, plan: dict, reserved_day: date | None,
+                      started_at: datetime) -> PlaceAttempt:
+        return self._store.attempts.begin(self._conn, record_id, plan, reserved_day, started_at,
+                                          self._store.requests.holder)
+
+    def move_attempt(self, attempt: PlaceAttempt, to: AttemptState, *, trigger_id: str | None = None,
+                     resolution: str | None = None, keep_trade: bool = True) -> bool:
+        """Compare-and-set the attempt's state; False when another process moved it first."""
+        return self._store.attempts.move(self._conn, attempt, to, self._store.clock.now(),
+                                         holder=self._store.requests.holder, trigger_id=trigger_id,
+                                         resolution=resolution, keep_trade=keep_trade)
 
     def take_trade(self, day: date, limit: int | None) -> int | None:
         return self._store.trades.take(self._conn, day, limit)
+
+    def give_back_trade(self, day: date) -> None:
+        self._store.trades.give_back(day, self._conn)
 
     def add_trigger(self, order: dict, legs: list[tuple[str, str, str]]) -> None:
         self._store.orders.add(self._conn, order, legs)
 
     def finish_request(self, record_id: int, state: str, status: int | None, body: object) -> None:
-        self._store.requests.finish(record_id, state, status, body, keep_reservation=False, forget_plan=True,
-                                    conn=self._conn)
+        self._store.requests.finish(record_id, state, status, body, conn=self._conn)
+
+    def request(self, record_id: int):
+        return self._store.requests.get(record_id, self._conn)
+
+    def answer_if_open(self, record_id: int, body: object) -> bool:
+        return self._store.requests.answer_if_open(record_id, body, self._conn)
+
+    def fault_if_held_by(self, record_id: int, holder: str) -> None:
+        self._store.requests.fault_if_held_by(record_id, holder, self._conn)
 
     def audit(self, entry: AuditEntry) -> None:
         self._store.audit.write_in(self._conn, entry)
 
-    def lapse(self, record_id: int, plan: dict, started_at: datetime, reserved_day: date | None) -> None:
-        """A place found nowhere after its settling window: its intent is kept aside (to match a
-        very late GTT), its trade given back, and its record freed for a fresh place."""
-        self._store.lapsed.add(self._conn, record_id, plan, started_at)
-        if reserved_day is not None:
-            self._store.trades.give_back(reserved_day, self._conn)
-        self._store.requests.drop_intent(record_id, self._conn)
-
-    def answer_lapsed(self, record_id: int, body: object) -> bool:
-        return self._store.requests.answer_lapsed(record_id, body, self._conn)
-
-    def resolve_lapsed(self, lapsed_id: int, resolution: str) -> bool:
-        return self._store.lapsed.resolve(lapsed_id, resolution, self._conn)
     def set_status(self, trigger_id: str, status: str, cancelled_at: datetime | None = None) -> bool:
         return self._store.orders.set_status(trigger_id, status, cancelled_at=cancelled_at, conn=self._conn)
 
@@ -91,14 +100,15 @@ class StoreUnavailable(Exception):
 class Store:
     """Every repository over one engine, built once per process."""
 
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session], holder: str):
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session], holder: str, clock: Clock = SYSTEM_CLOCK):
         self.engine = engine
         self.sessions = sessions
-        self.requests = RequestRecords(engine, sessions, holder)
+        self.clock = clock
+        self.requests = RequestRecords(engine, sessions, holder, clock)
+        self.attempts = PlaceAttempts(engine)
         self.trades = TradeCounters(engine)
         self.orders = GttOrders(sessions)
         self.audit = AuditRows(engine)
-        self.lapsed = LapsedPlaces(engine)
         self.outbox = Outbox(engine)
 
     def ping(self) -> None:

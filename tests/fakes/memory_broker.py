@@ -14,7 +14,8 @@ from openalgo_gtt.domain.model import CANCELLED, SCHEDULED, BrokerGtt, GttReques
 class MemoryBroker:
     name = "memory"
 
-    def __init__(self):
+    def __init__(self, clock=None):
+        self.clock = clock  # the gateway's ManualClock, when the test moves time
         self.gtts: dict[str, BrokerGtt] = {}
         self.place_calls = 0
         self._ids = itertools.count(1)
@@ -86,10 +87,9 @@ class MemoryBroker:
             raise InputRejected(f"GTT {gtt_id} is not live", http_status=400, may_have_reached=False)
         return gtt
 
-    @staticmethod
-    def _gtt(gtt_id: str, request: GttRequest, created_at: datetime | None = None) -> BrokerGtt:
+    def _gtt(self, gtt_id: str, request: GttRequest, created_at: datetime | None = None) -> BrokerGtt:
         rules = tuple(RuleState(r.strategy, r.trigger_type, r.trigger_price, request.transaction_type, SCHEDULED)
                       for r in request.rules)
         return BrokerGtt(gtt_id, request.type, request.instrument_key, request.instrument_key.split("|")[0],
                          "IDEA", request.quantity, request.product, rules,
-                         created_at or datetime.now(timezone.utc))
+                         created_at or (self.clock.now() if self.clock else datetime.now(timezone.utc)))

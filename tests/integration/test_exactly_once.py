@@ -12,8 +12,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from openalgo_gtt.domain.clock import utcnow
-from openalgo_gtt.store.models import RequestRecord
+from openalgo_gtt.services.watcher import OneListing
+from openalgo_gtt.store.models import PlaceAttemptRow, RequestRecord
+
+
+def settle(gateway) -> list[str]:
+    """One watcher pass over the place attempts."""
+    return gateway.attempts.settle_all(OneListing(gateway.broker))
 
 SINGLE = {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1, "trigger_type": "SINGLE",
           "triggerprice_tg": 9.55}
@@ -108,7 +113,7 @@ def test_dedupe_window_zero_turns_body_dedupe_off(fake_upstox, upstox_gateway):
         gateway.close()
 
 
-def test_a_refusal_is_replayed_but_a_broker_fault_is_retried(post, fake_upstox):
+def test_a_refusal_is_replayed_but_a_broker_fault_is_retried(post, fake_upstox, upstox_gateway):
     fake_upstox.inject("gtt.place", "error", status=400, code="UDAPI1130", message="Trigger price out of range")
     assert post().status_code == 400
     replay = post()
@@ -121,7 +126,7 @@ def test_a_refusal_is_replayed_but_a_broker_fault_is_retried(post, fake_upstox):
     assert settling.status_code == 503 and settling.get_json()["retry_after"] >= 1
     assert settling.headers["Retry-After"] == str(settling.get_json()["retry_after"])
     assert places(fake_upstox) == 2 and not fake_upstox.gtts()  # the retry placed nothing
-    time.sleep(1.6)  # the settling window (1.5 s here) has passed with nothing at Upstox
+    upstox_gateway.clock.advance(1.6)  # the settling window (1.5 s here) passes with nothing at Upstox
     retry = post(triggerprice_tg=9.70)
     assert retry.status_code == 200 and "duplicate" not in retry.get_json()
     assert len(fake_upstox.gtts()) == 1
@@ -152,7 +157,7 @@ def test_a_timeout_without_the_work_is_placed_by_the_retry(post, fake_upstox, up
     assert post().status_code == 504
     assert upstox_gateway.trade_limit.today_count() == 1  # unknown yet: kept until settled
     assert post().status_code == 503  # within the settling window: not placed again
-    time.sleep(upstox_gateway.settings.settle_seconds)
+    upstox_gateway.clock.advance(upstox_gateway.settings.settle_seconds)
     assert post().status_code == 200  # nothing turned up: placed afresh
     assert len(fake_upstox.gtts()) == 1 and upstox_gateway.trade_limit.today_count() == 1
 
@@ -162,18 +167,19 @@ def test_a_crashed_processs_places_are_settled(post, fake_upstox, upstox_gateway
     post()
     fake_upstox.inject("gtt.place", "hang", seconds=3)
     post(triggerprice_tg=9.80)
-    # Both records now look like a process died mid-request: pending, by a pid that is gone, and
-    # begun before the settling window (both GTT-or-not moments lie within the last few seconds).
+    # Both attempts now look like a process died mid-request: sending, by a pid that is gone; and
+    # the settling window passes.
+    dead = f"{socket.gethostname()}:999999:dead"
     with upstox_gateway.engine.begin() as conn:
-        conn.execute(update(RequestRecord).values(state="pending", holder=f"{socket.gethostname()}:999999:dead",
-                                                  updated_at=utcnow() - timedelta(seconds=1),
-                                                  attempt_started_at=utcnow() - timedelta(seconds=10)))
+        conn.execute(update(RequestRecord).values(state="pending", holder=dead))
+        conn.execute(update(PlaceAttemptRow).values(state="sending", holder=dead))
+    upstox_gateway.clock.advance(upstox_gateway.settings.settle_seconds + 1)
     assert upstox_gateway.trade_limit.today_count() == 2
-    assert upstox_gateway.recovery.settle_unsettled() == 2
+    assert len(settle(upstox_gateway)) == 2
     (gtt,) = fake_upstox.gtts()
     assert upstox_gateway.orders.get(gtt["gtt_order_id"]) is not None  # the placed one is known
     assert upstox_gateway.trade_limit.today_count() == 1  # the other gave its trade back
-    assert upstox_gateway.recovery.settle_unsettled() == 0
+    assert settle(upstox_gateway) == []
 
 
 # ----- answered first, recorded just after ---------------------------------------------------------
@@ -235,8 +241,9 @@ def test_a_process_that_stops_after_answering_is_settled_and_audited(upstox_clie
     assert _audit_rows(upstox_gateway, answer["request_id"]) == []
     with upstox_gateway.engine.begin() as conn:
         conn.execute(update(RequestRecord).values(holder=f"{socket.gethostname()}:999999:dead"))
+        conn.execute(update(PlaceAttemptRow).values(holder=f"{socket.gethostname()}:999999:dead"))
     upstox_gateway.gtts.in_flight.release(answer["trigger_id"])  # the stopped process held it
-    assert upstox_gateway.recovery.settle_unsettled() == 1
+    assert len(settle(upstox_gateway)) == 1
     assert upstox_gateway.orders.get(answer["trigger_id"]) is not None
     (row,) = _audit_rows(upstox_gateway, answer["request_id"])
     assert row.http_status == 200 and row.response_body["trigger_id"] == answer["trigger_id"]

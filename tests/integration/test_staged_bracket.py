@@ -53,14 +53,14 @@ def second_process(gateway) -> StagedBrackets:
     from openalgo_gtt.gateway import build_broker
 
     broker = build_broker(gateway.settings, gateway.sessions)
-    return StagedBrackets(broker, StagedExits(gateway.sessions), gateway.place.find_placed, "other:1:x",
+    return StagedBrackets(broker, StagedExits(gateway.sessions), gateway.attempts.finder.find_any, "other:1:x",
                           timedelta(seconds=30))
 
 
 def test_two_processes_passing_together_place_one_exit(kite, fake):
     gateway, client, key = kite
     trigger_id = place_and_fill(client, key, fake)
-    mine, theirs = StagedBrackets(gateway.broker, StagedExits(gateway.sessions), gateway.place.find_placed,
+    mine, theirs = StagedBrackets(gateway.broker, StagedExits(gateway.sessions), gateway.attempts.finder.find_any,
                                   gateway.holder_id, timedelta(seconds=30)), second_process(gateway)
     start = threading.Barrier(2)
     placed = []
@@ -88,7 +88,7 @@ def test_a_lost_exit_answer_is_found_not_placed_twice(kite, fake):
     gateway, client, key = kite
     trigger_id = place_and_fill(client, key, fake)
     fake.inject("POST /gtt/triggers", "drop", after_work=True)
-    staged = StagedBrackets(gateway.broker, StagedExits(gateway.sessions), gateway.place.find_placed,
+    staged = StagedBrackets(gateway.broker, StagedExits(gateway.sessions), gateway.attempts.finder.find_any,
                             gateway.holder_id, timedelta(seconds=30))
     assert staged.advance() == 1
     (exit_gtt,) = [g for g in fake.gtts() if g["type"] == "two-leg"]
@@ -107,7 +107,7 @@ def test_a_claim_left_by_a_dead_process_is_settled_after_the_stale_window(kite, 
     # A process claimed the exit and died before calling Kite.
     assert exits.claim(trigger_id, entry_gtt_id=trigger_id, entry_order_id="1", holder="dead:1:x",
                        now=utcnow() - timedelta(minutes=5))
-    staged = StagedBrackets(gateway.broker, exits, gateway.place.find_placed, gateway.holder_id,
+    staged = StagedBrackets(gateway.broker, exits, gateway.attempts.finder.find_any, gateway.holder_id,
                             timedelta(seconds=30))
     assert staged.advance() == 0  # looked: not there, so the claim is released ...
     assert staged.advance() == 1  # ... and the next pass places it, once

@@ -9,28 +9,30 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from openalgo_gtt.brokers.errors import BrokerTimeout, InputRejected
 from openalgo_gtt.domain.gtt import PlaceIntent
 from openalgo_gtt.domain.model import CANCELLED, TriggerStatus
 from openalgo_gtt.domain.strategy import DEFAULT_PCTS
 from openalgo_gtt.domain.symbols import InstrumentInfo
+from openalgo_gtt.domain.clock import ManualClock
+from openalgo_gtt.services.attempts import AttemptDriver
 from openalgo_gtt.services.audit import AuditTrail
+from openalgo_gtt.services.finder import BrokerFinder
+from openalgo_gtt.services.watcher import OneListing
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.domain.notifications import DEFAULT_EVENTS
-from openalgo_gtt.services.late_gtts import LateGtts
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.place import PlaceGtt, Settling
 from openalgo_gtt.services.planner import Order, Planner
-from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.instruments import InstrumentIndex
-from openalgo_gtt.store.models import AuditRecord, LapsedPlace, RequestRecord
+from openalgo_gtt.store.models import AuditRecord, PlaceAttemptRow, RequestRecord
 from openalgo_gtt.store.unit_of_work import Store
 from tests.fakes.memory_broker import MemoryBroker
 from tests.waiting import until
@@ -40,36 +42,40 @@ IDEA = InstrumentInfo("NSE_EQ|INE669E01016", "NSE_EQ", "NSE", "IDEA", "IDEA", "V
 
 
 class Services:
-    """The use cases wired as the gateway wires them, with knobs a test needs."""
+    """The use cases wired as the gateway wires them, on a clock the test moves."""
 
     def __init__(self, engine, *, stale_after: timedelta = timedelta(minutes=5), limit: int = 5):
-        self.broker = MemoryBroker()
-        self.store = Store(engine, make_session_factory(engine), holder=f"test:{uuid.uuid4().hex[:6]}")
+        self.clock = ManualClock(datetime.now(timezone.utc))
+        self.broker = MemoryBroker(self.clock)
+        self.store = Store(engine, make_session_factory(engine), holder=f"test:{uuid.uuid4().hex[:6]}",
+                           clock=self.clock)
         self.audit = AuditTrail(self.store.audit)
-        self.limit = DailyTradeLimit(self.store.trades, limit)
-        self.once = ExactlyOnce(self.store, self.audit, dedupe_window_seconds=60, stale_after=stale_after)
-        planner = Planner(self.broker, InstrumentIndex.from_instruments([IDEA]), DEFAULT_PCTS)
-        in_flight = InFlight()
         self.notifications = Notifications(self.store.outbox, ("json://127.0.0.1:9/trader",), DEFAULT_EVENTS,
                                            "p" * 40)
-        self.place = PlaceGtt(self.broker, planner, self.store, self.limit, self.once, in_flight,
-                              notifications=self.notifications)
+        self.limit = DailyTradeLimit(self.store.trades, limit, notifications=self.notifications)
+        self.once = ExactlyOnce(self.store, self.audit, dedupe_window_seconds=60, stale_after=stale_after,
+                                first_may_run=timedelta(seconds=6))
+        planner = Planner(self.broker, InstrumentIndex.from_instruments([IDEA]), DEFAULT_PCTS)
+        in_flight = InFlight()
+        self.attempts = AttemptDriver(self.store, BrokerFinder(self.broker, self.store), self.limit,
+                                      self.notifications, settle_window=timedelta(seconds=10),
+                                      stale_after=stale_after)
+        self.place = PlaceGtt(self.broker, planner, self.limit, self.once, in_flight, self.attempts,
+                              lookup_budget=5.0)
         self.gtts = GttService(self.broker, InstrumentIndex.from_instruments([IDEA]), self.store.orders, planner,
                                in_flight, self.once)
-        self.recovery = Recovery(self.store.requests, self.place, self.audit, self.once)
-        self.late_gtts = LateGtts(self.broker, self.store, self.place, self.limit, self.audit, self.notifications)
+
+    def settle(self) -> list[str]:
+        """One watcher pass over the place attempts (recovery and the late pass)."""
+        return self.attempts.settle_all(OneListing(self.broker))
+
+    def states(self) -> list[str]:
+        with self.store.engine.connect() as conn:
+            return [str(s) for s in conn.execute(select(PlaceAttemptRow.state).order_by(PlaceAttemptRow.id)).scalars()]
 
     def pass_settling_window(self) -> None:
-        """As if the settling window had passed: every open attempt and every GTT at the broker
-        began that much earlier."""
-        by = self.place.settle + timedelta(seconds=1)
-        self.broker.age(by)
-        with self.store.engine.begin() as conn:
-            rows = conn.execute(select(RequestRecord.id, RequestRecord.attempt_started_at)
-                                .where(RequestRecord.attempt_started_at.is_not(None))).all()
-            for record_id, started in rows:
-                conn.execute(update(RequestRecord).where(RequestRecord.id == record_id).values(
-                    attempt_started_at=started - by))
+        """The settling window passes (nothing sleeps: the clock moves)."""
+        self.clock.advance(self.attempts.settle_window.total_seconds() + 1)
 
     def context(self) -> RequestContext:
         return RequestContext(request_id=str(uuid.uuid4()), method="POST", endpoint="/api/v1/placegtt",
@@ -91,11 +97,6 @@ class Services:
     def count(self, model) -> int:
         with self.store.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(model)).scalar()
-
-
-@pytest.fixture(autouse=True)
-def short_settling_wait(monkeypatch):
-    monkeypatch.setattr("openalgo_gtt.services.place.SETTLE_RETRY_WAIT", 0.01)
 
 
 @pytest.fixture
@@ -159,10 +160,10 @@ def test_the_recovery_keeps_a_settling_place_then_lapses_it_after_the_window(ser
     services.broker.next_place_faults = ["before"]
     with pytest.raises(BrokerTimeout):
         services.place_single()
-    assert services.recovery.settle_unsettled() == 0 and services.limit.today_count() == 1
+    assert services.settle() == [] and services.limit.today_count() == 1 and services.states() == ["settling"]
     services.pass_settling_window()
-    assert services.recovery.settle_unsettled() == 1
-    assert services.limit.today_count() == 0 and services.count(LapsedPlace) == 1
+    assert len(services.settle()) == 1
+    assert services.limit.today_count() == 0 and services.states() == ["lapsed"]
 
 
 def test_a_very_late_gtt_with_no_fresh_place_is_recorded_and_counted_and_answers_duplicates(services):
@@ -170,14 +171,14 @@ def test_a_very_late_gtt_with_no_fresh_place_is_recorded_and_counted_and_answers
     with pytest.raises(BrokerTimeout):
         _, _, first_ctx = services.place_single()
     services.pass_settling_window()
-    services.recovery.settle_unsettled()  # lapsed: the trade is given back
+    services.settle()  # lapsed: the trade is given back
     assert services.limit.today_count() == 0
     (late_id,) = services.broker.finish_late()  # after the window
-    assert services.late_gtts.settle() == [f"counted {late_id}"]
+    assert services.settle() == [f"counted {late_id}"]
     assert services.limit.today_count() == 1 and services.store.orders.get(late_id) is not None
     again, status, _ = services.place_single()  # the caller's retry gets the GTT, nothing new is placed
     assert status == 200 and again["duplicate"] is True and again["trigger_id"] == late_id
-    assert services.broker.place_calls == 1 and services.late_gtts.settle() == []
+    assert services.broker.place_calls == 1 and services.settle() == []
     assert services.count(AuditRecord) == 1  # the late GTT's own row (the test drives no HTTP edge)
 
 
@@ -189,7 +190,7 @@ def test_a_very_late_gtt_is_cancelled_when_its_request_was_placed_afresh(service
     fresh, status, _ = services.place_single()  # the retry after the window places afresh
     assert status == 200 and services.limit.today_count() == 1
     (late_id,) = services.broker.finish_late()
-    assert services.late_gtts.settle() == [f"cancelled {late_id}"]
+    assert services.settle() == [f"cancelled {late_id}"]
     assert [gtt.gtt_id for gtt in services.broker.live()] == [fresh["trigger_id"]]
     assert services.limit.today_count() == 1 and services.store.orders.get(late_id) is None
 
@@ -200,10 +201,10 @@ def test_a_very_late_gtt_is_cancelled_when_the_days_limit_is_used_up(db_engine):
     with pytest.raises(BrokerTimeout):
         services.place_single("9.61")
     services.pass_settling_window()
-    services.recovery.settle_unsettled()
+    services.settle()
     services.place_single("9.70")  # another alert takes the day's one trade
     (late_id,) = services.broker.finish_late()
-    assert services.late_gtts.settle() == [f"cancelled {late_id}"]
+    assert services.settle() == [f"cancelled {late_id}"]
     assert len(services.broker.live()) == 1 and services.limit.today_count() == 1
 
 
@@ -212,10 +213,10 @@ def test_a_very_late_gtt_that_another_running_place_may_own_is_left_to_it(servic
     with pytest.raises(BrokerTimeout):
         services.place_single("9.61")
     services.pass_settling_window()
-    services.recovery.settle_unsettled()
+    services.settle()
     services.broker.finish_late()
     services.place_single("9.61", key="another-alert", answered=False)  # same order, not yet recorded
-    assert services.late_gtts.settle() == []  # two candidates, one of them the other place's
+    assert services.settle() == []  # two candidates, one of them the other place's
     assert len(services.broker.live()) == 2
 
 
@@ -231,11 +232,11 @@ def test_a_crash_between_the_answer_and_the_record_is_settled_by_the_recovery(db
     services = Services(db_engine, stale_after=timedelta(0))
     answer, _, ctx = services.place_single(answered=False)  # the process stops after answering
     assert services.store.orders.get(answer["trigger_id"]) is None
-    assert services.recovery.settle_unsettled() == 1
+    assert len(services.settle()) == 1
     assert services.store.orders.get(answer["trigger_id"]) is not None
     assert services.store.audit.exists(ctx.request_id)  # one audit row per request, always
     assert services.limit.today_count() == 1 and len(services.broker.live()) == 1
-    assert services.recovery.settle_unsettled() == 0
+    assert services.settle() == []
 
 
 def test_modify_replaces_the_trigger_at_the_broker_and_in_the_record(services):
@@ -273,19 +274,17 @@ def test_an_oco_whose_second_leg_was_made_but_its_answer_lost_is_placed_whole(se
 
 
 def test_a_failed_place_never_claims_a_gtt_created_elsewhere_just_before(services):
-    from datetime import datetime, timedelta, timezone
-
     from openalgo_gtt.domain.model import ABOVE, BUY, ENTRY, SINGLE, GttRequest, GttRule
 
     request = GttRequest(SINGLE, IDEA.instrument_key, BUY, "D", 10, (GttRule(ENTRY, ABOVE, Decimal("9.61")),))
     services.broker.gtts["GTT-APP1"] = services.broker._gtt(
-        "GTT-APP1", request, created_at=datetime.now(timezone.utc) - timedelta(seconds=1))  # in the Upstox app
+        "GTT-APP1", request, created_at=services.clock.now() - timedelta(seconds=1))  # in the Upstox app
     services.broker.next_place_faults = ["before"]  # the place fails before doing any work
     with pytest.raises(BrokerTimeout):
         services.place_single("9.61")
     assert services.store.orders.get("GTT-APP1") is None  # not claimed: settling, its trade kept
     services.pass_settling_window()
-    services.recovery.settle_unsettled()
+    services.settle()
     assert services.store.orders.get("GTT-APP1") is None and services.limit.today_count() == 0
 
 
@@ -302,7 +301,7 @@ def test_a_lost_place_never_claims_the_gtt_another_place_was_answered_with_befor
     assert recorded is not None and recorded.request_id == first_ctx.request_id
     assert services.limit.today_count() == 2  # the first's trade, and the second's while it settles
     services.pass_settling_window()
-    services.recovery.settle_unsettled()  # nothing of the second's appeared: its trade is given back
+    services.settle()  # nothing of the second's appeared: its trade is given back
     assert services.limit.today_count() == 1 and len(services.broker.live()) == 1
 
 
@@ -337,13 +336,13 @@ def test_an_unexpected_failure_after_the_trade_was_taken_is_settled_never_left_c
     with pytest.raises(RuntimeError):
         services.place_single()
     assert services.limit.today_count() == 1  # kept: the broker may have the GTT
-    services.recovery.settle_unsettled()
+    services.settle()
     if broker_did_the_work:  # found at the broker and recorded, its trade counted once
         (gtt,) = services.broker.live()
         assert services.store.orders.get(gtt.gtt_id) is not None and services.limit.today_count() == 1
     else:  # nothing there once the window has passed: the trade is given back
         services.pass_settling_window()
-        services.recovery.settle_unsettled()
+        services.settle()
         assert services.limit.today_count() == 0
 
 
@@ -367,7 +366,7 @@ def test_a_retry_refused_before_the_broker_keeps_the_earlier_attempt_settling(se
         place_bracket(services)
     late_ids = services.broker.finish_late()
     services.pass_settling_window()
-    services.recovery.settle_unsettled()
+    services.settle()
     if late:  # found and recorded, its one trade counted
         assert services.store.orders.get(late_ids[0]) is not None and services.limit.today_count() == 1
     else:  # nothing was ever placed: the trade is given back
@@ -389,7 +388,7 @@ def test_a_very_late_gtt_is_cancelled_when_its_request_was_refused_when_sent_aga
     with pytest.raises(InputRejected):
         services.place_single()
     (late_id,) = services.broker.finish_late()
-    assert services.late_gtts.settle() == [f"cancelled {late_id}"]
+    assert services.settle() == [f"cancelled {late_id}"]
     assert services.broker.live() == [] and services.limit.today_count() == 0
 
 
@@ -399,11 +398,10 @@ def test_a_very_late_gtt_is_cancelled_after_a_fresh_place_however_long_after_the
         services.place_single()
     services.pass_settling_window()
     fresh, status, _ = services.place_single()  # the retry places afresh
-    with services.store.engine.begin() as conn:  # the body-hash records' 60 s window has passed
-        conn.execute(update(RequestRecord).values(expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
-    services.recovery.settle_unsettled()  # purges expired answered records
+    services.clock.advance(61)  # the body-hash records' 60 s window has passed
+    services.settle()  # purges expired answered records
     (late_id,) = services.broker.finish_late()
-    assert services.late_gtts.settle() == [f"cancelled {late_id}"]
+    assert services.settle() == [f"cancelled {late_id}"]
     assert [g.gtt_id for g in services.broker.live()] == [fresh["trigger_id"]] and services.limit.today_count() == 1
 
 
@@ -430,7 +428,7 @@ def test_an_oco_whose_second_leg_is_refused_and_first_cannot_be_withdrawn_is_set
     assert "could not be withdrawn" in refused.value.message
     broker.place_gtt, broker.cancel_gtt, broker.get_gtt = place_gtt, cancel_gtt, get_gtt  # Upstox is back
     services.pass_settling_window()
-    services.recovery.settle_unsettled()  # the half pair is withdrawn, the trade given back
+    services.settle()  # the half pair is withdrawn, the trade given back
     assert broker.live() == [] and services.limit.today_count() == 0
 
 
@@ -465,7 +463,7 @@ def test_a_legacy_place_the_recovery_settled_is_replayed_in_the_seed_engines_sha
                                              triggerprice_tg=Decimal("9.61")))
     params = {"instrument": IDEA.instrument_key, "qty": "10", "transaction_type": "BUY"}
     first, _ = services.place(services.context(), order, params, None, endpoint=LEGACY_PLACE, render=seed_answer)
-    services.recovery.settle_unsettled()  # the process stopped before recording it
+    services.settle()  # the process stopped before recording it
     again, status = services.place(services.context(), order, params, None, endpoint=LEGACY_PLACE,
                                    render=seed_answer)
     assert status == 200 and again["duplicate"] is True
@@ -475,7 +473,7 @@ def test_a_legacy_place_the_recovery_settled_is_replayed_in_the_seed_engines_sha
 def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(db_engine):
     services = Services(db_engine, stale_after=timedelta(0))
     first, _, ctx = services.place_single(answered=False)
-    services.recovery.settle_unsettled()
+    services.settle()
     again, status, _ = services.place_single()
     assert status == 200 and again["duplicate"] is True and again["original_request_id"] == ctx.request_id
     assert again["trigger_id"] == first["trigger_id"] and Decimal(str(again["entry"])) == first["entry"]
@@ -533,13 +531,13 @@ def test_the_trader_hears_of_a_lapsed_place_and_of_its_very_late_gtt(services):
     with pytest.raises(BrokerTimeout):
         services.place_single()
     services.pass_settling_window()
-    services.recovery.settle_unsettled()
+    services.settle()
     with services.store.engine.connect() as conn:
-        (request_id,) = [plan["order"]["request_id"] for plan in conn.execute(select(LapsedPlace.plan)).scalars()]
+        (request_id,) = [plan["order"]["request_id"] for plan in conn.execute(select(PlaceAttemptRow.plan)).scalars()]
     ((lapsed, _),) = services.store.outbox.events_for(request_id)  # no GTT yet: filed under the request
     assert lapsed.kind == "outcome_unknown" and lapsed.symbol == "IDEA" and "given back" in lapsed.message
     (late_id,) = services.broker.finish_late()
-    services.late_gtts.settle()
+    services.settle()
     ((found, deliveries),) = services.store.outbox.events_for(late_id)
     assert found.kind == "found_late" and "counted" in found.message and deliveries == ["pending"]
 

@@ -1,0 +1,132 @@
+"""One place attempt, as a state machine: the owner of "every alert becomes exactly one GTT".
+
+A place request (its idempotency record) makes one attempt, and another each time a retry
+places it afresh after the earlier one lapsed. An attempt is one stored row with a state; it
+moves only along the arrows below, each move one unit of work that compare-and-sets the state
+it read (there is no cycle, so the state alone tells), so a crash anywhere leaves a state the next pass can finish.
+
+    SENDING ──broker answered──────────────────────────────▶ RECORDED
+       │  └──certainly not placed (trade given back)───────▶ REFUSED
+       │  └──outcome unknown / holder died─────▶ SETTLING ──found──▶ RECORDED
+       │                                           │
+       └──────────────────────(stale)──────────────┤ window over, nothing found
+                                                   ▼          (trade given back)
+                                                LAPSED ──late GTT, counted──▶ FOUND_LATE
+                                                   │  └─late GTT, cancelled─▶ CANCELLED_LATE
+                                                   └──horizon over──────────▶ EXPIRED
+
+The functions here are pure: they take `now` and what was observed, and return the state to
+move to. Carrying a move out (the broker calls, the unit of work) is services/attempts.py's job.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+
+class AttemptState(str, enum.Enum):
+    SENDING = "sending"  # intent and trade written; the broker call may be running
+    SETTLING = "settling"  # the broker may have the GTT: looked for until the window ends
+    RECORDED = "recorded"  # the GTT is recorded and counted
+    REFUSED = "refused"  # certainly nothing at the broker; the trade was given back
+    LAPSED = "lapsed"  # nothing found within the window; trade given back; a late GTT is still matched
+    FOUND_LATE = "found_late"  # a late GTT was recorded and counted
+    CANCELLED_LATE = "cancelled_late"  # a late GTT was cancelled (a duplicate, or no trade left)
+    EXPIRED = "expired"  # lapsed, and nothing turned up within the late horizon
+
+    def __str__(self) -> str:
+        return self.value
+
+
+S = AttemptState
+# Where the broker may still hold (or yet create) this attempt's GTT without the gateway knowing.
+UNSETTLED = frozenset({S.SENDING, S.SETTLING})
+WATCHED_LATE = frozenset({S.LAPSED})
+OPEN = UNSETTLED | WATCHED_LATE
+FINAL = frozenset({S.RECORDED, S.REFUSED, S.FOUND_LATE, S.CANCELLED_LATE, S.EXPIRED})
+# A trade is counted for the attempt in these states (taken when it began, or when found late).
+COUNTED = frozenset({S.SENDING, S.SETTLING, S.RECORDED, S.FOUND_LATE})
+
+ARROWS: dict[AttemptState, frozenset[AttemptState]] = {
+    S.SENDING: frozenset({S.RECORDED, S.REFUSED, S.SETTLING}),
+    S.SETTLING: frozenset({S.RECORDED, S.LAPSED}),
+    S.LAPSED: frozenset({S.FOUND_LATE, S.CANCELLED_LATE, S.EXPIRED}),
+}
+
+
+class IllegalMove(Exception):
+    """A move the machine has no arrow for: a bug, never a caller's input."""
+
+
+def check_move(current: AttemptState, to: AttemptState) -> None:
+    if to not in ARROWS.get(current, frozenset()):
+        raise IllegalMove(f"a place attempt cannot move from {current} to {to}")
+
+
+@dataclass(frozen=True)
+class PlaceAttempt:
+    """One stored attempt: what was (or is being) sent, and where it stands."""
+
+    id: int
+    record_id: int
+    state: AttemptState
+    plan: dict  # the intent: the broker requests, their roles, the prices and the order to record
+    reserved_day: date | None  # the trading day whose trade it holds (None once given back)
+    started_at: datetime
+    updated_at: datetime
+    holder: str  # the process that began it, or last moved it (host:pid:token)
+
+    @property
+    def request_id(self) -> str | None:
+        return self.plan["order"].get("request_id")
+
+
+def settling(started_at: datetime, now: datetime, window: timedelta) -> bool:
+    """THE settling rule: within `window` of an attempt's start, not finding its GTT at the
+    broker proves nothing (the broker may still be doing the work); after it, absence is taken
+    as "not placed" and the attempt lapses."""
+    return now < started_at + window
+
+
+def quiet(attempt: PlaceAttempt, now: datetime, stale_after: timedelta, holder_alive: bool | None) -> bool:
+    """Whether a SENDING attempt's process has gone quiet: it died, or has not moved for
+    `stale_after` (longer than any broker call may take). Only then may another settle it."""
+    return holder_alive is False or attempt.updated_at <= now - stale_after
+
+
+def after_failure(may_have_reached: bool) -> AttemptState:
+    """Where a broker failure leaves a SENDING attempt (its GTT not found after it)."""
+    return S.SETTLING if may_have_reached else S.REFUSED
+
+
+def after_lookup(found: bool, started_at: datetime, now: datetime, window: timedelta) -> AttemptState:
+    """Where a look at the broker leaves an unsettled attempt."""
+    if found:
+        return S.RECORDED
+    return S.SETTLING if settling(started_at, now, window) else S.LAPSED
+
+
+class LateVerdict(str, enum.Enum):
+    WAIT = "wait"  # another place could own it, or the request is being placed again: next pass
+    COUNT = "count"  # the request's one GTT: recorded and counted
+    CANCEL = "cancel"  # a duplicate, half a pair, or past the limit: cancelled at the broker
+
+
+def late_verdict(*, complete: bool, others_may_own: bool, request_open: bool, request_answered: int | None
+                 ) -> tuple[LateVerdict, str]:
+    """What to do with a GTT found for a LAPSED attempt. `complete`: every leg of the intent
+    is there; `request_open`: a newer attempt of the request is unsettled; `request_answered`:
+    the HTTP status the request was last answered with (None when it was not)."""
+    if others_may_own:
+        return LateVerdict.WAIT, "another open place could own it"
+    if not complete:
+        return LateVerdict.CANCEL, "half of an OCO pair found late: withdrawn"
+    if request_open:
+        return LateVerdict.WAIT, "the request is being placed again"
+    if request_answered == 200:
+        return LateVerdict.CANCEL, "the request had been placed afresh: the late GTT is a duplicate and was cancelled"
+    if request_answered is not None:
+        return LateVerdict.CANCEL, (f"the request was refused (HTTP {request_answered}) when sent again after its "
+                                    "place lapsed: the late GTT was cancelled")
+    return LateVerdict.COUNT, "the request's own GTT"

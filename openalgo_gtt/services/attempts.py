@@ -1,0 +1,321 @@
+"""The one driver of place attempts (domain/place_attempt.py): every move of an attempt, by the
+live request, a retry, the watcher's recovery or its late pass, is made here, as one unit of
+work that compare-and-sets the state it read. What a move depends on at the broker (placing,
+looking up, cancelling) is done before its unit of work, never inside it.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Callable
+
+from openalgo_gtt.brokers.errors import BrokerError
+from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.notifications import trigger_event
+from openalgo_gtt.domain.place_attempt import (
+    UNSETTLED, AttemptState, LateVerdict, PlaceAttempt, after_lookup, late_verdict, quiet,
+)
+from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.services.answers import answer_for
+from openalgo_gtt.services.finder import BrokerFinder, could_own
+from openalgo_gtt.services.notifications import Notifications
+from openalgo_gtt.services.trade_limit import DailyTradeLimit
+from openalgo_gtt.store.request_records import DONE, FAULT, holder_alive
+from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+S = AttemptState
+Legs = list[tuple[str, str, str]]  # (broker GTT id, role, broker status)
+# How long after it lapsed a place's late GTT is still looked for.
+LATE_HORIZON = timedelta(minutes=15)
+FOUND_LATE = "found at the broker after its place had lapsed"
+
+
+@dataclass(frozen=True)
+class Placed:
+    trigger_id: str
+    prices: dict[str, Decimal]
+    warnings: tuple[str, ...] = ()
+    trade_count: int | None = None
+
+
+def trigger_id_of(plan: dict, legs: Legs) -> str:
+    first = legs[0][0]
+    return "OCO-" + first.removeprefix("GTT-") if plan["order"]["trigger_type"] == TriggerKind.TWO_LEG else first
+
+
+def intent_trigger(plan: dict, trigger_id: str | None) -> SimpleNamespace:
+    """A place's intent as the notification events read a trigger."""
+    order = plan["order"]
+    return SimpleNamespace(trigger_id=trigger_id or "", symbol=order["symbol"], exchange=order["exchange"],
+                           action=order["action"], quantity=order["quantity"], legs=order["legs"])
+
+
+def prices_of(plan: dict) -> dict[str, Decimal]:
+    return {k: Decimal(v) for k, v in plan["prices"].items()}
+
+
+class _Lost(Exception):
+    """Rolls back a move whose compare-and-set lost: another process moved the attempt first."""
+
+
+class AttemptDriver:
+    def __init__(self, store: Store, finder: BrokerFinder, limit: DailyTradeLimit, notifications: Notifications, *,
+                 settle_window: timedelta, stale_after: timedelta):
+        self.store = store
+        self.finder = finder
+        self.limit = limit
+        self.notifications = notifications
+        self.settle_window = settle_window  # how long an unknown outcome may still appear at the broker
+        self.stale_after = stale_after  # longer than any broker call may run: a quiet SENDING is unknown
+        self.clock = store.clock
+
+    # -- the live request's moves -------------------------------------------------------------
+
+    def recorded(self, attempt: PlaceAttempt, legs: Legs, *, answer: tuple[int, dict] | None = None,
+                 audit: AuditEntry | None = None) -> bool:
+        """SENDING or SETTLING -> RECORDED: the GTT, the answer kept for duplicates, its audit
+        row and the `placed` event, in one unit of work. False when another process recorded
+        (or settled) the attempt first, which is then the one truth."""
+        plan = attempt.plan
+        trigger_id = trigger_id_of(plan, legs)
+        try:
+            with self.store.unit_of_work() as uow:
+                if not uow.move_attempt(attempt, S.RECORDED, trigger_id=trigger_id):
+                    raise _Lost()
+                self._add_trigger(uow, plan, trigger_id, legs)
+                if answer is not None:
+                    uow.finish_request(attempt.record_id, DONE, answer[0], answer[1])
+                if audit is not None:
+                    uow.audit(audit)
+        except _Lost:
+            return False
+        return True
+
+    def failed(self, attempt: PlaceAttempt, may_have_reached: bool, record: tuple[str, int, dict | None]) -> None:
+        """SENDING -> SETTLING (the broker may have it: the trade is kept until it is found or
+        lapses) or REFUSED (certainly not placed: the trade is given back), with the request's
+        record closed as `record` (state, status, body), in one unit of work."""
+        to = S.SETTLING if may_have_reached else S.REFUSED
+        with self.store.unit_of_work() as uow:
+            if not uow.move_attempt(attempt, to, keep_trade=may_have_reached):
+                return  # settled meanwhile by another process (it looked stale): its move stands
+            if to == S.REFUSED and attempt.reserved_day is not None:
+                uow.give_back_trade(attempt.reserved_day)
+            uow.finish_request(attempt.record_id, *record)
+
+    # -- settling an attempt whose outcome is unknown (a retry, the watcher) ------------------
+
+    def may_settle(self, attempt: PlaceAttempt, now: datetime) -> bool:
+        """Whether anyone but the attempt's own process may settle it now."""
+        return attempt.state == S.SETTLING or quiet(attempt, now, self.stale_after, holder_alive(attempt.holder))
+
+    def settle(self, attempt: PlaceAttempt, listed: list[BrokerGtt] | None = None) -> tuple[AttemptState, Placed | None]:
+        """Look for an unsettled attempt's GTT at the broker and move it: found -> RECORDED (its
+        request answered with it); not found -> still SETTLING inside the window, LAPSED after it
+        (the trade given back). Half an OCO found is withdrawn (half a pair is worse than none).
+        Returns the state it is left in, and what was placed when it was recorded."""
+        plan = attempt.plan
+        listed = self.finder.broker.list_gtts() if listed is None else listed
+        requests = [GttRequest.from_json(r) for r in plan["requests"]]
+        found = [self.finder.find(r, attempt.started_at, listed, attempt_id=attempt.id) for r in requests]
+        complete = bool(found) and all(found)
+        if not complete:
+            if any(gtt is None and self.finder.find_any(r, attempt.started_at, listed) is not None
+                   for gtt, r in zip(found, requests)):
+                return attempt.state, None  # a missing leg was left to another open place: not yet half
+            for gtt in filter(None, found):
+                self.finder.withdraw(gtt.gtt_id)
+        now = self.clock.now()
+        to = after_lookup(complete, attempt.started_at, now, self.settle_window)
+        if to == S.RECORDED:
+            legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(found, plan["roles"])]
+            placed = Placed(trigger_id_of(plan, legs), prices_of(plan),
+                            ("found at the broker: an earlier attempt of this request had placed it",),
+                            self.limit.today_count())
+            body = {**answer_for(self._endpoint(attempt))(placed), "request_id": attempt.request_id}
+            if self.recorded(attempt, legs, answer=(200, body), audit=self._recovered_audit(plan, body)):
+                return S.RECORDED, placed
+            return self._now_state(attempt), None
+        if to == S.SETTLING:
+            if attempt.state == S.SENDING:
+                self._unknown(attempt)
+            return S.SETTLING, None
+        return (S.LAPSED if self._lapse(attempt) else self._now_state(attempt)), None
+
+    def _unknown(self, attempt: PlaceAttempt) -> None:
+        """A SENDING attempt whose process went quiet: its outcome is unknown (SETTLING), and its
+        request, left pending by that process, is opened to retries, in one unit of work."""
+        with self.store.unit_of_work() as uow:
+            if uow.move_attempt(attempt, S.SETTLING):
+                uow.fault_if_held_by(attempt.record_id, attempt.holder)
+
+    def _lapse(self, attempt: PlaceAttempt) -> bool:
+        """SETTLING (or a quiet SENDING) -> LAPSED: its trade given back, the trader told, and its
+        request opened to a fresh place, in one unit of work."""
+        with self.store.unit_of_work() as uow:
+            if attempt.state == S.SENDING:
+                if not uow.move_attempt(attempt, S.SETTLING):
+                    return False
+                attempt = PlaceAttempt(**{**attempt.__dict__, "state": S.SETTLING})
+            if not uow.move_attempt(attempt, S.LAPSED, keep_trade=False,
+                                    resolution="nothing at the broker within the settling window"):
+                return False
+            if attempt.reserved_day is not None:
+                uow.give_back_trade(attempt.reserved_day)
+            uow.fault_if_held_by(attempt.record_id, attempt.holder)
+            self.notifications.emit(uow, trigger_event(
+                EventKind.OUTCOME_UNKNOWN, self.clock.now(), intent_trigger(attempt.plan, attempt.request_id),
+                f"no GTT at the broker {self.settle_window.total_seconds():.0f} s after the place began: its "
+                "trade was given back; a retry of the alert places it afresh, and a GTT the broker still "
+                "creates is matched and reported"))
+        log.warning("place %s lapsed: no GTT at the broker %.0f s after it began; its trade is given back",
+                    attempt.request_id, self.settle_window.total_seconds())
+        return True
+
+    # -- the watcher's pass -------------------------------------------------------------------
+
+    def settle_all(self, listed: Callable[[], list[BrokerGtt]]) -> list[str]:
+        """One pass of the lease holder: every unsettled attempt it may settle, then every lapsed
+        one's late GTT. `listed` reads the broker's list once, and only when there is work."""
+        self.store.requests.purge_expired()
+        done = []
+        now = self.clock.now()
+        for attempt in self.store.attempts.unsettled():
+            if not self.may_settle(attempt, now):
+                continue
+            state, _ = self.settle(attempt, listed())
+            if state != S.SETTLING:
+                done.append(f"{attempt.request_id}: {state}")
+        lapsed = self.store.attempts.in_states((S.LAPSED,))
+        if lapsed:
+            intents = self.store.attempts.unsettled()  # read after the listing (see BrokerFinder.find)
+            for attempt in lapsed:
+                try:
+                    outcome = self._settle_late(attempt, listed(), intents, now)
+                except BrokerError as exc:  # retried next pass
+                    log.warning("could not settle the late GTT of place %s: %s", attempt.request_id, exc)
+                    continue
+                if outcome:
+                    done.append(outcome)
+        return done
+
+    # -- a lapsed attempt's late GTT ----------------------------------------------------------
+
+    def _settle_late(self, attempt: PlaceAttempt, listed: list[BrokerGtt], intents: list[PlaceAttempt],
+                     now: datetime) -> str | None:
+        requests = [GttRequest.from_json(r) for r in attempt.plan["requests"]]
+        found = [self.finder.find_any(r, attempt.started_at, listed) for r in requests]
+        present = [gtt for gtt in found if gtt is not None]
+        if not present:
+            if attempt.updated_at < now - LATE_HORIZON:
+                self._move_alone(attempt, S.EXPIRED, "nothing turned up at the broker")
+            return None
+        others = any(other.id != attempt.id and could_own(other, gtt) for other in intents for gtt in present)
+        request_open = any(other.record_id == attempt.record_id and other.state in UNSETTLED for other in intents)
+        record = self.store.requests.get(attempt.record_id)
+        answered = record.response_status if record is not None and record.state == DONE else None
+        verdict, why = late_verdict(complete=len(present) == len(found), others_may_own=others,
+                                    request_open=request_open, request_answered=answered)
+        if verdict == LateVerdict.WAIT:
+            return None
+        if verdict == LateVerdict.CANCEL:
+            return self._cancel_late(attempt, present, why)
+        return self._count_late(attempt, present, record is not None)
+
+    def _cancel_late(self, attempt: PlaceAttempt, gtts: list[BrokerGtt], why: str) -> str:
+        for gtt in gtts:
+            if not gtt.cancelled:
+                self.finder.broker.cancel_gtt(gtt.gtt_id)  # a failure leaves it LAPSED: retried next pass
+        ids = ", ".join(gtt.gtt_id for gtt in gtts)
+        with self.store.unit_of_work() as uow:
+            if uow.move_attempt(attempt, S.CANCELLED_LATE, trigger_id=gtts[0].gtt_id, resolution=f"cancelled {ids}"):
+                self._tell_late(uow, attempt, ids, f"cancelled at once: {why}")
+                uow.audit(self._late_audit(attempt, f"GTT {ids} {FOUND_LATE}; {why}", None))
+                log.warning("late GTT %s of request %s: %s", ids, attempt.request_id, why)
+        return f"cancelled {ids}"
+
+    def _count_late(self, attempt: PlaceAttempt, gtts: list[BrokerGtt], has_record: bool) -> str | None:
+        """The request's own GTT: recorded and counted, its request answered with it, in one unit
+        of work; or cancelled when the day's limit is used up."""
+        plan = attempt.plan
+        legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(gtts, plan["roles"])]
+        trigger_id = trigger_id_of(plan, legs)
+        try:
+            with self.store.unit_of_work() as uow:
+                count = uow.take_trade(self.limit.today(), self.limit.limit)
+                if count is None:
+                    raise _LimitUsedUp()
+                placed = Placed(trigger_id, prices_of(plan), (f"GTT {FOUND_LATE}",), count)
+                body = {**answer_for(self._endpoint(attempt))(placed), "request_id": attempt.request_id}
+                if not uow.move_attempt(attempt, S.FOUND_LATE, trigger_id=trigger_id,
+                                        resolution=f"counted as {trigger_id}"):
+                    raise _Lost()
+                if has_record and not uow.answer_if_open(attempt.record_id, body):
+                    raise _Lost()  # the request is being placed again, or was answered: next pass
+                self._add_trigger(uow, plan, trigger_id, legs)
+                self._tell_late(uow, attempt, trigger_id, f"recorded and counted (trade {count} today)")
+                uow.audit(self._late_audit(attempt, f"GTT {trigger_id} {FOUND_LATE}; recorded and counted "
+                                                    f"(trade {count} today)", trigger_id))
+        except _LimitUsedUp:
+            return self._cancel_late(attempt, gtts, f"the daily trade limit ({self.limit.limit}) was used up")
+        except _Lost:
+            return None
+        log.warning("late GTT %s of request %s recorded and counted", trigger_id, attempt.request_id)
+        return f"counted {trigger_id}"
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _move_alone(self, attempt: PlaceAttempt, to: AttemptState, resolution: str) -> bool:
+        with self.store.unit_of_work() as uow:
+            return uow.move_attempt(attempt, to, resolution=resolution)
+
+    def _now_state(self, attempt: PlaceAttempt) -> AttemptState:
+        now = self.store.attempts.get(attempt.id)
+        return now.state if now is not None else attempt.state
+
+    def _endpoint(self, attempt: PlaceAttempt) -> str:
+        record = self.store.requests.get(attempt.record_id)
+        return record.endpoint if record is not None else "place"
+
+    def _add_trigger(self, uow: UnitOfWork, plan: dict, trigger_id: str, legs: Legs) -> None:
+        uow.add_trigger(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs],
+                             status=TriggerStatus.ACTIVE, placed_at=self.clock.now(), **plan["order"]), legs)
+        if self.notifications.sends(EventKind.PLACED):
+            self.notifications.emit(uow, trigger_event(EventKind.PLACED, self.clock.now(),
+                                                       intent_trigger(plan, trigger_id)))
+
+    def _tell_late(self, uow: UnitOfWork, attempt: PlaceAttempt, trigger_id: str, what: str) -> None:
+        self.notifications.emit(uow, trigger_event(EventKind.FOUND_LATE, self.clock.now(),
+                                                   intent_trigger(attempt.plan, trigger_id), f"{FOUND_LATE}: {what}"))
+
+    def _recovered_audit(self, plan: dict, body: dict) -> AuditEntry | None:
+        """The audit row of a place whose process stopped after the broker call and before its
+        own row was written (it writes it just after answering): one row per request, always.
+        A retry writes its own row, so this one is only for a request with none yet."""
+        request_id = plan["order"].get("request_id")
+        if not request_id or self.store.audit.exists(request_id):
+            return None
+        return AuditEntry(
+            request_id=request_id, created_at=self.clock.now(), method="POST", endpoint="(recovered place)",
+            client_addr=None, api_key_name=plan["order"].get("api_key_name"), request_body=None,
+            response_body=body, http_status=200, latency_ms=0.0,
+            error="the process stopped before recording this place (its answer may not have reached the "
+                  "caller); the GTT was found at the broker and recorded")
+
+    def _late_audit(self, attempt: PlaceAttempt, what: str, trigger_id: str | None) -> AuditEntry:
+        order = attempt.plan["order"]
+        return AuditEntry(
+            request_id=str(uuid.uuid4()), created_at=self.clock.now(), method="POST", endpoint="(late GTT)",
+            client_addr=None, api_key_name=order.get("api_key_name"), request_body=None,
+            response_body={"trigger_id": trigger_id, "original_request_id": order.get("request_id")},
+            http_status=200, latency_ms=0.0, error=what)
+
+
+class _LimitUsedUp(Exception):
+    """Rolls back a late GTT's unit of work: the day has no trade left for it."""

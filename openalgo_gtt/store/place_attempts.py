@@ -1,0 +1,81 @@
+"""Place attempts (domain/place_attempt.py): one row each, its state moved by compare-and-set."""
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+
+from openalgo_gtt.domain.clock import as_utc
+from openalgo_gtt.domain.place_attempt import FINAL, OPEN, UNSETTLED, AttemptState, PlaceAttempt, check_move
+from openalgo_gtt.store.models import PlaceAttemptRow
+
+_t = PlaceAttemptRow.__table__
+
+
+def _attempt(row) -> PlaceAttempt:
+    return PlaceAttempt(row.id, row.record_id, AttemptState(row.state), row.plan, row.reserved_day,
+                        as_utc(row.started_at), as_utc(row.updated_at), row.holder)
+
+
+class PlaceAttempts:
+    def __init__(self, engine: Engine):
+        self._engine = engine
+
+    def begin(self, conn: Connection, record_id: int, plan: dict, reserved_day: date | None, started_at: datetime,
+              holder: str) -> PlaceAttempt:
+        """A new attempt, SENDING, in the caller's transaction (the one that takes its trade)."""
+        attempt_id = conn.execute(insert(_t).values(
+            record_id=record_id, state=AttemptState.SENDING.value, plan=plan, reserved_day=reserved_day,
+            started_at=started_at, updated_at=started_at, holder=holder).returning(_t.c.id)).scalar_one()
+        return PlaceAttempt(attempt_id, record_id, AttemptState.SENDING, plan, reserved_day, started_at, started_at,
+                            holder)
+
+    def move(self, conn: Connection, attempt: PlaceAttempt, to: AttemptState, now: datetime, *, holder: str,
+             trigger_id: str | None = None, resolution: str | None = None, keep_trade: bool = True) -> bool:
+        """Compare-and-set: `attempt` moves to `to` only if its row is still in the state it was
+        read in (the machine has no cycle, so the state alone tells). False when another process
+        moved it first."""
+        check_move(attempt.state, to)
+        values = {"state": to.value, "updated_at": now, "holder": holder}
+        if trigger_id is not None:
+            values["trigger_id"] = trigger_id
+        if resolution is not None:
+            values["resolution"] = resolution[:255]
+        if not keep_trade:
+            values["reserved_day"] = None
+        return bool(conn.execute(update(_t).where(
+            _t.c.id == attempt.id, _t.c.state == attempt.state.value).values(**values)).rowcount)
+
+    def get(self, attempt_id: int) -> PlaceAttempt | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(_t).where(_t.c.id == attempt_id)).first()
+        return _attempt(row) if row is not None else None
+
+    def in_states(self, states) -> list[PlaceAttempt]:
+        """Every attempt in one of `states`, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_t).where(_t.c.state.in_([s.value for s in states])).order_by(_t.c.id)).all()
+        return [_attempt(row) for row in rows]
+
+    def unsettled(self) -> list[PlaceAttempt]:
+        """Attempts whose broker call is running, or whose outcome is unknown."""
+        return self.in_states(UNSETTLED)
+
+    def open_of(self, record_id: int) -> PlaceAttempt | None:
+        """The request's attempt that is not final, newest first (unsettled before lapsed)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_t).where(_t.c.record_id == record_id,
+                                                 _t.c.state.in_([s.value for s in OPEN]))
+                                .order_by(_t.c.id.desc())).all()
+        attempts = [_attempt(row) for row in rows]
+        return next((a for a in attempts if a.state in UNSETTLED), attempts[0] if attempts else None)
+
+    def open_record_ids(self):
+        """A subquery: the request records an open attempt points at (kept past their window)."""
+        return select(_t.c.record_id).where(_t.c.state.in_([s.value for s in OPEN]))
+
+    def purge(self, before: datetime) -> int:
+        """Forget final attempts last moved before `before`."""
+        with self._engine.begin() as conn:
+            return conn.execute(delete(_t).where(_t.c.state.in_([s.value for s in FINAL]),
+                                                 _t.c.updated_at < before)).rowcount
