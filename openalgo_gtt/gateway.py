@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.config import Settings
-from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock
+from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock, ist_today
 from openalgo_gtt.domain.strategy import BracketPcts
 from openalgo_gtt.services.apikeys import ApiKeyService
 from openalgo_gtt.services.attempts import AttemptDriver
@@ -138,7 +138,8 @@ class Gateway:
         instruments = InstrumentIndex(engine, master=master_family(settings.broker))
         notifications = Notifications(store.outbox, settings.notify_urls, settings.notify_events,
                                       settings.api_key_pepper)
-        trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit, notifications=notifications)
+        trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit, today=lambda: ist_today(clock.now()),
+                                      notifications=notifications)
         exactly_once = ExactlyOnce(store, audit, settings.dedupe_window_seconds, stale_after(settings),
                                    first_may_run=timedelta(seconds=settings.broker_timeout + 1))
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)

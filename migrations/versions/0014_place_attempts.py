@@ -51,7 +51,10 @@ def upgrade() -> None:
     with op.batch_alter_table('lapsed_places') as batch:
         batch.drop_index('ix_lapsed_places_lapsed_at')
     op.drop_table('lapsed_places')
-    with op.batch_alter_table('request_records') as batch:
+    # AUTOINCREMENT on SQLite: a purged record's id is never given to a new request, so an
+    # attempt's record_id always names its own request (PostgreSQL's sequence never reuses one).
+    with op.batch_alter_table('request_records', recreate='always',
+                              table_kwargs={'sqlite_autoincrement': True}) as batch:
         batch.drop_column('plan')
         batch.drop_column('reserved_day')
         batch.drop_column('attempt_started_at')

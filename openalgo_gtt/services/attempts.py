@@ -230,8 +230,11 @@ class AttemptDriver:
 
     def _cancel_late(self, attempt: PlaceAttempt, gtts: list[BrokerGtt], why: str) -> str:
         for gtt in gtts:
-            if not gtt.cancelled:
+            if gtt.can_fire:
                 self.finder.broker.cancel_gtt(gtt.gtt_id)  # a failure leaves it LAPSED: retried next pass
+        fired = [gtt.gtt_id for gtt in gtts if not gtt.can_fire and not gtt.cancelled]
+        if fired:  # the broker made it late and it fired before any pass saw it: the trader must know
+            why += f"; {', '.join(fired)} had already fired before it could be cancelled: check your positions"
         ids = ", ".join(gtt.gtt_id for gtt in gtts)
         with self.store.unit_of_work() as uow:
             if uow.move_attempt(attempt, S.CANCELLED_LATE, trigger_id=gtts[0].gtt_id, resolution=f"cancelled {ids}"):

@@ -164,7 +164,9 @@ class RequestRecord(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
-    __table_args__ = (UniqueConstraint("api_key_name", "idem_key", name="uq_request_records_key"),)
+    # sqlite_autoincrement: a purged record's id is never reused (place_attempts.record_id).
+    __table_args__ = (UniqueConstraint("api_key_name", "idem_key", name="uq_request_records_key"),
+                      {"sqlite_autoincrement": True})
 
 
 class PlaceAttemptRow(Base):
