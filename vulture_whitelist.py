@@ -62,7 +62,7 @@ model_config  # pydantic
 swagger2_problems  # api/openapi.py: tests/unit/test_openapi.py and the schemathesis run
 swagger2_document  # api/openapi.py
 indexed_rules  # brokers/sandbox/engine.py: tests/unit/test_sandbox_engine.py
-parse_storage_uri  # config.py: tests/unit/test_abuse.py
+parse_storage_uri  # config/security.py: tests/unit/test_abuse.py
 EXCHANGE_TO_SEGMENT  # domain/symbols.py: tests/unit/test_symbols.py
 expiry_date  # domain/symbols.py
 openalgo_symbol  # domain/symbols.py
