@@ -69,7 +69,7 @@ openalgo_symbol  # domain/symbols.py
 instrument_from_row  # domain/symbols.py
 from_engine  # store/instruments/index.py: tests and bench/bench_instruments.py
 from_instruments  # store/instruments/index.py: tests (an index with no database)
-# click commands, registered by their decorators (cli/__init__.py).
+# click commands, registered by their decorators (cli/*.py).
 webhook_url
 apikey_create
 apikey_list
