@@ -12,19 +12,19 @@ _login_error  # api/upstox_login.py: blueprint error handler
 callback  # api/upstox_login.py: GET /upstox/callback
 token_request  # api/upstox_login.py: the notifier webhook
 gtt_update  # api/webhooks.py: the Upstox postback route
-_guard  # api/dashboard/views.py: the page's before_request (session, CSRF)
-_csrf_token  # api/dashboard/views.py: template context processor
-_error  # api/dashboard/views.py: blueprint error handler
-signin  # api/dashboard/views.py: POST /ui/signin
-signout  # api/dashboard/views.py: POST /ui/signout
-header  # api/dashboard/views.py: GET /ui/header
-book_csv  # api/dashboard/views.py: GET /ui/gtts.csv
-gtt_detail  # api/dashboard/views.py: GET /ui/gtt
-gtt_close  # api/dashboard/views.py: GET /ui/gtt/close
-modify_form  # api/dashboard/views.py: GET /ui/gtt/modify
-new_fields  # api/dashboard/views.py: GET /ui/new/fields
-preview  # api/dashboard/views.py: GET /ui/preview
-sandbox_tick  # api/dashboard/views.py: POST /ui/sandbox/ticks
+_guard  # api/dashboard/hooks.py: the page's before_request (session, CSRF)
+_csrf_token  # api/dashboard/hooks.py: template context processor
+_error  # api/dashboard/hooks.py: blueprint error handler
+signin  # api/dashboard/page.py: POST /ui/signin
+signout  # api/dashboard/page.py: POST /ui/signout
+header  # api/dashboard/header.py: GET /ui/header
+book_csv  # api/dashboard/book.py: GET /ui/gtts.csv
+gtt_detail  # api/dashboard/book.py: GET /ui/gtt
+gtt_close  # api/dashboard/book.py: GET /ui/gtt/close
+modify_form  # api/dashboard/modify_cancel.py: GET /ui/gtt/modify
+new_fields  # api/dashboard/new_gtt.py: GET /ui/new/fields
+preview  # api/dashboard/new_gtt.py: GET /ui/preview
+sandbox_tick  # api/dashboard/sandbox_prices.py: POST /ui/sandbox/ticks
 url_rule_class  # app.py: Flask's class attribute for url rules
 merge_slashes  # app.py: werkzeug Map setting
 redirect_defaults  # app.py: werkzeug Map setting
@@ -62,14 +62,14 @@ model_config  # pydantic
 swagger2_problems  # api/openapi.py: tests/unit/test_openapi.py and the schemathesis run
 swagger2_document  # api/openapi.py
 indexed_rules  # brokers/sandbox/engine.py: tests/unit/test_sandbox_engine.py
-parse_storage_uri  # config.py: tests/unit/test_abuse.py
+parse_storage_uri  # config/security.py: tests/unit/test_abuse.py
 EXCHANGE_TO_SEGMENT  # domain/symbols.py: tests/unit/test_symbols.py
 expiry_date  # domain/symbols.py
 openalgo_symbol  # domain/symbols.py
 instrument_from_row  # domain/symbols.py
 from_engine  # store/instruments/index.py: tests and bench/bench_instruments.py
 from_instruments  # store/instruments/index.py: tests (an index with no database)
-# click commands, registered by their decorators (cli/__init__.py).
+# click commands, registered by their decorators (cli/*.py).
 webhook_url
 apikey_create
 apikey_list

@@ -1,7 +1,7 @@
 """Abuse controls that need no web framework: the policy built from the Settings (whose parsers
-and defaults live in config.py, re-exported here), the fingerprint under which a caller's key is counted, the
-address allow-list, the per-caller rate limits and the per-address throttle on failed API-key
-attempts.
+and defaults live in config/security.py, re-exported here), the fingerprint under which a
+caller's key is counted, the address allow-list, the per-caller rate limits and the per-address
+throttle on failed API-key attempts.
 
 The limits and the throttle count in a `limits` storage: `memory://` in one process, or Redis
 (`RATE_LIMIT_STORAGE_URI=redis://...`) so every worker and host shares the counts. Nothing
@@ -32,7 +32,7 @@ from limits import RateLimitItem, parse, parse_many
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
 
-from openalgo_gtt.config import (  # noqa: F401 - the parsers and defaults live with the Settings
+from openalgo_gtt.config.security import (  # noqa: F401 - the parsers and defaults live with the Settings
     DEFAULT_FAILED_KEY_LIMIT,
     DEFAULT_RATE_LIMIT,
     DEFAULT_STORAGE_URI,

@@ -226,7 +226,7 @@ class BookView:
 
     entries: tuple[dict, ...]
     trigger_ids: tuple[str, ...]
-    data_json: str  # `entries` as the API answers them (store.db.dumps), encoded once
+    data_json: str  # `entries` as the API answers them (domain.encoding.dumps), encoded once
 
 
 class Snapshot:

@@ -1,7 +1,7 @@
 """The Upstox access token: where it comes from and when it dies.
 
 Upstox expires every access token at 03:30 IST. A token comes from, highest priority first:
-`keys.json`, the ACCESS_TOKEN environment variable (both resolved by config.py into
+`keys.json`, the ACCESS_TOKEN environment variable (both resolved by config/sources.py into
 `settings.access_token`), then the newest login stored in `upstox_tokens` (browser, terminal or
 the Upstox app's notifier). A stored login's expiry is known (the next 03:30 IST after it was
 issued), so once it has passed `TokenProvider.current()` raises `TokenExpired` before any HTTP is
@@ -106,7 +106,7 @@ class TokenProvider:
     """The effective Upstox access token. `current` is what UpstoxBroker calls before each request.
 
     `configured_token` is settings.access_token (keys.json or the environment, already resolved by
-    config.py); when set it always wins and its expiry is unknown. Otherwise the newest stored
+    config/sources.py); when set it always wins and its expiry is unknown. Otherwise the newest stored
     login is used, re-read from the database at most every `cache_seconds` (so a login completed
     by another process is picked up) and at once after a save in this process.
     """

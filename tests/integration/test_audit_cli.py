@@ -8,7 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from openalgo_gtt.cli import audit_line, cli, follow_audit, parse_when
+from openalgo_gtt.cli import cli
+from openalgo_gtt.cli.audit_trail import audit_line, follow_audit, parse_when
 from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.store.audit_log import recent_audit
 

@@ -9,9 +9,10 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from openalgo_gtt.cli import check_pepper_or_exit, cli
+from openalgo_gtt.cli import cli
 from openalgo_gtt.config import ConfigError, load_settings
 from openalgo_gtt.gateway import Gateway
+from openalgo_gtt.startup import check_pepper_or_exit
 from openalgo_gtt.store.migrate import upgrade
 
 KEY = re.compile(r"\b[0-9a-f]{16}\.[0-9a-f]{64}\b")

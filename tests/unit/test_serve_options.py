@@ -5,7 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 import openalgo_gtt.app
-import openalgo_gtt.cli as cli_module
+import openalgo_gtt.cli.server as server_module
+from openalgo_gtt.cli import cli
 from openalgo_gtt.config import ConfigError, Settings, load_settings
 
 PEPPER = "p" * 40
@@ -23,14 +24,14 @@ def test_the_server_is_started_with_the_connection_limit_and_channel_timeout(mon
         def close(self):
             closed.append(True)
 
-    monkeypatch.setattr(cli_module, "_settings_or_exit", lambda: settings)
-    monkeypatch.setattr(cli_module, "_prepare", lambda _settings: Gateway())
-    monkeypatch.setattr(cli_module, "check_pepper_or_exit", lambda *a, **k: None)
-    monkeypatch.setattr(cli_module, "_start_watcher", lambda _gateway: None)
+    monkeypatch.setattr(server_module, "settings_or_exit", lambda: settings)
+    monkeypatch.setattr(server_module, "prepare", lambda _settings: Gateway())
+    monkeypatch.setattr(server_module, "check_pepper_or_exit", lambda *a, **k: None)
+    monkeypatch.setattr(server_module, "_start_watcher", lambda _gateway: None)
     monkeypatch.setattr(openalgo_gtt.app, "create_app", lambda gateway: app)
     monkeypatch.setattr(waitress, "serve", lambda wsgi, **options: started.update(options, app=wsgi))
 
-    result = CliRunner().invoke(cli_module.cli, [])  # no command: serve
+    result = CliRunner().invoke(cli, [])  # no command: serve
     assert result.exit_code == 0, result.output
     assert started["app"] is app
     assert (started["host"], started["port"], started["threads"]) == ("127.0.0.1", 5123, 6)
@@ -43,7 +44,7 @@ def test_the_server_is_started_with_the_connection_limit_and_channel_timeout(mon
 def test_the_defaults_are_1000_connections_and_15_seconds(tmp_path):
     settings = load_settings({"API_KEY_PEPPER": PEPPER}, tmp_path)
     assert (settings.server_connection_limit, settings.server_channel_timeout) == (1000, 15)
-    options = cli_module.serve_options(settings)
+    options = server_module.serve_options(settings)
     assert (options["connection_limit"], options["channel_timeout"]) == (1000, 15)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from openalgo_gtt.cli import startup_lines, startup_log
+from openalgo_gtt.cli.bootstrap import startup_log
+from openalgo_gtt.cli.server import startup_lines
 
 
 def test_on_upstox_the_webhook_line_names_the_url_and_how_to_print_it(settings):

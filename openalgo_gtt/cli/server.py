@@ -1,0 +1,86 @@
+"""`python run.py serve` (and `python run.py` alone): upgrade the database, reconcile with the
+broker, then serve with waitress until Ctrl-C or SIGTERM."""
+from __future__ import annotations
+
+import signal
+
+import click
+
+from openalgo_gtt.cli.bootstrap import friendly_errors, prepare, settings_or_exit, startup_log
+from openalgo_gtt.config import Settings
+from openalgo_gtt.startup import check_pepper_or_exit
+
+
+@click.command()
+@friendly_errors
+def serve() -> None:
+    """Upgrade the database, then serve with waitress on HOST:PORT."""
+    from waitress import serve as waitress_serve
+
+    from openalgo_gtt.app import create_app
+
+    settings = settings_or_exit()
+    gateway = prepare(settings)
+    check_pepper_or_exit(gateway, server=True)
+    _start_watcher(gateway)
+    app = create_app(gateway=gateway)
+    for line in startup_lines(settings):
+        startup_log.info("%s", line)
+    # SIGTERM (systemd, Docker, a supervisor) stops the server as Ctrl-C does: waitress ends its
+    # loop on either and lets running requests finish (up to its own 5 s).
+    previous = signal.signal(signal.SIGTERM, _exit_on_signal)
+    try:
+        waitress_serve(app, **serve_options(settings))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        # Hand the watcher's lease back at once, so the next process watches without waiting
+        # for it to lapse; and stop the notification sender between deliveries.
+        gateway.close()
+        startup_log.info("openalgo-gtt stopped")
+
+
+def _exit_on_signal(_signum, _frame) -> None:
+    raise SystemExit(0)
+
+
+def serve_options(settings: Settings) -> dict:
+    """waitress's settings. A connection limit well above waitress's default of 100, and a channel
+    timeout: a connection that sends nothing for that long is closed, so clients trickling bytes
+    cannot hold every connection (a reverse proxy with timeouts in front does the rest, README)."""
+    return {"host": settings.host, "port": settings.port, "threads": settings.server_threads,
+            "connection_limit": settings.server_connection_limit,
+            "channel_timeout": settings.server_channel_timeout,
+            # how often idle connections are looked for (waitress's default is every 30 s)
+            "cleanup_interval": min(5, settings.server_channel_timeout), "ident": "openalgo-gtt"}
+
+
+def startup_lines(settings: Settings) -> list[str]:
+    """What `serve` tells on start: where it listens, the docs, the broker, and how to get the
+    Upstox webhook URL (not printed here: its path holds a secret, and logs travel)."""
+    base = f"http://{settings.host}:{settings.port}"
+    lines = [f"openalgo-gtt serving on {base} (in the foreground: use a second terminal for other commands)",
+             f"API docs: {base}/api/docs",
+             f"broker: {settings.broker}" + (" (orders are simulated; answers say \"mode\": \"analyze\")"
+                                              if settings.broker == "sandbox" else "")]
+    if settings.broker == "upstox":
+        lines.append(f"Upstox GTT webhook: the URL is {base}/upstox/postback/<secret>; print it with "
+                     "`python run.py webhook-url` and set it as the Upstox app's postback URL "
+                     "(with your public https address in place of the host and port behind ngrok or a domain)")
+    elif settings.broker == "kite":
+        lines.append(f"Kite: log in daily at {base}/kite/login?apikey=<gateway key> or with `python run.py login` "
+                     "(the token expires at 06:00 IST); the watcher polls Kite's GTT list")
+    else:
+        lines.append("Upstox GTT webhook: not used with the sandbox broker")
+    return lines
+
+
+def _start_watcher(gateway) -> None:
+    """Reconcile with the broker before serving, then keep watching in the background."""
+    from openalgo_gtt.brokers.errors import BrokerError
+
+    report = gateway.start_watching()
+    if isinstance(report, BrokerError):
+        startup_log.warning("could not reconcile with the broker at start (%s); the watcher retries", report)
+    elif report.pairs_settled or report.statuses_changed or report.places_recovered:
+        startup_log.info("reconciled at start: %d OCO pairs settled, %d statuses updated, %d lost places settled",
+                         len(report.pairs_settled), len(report.statuses_changed), report.places_recovered)

@@ -1,0 +1,127 @@
+"""load_settings(): every variable read from its source, checked by its parser, and put in the
+Settings; a bad one is a ConfigError naming it."""
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+
+from openalgo_gtt.config import values
+from openalgo_gtt.config.errors import ConfigError
+from openalgo_gtt.config.pepper import pepper_from_file, pepper_value
+from openalgo_gtt.config.security import (
+    DEFAULT_FAILED_KEY_LIMIT,
+    DEFAULT_RATE_LIMIT,
+    parse_allowed_ips,
+    parse_bool,
+    parse_rate_limit,
+    parse_trusted_proxies,
+)
+from openalgo_gtt.config.settings import BROKERS, LOG_LEVELS, Settings
+from openalgo_gtt.config.sources import access_token, variables
+from openalgo_gtt.domain.notifications import DEFAULT_EVENTS
+
+T = TypeVar("T")
+
+# Their values are secrets (a Redis URI may carry a password): an error shows "(hidden)".
+HIDDEN = ("API_KEY_PEPPER", "ACCESS_TOKEN", "UPSTOX_API_SECRET", "KITE_API_SECRET", "KITE_ACCESS_TOKEN",
+          "RATE_LIMIT_STORAGE_URI", "NOTIFY_URLS")
+
+
+def _parse(source: Mapping[str, str], name: str, parser: Callable[[str], T], default: T) -> T:
+    raw = source.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parser(raw)
+    except ValueError as exc:
+        reason = str(exc) or "is not valid"
+        shown = "(hidden)" if name in HIDDEN else repr(raw)
+        raise ConfigError(f"{name}={shown}: {reason}") from None
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None, *, read_dotenv: bool = True
+) -> Settings:
+    """Build the Settings from the environment, a .env in `cwd`, and keys.json in `cwd`."""
+    cwd = Path.cwd() if cwd is None else cwd
+    environ = os.environ if environ is None else environ
+    source = variables(environ, cwd, read_dotenv=read_dotenv)
+
+    data_dir = cwd / "data"
+    upstox_token, token_source = access_token(cwd, source)
+    login_key = _parse(source, "UPSTOX_API_KEY", values.text, None)
+    login_secret = _parse(source, "UPSTOX_API_SECRET", values.text, None)
+    can_log_in = bool(login_key and login_secret)
+    broker_default = "upstox" if upstox_token or can_log_in else "sandbox"
+    broker = _parse(source, "BROKER", values.one_of(BROKERS), broker_default)
+    if broker == "upstox" and not upstox_token and not can_log_in:
+        raise ConfigError("BROKER=upstox: no Upstox access token; set ACCESS_TOKEN, write keys.json, "
+                          "or set UPSTOX_API_KEY and UPSTOX_API_SECRET and log in")
+    kite_token, kite_token_source = access_token(cwd, source, "kite_access_token", "KITE_ACCESS_TOKEN")
+    kite_key = _parse(source, "KITE_API_KEY", values.text, None)
+    kite_secret = _parse(source, "KITE_API_SECRET", values.text, None)
+    if broker == "kite" and not kite_key:
+        raise ConfigError("BROKER=kite: set KITE_API_KEY (the Kite Connect app's key; every call carries it)")
+    if broker == "kite" and not kite_token and not kite_secret:
+        raise ConfigError("BROKER=kite: no Kite access token; set KITE_ACCESS_TOKEN, write kite_access_token "
+                          "in keys.json, or set KITE_API_SECRET and log in")
+    port = _parse(source, "PORT", values.port, 5000)
+
+    database_url = _parse(source, "DATABASE_URL", values.text, f"sqlite:///{data_dir / 'openalgo_gtt.db'}")
+    pepper = _parse(source, "API_KEY_PEPPER", pepper_value, "")
+    pepper_source = "the API_KEY_PEPPER variable"
+    if not pepper:
+        pepper, pepper_source = pepper_from_file(database_url, data_dir, cwd)
+
+    return Settings(
+        host=_parse(source, "HOST", values.text, "127.0.0.1"),
+        port=port,
+        database_url=database_url,
+        data_dir=data_dir,
+        api_key_pepper=pepper,
+        api_key_pepper_source=pepper_source,
+        access_token=upstox_token,
+        access_token_source=token_source,
+        upstox_api_key=login_key,
+        upstox_api_secret=login_secret,
+        upstox_redirect_uri=_parse(source, "UPSTOX_REDIRECT_URI", values.redirect_uri,
+                                   f"http://127.0.0.1:{port}/upstox/callback"),
+        upstox_api_url=_parse(source, "UPSTOX_API_URL", values.url, "https://api.upstox.com"),
+        upstox_timeout=_parse(source, "UPSTOX_TIMEOUT", values.positive_seconds, 5.0),
+        broker=broker,
+        daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", values.positive_int, 10),
+        log_level=_parse(source, "LOG_LEVEL", values.one_of(LOG_LEVELS), "INFO"),
+        server_threads=_parse(source, "SERVER_THREADS", values.positive_int, 8),
+        server_connection_limit=_parse(source, "SERVER_CONNECTION_LIMIT", values.positive_int, 1000),
+        server_channel_timeout=_parse(source, "SERVER_CHANNEL_TIMEOUT", values.timeout_seconds, 15),
+        audit_retention_days=_parse(source, "AUDIT_RETENTION_DAYS", values.non_negative_int, 90),
+        kite_api_key=kite_key,
+        kite_api_secret=kite_secret,
+        kite_access_token=kite_token,
+        kite_access_token_source=kite_token_source,
+        kite_api_url=_parse(source, "KITE_API_URL", values.url, Settings.kite_api_url),
+        kite_login_url=_parse(source, "KITE_LOGIN_URL", values.url, Settings.kite_login_url),
+        kite_timeout=_parse(source, "KITE_TIMEOUT", values.positive_seconds, 5.0),
+        kite_order_rate_limits=_parse(source, "KITE_ORDER_RATE_LIMITS", parse_rate_limit, Settings.kite_order_rate_limits),
+        kite_quote_rate_limits=_parse(source, "KITE_QUOTE_RATE_LIMITS", parse_rate_limit, Settings.kite_quote_rate_limits),
+        instruments_url=_parse(source, "INSTRUMENTS_URL", values.url, Settings.instruments_url),
+        order_rate_limits=_parse(source, "ORDER_RATE_LIMITS", values.text, Settings.order_rate_limits),
+        auto_entry_pct=_parse(source, "AUTO_ENTRY_PCT", values.percentage, Decimal("4")),
+        auto_target_pct=_parse(source, "AUTO_TARGET_PCT", values.percentage, Decimal("1")),
+        auto_sl_pct=_parse(source, "AUTO_SL_PCT", values.percentage, Decimal("1")),
+        oco_poll_seconds=_parse(source, "OCO_POLL_SECONDS", values.positive_seconds, 2.0),
+        dedupe_window_seconds=_parse(source, "DEDUPE_WINDOW_SECONDS", values.non_negative_int, 60),
+        settle_seconds=_parse(source, "SETTLE_SECONDS", values.positive_seconds, 10.0),
+        rate_limit_storage_uri=_parse(source, "RATE_LIMIT_STORAGE_URI", values.storage_uri, "memory://"),
+        rate_limit=_parse(source, "RATE_LIMIT", parse_rate_limit, DEFAULT_RATE_LIMIT),
+        rate_limit_enabled=_parse(source, "RATE_LIMIT_ENABLED", parse_bool, True),
+        failed_key_limit=_parse(source, "FAILED_KEY_LIMIT", parse_rate_limit, DEFAULT_FAILED_KEY_LIMIT),
+        trusted_proxies=_parse(source, "TRUSTED_PROXIES", parse_trusted_proxies, 0),
+        allowed_ips=_parse(source, "ALLOWED_IPS", parse_allowed_ips, ()),
+        notify_urls=_parse(source, "NOTIFY_URLS", values.notify_urls, ()),
+        notify_events=_parse(source, "NOTIFY_EVENTS", values.notify_events, DEFAULT_EVENTS),
+        notify_timeout=_parse(source, "NOTIFY_TIMEOUT", values.positive_seconds, 10.0),
+        dashboard_session_hours=_parse(source, "DASHBOARD_SESSION_HOURS", values.session_hours, 12.0),
+    )
