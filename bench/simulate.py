@@ -293,20 +293,27 @@ class Simulation:
     def _check_always(self) -> None:
         from openalgo_gtt.domain.place_attempt import COUNTED, AttemptState
 
+        from openalgo_gtt.store.models import TradeCounter
+
         attempts = self._attempts()
         counted = sum(1 for a in attempts if AttemptState(a.state) in COUNTED)
-        count = self.gateway.trade_limit.today_count()
+        with self.gateway.engine.connect() as conn:
+            count = conn.execute(select(TradeCounter.count)).scalar() or 0
         if count != counted:
             self.world.violations.append(f"trade count {count} != {counted} attempts holding or counted a trade")
         self._one_live_gtt_per_request(attempts)
 
     def _one_live_gtt_per_request(self, attempts) -> None:
+        from openalgo_gtt.store.models import GttOrder
+
         live = {gtt.gtt_id for gtt in self.broker.live()}
         record_of = {a.trigger_id: a.record_id for a in attempts if a.trigger_id}
         by_record: dict[int, list[str]] = {}
-        for trigger in self.gateway.orders.list():
-            if any(b in live for b in trigger.broker_ids) and trigger.trigger_id in record_of:
-                by_record.setdefault(record_of[trigger.trigger_id], []).append(trigger.trigger_id)
+        with self.gateway.engine.connect() as conn:
+            triggers = conn.execute(select(GttOrder.trigger_id, GttOrder.broker_ids)).all()
+        for trigger_id, broker_ids in triggers:
+            if any(b in live for b in broker_ids) and trigger_id in record_of:
+                by_record.setdefault(record_of[trigger_id], []).append(trigger_id)
         for record_id, triggers in by_record.items():
             if len(triggers) > 1:
                 self.world.violations.append(f"request record {record_id} has {len(triggers)} live GTTs: {triggers}")
@@ -349,6 +356,9 @@ class Simulation:
                 if any(step > answer.step and b in legs for step, b in self.fired):
                     self.world.violations.append(f"step {answer.step}: cancel of {answer.target} answered success "
                                                  "but a leg fired after it")
+                if any(step < answer.step and b in legs for step, b in self.fired):
+                    self.world.violations.append(f"step {answer.step}: cancel of {answer.target} answered success "
+                                                 "after a leg had fired")
             elif answer.kind == "place" and answer.status == 200 and not answer.body.get("duplicate"):
                 if self.gateway.orders.get(answer.body["trigger_id"]) is None:
                     self.world.violations.append(f"step {answer.step}: answered success {answer.body['trigger_id']}"
@@ -406,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--first", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--jobs", type=int, default=1, help="processes to spread the seeds over")
     args = parser.parse_args(argv)
     seeds = list(range(args.first, args.first + args.seeds))
