@@ -83,6 +83,10 @@ class Simulation:
         self.broker = SimBroker(self.clock, self.rng)
         self.limit = self.rng.choice((3, 6, 1000))
         self.crash_odds = self.rng.choice((0.0, 0.02, 0.06))
+        # Besides the odds, one commit chosen in advance: over many seeds every commit point of
+        # a run is struck, the rare ones (a lapse, a late GTT) included.
+        self.crash_at = self.rng.randrange(1, 120)
+        self.commits = 0
         self.fault_odds = self.rng.choice((0.1, 0.3))
         self.generation = 0
         self.fired: list[tuple[int, str]] = []  # (step, broker GTT id)
@@ -111,7 +115,8 @@ class Simulation:
     def _on_commit(self, _conn) -> None:
         if self.dead:
             raise Crash()
-        if self.crash_odds and self.rng.random() < self.crash_odds:
+        self.commits += 1
+        if self.commits == self.crash_at or (self.crash_odds and self.rng.random() < self.crash_odds):
             self.dead = True
             self.world.trace.append("  crash " + self.rng.choice(("before", "after")) + " a commit")
             if self.world.trace[-1].endswith("before a commit"):
@@ -271,7 +276,7 @@ class Simulation:
 
     def _settle(self) -> None:
         """Everything settles: no more faults or crashes, time passes beyond every window."""
-        self.crash_odds = 0.0
+        self.crash_odds, self.crash_at = 0.0, 0
         self.broker.armed = None
         for seconds in (SETTLE_SECONDS + 1, 61, LATE_HORIZON_SECONDS + 1, 1):
             self.clock.advance(seconds)
