@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from openalgo_gtt.brokers.errors import BrokerTimeout, InputRejected
-from openalgo_gtt.domain.gtt import PlaceIntent
+from openalgo_gtt.domain.intent import PlaceIntent
 from openalgo_gtt.domain.model import CANCELLED, TriggerStatus
 from openalgo_gtt.domain.strategy import DEFAULT_PCTS
 from openalgo_gtt.domain.symbols import InstrumentInfo
@@ -28,8 +28,10 @@ from openalgo_gtt.services.place import PlaceGtt, Settling
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.recovery import Recovery
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
+from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.instruments import InstrumentIndex
+from openalgo_gtt.store.leases import DatabaseLease
 from openalgo_gtt.store.models import AuditRecord, LapsedPlace, RequestRecord
 from openalgo_gtt.store.unit_of_work import Store
 from tests.fakes.memory_broker import MemoryBroker
@@ -44,7 +46,8 @@ class Services:
 
     def __init__(self, engine, *, stale_after: timedelta = timedelta(minutes=5), limit: int = 5):
         self.broker = MemoryBroker()
-        self.store = Store(engine, make_session_factory(engine), holder=f"test:{uuid.uuid4().hex[:6]}")
+        holder = f"test:{uuid.uuid4().hex[:6]}"
+        self.store = Store(engine, make_session_factory(engine), holder=holder)
         self.audit = AuditTrail(self.store.audit)
         self.limit = DailyTradeLimit(self.store.trades, limit)
         self.once = ExactlyOnce(self.store, self.audit, dedupe_window_seconds=60, stale_after=stale_after)
@@ -54,8 +57,11 @@ class Services:
                                            "p" * 40)
         self.place = PlaceGtt(self.broker, planner, self.store, self.limit, self.once, in_flight,
                               notifications=self.notifications)
+        lease = DatabaseLease(engine, "gtt-watcher", holder, ttl=LEASE_TTL)
+        watcher = GttWatcher(self.broker, self.store, lease, 2.0, notifications=self.notifications)
         self.gtts = GttService(self.broker, InstrumentIndex.from_instruments([IDEA]), self.store.orders, planner,
-                               in_flight, self.once)
+                               in_flight, self.once, store=self.store, watcher=watcher,
+                               notifications=self.notifications, staged=None)
         self.recovery = Recovery(self.store.requests, self.place, self.audit, self.once)
         self.late_gtts = LateGtts(self.broker, self.store, self.place, self.limit, self.audit, self.notifications)
 
