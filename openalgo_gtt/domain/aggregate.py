@@ -75,16 +75,20 @@ def _when(at: datetime | None) -> str:
 def fired_refusal(trigger_id: str, verb: str, fired: Fired, trigger_type: str, *,
                   exit_id: str | None = None) -> DomainError:
     """Why a trigger whose part fired cannot be `verb` ("cancelled", "modified")."""
-    if fired.role in (LOWER, UPPER) or trigger_type == TriggerKind.TWO_LEG:
-        part = f"its {_PART_WORDS.get(fired.role, 'leg')} {fired.broker_id}" if fired.role in (LOWER, UPPER) \
-            else f"its {_PART_WORDS.get(fired.role, 'leg')} leg"
-        after = "a fired leg cannot be undone, and the gateway cancels the other leg"
+    if fired.role in (LOWER, UPPER):  # one of two broker GTTs
+        part = f"its {_PART_WORDS[fired.role]} {fired.broker_id}"
+    elif trigger_type == TriggerKind.TWO_LEG:  # a rule of one native two-leg GTT (Kite)
+        part = f"its {_PART_WORDS.get(fired.role, 'one')} leg"
     elif trigger_type == TriggerKind.BRACKET:
         part = f"its {_PART_WORDS.get(fired.role, str(fired.role).lower())}"
-        protects = f"its exit OCO {exit_id}" if exit_id else "its target and stop-loss"
-        after = f"the position it opened exists, and {protects} stay at the broker to protect it"
     else:
         part = "it"
+    if trigger_type == TriggerKind.TWO_LEG:
+        after = "a fired leg cannot be undone, and the other leg is cancelled because of it"
+    elif trigger_type == TriggerKind.BRACKET:
+        protects = f"its exit OCO {exit_id} stays" if exit_id else "its target and stop-loss stay"
+        after = f"the position it opened exists, and {protects} at the broker to protect it"
+    else:
         after = "a fired GTT cannot be undone"
     if fired.gone:
         what = f"{part} is no longer listed at the broker (completed, or deleted there)"
