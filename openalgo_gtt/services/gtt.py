@@ -204,21 +204,29 @@ class GttService:
                 raise fired_refusal(trigger_id, "cancelled", fired, _kind_of(at_broker))
             return trigger_id
         gtts = self._read(recorded)
+        self._refuse_if_fired(recorded, gtts, "cancelled")
         if not recorded.is_pair and gtts[0] is None:
             if recorded.status == TriggerStatus.CANCELLED:
                 return recorded.trigger_id  # cancelled before; the broker no longer lists it
             # Upstox's details call omits completed GTTs: nothing is left to cancel.
             raise DomainError(f"{recorded.trigger_id} cannot be cancelled: it is no longer listed at the broker "
                               "(completed, or deleted there)")
-        self._refuse_if_fired(recorded, gtts, "cancelled")
         self._refuse_if_ended(recorded, gtts)
+        done: list[str] = []
         for broker_id, gtt in zip(recorded.broker_ids, gtts):
             if gtt is not None and gtt.cancelled:
                 continue  # cancelled at the broker already: nothing of it can fire
-            if self._cancel_at_broker(broker_id, recorded.trigger_type) is not None:
+            try:
+                fired = self._cancel_at_broker(broker_id, recorded.trigger_type)
+            except BrokerError as exc:
+                if done:  # half a pair cancelled: never leave the other leg live for long
+                    self._settle_half_cancelled(recorded, exc, done[0], broker_id)
+                raise
+            if fired is not None:
                 # It fired between the read and its cancel: the trigger is triggered, not cancelled
                 # (the watcher cancels an OCO's other leg as it records that).
                 self._refuse_if_fired(recorded, self._read(recorded), "cancelled")
+            done.append(broker_id)
         if recorded.status == TriggerStatus.CANCELLED:
             return recorded.trigger_id  # a retry of a cancel that was done: no second event
         now = utcnow()
@@ -226,6 +234,18 @@ class GttService:
             uow.set_status(recorded.trigger_id, TriggerStatus.CANCELLED, cancelled_at=now)
             self.notifications.emit(uow, trigger_event(EventKind.CANCELLED, now, recorded))
         return recorded.trigger_id
+
+    def _settle_half_cancelled(self, recorded: RecordedTrigger, exc: BrokerError, cancelled: str, live: str) -> None:
+        """One leg of a pair is cancelled and the other's cancel failed every try: the watcher
+        settles such a pair (it cancels the live leg), now if the broker lets it, else on its
+        next pass. The caller is told, and a cancel sent again confirms it."""
+        try:
+            self.watcher.settle_seen(recorded.trigger_id, self._read(recorded))
+        except BrokerError:
+            log.warning("OCO %s: leg %s cancelled, leg %s not yet: the watcher's next pass cancels it",
+                        recorded.trigger_id, cancelled, live)
+        exc.message += (f"; the leg {cancelled} of {recorded.trigger_id} was cancelled, and the gateway cancels "
+                        f"the leg {live} as soon as the broker lets it: send the cancel again to confirm")
 
     def _refuse_if_ended(self, recorded: RecordedTrigger, gtts: list[BrokerGtt | None]) -> None:
         """A trigger that expired or was rejected at the broker (a part of it, for a pair) has
@@ -264,8 +284,7 @@ class GttService:
                 if gtt is not None and gtt.cancelled:
                     log.info("GTT %s was already cancelled at the broker: the cancel is done", broker_id)
                     return None
-                fired = fired_part(TriggerKind.SINGLE if trigger_type == TriggerKind.TWO_LEG else trigger_type,
-                                   [broker_id], [gtt])
+                fired = fired_part(trigger_type, [broker_id], [gtt])
                 if fired is not None:
                     return fired
                 raise

@@ -189,6 +189,28 @@ def test_on_upstox_a_cancel_lost_in_transit_is_sent_again_so_no_leg_stays_live(u
     assert (leg_status(fake_upstox, lower), leg_status(fake_upstox, upper)) == ("CANCELLED", "CANCELLED")
 
 
+def test_on_upstox_a_pair_half_cancelled_by_a_failing_broker_is_settled_not_left_with_a_live_leg(
+        upstox, fake_upstox, upstox_gateway):
+    trigger_id = placed(upstox("placegtt", OCO_SELL))
+    lower, upper = upstox_gateway.orders.get(trigger_id).broker_ids
+    original, calls = upstox_gateway.broker.cancel_gtt, []
+
+    def second_leg_fails_three_times(broker_id):
+        calls.append(broker_id)
+        if broker_id == upper and calls.count(upper) <= 3:
+            fake_upstox.inject("gtt.cancel", "500")
+        return original(broker_id)
+
+    upstox_gateway.broker.cancel_gtt = second_leg_fails_three_times
+    failed = upstox("cancelgtt", trigger_id=trigger_id)
+    assert failed.status_code == 502
+    assert f"the leg {lower} of {trigger_id} was cancelled" in failed.get_json()["message"]
+    # The watcher settled the half-cancelled pair at once: its live leg was cancelled too.
+    assert (leg_status(fake_upstox, lower), leg_status(fake_upstox, upper)) == ("CANCELLED", "CANCELLED")
+    again = upstox("cancelgtt", trigger_id=trigger_id)
+    assert again.status_code == 200 and upstox_gateway.orders.get(trigger_id).status == "cancelled"
+
+
 def test_on_upstox_a_legs_status_names_its_pair(upstox, upstox_gateway):
     trigger_id = placed(upstox("placegtt", OCO_SELL))
     lower, upper = upstox_gateway.orders.get(trigger_id).broker_ids
