@@ -23,7 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from openalgo_gtt.api.errors import BadRequest
-from openalgo_gtt.domain.gtt import PlaceIntent
+from openalgo_gtt.domain.intent import PlaceIntent
 
 MAX_PRICE = Decimal("10000000")  # Rs 1 crore: above any listed price; larger is a typo or overflow
 MAX_QUANTITY = 100_000_000

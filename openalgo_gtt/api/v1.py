@@ -94,6 +94,9 @@ event_model = ns.model(
 )
 status_entry_model = ns.inherit("GttStatusEntry", entry_model, {
     "events": fields.List(fields.Nested(event_model), description="what the gateway noticed, oldest first"),
+    "pair_trigger_id": fields.String(description="asked by an OCO leg's broker id: the OCO it belongs to"),
+    "role": fields.String(enum=["stoploss", "target", "two-leg"], description="asked by a leg's id: its role"),
+    "pair_status": fields.String(description="asked by a leg's id: its OCO's status"),
 })
 status_model = ns.model(
     "GttOrderStatus",
@@ -232,4 +235,6 @@ class GttOrderStatus(Resource):
         body = validate(TriggerBody, raw)
         gtts = _gateway().gtts
         entry = gtts.status(body.trigger_id)
-        return _marked({"status": "success", "data": {**entry, "events": gtts.events(entry["trigger_id"])}})
+        # A leg's events are its pair's: the pair is what the gateway tells the trader about.
+        events = gtts.events(entry.get("pair_trigger_id") or entry["trigger_id"])
+        return _marked({"status": "success", "data": {**entry, "events": events}})

@@ -12,6 +12,9 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
+# A rule's status is defined with its phase (waiting, fired, ...), in one module; named here too.
+from openalgo_gtt.domain.rule_status import Phase, RuleStatus, phase
+
 
 class GttType(StrEnum):
     """A broker GTT's shape: one rule, an entry with exits (Upstox v3's names), or a native
@@ -47,24 +50,6 @@ class BrokerProduct(StrEnum):
     INTRADAY = "I"
     DELIVERY = "D"
     MTF = "MTF"
-
-
-class RuleStatus(StrEnum):
-    """A rule's status as the broker reports it."""
-
-    SCHEDULED = "SCHEDULED"
-    TRIGGERED = "TRIGGERED"
-    EXPIRED = "EXPIRED"
-    OPEN = "OPEN"
-    COMPLETED = "COMPLETED"
-    CANCELLED = "CANCELLED"
-    PENDING = "PENDING"
-    FAILED = "FAILED"
-    INACTIVE = "INACTIVE"
-
-
-# A GTT with any rule in one of these states can still fire.
-LIVE_RULE_STATUSES = frozenset({RuleStatus.SCHEDULED, RuleStatus.PENDING, RuleStatus.OPEN, RuleStatus.INACTIVE})
 
 
 class TriggerStatus(StrEnum):
@@ -174,13 +159,13 @@ class BrokerGtt:
 
     @property
     def can_fire(self) -> bool:
-        """Whether any rule can still fire: the one definition of a live GTT."""
-        return any(rule.status in LIVE_RULE_STATUSES for rule in self.rules)
+        """Whether any rule can still fire (is waiting): the one definition of a live GTT."""
+        return any(phase(rule.status) is Phase.WAITING for rule in self.rules)
 
     @property
     def cancelled(self) -> bool:
         """Whether every rule was cancelled (in the app, or by the gateway withdrawing it)."""
-        return all(rule.status == RuleStatus.CANCELLED for rule in self.rules)
+        return all(phase(rule.status) is Phase.CANCELLED for rule in self.rules)
 
     def matches(self, request: GttRequest) -> bool:
         """Whether this is the GTT `request` asked for (instrument, side, quantity, product and

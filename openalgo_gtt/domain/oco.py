@@ -14,10 +14,12 @@ from decimal import Decimal
 
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.model import (
-    CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, NATIVE_OCO, OPEN, PENDING, SCHEDULED, STOPLOSS, TARGET, TRIGGERED,
-    UPSTOX_FEATURES, BrokerFeatures, TriggerKind, TriggerStatus,
+    CANCELLED, ENTRY, NATIVE_OCO, SINGLE, STOPLOSS, TARGET, UPSTOX_FEATURES, BrokerFeatures, TriggerKind,
+    TriggerStatus,
 )
-from openalgo_gtt.domain.gtt import SINGLE, InstrumentLike, PlaceIntent, Plan, plan_single
+from openalgo_gtt.domain.intent import InstrumentLike, PlaceIntent, Plan
+from openalgo_gtt.domain.plan_single import plan_single
+from openalgo_gtt.domain.rule_status import GONE, Phase, phase
 
 LOWER = "stoploss"  # the leg that fires when the price falls to triggerprice_sl
 UPPER = "target"  # the leg that fires when the price rises to triggerprice_tg
@@ -70,11 +72,6 @@ def plan_two_leg(intent: PlaceIntent, instrument: InstrumentLike, features: Brok
 
 # --- the pair's state, as the watcher and the order book see it ---------------------------------
 
-WAITING = frozenset({SCHEDULED, PENDING})
-FIRED = frozenset({TRIGGERED, OPEN, COMPLETED})
-GONE = "GONE"  # Upstox no longer lists the leg: completed (its list omits those) or deleted there
-
-
 def leg_state(gtt) -> str:
     """The ENTRY rule's broker status of one leg (a BrokerGtt), or GONE when it is not listed."""
     if gtt is None:
@@ -82,43 +79,50 @@ def leg_state(gtt) -> str:
     entry = next((rule for rule in gtt.rules if rule.strategy == ENTRY), None)
     if entry is None and gtt.rules:
         # A native OCO has no ENTRY: the leg that moved speaks for it, else the first.
-        entry = next((rule for rule in gtt.rules if rule.status not in WAITING), gtt.rules[0])
+        entry = next((rule for rule in gtt.rules if phase(rule.status) is not Phase.WAITING), gtt.rules[0])
     return entry.status if entry is not None else GONE
 
 
 def pair_status(lower_state: str, upper_state: str) -> TriggerStatus:
-    """active while both legs wait; once either leaves SCHEDULED the pair is over, and says why."""
-    states = {lower_state, upper_state}
-    if states <= WAITING:
+    """active while both legs wait; once either stops waiting the pair is over, and says why."""
+    phases = {phase(lower_state), phase(upper_state)}
+    if phases == {Phase.WAITING}:
         return TriggerStatus.ACTIVE
-    if states & FIRED or GONE in states:
+    if Phase.FIRED in phases:
         return TriggerStatus.TRIGGERED
-    if FAILED in states:
+    if Phase.FAILED in phases:
         return TriggerStatus.REJECTED
-    if EXPIRED in states:
+    if Phase.EXPIRED in phases:
         return TriggerStatus.EXPIRED
-    return TriggerStatus.CANCELLED
+    return TriggerStatus.CANCELLED  # cancelled at the broker, or a status this gateway does not know
+
+
+def leg_status(state: str) -> TriggerStatus:
+    """One leg's own status (its pair's is `pair_status`): what a status call on a leg's id shows."""
+    return pair_status(state, state)  # a pair of two such legs reads the same
 
 
 _ROLE_WORDS = {LOWER: "stop-loss", UPPER: "target"}
 _WHAT_HAPPENED = {
-    TRIGGERED: "fired", OPEN: "fired", COMPLETED: "fired",
-    GONE: "is no longer listed at the broker (completed, or deleted there)",
-    CANCELLED: "was cancelled at the broker", EXPIRED: "expired", FAILED: "was rejected at the broker",
+    Phase.FIRED: "fired", Phase.CANCELLED: "was cancelled at the broker", Phase.EXPIRED: "expired",
+    Phase.FAILED: "was rejected at the broker",
 }
 
 
-def _happened(state: str) -> str:
-    return _WHAT_HAPPENED.get(state, f"left SCHEDULED ({state})")
+def happened(state: str) -> str:
+    """What a leg's broker status says happened to it, as a trader reads it."""
+    if state == GONE:
+        return "is no longer listed at the broker (completed, or deleted there)"
+    return _WHAT_HAPPENED.get(phase(state), f"left SCHEDULED ({state})")
 
 
 def settled_message(broker_ids: tuple[str, str] | list[str], states: tuple[str, str]) -> str:
     """The pair's message once it is over, as a trader reads it: which leg did what, and that the
     other was cancelled. E.g. "the target leg GTT-1 fired; the stop-loss leg GTT-2 was cancelled"."""
     roles = (LOWER, UPPER)
-    done = [i for i, state in enumerate(states) if state not in WAITING]
-    waiting = [i for i, state in enumerate(states) if state in WAITING]
-    parts = [f"the {_ROLE_WORDS[roles[i]]} leg {broker_ids[i]} {_happened(states[i])}" for i in done]
+    done = [i for i, state in enumerate(states) if phase(state) is not Phase.WAITING]
+    waiting = [i for i, state in enumerate(states) if phase(state) is Phase.WAITING]
+    parts = [f"the {_ROLE_WORDS[roles[i]]} leg {broker_ids[i]} {happened(states[i])}" for i in done]
     parts += [f"the {_ROLE_WORDS[roles[i]]} leg {broker_ids[i]} was cancelled" for i in waiting]
     return "; ".join(parts)
 
@@ -126,8 +130,8 @@ def settled_message(broker_ids: tuple[str, str] | list[str], states: tuple[str, 
 def cancelled_by_gateway(this_state: str, other_id: str, other_state: str) -> str | None:
     """The message of a leg the gateway cancelled because the other leg fired, or None when this
     leg was not cancelled for that reason (the broker's own message stands)."""
-    if this_state == CANCELLED and (other_state in FIRED or other_state == GONE):
-        return f"cancelled by the gateway: the other leg ({other_id}) {_happened(other_state)}"
+    if this_state == CANCELLED and phase(other_state) is Phase.FIRED:
+        return f"cancelled by the gateway: the other leg ({other_id}) {happened(other_state)}"
     return None
 
 

@@ -3,37 +3,24 @@ the events each change gives the trader. Pure: the watcher feeds it records and 
 writes what it returns in one transaction, and writes nothing when it returns None.
 
 The record keeps, besides the trigger's status, `broker_state`: the broker status of every rule
-that has left the waiting states (fired, failed, expired, cancelled), by broker GTT id and rule.
-A rule moving between waiting states (SCHEDULED, PENDING, INACTIVE) or between fired states (OPEN,
-COMPLETED) is no change worth a write; a rule moving from waiting to anything else is an event.
+that is no longer waiting (fired, failed, expired, cancelled), by broker GTT id and rule. A rule
+moving within one phase (SCHEDULED to INACTIVE, OPEN to COMPLETED: domain/rule_status.py) is no
+change worth a write; a rule moving from waiting to anything else is an event.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from openalgo_gtt.domain.gtt import ROLE, gtt_status
+from openalgo_gtt.domain.book import ROLE, gtt_status
 from openalgo_gtt.domain.model import (
-    ABOVE, BELOW, CANCELLED, COMPLETED, ENTRY, EXPIRED, FAILED, INACTIVE, OPEN, PENDING, SCHEDULED, TRIGGERED,
-    BrokerGtt, EventKind, RuleState, TriggerKind, TriggerStatus,
+    ABOVE, BELOW, CANCELLED, ENTRY, BrokerGtt, EventKind, RuleState, TriggerKind, TriggerStatus,
 )
 from openalgo_gtt.domain.notifications import Event
-from openalgo_gtt.domain.oco import FIRED as PAIR_FIRED, GONE, LOWER, UPPER, WAITING as PAIR_WAITING
-from openalgo_gtt.domain.oco import cancelled_by_gateway, leg_state, pair_status, settled_message
-
-WAITING = frozenset({SCHEDULED, PENDING, INACTIVE})
-FIRED = frozenset({TRIGGERED, OPEN, COMPLETED, GONE})
+from openalgo_gtt.domain.oco import LOWER, UPPER, cancelled_by_gateway, leg_state, pair_status, settled_message
+from openalgo_gtt.domain.rule_status import GONE, Phase, phase
 
 BrokerState = dict[str, dict[str, str]]  # broker GTT id -> rule strategy -> broker status
-
-
-def phase(status: str | None) -> str:
-    """waiting, fired, or the status itself (FAILED, EXPIRED, CANCELLED, or one unknown)."""
-    if status is None or status in WAITING:
-        return "waiting"
-    if status in FIRED:
-        return "fired"
-    return status
 
 
 @dataclass(frozen=True)
@@ -80,7 +67,7 @@ class Change:
 
 def _phases(state: BrokerState) -> dict[tuple[str, str], str]:
     return {(gtt_id, strategy): phase(status) for gtt_id, rules in state.items() for strategy, status in rules.items()
-            if phase(status) != "waiting"}
+            if phase(status) is not Phase.WAITING}
 
 
 def _event(w: Watched, kind: str, now: datetime, **facts) -> Event:
@@ -112,7 +99,7 @@ def observe(w: Watched, gtts: list[BrokerGtt | None], now: datetime) -> Change |
 def _observe_gtt(w: Watched, gtt: BrokerGtt, now: datetime) -> Change | None:
     status = gtt_status(gtt)
     message = next((rule.message for rule in gtt.rules if rule.message), None)
-    rules = {rule.strategy: rule.status for rule in gtt.rules if phase(rule.status) != "waiting"}
+    rules = {rule.strategy: rule.status for rule in gtt.rules if phase(rule.status) is not Phase.WAITING}
     state = {gtt.gtt_id: rules} if rules else {}
     old = _phases(w.broker_state)
     if status == w.status and message == w.status_message and _phases(state) == old:
@@ -120,20 +107,21 @@ def _observe_gtt(w: Watched, gtt: BrokerGtt, now: datetime) -> Change | None:
     events: list[Event] = []
     is_bracket = w.trigger_type == TriggerKind.BRACKET
     newly = [rule for rule in gtt.rules
-             if phase(rule.status) != "waiting" and old.get((gtt.gtt_id, rule.strategy)) != phase(rule.status)]
+             if phase(rule.status) is not Phase.WAITING and old.get((gtt.gtt_id, rule.strategy)) != phase(rule.status)]
     for rule in newly:
         leg = ROLE.get(rule.strategy) if is_bracket else None
-        if phase(rule.status) == "fired":
+        if phase(rule.status) is Phase.FIRED:
             events.append(_rule_event(w, EventKind.TRIGGERED, gtt, rule, now, leg))
-        elif rule.status == FAILED:
+        elif phase(rule.status) is Phase.FAILED:
             events.append(_rule_event(w, EventKind.REJECTED, gtt, rule, now, leg))
     entry = next((rule for rule in gtt.rules if rule.strategy == ENTRY), gtt.rules[0] if gtt.rules else None)
     fates = {phase(rule.status) for rule in gtt.rules}
-    if entry is not None and any(rule.status == EXPIRED for rule in newly):
+    if entry is not None and any(phase(rule.status) is Phase.EXPIRED for rule in newly):
         events.append(_rule_event(w, EventKind.EXPIRED, gtt, entry, now, None))
     # A bracket's exits are cancelled *because* the other exit filled or the entry failed or
     # expired: only a cancel with nothing else behind it was done outside the gateway.
-    if entry is not None and any(rule.status == CANCELLED for rule in newly) and not fates & {"fired", FAILED, EXPIRED}:
+    if (entry is not None and any(phase(rule.status) is Phase.CANCELLED for rule in newly)
+            and not fates & {Phase.FIRED, Phase.FAILED, Phase.EXPIRED}):
         events.append(_rule_event(w, EventKind.CANCELLED_AT_BROKER, gtt, entry, now, None))
     return Change(w.trigger_id, w.status, w.broker_state, status, message, state, events=events)
 
@@ -149,13 +137,13 @@ def _observe_pair(w: Watched, lower: BrokerGtt | None, upper: BrokerGtt | None, 
     to_cancel: list[str] = []
     final = list(states)
     for i, gtt in enumerate((lower, upper)):
-        if phase(states[i]) == "waiting" or old.get((ids[i], ENTRY)) == phase(states[i]):
+        if phase(states[i]) is Phase.WAITING or old.get((ids[i], ENTRY)) == phase(states[i]):
             continue
         role = (LOWER, UPPER)[i]
         recorded = w.legs[i] if i < len(w.legs) else {}
         rule = next((r for r in gtt.rules if r.strategy == ENTRY), None) if gtt is not None else None
-        kind = {"fired": EventKind.TRIGGERED, FAILED: EventKind.REJECTED, EXPIRED: EventKind.EXPIRED,
-                CANCELLED: EventKind.CANCELLED_AT_BROKER}.get(phase(states[i]), EventKind.CANCELLED_AT_BROKER)
+        kind = {Phase.FIRED: EventKind.TRIGGERED, Phase.FAILED: EventKind.REJECTED, Phase.EXPIRED: EventKind.EXPIRED,
+                Phase.CANCELLED: EventKind.CANCELLED_AT_BROKER}.get(phase(states[i]), EventKind.CANCELLED_AT_BROKER)
         if kind == EventKind.EXPIRED and any(e.kind == EventKind.EXPIRED for e in events):
             continue  # both legs expire together: one message
         events.append(_event(
@@ -168,7 +156,7 @@ def _observe_pair(w: Watched, lower: BrokerGtt | None, upper: BrokerGtt | None, 
     if status != TriggerStatus.ACTIVE:
         # One leg is done: the other must not fire too. Every leg still waiting is cancelled.
         for i in (0, 1):
-            if states[i] in PAIR_WAITING:
+            if phase(states[i]) is Phase.WAITING:
                 to_cancel.append(ids[i])
                 final[i] = CANCELLED
                 why = cancelled_by_gateway(CANCELLED, ids[1 - i], states[1 - i])
@@ -176,9 +164,9 @@ def _observe_pair(w: Watched, lower: BrokerGtt | None, upper: BrokerGtt | None, 
         message = settled_message(ids, tuple(states))
         if to_cancel:
             events.append(_event(w, EventKind.OCO_SETTLED, now, message=message))
-        if states[0] in PAIR_FIRED | {GONE} and states[1] in PAIR_FIRED | {GONE}:
+        if phase(states[0]) is Phase.FIRED and phase(states[1]) is Phase.FIRED:
             events.append(_event(w, EventKind.OCO_BOTH_FIRED, now, message=message))
-    state = {ids[i]: {ENTRY: final[i]} for i in (0, 1) if phase(final[i]) != "waiting"}
+    state = {ids[i]: {ENTRY: final[i]} for i in (0, 1) if phase(final[i]) is not Phase.WAITING}
     if status == w.status and message == w.status_message and not leg_updates and _phases(state) == old:
         return None
     return Change(w.trigger_id, w.status, w.broker_state, status, message, state, leg_updates, events, to_cancel)

@@ -23,7 +23,7 @@ from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.domain.model import NATIVE_OCO, BrokerGtt, Quote, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import ist_text
-from openalgo_gtt.domain.gtt import book_entry, last_change
+from openalgo_gtt.domain.book import book_entry, last_change
 from openalgo_gtt.domain.oco import LOWER, UPPER, cancelled_by_gateway, leg_state, pair_book_entry, pair_status
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 from openalgo_gtt.domain.encoding import dumps
@@ -167,11 +167,10 @@ def gtt_entry(instruments: InstrumentIndex, gtt: BrokerGtt, last_price: Decimal 
                       is_derivative=is_derivative, recorded=record)
 
 
-def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | None, upper: BrokerGtt | None,
-               last_price: Decimal | None, legs_changed_at: datetime | None = None) -> dict:
-    """A two-leg trigger's entry from its record (a GttOrder) and its legs at the broker;
-    `legs_changed_at` is the watcher's latest change of a recorded leg (when the broker gives no
-    time of its own, it is the time the pair was settled)."""
+def pair_sides(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | None, upper: BrokerGtt | None,
+               last_price: Decimal | None) -> list[dict]:
+    """The entries of a two-leg trigger's legs (lower, then upper), each from its broker GTT, or
+    from the record for a leg the broker no longer lists."""
     sides = []
     states = (leg_state(lower), leg_state(upper))
     for i, (gtt, leg) in enumerate(((lower, recorded.legs[0]), (upper, recorded.legs[1]))):
@@ -183,7 +182,16 @@ def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | N
         if why is not None:
             side = {**side, "legs": [{**each, "message": why} for each in side["legs"]]}
         sides.append(side)
-    status = pair_status(*states)
+    return sides
+
+
+def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | None, upper: BrokerGtt | None,
+               last_price: Decimal | None, legs_changed_at: datetime | None = None) -> dict:
+    """A two-leg trigger's entry from its record (a GttOrder) and its legs at the broker;
+    `legs_changed_at` is the watcher's latest change of a recorded leg (when the broker gives no
+    time of its own, it is the time the pair was settled)."""
+    sides = pair_sides(instruments, recorded, lower, upper, last_price)
+    status = pair_status(leg_state(lower), leg_state(upper))
     if status == TriggerStatus.ACTIVE and recorded.status != TriggerStatus.ACTIVE:
         status = recorded.status  # cancelled through the gateway; Upstox may lag a moment
     entry = pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openalgo_gtt.brokers.base import Broker
-from openalgo_gtt.domain.gtt import BRACKET, OCO, PlaceIntent, Plan, plan_bracket, plan_single
+from openalgo_gtt.domain.intent import BRACKET, OCO, PlaceIntent, Plan
+from openalgo_gtt.domain.plan_bracket import plan_bracket
+from openalgo_gtt.domain.plan_single import plan_single
 from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerFeatures
 from openalgo_gtt.domain.oco import OcoPlan, plan_oco, plan_two_leg
 from openalgo_gtt.domain.strategy import BracketPcts

@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from dataclasses import dataclass, field
 from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker, TickSink
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock
-from openalgo_gtt.domain.model import BrokerGtt
+from openalgo_gtt.domain.model import CANCELLED, BrokerGtt
+from openalgo_gtt.domain.oco import leg_state
+from openalgo_gtt.domain.rule_status import Phase, phase
 from openalgo_gtt.domain.watch import Change, Watched, observe
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.store.leases import DatabaseLease
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL = timedelta(seconds=15)
 RENEW_SECONDS = 5.0
+CANCEL_TRIES = 3  # an OCO leg that must not fire: its cancel is sent this many times in a pass
 
 
 class OneListing:
@@ -144,16 +147,9 @@ class GttWatcher:
         now = self.clock.now()
         changes: list[Change] = []
         for watched, gtts in observed:
-            change = observe(watched, gtts, now)
-            if change is None:
-                continue
-            try:
-                for broker_id in change.to_cancel:
-                    self.broker.cancel_gtt(broker_id)  # a failure leaves the pair active: retried next pass
-            except BrokerError as exc:  # this one is retried next pass; the others go on
-                log.warning("could not settle %s: %s", watched.trigger_id, exc)
-                continue
-            changes.append(change)
+            change = self._settled(watched, gtts, now)
+            if change is not None:
+                changes.append(change)
         if not changes:
             return
         pairs = {watched.trigger_id for watched, _ in observed if watched.is_pair}
@@ -172,6 +168,50 @@ class GttWatcher:
                         log.info("OCO %s settled: %s", change.trigger_id, change.message)
                 elif change.status != change.was_status or change.events:
                     report.statuses_changed.append(change.trigger_id)
+
+    def _settled(self, watched: Watched, gtts: list[BrokerGtt | None], now: datetime) -> Change | None:
+        """The change to record for one trigger, once every OCO leg it must cancel is cancelled.
+
+        A pass never ends with one leg of a pair live and the other over: a cancel that fails is
+        sent again at once (CANCEL_TRIES in all; the sandbox is not polled, so for it there is no
+        next pass but the next tick). A leg that is no longer waiting when read again was
+        cancelled (this cancel's answer was lost, or someone else's) or fired meanwhile: then the
+        pair is observed again, both legs read afresh. Only when every try failed is the trigger
+        left unrecorded, still active, for the next pass."""
+        change = observe(watched, gtts, now)
+        pending = list(change.to_cancel) if change is not None else []
+        for attempt in range(1, CANCEL_TRIES + 1):
+            failed = []
+            for broker_id in pending:
+                try:
+                    self.broker.cancel_gtt(broker_id)
+                except BrokerError as exc:
+                    log.warning("could not cancel %s of %s (try %d of %d): %s", broker_id, watched.trigger_id,
+                                attempt, CANCEL_TRIES, exc)
+                    failed.append(broker_id)
+            if not failed:
+                return change
+            pending = []
+            for broker_id in failed:
+                try:
+                    state = leg_state(self.broker.get_gtt(broker_id))
+                except BrokerError:
+                    pending.append(broker_id)  # unknown: send the cancel again
+                    continue
+                if phase(state) is Phase.WAITING:
+                    pending.append(broker_id)
+                elif state != CANCELLED:  # it fired (or ended) meanwhile: what to record has changed
+                    try:
+                        fresh = [self.broker.get_gtt(b) for b in watched.broker_ids]
+                    except BrokerError:
+                        return None  # the next pass reads it again
+                    again = observe(watched, fresh, now)
+                    return again if again is not None and not again.to_cancel else None
+            if not pending:
+                return change
+        log.warning("could not settle %s: a leg is still live after %d tries; the next pass tries again",
+                    watched.trigger_id, CANCEL_TRIES)
+        return None
 
     def housekeep(self) -> None:
         """The poll's work besides the broker; a failure is logged, never stops the poll."""

@@ -253,10 +253,13 @@ def test_bracket_exit_appears_once_after_its_entry_fills(server_factory, fake_ki
     time.sleep(1.0)
     assert len([g for g in fake_kite.gtts() if g["type"] == "two-leg"]) == 1
 
-    # Cancelling the bracket now cancels its live exit (the fired entry cannot be deleted).
-    cancelled = post(server, "cancelgtt", {"apikey": key, "trigger_id": bracket["trigger_id"]})
-    assert cancelled.status_code == 200, cancelled.text
-    assert fake_kite.gtt(exit_gtt["id"])["status"] == "deleted"
+    # The entry fired: the bracket is not cancelled (a fire cannot be undone), and its exit is left
+    # live to protect the position the entry opened; the refusal says so.
+    refused = post(server, "cancelgtt", {"apikey": key, "trigger_id": bracket["trigger_id"]})
+    assert refused.status_code == 400, refused.text
+    assert "its entry fired at " in refused.json()["message"]
+    assert f"its exit OCO {exit_gtt['id']} stays at the broker" in refused.json()["message"]
+    assert fake_kite.gtt(exit_gtt["id"])["status"] == "active"
 
 
 def test_python_run_py_login_logs_in_to_kite(server_factory, fake_kite):

@@ -50,7 +50,7 @@ WATCHED_TABLES = ("gtt_orders", "gtt_legs", "notify_events", "notify_deliveries"
 
 def writes(seen):
     """The writes to what the watcher keeps (the lost-places check purges expired request
-    records on its own, a constant statement per poll: services/recovery.py)."""
+    records on its own, a constant statement per poll: services/attempts.py)."""
     return [s.split(None, 1)[0].upper() for s in seen["sql"]
             if s.split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE") and any(t in s for t in WATCHED_TABLES)]
 

@@ -15,10 +15,14 @@ from openalgo_gtt.domain.model import (
     RuleState,
 )
 from openalgo_gtt.domain.errors import DomainError
-from openalgo_gtt.domain.gtt import (
-    BracketPcts, PlaceIntent, book_entry, bracket_prices, caller_product, check_modify_allowed,
-    format_ist, gtt_status, plan_bracket, plan_single, upstox_product,
-)
+from openalgo_gtt.domain.book import book_entry, gtt_status
+from openalgo_gtt.domain.clock import ist_text as format_ist
+from openalgo_gtt.domain.intent import PlaceIntent
+from openalgo_gtt.domain.modify import check_modify_allowed
+from openalgo_gtt.domain.plan_bracket import plan_bracket
+from openalgo_gtt.domain.plan_single import plan_single
+from openalgo_gtt.domain.products import caller_product, upstox_product
+from openalgo_gtt.domain.strategy import BracketPcts, bracket_prices
 from openalgo_gtt.domain.prices import on_tick
 
 D = Decimal
@@ -492,7 +496,7 @@ def gtt(*rules, type_=SINGLE, **kw) -> BrokerGtt:
     return BrokerGtt(**base)
 
 
-@pytest.mark.parametrize("status", [SCHEDULED, PENDING, OPEN, INACTIVE])
+@pytest.mark.parametrize("status", [SCHEDULED, PENDING, INACTIVE])
 def test_live_statuses_are_active(status):
     assert gtt_status(gtt(rule(status=status))) == "active"
     assert gtt(rule(status=status)).can_fire
@@ -500,7 +504,9 @@ def test_live_statuses_are_active(status):
 
 @pytest.mark.parametrize(("statuses", "expected"), [
     ((TRIGGERED,), "triggered"),
+    ((OPEN,), "triggered"),  # fired: its LIMIT order rests at the exchange; nothing of the GTT can fire again
     ((COMPLETED,), "triggered"),
+    ((OPEN, INACTIVE, INACTIVE), "active"),  # a bracket's IMMEDIATE entry rests: its exits wait for it
     ((CANCELLED,), "cancelled"),
     ((EXPIRED,), "expired"),
     ((FAILED,), "rejected"),

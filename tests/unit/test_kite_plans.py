@@ -9,7 +9,9 @@ import pytest
 
 from openalgo_gtt.brokers.kite import KITE_FEATURES
 from openalgo_gtt.domain.errors import DomainError
-from openalgo_gtt.domain.gtt import PlaceIntent, plan_bracket, plan_single
+from openalgo_gtt.domain.intent import PlaceIntent
+from openalgo_gtt.domain.plan_bracket import plan_bracket
+from openalgo_gtt.domain.plan_single import plan_single
 from openalgo_gtt.domain.model import ABOVE, BELOW, ENTRY, NATIVE_OCO, SINGLE, STOPLOSS, TARGET
 from openalgo_gtt.domain.oco import plan_two_leg
 from openalgo_gtt.domain.symbols import InstrumentInfo

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from openalgo_gtt.brokers.errors import BrokerTimeout, InputRejected
-from openalgo_gtt.domain.gtt import PlaceIntent
+from openalgo_gtt.domain.intent import PlaceIntent
 from openalgo_gtt.domain.model import CANCELLED, TriggerStatus
 from openalgo_gtt.domain.strategy import DEFAULT_PCTS
 from openalgo_gtt.domain.symbols import InstrumentInfo
@@ -30,8 +30,10 @@ from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.place import PlaceGtt, Settling
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
+from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.instruments import InstrumentIndex
+from openalgo_gtt.store.leases import DatabaseLease
 from openalgo_gtt.store.models import AuditRecord, PlaceAttemptRow, RequestRecord
 from openalgo_gtt.store.unit_of_work import Store
 from tests.fakes.memory_broker import MemoryBroker
@@ -47,8 +49,8 @@ class Services:
     def __init__(self, engine, *, stale_after: timedelta = timedelta(minutes=5), limit: int = 5):
         self.clock = ManualClock(datetime.now(timezone.utc))
         self.broker = MemoryBroker(self.clock)
-        self.store = Store(engine, make_session_factory(engine), holder=f"test:{uuid.uuid4().hex[:6]}",
-                           clock=self.clock)
+        holder = f"test:{uuid.uuid4().hex[:6]}"
+        self.store = Store(engine, make_session_factory(engine), holder=holder, clock=self.clock)
         self.audit = AuditTrail(self.store.audit)
         self.notifications = Notifications(self.store.outbox, ("json://127.0.0.1:9/trader",), DEFAULT_EVENTS,
                                            "p" * 40)
@@ -62,8 +64,12 @@ class Services:
                                       stale_after=stale_after)
         self.place = PlaceGtt(self.broker, planner, self.limit, self.once, in_flight, self.attempts,
                               lookup_budget=5.0)
+        lease = DatabaseLease(engine, "gtt-watcher", holder, ttl=LEASE_TTL)
+        watcher = GttWatcher(self.broker, self.store, lease, 2.0, settle_attempts=self.attempts.settle_all,
+                             notifications=self.notifications, clock=self.clock)
         self.gtts = GttService(self.broker, InstrumentIndex.from_instruments([IDEA]), self.store.orders, planner,
-                               in_flight, self.once)
+                               in_flight, self.once, store=self.store, watcher=watcher,
+                               notifications=self.notifications, staged=None)
 
     def settle(self) -> list[str]:
         """One watcher pass over the place attempts (recovery and the late pass)."""

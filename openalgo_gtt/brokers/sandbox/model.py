@@ -14,9 +14,10 @@ from openalgo_gtt.brokers.base import FiredEvent, Tick
 from openalgo_gtt.brokers.errors import InputRejected
 from openalgo_gtt.domain.clock import IST, as_utc
 from openalgo_gtt.domain.model import (
-    ABOVE, BELOW, BUY, ENTRY, IMMEDIATE, INACTIVE, LIVE_RULE_STATUSES, MULTIPLE, OPEN, PRODUCT_DELIVERY,
+    ABOVE, BELOW, BUY, ENTRY, IMMEDIATE, INACTIVE, MULTIPLE, OPEN, PRODUCT_DELIVERY,
     PRODUCT_INTRADAY, PRODUCT_MTF, SCHEDULED, SELL, SINGLE, STOPLOSS, TARGET, BrokerGtt, GttRequest, RuleState,
 )
+from openalgo_gtt.domain.rule_status import Phase, phase
 
 if TYPE_CHECKING:
     from openalgo_gtt.brokers.sandbox.index import Ladder
@@ -152,8 +153,10 @@ class Rule:
 
     @property
     def live(self) -> bool:
-        """Whether this rule can still fire (the domain's LIVE_RULE_STATUSES)."""
-        return self.status in LIVE_RULE_STATUSES
+        """Whether the sandbox still works on this rule: it is waiting (domain/rule_status.py), or
+        it fired and its LIMIT child rests (OPEN) until a tick reaches it. Such a GTT can still
+        be cancelled, modified and expire here, as at Upstox."""
+        return phase(self.status) is Phase.WAITING or self.status == OPEN
 
     def state(self) -> RuleState:
         return RuleState(
@@ -189,7 +192,7 @@ class Gtt:
 
     @property
     def live(self) -> bool:
-        """Any rule can still fire: `BrokerGtt.can_fire` for the GTT in memory."""
+        """Any rule is live (see `Rule.live`): the GTT is still the sandbox's to work on."""
         return any(rule.live for rule in self.rules)
 
     def to_broker(self) -> BrokerGtt:
