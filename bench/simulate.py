@@ -43,7 +43,7 @@ from sqlalchemy import event, select  # noqa: E402
 from bench.sim_broker import FAULTS, Crash, SimBroker  # noqa: E402
 from openalgo_gtt.brokers.errors import BrokerError  # noqa: E402
 from openalgo_gtt.domain.clock import ManualClock  # noqa: E402
-from openalgo_gtt.domain.gtt import PlaceIntent  # noqa: E402
+from openalgo_gtt.domain.intent import PlaceIntent  # noqa: E402
 from openalgo_gtt.domain.place_attempt import FINAL, UNSETTLED  # noqa: E402
 from openalgo_gtt.services.answers import error_status_and_body  # noqa: E402
 from openalgo_gtt.services.context import RequestContext  # noqa: E402

@@ -53,7 +53,8 @@ def upgrade() -> None:
     op.drop_table('lapsed_places')
     # AUTOINCREMENT on SQLite: a purged record's id is never given to a new request, so an
     # attempt's record_id always names its own request (PostgreSQL's sequence never reuses one).
-    with op.batch_alter_table('request_records', recreate='always',
+    sqlite = conn.dialect.name == 'sqlite'
+    with op.batch_alter_table('request_records', recreate='always' if sqlite else 'auto',
                               table_kwargs={'sqlite_autoincrement': True}) as batch:
         batch.drop_column('plan')
         batch.drop_column('reserved_day')
