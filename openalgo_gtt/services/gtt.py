@@ -217,7 +217,9 @@ class GttService:
             if gtt is not None and gtt.cancelled:
                 continue  # cancelled at the broker already: nothing of it can fire
             try:
-                fired = self._cancel_at_broker(broker_id, recorded.trigger_type)
+                # Once one leg is cancelled the other must follow: only then is a failed cancel
+                # sent again here (a first leg's failure is the caller's to retry: nothing changed).
+                fired = self._cancel_at_broker(broker_id, recorded.trigger_type, tries=CANCEL_TRIES if done else 1)
             except BrokerError as exc:
                 if done:  # half a pair cancelled: never leave the other leg live for long
                     self._settle_half_cancelled(recorded, exc, done[0], broker_id)
@@ -265,14 +267,14 @@ class GttService:
         state = now.status if now.status != TriggerStatus.ACTIVE else "over at the broker"
         raise DomainError(f"{recorded.trigger_id} cannot be cancelled: it is {state}{why}; nothing of it can fire")
 
-    def _cancel_at_broker(self, broker_id: str, trigger_type: str) -> Fired | None:
+    def _cancel_at_broker(self, broker_id: str, trigger_type: str, tries: int = 1) -> Fired | None:
         """Cancel one broker GTT; None once it is cancelled. A cancel lost in transit is sent
-        again (CANCEL_TRIES in all): a pair must not be left with one leg cancelled and the other
+        again (`tries` in all): a pair must not be left with one leg cancelled and the other
         live. One the broker refuses because it is already cancelled (a retry of a cancel whose
         answer was lost while the broker did it, or a GTT cancelled in the app) is cancelled as
         asked; one it refuses because it fired meanwhile returns what fired; any other refusal
         stands."""
-        for attempt in range(1, CANCEL_TRIES + 1):
+        for attempt in range(1, tries + 1):
             try:
                 self.broker.cancel_gtt(broker_id)
                 return None
@@ -289,7 +291,7 @@ class GttService:
                     return fired
                 raise
             except BrokerError as exc:
-                if attempt == CANCEL_TRIES:
+                if attempt == tries:
                     raise
                 log.warning("cancel of GTT %s failed (%s); sending it again", broker_id, exc)
         return None  # not reached: the last attempt returns or raises
