@@ -41,8 +41,6 @@ from openalgo_gtt.store.instruments import InstrumentIndex
 
 log = logging.getLogger(__name__)
 
-CANCEL_TRIES = 3  # a leg's cancel that failed in transit is sent again at once, this many times in all
-
 
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
@@ -236,9 +234,9 @@ class GttService:
         return recorded.trigger_id
 
     def _settle_half_cancelled(self, recorded: RecordedTrigger, exc: BrokerError, cancelled: str, live: str) -> None:
-        """One leg of a pair is cancelled and the other's cancel failed every try: the watcher
-        settles such a pair (it cancels the live leg), now if the broker lets it, else on its
-        next pass. The caller is told, and a cancel sent again confirms it."""
+        """One leg of a pair is cancelled and the other's cancel failed: the watcher settles such
+        a pair (it cancels the live leg, trying again within its pass), now if the broker lets it,
+        else on its next pass. The caller is told, and a cancel sent again confirms it."""
         try:
             self.watcher.settle_seen(recorded.trigger_id, self._read(recorded))
         except BrokerError:
@@ -266,33 +264,26 @@ class GttService:
         raise DomainError(f"{recorded.trigger_id} cannot be cancelled: it is {state}{why}; nothing of it can fire")
 
     def _cancel_at_broker(self, broker_id: str, trigger_type: str) -> Fired | None:
-        """Cancel one broker GTT; None once it is cancelled. A cancel lost in transit is sent
-        again (CANCEL_TRIES in all): a pair must not be left with one leg cancelled and the other
-        live. One the broker refuses because it is already cancelled (a retry of a cancel whose
-        answer was lost while the broker did it, or a GTT cancelled in the app) is cancelled as
-        asked; one it refuses because it fired meanwhile returns what fired; any other refusal
-        stands."""
-        for attempt in range(1, CANCEL_TRIES + 1):
+        """Cancel one broker GTT; None once it is cancelled. One the broker refuses because it is
+        already cancelled (a retry of a cancel whose answer was lost while the broker did it, or a
+        GTT cancelled in the app) is cancelled as asked; one it refuses because it fired meanwhile
+        returns what fired; any other refusal, and any fault, stands (the caller is answered in
+        time; a pair left half cancelled is the watcher's to finish: `_settle_half_cancelled`)."""
+        try:
+            self.broker.cancel_gtt(broker_id)
+            return None
+        except InputRejected:
             try:
-                self.broker.cancel_gtt(broker_id)
+                gtt = self.broker.get_gtt(broker_id)
+            except BrokerError:
+                gtt = None
+            if gtt is not None and gtt.cancelled:
+                log.info("GTT %s was already cancelled at the broker: the cancel is done", broker_id)
                 return None
-            except InputRejected:
-                try:
-                    gtt = self.broker.get_gtt(broker_id)
-                except BrokerError:
-                    gtt = None
-                if gtt is not None and gtt.cancelled:
-                    log.info("GTT %s was already cancelled at the broker: the cancel is done", broker_id)
-                    return None
-                fired = fired_part(trigger_type, [broker_id], [gtt])
-                if fired is not None:
-                    return fired
-                raise
-            except BrokerError as exc:
-                if attempt == CANCEL_TRIES:
-                    raise
-                log.warning("cancel of GTT %s failed (%s); sending it again", broker_id, exc)
-        return None  # not reached: the last attempt returns or raises
+            fired = fired_part(trigger_type, [broker_id], [gtt])
+            if fired is not None:
+                return fired
+            raise
 
     def recorded(self, status: str | None = None) -> list[RecordedTrigger]:
         """The triggers this gateway placed, newest first (optionally in one state). A place
