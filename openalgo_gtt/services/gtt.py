@@ -133,8 +133,8 @@ class GttService:
     def _fired(self, recorded: RecordedTrigger, gtts: list[BrokerGtt | None]) -> Fired | None:
         seen_at = {}
         if recorded.is_pair:  # when the watcher recorded each leg's change: shown if the broker gives no time
-            seen_at = {leg.broker_id: leg.updated_at for leg in self.orders.legs_by_broker_id(recorded.broker_ids).values()
-                       if phase(leg.status) is Phase.FIRED}
+            legs = self.orders.legs_by_broker_id(recorded.broker_ids).values()
+            seen_at = {leg.broker_id: leg.updated_at for leg in legs if phase(leg.status) is Phase.FIRED}
         elif recorded.status == TriggerStatus.TRIGGERED and recorded.state_changed_at is not None:
             seen_at = {recorded.broker_ids[0]: recorded.state_changed_at}
         return fired_part(recorded.trigger_type, recorded.broker_ids, gtts, seen_at)
