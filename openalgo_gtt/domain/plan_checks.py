@@ -118,7 +118,8 @@ def leg(role: str, action: str, trigger_type: str, trigger_price: Decimal, produ
     broker takes one, else at the trigger."""
     return {
         "role": role, "action": action, "trigger_type": trigger_type, "trigger_price": trigger_price,
-        "price": trigger_price if price is None else price, "pricetype": LIMIT, "product": product, "quantity": quantity,
+        "price": trigger_price if price is None else price, "pricetype": LIMIT, "product": product,
+        "quantity": quantity,
         "trailing_gap": trailing_gap, "market_protection": market_protection,
     }
 

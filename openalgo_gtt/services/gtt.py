@@ -41,8 +41,6 @@ from openalgo_gtt.store.instruments import InstrumentIndex
 
 log = logging.getLogger(__name__)
 
-CANCEL_TRIES = 3  # a leg's cancel that failed in transit is sent again at once, this many times in all
-
 
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
@@ -135,8 +133,8 @@ class GttService:
     def _fired(self, recorded: RecordedTrigger, gtts: list[BrokerGtt | None]) -> Fired | None:
         seen_at = {}
         if recorded.is_pair:  # when the watcher recorded each leg's change: shown if the broker gives no time
-            seen_at = {leg.broker_id: leg.updated_at for leg in self.orders.legs_by_broker_id(recorded.broker_ids).values()
-                       if phase(leg.status) is Phase.FIRED}
+            legs = self.orders.legs_by_broker_id(recorded.broker_ids).values()
+            seen_at = {leg.broker_id: leg.updated_at for leg in legs if phase(leg.status) is Phase.FIRED}
         elif recorded.status == TriggerStatus.TRIGGERED and recorded.state_changed_at is not None:
             seen_at = {recorded.broker_ids[0]: recorded.state_changed_at}
         return fired_part(recorded.trigger_type, recorded.broker_ids, gtts, seen_at)
@@ -217,9 +215,7 @@ class GttService:
             if gtt is not None and gtt.cancelled:
                 continue  # cancelled at the broker already: nothing of it can fire
             try:
-                # Once one leg is cancelled the other must follow: only then is a failed cancel
-                # sent again here (a first leg's failure is the caller's to retry: nothing changed).
-                fired = self._cancel_at_broker(broker_id, recorded.trigger_type, tries=CANCEL_TRIES if done else 1)
+                fired = self._cancel_at_broker(broker_id, recorded.trigger_type)
             except BrokerError as exc:
                 if done:  # half a pair cancelled: never leave the other leg live for long
                     self._settle_half_cancelled(recorded, exc, done[0], broker_id)
@@ -238,9 +234,9 @@ class GttService:
         return recorded.trigger_id
 
     def _settle_half_cancelled(self, recorded: RecordedTrigger, exc: BrokerError, cancelled: str, live: str) -> None:
-        """One leg of a pair is cancelled and the other's cancel failed every try: the watcher
-        settles such a pair (it cancels the live leg), now if the broker lets it, else on its
-        next pass. The caller is told, and a cancel sent again confirms it."""
+        """One leg of a pair is cancelled and the other's cancel failed: the watcher settles such
+        a pair (it cancels the live leg, trying again within its pass), now if the broker lets it,
+        else on its next pass. The caller is told, and a cancel sent again confirms it."""
         try:
             self.watcher.settle_seen(recorded.trigger_id, self._read(recorded))
         except BrokerError:
@@ -267,34 +263,27 @@ class GttService:
         state = now.status if now.status != TriggerStatus.ACTIVE else "over at the broker"
         raise DomainError(f"{recorded.trigger_id} cannot be cancelled: it is {state}{why}; nothing of it can fire")
 
-    def _cancel_at_broker(self, broker_id: str, trigger_type: str, tries: int = 1) -> Fired | None:
-        """Cancel one broker GTT; None once it is cancelled. A cancel lost in transit is sent
-        again (`tries` in all): a pair must not be left with one leg cancelled and the other
-        live. One the broker refuses because it is already cancelled (a retry of a cancel whose
-        answer was lost while the broker did it, or a GTT cancelled in the app) is cancelled as
-        asked; one it refuses because it fired meanwhile returns what fired; any other refusal
-        stands."""
-        for attempt in range(1, tries + 1):
+    def _cancel_at_broker(self, broker_id: str, trigger_type: str) -> Fired | None:
+        """Cancel one broker GTT; None once it is cancelled. One the broker refuses because it is
+        already cancelled (a retry of a cancel whose answer was lost while the broker did it, or a
+        GTT cancelled in the app) is cancelled as asked; one it refuses because it fired meanwhile
+        returns what fired; any other refusal, and any fault, stands (the caller is answered in
+        time; a pair left half cancelled is the watcher's to finish: `_settle_half_cancelled`)."""
+        try:
+            self.broker.cancel_gtt(broker_id)
+            return None
+        except InputRejected:
             try:
-                self.broker.cancel_gtt(broker_id)
+                gtt = self.broker.get_gtt(broker_id)
+            except BrokerError:
+                gtt = None
+            if gtt is not None and gtt.cancelled:
+                log.info("GTT %s was already cancelled at the broker: the cancel is done", broker_id)
                 return None
-            except InputRejected:
-                try:
-                    gtt = self.broker.get_gtt(broker_id)
-                except BrokerError:
-                    gtt = None
-                if gtt is not None and gtt.cancelled:
-                    log.info("GTT %s was already cancelled at the broker: the cancel is done", broker_id)
-                    return None
-                fired = fired_part(trigger_type, [broker_id], [gtt])
-                if fired is not None:
-                    return fired
-                raise
-            except BrokerError as exc:
-                if attempt == tries:
-                    raise
-                log.warning("cancel of GTT %s failed (%s); sending it again", broker_id, exc)
-        return None  # not reached: the last attempt returns or raises
+            fired = fired_part(trigger_type, [broker_id], [gtt])
+            if fired is not None:
+                return fired
+            raise
 
     def recorded(self, status: str | None = None) -> list[RecordedTrigger]:
         """The triggers this gateway placed, newest first (optionally in one state). A place

@@ -170,8 +170,7 @@ def test_on_upstox_a_fired_single_and_a_bracket_whose_entry_fired_are_not_cancel
     assert not fake_upstox.calls_to("gtt.cancel")
 
 
-def test_on_upstox_a_cancel_lost_in_transit_is_sent_again_so_no_leg_stays_live(upstox, fake_upstox,
-                                                                              upstox_gateway):
+def test_on_upstox_a_pair_whose_second_leg_cancel_fails_is_settled_at_once(upstox, fake_upstox, upstox_gateway):
     trigger_id = placed(upstox("placegtt", OCO_SELL))
     lower, upper = upstox_gateway.orders.get(trigger_id).broker_ids
     original, calls = upstox_gateway.broker.cancel_gtt, []
@@ -184,9 +183,11 @@ def test_on_upstox_a_cancel_lost_in_transit_is_sent_again_so_no_leg_stays_live(u
 
     upstox_gateway.broker.cancel_gtt = second_leg_fails_once
     answer = upstox("cancelgtt", trigger_id=trigger_id)
-    assert answer.status_code == 200, answer.get_json()
-    assert calls == [lower, upper, upper]
+    assert answer.status_code == 502  # the fault is answered, in time
+    assert f"the leg {lower} of {trigger_id} was cancelled" in answer.get_json()["message"]
+    assert calls == [lower, upper, upper]  # the watcher sent the failed cancel again at once
     assert (leg_status(fake_upstox, lower), leg_status(fake_upstox, upper)) == ("CANCELLED", "CANCELLED")
+    assert upstox("cancelgtt", trigger_id=trigger_id).status_code == 200  # sent again: confirmed
 
 
 def test_on_upstox_a_pair_half_cancelled_by_a_failing_broker_is_settled_not_left_with_a_live_leg(
