@@ -51,14 +51,18 @@ class _Sweeper(threading.Thread):
     def run(self) -> None:
         while True:
             self._tick.wait(self._interval)
-            with self._lock:
-                storages = list(self._storages)
-            for storage in storages:
-                try:
-                    storage.sweep()
-                except Exception:  # noqa: BLE001 - a failed sweep only delays freeing memory
-                    log.exception("rate window sweep failed")
-            del storages
+            self._sweep_all()
+
+    def _sweep_all(self) -> None:
+        """One pass. Its own frame, so that nothing it held (the batch, the loop's last storage)
+        outlives it: a storage referenced between passes would never be freed."""
+        with self._lock:
+            storages = list(self._storages)
+        for storage in storages:
+            try:
+                storage.sweep()
+            except Exception:  # noqa: BLE001 - a failed sweep only delays freeing memory
+                log.exception("rate window sweep failed")
 
 
 _sweeper: _Sweeper | None = None
