@@ -23,9 +23,11 @@ the trace that replays it, and last `N seeds, V violations`; exits non-zero on a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -92,6 +95,7 @@ class Simulation:
         self.fired: list[tuple[int, str]] = []  # (step, broker GTT id)
         self.alerts = [self._alert(i) for i in range(self.rng.randint(2, 6))]
         self.gateway = None
+        self._reader = sqlite3.connect(self.db, isolation_level=None)
         self._boot()
 
     # -- the process --------------------------------------------------------------------------
@@ -272,6 +276,7 @@ class Simulation:
         self._settle()
         self._check_final()
         self.gateway.close()
+        self._reader.close()
         return self.world
 
     def _settle(self) -> None:
@@ -289,33 +294,29 @@ class Simulation:
 
     # -- the invariants -----------------------------------------------------------------------
 
-    def _attempts(self):
-        from openalgo_gtt.store.models import PlaceAttemptRow
+    # The checks read the database through sqlite3 directly: they run after every step, and
+    # SQLAlchemy's per-statement work would be most of the simulation's time.
 
-        with self.gateway.engine.connect() as conn:
-            return conn.execute(select(PlaceAttemptRow)).all()
+    def _attempts(self) -> list[SimpleNamespace]:
+        rows = self._reader.execute("SELECT id, record_id, state, plan, trigger_id FROM place_attempts").fetchall()
+        return [SimpleNamespace(id=r[0], record_id=r[1], state=r[2], plan=json.loads(r[3]), trigger_id=r[4])
+                for r in rows]
 
     def _check_always(self) -> None:
         from openalgo_gtt.domain.place_attempt import COUNTED, AttemptState
 
-        from openalgo_gtt.store.models import TradeCounter
-
         attempts = self._attempts()
         counted = sum(1 for a in attempts if AttemptState(a.state) in COUNTED)
-        with self.gateway.engine.connect() as conn:
-            count = conn.execute(select(TradeCounter.count)).scalar() or 0
+        count = sum(c for (c,) in self._reader.execute("SELECT count FROM trade_counters"))
         if count != counted:
             self.world.violations.append(f"trade count {count} != {counted} attempts holding or counted a trade")
         self._one_live_gtt_per_request(attempts)
 
     def _one_live_gtt_per_request(self, attempts) -> None:
-        from openalgo_gtt.store.models import GttOrder
-
         live = {gtt.gtt_id for gtt in self.broker.live()}
         record_of = {a.trigger_id: a.record_id for a in attempts if a.trigger_id}
         by_record: dict[int, list[str]] = {}
-        with self.gateway.engine.connect() as conn:
-            triggers = conn.execute(select(GttOrder.trigger_id, GttOrder.broker_ids)).all()
+        triggers = [(t, json.loads(b)) for t, b in self._reader.execute("SELECT trigger_id, broker_ids FROM gtt_orders")]
         for trigger_id, broker_ids in triggers:
             if any(b in live for b in broker_ids) and trigger_id in record_of:
                 by_record.setdefault(record_of[trigger_id], []).append(trigger_id)
