@@ -213,6 +213,7 @@ class Gateway:
     def close(self) -> None:
         self.sender.stop()
         self.watcher.stop()
+        self.audit.close()  # the summaries of requests counted, not yet written
         if hasattr(self.broker, "close"):
             self.broker.close()
         if self.kite_login is not None:
