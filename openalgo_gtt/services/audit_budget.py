@@ -32,7 +32,6 @@ TOTAL = 120
 SUMMARIES = 60
 _TOP_PATHS = 5
 SUMMARY_ENDPOINT = "(summary)"
-OTHERS = "(other addresses)"
 
 
 @dataclass

@@ -7,6 +7,7 @@ above ~1000 crashed the process ("filedescriptor out of range in select()"); und
 is held FLOOD_SECONDS."""
 from __future__ import annotations
 
+import os
 import resource
 import socket
 import time
@@ -30,10 +31,17 @@ def _room_for_the_flood():
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def _flood(server) -> None:
+def _open_descriptors(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _flood(server) -> int:
     """Open FLOOD idle connections (never sending a byte), hold them, close them; the server
-    process must stay up throughout."""
-    sockets = []
+    process must stay up throughout. Returns the most descriptors it had open meanwhile."""
+    sockets, most = [], 0
     try:
         for _ in range(FLOOD):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -43,10 +51,12 @@ def _flood(server) -> None:
         deadline = time.monotonic() + FLOOD_SECONDS
         while time.monotonic() < deadline:
             assert server.process.poll() is None, f"the server died under the flood:\n{server.output()[-3000:]}"
+            most = max(most, _open_descriptors(server.process.pid))
             time.sleep(0.5)
     finally:
         for sock in sockets:
             sock.close()
+    return most
 
 
 def _answers_soon(server) -> float:
@@ -68,8 +78,10 @@ def _quiet(log: str) -> None:
 
 def test_a_raised_connection_limit_survives_2000_idle_connections(server_factory):
     server = server_factory(SERVER_CONNECTION_LIMIT="1500").start()
-    _flood(server)
-    _answers_soon(server)
+    most = _flood(server)
+    after = _answers_soon(server)
+    print(f"\nlimit 1500: {FLOOD} connections held {FLOOD_SECONDS:.0f} s, at most {most} descriptors open in the "
+          f"server; answered {after:.2f} s after they closed")
     assert server.process.poll() is None
     _quiet(server.output())
 
@@ -78,9 +90,11 @@ def test_under_a_1024_descriptor_limit_the_connection_limit_is_clamped_and_the_f
     server = server_factory(SERVER_CONNECTION_LIMIT="5000")
     server.preexec_fn = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))
     server.start()
-    _flood(server)
-    _answers_soon(server)
+    most = _flood(server)
+    after = _answers_soon(server)
     log = server.output()
+    print(f"\nulimit 1024, limit 5000: at most {most} descriptors open in the server; answered {after:.2f} s after "
+          f"the flood; {[line for line in log.splitlines() if 'does not fit' in line][:1]}")
     assert log.count("Too many open files") <= 1, log[-3000:]
     _quiet(log)
     assert "does not fit the open-file limit (1024, hard 1024)" in log  # said once, at start
