@@ -14,6 +14,9 @@ worker_class = "gthread"
 # A place can wait on the order pacer and on Upstox: never kill a worker in the middle of one.
 timeout = 60
 graceful_timeout = 30
+# gunicorn believes no X-Forwarded-Proto of its own (its default trusts 127.0.0.1): TRUSTED_PROXIES
+# decides, in the application (werkzeug's ProxyFix), exactly as under `python run.py`.
+forwarded_allow_ips = ""
 
 
 def on_starting(server):

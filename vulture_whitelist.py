@@ -83,3 +83,6 @@ notify_test
 extra  # domain/notifications.py: Event.extra, kind-specific facts (the token's expiry, the limit)
 # Attributes the logging module reads.
 msg  # services/notifications.py: LogRecord.msg, rewritten by the scrubbing filter on Apprise's logger
+# Framework methods overridden, called by Flask and waitress.
+log_exception  # app.py: GatewayFlask.log_exception, called by flask-restx for every 5xx
+readable  # cli/waitress_server.py: QuietServer.readable, called by waitress's event loop

@@ -69,11 +69,13 @@ from _support import (  # noqa: E402
 PACE_S = 0.125  # one place each way every 125 ms (8/s): under the gateway's pacer, as bench_place_overhead
 REDIS_URI = os.environ.get("BENCH_REDIS_URI", "redis://127.0.0.1:6379/0")
 
-# `python run.py serve` with extra keyword arguments for its waitress.serve call (JSON in the
+# `python run.py serve` with extra keyword arguments for its waitress server (cli/waitress_server.py
+# create_server; JSON in the
 # environment): the same startup as run.py, with options cli.serve does not pass today.
 WAITRESS_WITH_OPTIONS = (
-    "import functools, json, os, waitress\n"
-    "waitress.serve = functools.partial(waitress.serve, **json.loads(os.environ['BENCH_WAITRESS_OPTIONS']))\n"
+    "import functools, json, os\n"
+    "from openalgo_gtt.cli import waitress_server as served\n"
+    "served.create_server = functools.partial(served.create_server, **json.loads(os.environ['BENCH_WAITRESS_OPTIONS']))\n"
     "from openalgo_gtt.cli import cli\n"
     "cli(['serve'])\n"
 )

@@ -42,6 +42,12 @@ class GatewayRule(Rule):
 class GatewayFlask(Flask):
     url_rule_class = GatewayRule
 
+    def log_exception(self, exc_info) -> None:
+        """Nothing: flask-restx calls this for every answer of 500 and up, expected ones too (a
+        broker refusal before any login is a 503) with their whole traceback. An unexpected
+        error is logged once, in one line, by the error envelope (api/lifecycle.py note_error),
+        and its traceback kept in the request's audit row."""
+
     def raise_routing_exception(self, request: Request):
         # The redirect would be to an absolute URL on the request's Host: a 404 instead.
         if isinstance(request.routing_exception, RequestRedirect):

@@ -21,6 +21,7 @@ from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.config import Settings
 from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock, ist_today
 from openalgo_gtt.domain.strategy import BracketPcts
+from openalgo_gtt.logging_secrets import register_secrets, secrets_in_url
 from openalgo_gtt.services.apikeys import ApiKeyService
 from openalgo_gtt.services.attempts import AttemptDriver
 from openalgo_gtt.services.audit_view import AuditView
@@ -90,6 +91,14 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
     return SandboxBroker(SandboxRepository(sessions))
 
 
+def register_log_secrets(settings: Settings) -> None:
+    """What no log line may show, whatever library writes it (logging_secrets.py): every secret
+    part of each notification URL, the broker tokens and app secrets, the pepper."""
+    register_secrets(*(part for url in settings.notify_urls for part in secrets_in_url(url)),
+                     settings.access_token or "", settings.kite_access_token or "", settings.upstox_api_secret or "",
+                     settings.kite_api_secret or "", settings.api_key_pepper or "")
+
+
 def stale_after(settings: Settings) -> timedelta:
     """How long a request record may sit pending before its process is presumed dead: longer
     than any request can take (two broker timeouts and a full pacing wait)."""
@@ -127,6 +136,7 @@ class Gateway:
               upstox_login: UpstoxLogin | None = None, clock: Clock = SYSTEM_CLOCK) -> "Gateway":
         """Every part from `settings`; a part given here (a test's clocked token provider, say)
         is used instead, and everything that depends on it is built on it."""
+        register_log_secrets(settings)
         engine = make_engine(settings.database_url)
         sessions = make_session_factory(engine)
         holder_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -218,6 +228,7 @@ class Gateway:
     def close(self) -> None:
         self.sender.stop()
         self.watcher.stop()
+        self.audit.close()  # the summaries of requests counted, not yet written
         if hasattr(self.broker, "close"):
             self.broker.close()
         if self.kite_login is not None:

@@ -10,9 +10,11 @@ from werkzeug.exceptions import HTTPException
 from openalgo_gtt.api.body import request_json
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError, Forbidden
 from openalgo_gtt.api.lifecycle import context
-from openalgo_gtt.services.apikeys import ApiKeyService, Caller, KeyCheckBusy
+from openalgo_gtt.services.apikeys import ApiKeyService, Caller, IdentifierBusy, KeyCheckBusy
 
 KEY_CHECK_BUSY = "API key check busy; retry in a second"
+IDENTIFIER_BUSY = ("This API key's identifier is being checked, or had too many wrong secrets; "
+                   "retry after {seconds} s")
 FORM_KEY_PATH = "/ui/signin"  # the trader's page signs in with a form (api/dashboard)
 
 
@@ -41,11 +43,24 @@ def presented_key() -> str | None:
 
 
 def verify_key(key: object, *, old_key_pass: bool = True) -> Caller | None:
-    """The caller `key` belongs to, or None; a 503 when the check cannot run now."""
+    """The caller `key` belongs to, or None; a 503 when the check cannot run now, a 429 when its
+    identifier may not be checked yet. A presented key found wrong is noted on the request
+    (`key_check_failed`): the failed-key throttle counts every such check, whatever else the
+    request got wrong (a sign-in form without its token, say)."""
     try:
-        return api_keys().verify(key, old_key_pass=old_key_pass)
+        caller = api_keys().verify(key, old_key_pass=old_key_pass)
     except KeyCheckBusy:
         raise ApiError(503, KEY_CHECK_BUSY) from None
+    except IdentifierBusy as busy:
+        raise ApiError(429, IDENTIFIER_BUSY.format(seconds=busy.retry_after), retry_after=busy.retry_after) from None
+    if caller is None and isinstance(key, str) and key.strip():
+        g.key_check_failed = True
+    return caller
+
+
+def key_check_failed() -> bool:
+    """Whether a key presented in this request was checked and found wrong."""
+    return bool(g.get("key_check_failed"))
 
 
 def authenticate(key: object) -> Caller:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 
 from flask import Blueprint, Response, current_app, redirect, request
+from werkzeug.exceptions import NotFound
 
 from openalgo_gtt.api.auth import authenticate, presented_key
 from openalgo_gtt.api.errors import ApiError
@@ -41,6 +42,8 @@ def login():
 
 @bp.get("/callback")
 def callback():
+    if current_app.extensions["openalgo_gtt"].kite_login is None:
+        raise NotFound()  # unauthenticated: the same answer as any unknown path, no word of the broker
     args = request.args
     result = _login().complete(args.get("request_token"), args.get("state"), args.get("status"))
     body = {"status": "success", "message": "Logged in to Kite: access token stored", **result.as_dict()}

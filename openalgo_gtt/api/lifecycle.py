@@ -21,8 +21,12 @@ from openalgo_gtt.brokers import deadline as broker_deadline
 from openalgo_gtt.services.audit import collect_broker_calls, redact_query, stop_collecting_broker_calls
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.domain.encoding import dumps
+from openalgo_gtt.logging_setup import EveryInterval
 
 log = logging.getLogger(__name__)
+# An unexpected error is a line with its request id (the traceback is in the audit row), at most
+# once a minute per kind: a caller repeating it cannot make the log grow faster than the audit.
+_failures = EveryInterval(log, seconds=60.0)
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Paths that are not API requests: polled health checks and the docs are not audited.
@@ -65,7 +69,7 @@ def note_error(exc: BaseException) -> tuple[dict, int]:
     if status == 500 and not isinstance(exc, HTTPException):  # unexpected: keep the whole trace
         ctx.error = f"{type(exc).__name__}: {exc}"
         ctx.traceback = "".join(traceback.format_exception(exc))
-        log.error("request %s failed: %s", ctx.request_id, ctx.error)
+        _failures.error(type(exc).__name__, "request %s failed: %s", ctx.request_id, ctx.error[:300])
     else:
         ctx.error = body.get("message")
     if request.path.startswith("/api/gtt/"):

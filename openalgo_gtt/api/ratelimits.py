@@ -25,7 +25,7 @@ import logging
 
 from flask import Flask, Response, g, request
 
-from openalgo_gtt.api.auth import api_keys, presented_key, verify_key
+from openalgo_gtt.api.auth import api_keys, key_check_failed, presented_key, verify_key
 from openalgo_gtt.api.errors import INVALID_APIKEY, ApiError
 from openalgo_gtt.api.lifecycle import SECRET_PATH_PREFIXES, UNAUDITED_PREFIXES, context
 from openalgo_gtt.api.page_session import current_session
@@ -127,7 +127,9 @@ class RateLimits:
             response.headers["Retry-After"] = str(g.retry_after)
         if self.throttle is not None and not _exempt():
             ctx = context()
-            if response.status_code == 403 and ctx.error == INVALID_APIKEY:
+            # Every wrong key counts, whatever else was wrong with the request (a sign-in form
+            # without its token still checked the key): what was checked, not what was answered.
+            if key_check_failed() or (response.status_code == 403 and ctx.error == INVALID_APIKEY):
                 self.throttle.note_failure(_address())
             elif ctx.api_key_name and presented_key():
                 self.throttle.note_good(self.policy.fingerprint(presented_key()))

@@ -8,7 +8,7 @@
   view: one nested deeper than body.MAX_DEPTH is a 400 naming the limit, on every route, with a
   key or without. A body that is merely not JSON is left to the view (routes that take no body
   ignore it).
-- NUL characters (\u0000) anywhere in the query or the JSON body: 400. PostgreSQL cannot store
+- NUL characters (\u0000) anywhere in the path, the query or the JSON body: 400. PostgreSQL cannot store
   them in text, so one reaching a query or an insert would be a 500, or worse, a GTT placed at
   the broker that the store then fails to record. A lone surrogate (\ud800, which JSON allows
   and UTF-8 cannot encode) anywhere in the body but the `apikey` is a 400 for the same reason;
@@ -99,8 +99,8 @@ def contains_nul(value) -> bool:
 
 
 def _refuse_bad_input() -> None:
-    """NULs in the query; for any body: the nesting limit, then NULs."""
-    if any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+    """NULs in the path or the query; for any body: the nesting limit, then NULs."""
+    if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
         raise BadRequest(NUL_REFUSED)
     try:
         if not request.get_data(cache=True).strip():

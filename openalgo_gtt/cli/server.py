@@ -3,6 +3,7 @@ broker, then serve with waitress until Ctrl-C or SIGTERM."""
 from __future__ import annotations
 
 import signal
+import sys
 
 import click
 
@@ -14,10 +15,9 @@ from openalgo_gtt.startup import check_pepper_or_exit
 @click.command()
 @friendly_errors
 def serve() -> None:
-    """Upgrade the database, then serve with waitress on HOST:PORT."""
-    from waitress import serve as waitress_serve
-
+    """Upgrade the database, then serve with waitress on HOST:PORT (cli/waitress_server.py)."""
     from openalgo_gtt.app import create_app
+    from openalgo_gtt.cli import waitress_server
 
     settings = settings_or_exit()
     gateway = prepare(settings)
@@ -30,7 +30,10 @@ def serve() -> None:
     # loop on either and lets running requests finish (up to its own 5 s).
     previous = signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        waitress_serve(app, **serve_options(settings))
+        waitress_server.run(app, settings)
+    except waitress_server.ServerStartError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
     finally:
         signal.signal(signal.SIGTERM, previous)
         # Hand the watcher's lease back at once, so the next process watches without waiting
@@ -41,17 +44,6 @@ def serve() -> None:
 
 def _exit_on_signal(_signum, _frame) -> None:
     raise SystemExit(0)
-
-
-def serve_options(settings: Settings) -> dict:
-    """waitress's settings. A connection limit well above waitress's default of 100, and a channel
-    timeout: a connection that sends nothing for that long is closed, so clients trickling bytes
-    cannot hold every connection (a reverse proxy with timeouts in front does the rest, README)."""
-    return {"host": settings.host, "port": settings.port, "threads": settings.server_threads,
-            "connection_limit": settings.server_connection_limit,
-            "channel_timeout": settings.server_channel_timeout,
-            # how often idle connections are looked for (waitress's default is every 30 s)
-            "cleanup_interval": min(5, settings.server_channel_timeout), "ident": "openalgo-gtt"}
 
 
 def startup_lines(settings: Settings) -> list[str]:

@@ -1,27 +1,33 @@
-"""API keys: created random, shown once, stored only as argon2 hashes of key + pepper.
+"""API keys: created random, shown once, stored as an argon2 hash of key + pepper and an HMAC.
 
 Key format and what a wrong key costs
 -------------------------------------
 A key is `<public_id>.<secret>`: 16 hex characters that name its row, a dot, 64 hex characters
 of secret (32 random bytes). The public identifier is stored in clear beside the hash (an indexed,
-unique column), so a presented key costs:
+unique column), and so is `lookup_hmac`, HMAC-SHA256 of the whole key under a secret derived
+from the pepper: written when the key is made (its plaintext is known then), or at the first
+successful argon2 verification of a key made before this was kept. A presented key costs:
 
 - malformed (not a string, empty, over 256 characters, not encodable as UTF-8, or neither key
   shape): nothing but a regular-expression match; no database read, no argon2;
 - an unknown or revoked identifier: one indexed read, no argon2;
-- a known identifier: exactly one argon2 verification, against that one row. Wrong secrets for
-  one identifier are counted in this process: after IDENTIFIER_FAILURE_LIMIT within
-  IDENTIFIER_FAILURE_WINDOW seconds further attempts with that identifier are refused without
-  argon2 until the window has room (the right key, once verified in this process, is answered
-  from the cache and never refused). Someone must know a key's identifier to do this, and knowing
-  one means holding (part of) that key.
+- a known identifier whose HMAC is recorded: one indexed read and one HMAC, compared in constant
+  time. No argon2 at all, right or wrong: wrong secrets on a known identifier, however many and
+  from wherever, cost what an unknown identifier costs, and the right key is never queued behind
+  them, never throttled with them (issue 25);
+- a known identifier whose HMAC is not recorded yet (a key made before, not used since): one
+  argon2 verification. At most one runs per identifier at a time, and at most
+  IDENTIFIER_FAILURE_LIMIT wrong ones per IDENTIFIER_FAILURE_WINDOW seconds; both are claimed
+  atomically before the work starts. A check that finds the identifier busy or over its limit is
+  refused at once without argon2 (IdentifierBusy, a 429 with the seconds to wait), not called
+  wrong. The first success records the HMAC, and from then on the key is in the case above.
 
-Keys issued before identifiers existed (64 hex characters) keep working. Their plaintext is not
-known to the server, so nothing can index them in advance; instead the first successful use of
-each records `lookup_hmac`, HMAC-SHA256 of the key under a secret derived from the pepper, and
-from then on that key is found with one indexed read like a new one. A presented 64-hex key:
+An HMAC is as safe to store as the argon2 hash: the secrets are 32 random bytes, so neither can
+be searched, and without the pepper the HMAC cannot even be computed. Keys issued before
+identifiers existed (64 hex characters) keep working, found by the same `lookup_hmac` once
+recorded at their first successful use. A presented 64-hex key:
 
-- whose HMAC is recorded: one indexed read and one argon2 verification;
+- whose HMAC is recorded: one indexed read, no argon2;
 - otherwise it is tried against the active old keys not seen since the upgrade ("unseen"), which
   is the residual cost: at most that many argon2 verifications. That number is fixed when the
   database is upgraded (no key without an identifier is ever created again) and only shrinks as
@@ -31,18 +37,11 @@ from then on that key is found with one indexed read like a new one. A presented
   (KeyCheckBusy, a 503), and the API refuses the pass, not the key, to an address over the
   failed-key throttle. `apikey list` marks these keys `legacy`; rotating them ends the pass.
 
-Storing an HMAC of an old key is safe: the keys are 32 random bytes, so the HMAC cannot be
-searched, and without the pepper it cannot even be computed.
-
 Every argon2 computation (hash or verify) takes one of ARGON2_SLOTS, a semaphore sized to the
-CPU count, so a flood of keys that do need argon2 cannot oversubscribe the CPU and starve the
-requests whose key is already cached.
-
-After the first verification a cache keyed by SHA-256 of the key answers in microseconds; a
-bounded negative cache remembers wrong keys. Revocation is checked against the database (a
-primary-key read) at most once every REVOCATION_CHECK_SECONDS per key and process: a key revoked
-from the command line stops working within a second in every worker process, and at once in the
-process that revoked it, while a busy caller does not pay a database read on every request.
+CPU count, so argon2 work cannot oversubscribe the CPU. After the first verification a cache
+keyed by the key's HMAC answers in microseconds; a bounded negative cache remembers wrong keys.
+Revocation is read from the database at most once every REVOCATION_CHECK_SECONDS per key and
+process: a revoked key stops working within a second in every process, at once in its own.
 
 The pepper check: the database keeps HMAC(pepper, "openalgo-gtt pepper check") in a one-row
 table (store/api_keys.py). `create` refuses to make a key under a pepper that does not match it
@@ -69,7 +68,7 @@ from openalgo_gtt.store.db import Sessions
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.store.api_keys import ApiKeyStore, DuplicateKey, KeyInfo, StoredKey
 
-__all__ = ["ApiKeyError", "ApiKeyService", "Caller", "KeyCheckBusy", "KeyInfo", "PepperMismatch",
+__all__ = ["ApiKeyError", "ApiKeyService", "Caller", "IdentifierBusy", "KeyCheckBusy", "KeyInfo", "PepperMismatch",
            "PepperUnproven", "key_identifier", "pepper_check_value"]
 
 PUBLIC_ID_BYTES = 8  # 16 hex characters
@@ -110,6 +109,15 @@ class KeyCheckBusy(Exception):
     """A key could not be checked in time (a flood of old-format keys); retry shortly."""
 
 
+class IdentifierBusy(Exception):
+    """A key made before its HMAC was kept cannot be checked now: a check of its identifier is
+    running, or too many wrong secrets were tried on it; `retry_after` seconds."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Caller:
     key_id: int
@@ -138,36 +146,44 @@ def key_identifier(key: object) -> str | None:
     return match.group(1) if match else None
 
 
-class _IdentifierFailures:
-    """Wrong secrets per public identifier, in a moving window, in this process."""
+class _IdentifierGate:
+    """argon2 checks per public identifier, in this process: one at a time, and at most `limit`
+    wrong ones in a moving window of `window` seconds. A check claims its turn atomically (the
+    in-flight mark and the count are taken under one lock), so concurrent wrong secrets cannot
+    run more checks than the limit."""
 
     def __init__(self, limit: int, window: float, clock):
         self._limit, self._window, self._clock = limit, window, clock
         self._lock = threading.Lock()
-        self._seen: OrderedDict[str, deque[float]] = OrderedDict()
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self._running: set[str] = set()
 
-    def _recent(self, identifier: str) -> deque[float] | None:
-        times = self._seen.get(identifier)
-        if times is not None:
-            cutoff = self._clock() - self._window
-            while times and times[0] <= cutoff:
-                times.popleft()
-        return times
-
-    def blocked(self, identifier: str) -> bool:
+    def enter(self, identifier: str) -> int | None:
+        """None when the check may run (it is then marked running: call `leave`), else the whole
+        seconds until it might."""
         with self._lock:
-            times = self._recent(identifier)
-            return times is not None and len(times) >= self._limit
+            now = self._clock()
+            times = self._failures.get(identifier)
+            if times is not None:
+                while times and times[0] <= now - self._window:
+                    times.popleft()
+            if identifier in self._running:
+                return 1
+            if times is not None and len(times) >= self._limit:
+                return max(1, int(times[0] + self._window - now + 0.999))
+            self._running.add(identifier)
+            return None
 
-    def note(self, identifier: str) -> None:
+    def leave(self, identifier: str, *, wrong: bool) -> None:
         with self._lock:
-            times = self._recent(identifier)
-            if times is None:
-                times = self._seen[identifier] = deque()
+            self._running.discard(identifier)
+            if not wrong:
+                return
+            times = self._failures.setdefault(identifier, deque())
             times.append(self._clock())
-            self._seen.move_to_end(identifier)
-            while len(self._seen) > IDENTIFIER_TABLE_SIZE:
-                self._seen.popitem(last=False)
+            self._failures.move_to_end(identifier)
+            while len(self._failures) > IDENTIFIER_TABLE_SIZE:
+                self._failures.popitem(last=False)
 
 
 class ApiKeyService:
@@ -188,7 +204,7 @@ class ApiKeyService:
         self._rejected: OrderedDict[bytes, float] = OrderedDict()
         self._last_used_written: dict[int, object] = {}
         self._in_flight: dict[bytes, threading.Lock] = {}
-        self._identifier_failures = _IdentifierFailures(IDENTIFIER_FAILURE_LIMIT, IDENTIFIER_FAILURE_WINDOW, clock)
+        self._identifier_gate = _IdentifierGate(IDENTIFIER_FAILURE_LIMIT, IDENTIFIER_FAILURE_WINDOW, clock)
 
     # -- the pepper check -----------------------------------------------------------------
 
@@ -221,7 +237,7 @@ class ApiKeyService:
             with self._slots:
                 key_hash = self._hasher.hash(key + self._pepper)
             try:
-                self._store.add(name, public_id, key_hash, utcnow())
+                self._store.add(name, public_id, key_hash, utcnow(), lookup_hmac=self._lookup_hmac(key))
             except DuplicateKey:
                 if any(k.name == name for k in self._store.list()):
                     raise ApiKeyError(f"a key named {name!r} already exists") from None
@@ -247,7 +263,7 @@ class ApiKeyService:
         if encoded is None:
             return None
         with self._lock:
-            return self._known.get(hashlib.sha256(encoded).digest())
+            return self._known.get(self._fingerprint(encoded))
 
     def verify(self, key: object, *, old_key_pass: bool = True) -> Caller | None:
         """The caller a key belongs to, or None for a missing, malformed, wrong or revoked key.
@@ -259,7 +275,7 @@ class ApiKeyService:
         encoded = _encodable(key)
         if encoded is None:
             return None
-        fingerprint = hashlib.sha256(encoded).digest()
+        fingerprint = self._fingerprint(encoded)
         with self._lock:
             caller = self._known.get(fingerprint)
             if caller is None and self._recently_rejected(fingerprint):
@@ -286,6 +302,12 @@ class ApiKeyService:
                 self._in_flight.pop(fingerprint, None)
         return caller
 
+    def _fingerprint(self, encoded: bytes) -> bytes:
+        return hmac.new(self._lookup_secret, encoded, hashlib.sha256).digest()
+
+    def _lookup_hmac(self, key: str) -> str:
+        return self._fingerprint(key.encode("utf-8")).hex()
+
     def _look_up(self, key: str, old_key_pass: bool) -> tuple[Caller | None, bool]:
         """(caller or None, whether a None is final for this key)."""
         public_id = key_identifier(key)
@@ -293,18 +315,16 @@ class ApiKeyService:
             stored = self._store.active_by_public_id(public_id)
             if stored is None:
                 return None, True
-            if self._identifier_failures.blocked(public_id):
-                return None, False
-            if self._argon2_matches(stored, key):
-                return self._accepted(stored), True
-            self._identifier_failures.note(public_id)
-            return None, True
+            lookup = self._lookup_hmac(key)
+            if stored.lookup_hmac is not None:  # no argon2: the HMAC decides, right or wrong
+                return (self._accepted(stored), True) if hmac.compare_digest(stored.lookup_hmac, lookup) else (None, True)
+            return self._first_check(stored, public_id, key, lookup)
         if not _LEGACY_KEY.fullmatch(key):
             return None, True
-        lookup = hmac.new(self._lookup_secret, key.encode("ascii"), hashlib.sha256).hexdigest()
+        lookup = self._lookup_hmac(key)
         stored = self._store.active_by_lookup_hmac(lookup)
-        if stored is not None:
-            return (self._accepted(stored), True) if self._argon2_matches(stored, key) else (None, True)
+        if stored is not None:  # recorded after an argon2 success: finding it by HMAC proves it
+            return self._accepted(stored), True
         if not old_key_pass:
             return None, False
         if not self._legacy_pass.acquire(timeout=LEGACY_WAIT_SECONDS):
@@ -317,6 +337,21 @@ class ApiKeyService:
         finally:
             self._legacy_pass.release()
         return None, True
+
+    def _first_check(self, stored: StoredKey, public_id: str, key: str, lookup: str) -> tuple[Caller | None, bool]:
+        """argon2 for a key made before its HMAC was kept: one per identifier at a time, a
+        bounded number wrong; a success records the HMAC, so it is the only one."""
+        wait = self._identifier_gate.enter(public_id)
+        if wait is not None:
+            raise IdentifierBusy(wait)
+        matches = False
+        try:
+            matches = self._argon2_matches(stored, key)
+            if matches:
+                self._store.record_lookup_hmac(stored.id, lookup)
+        finally:
+            self._identifier_gate.leave(public_id, wrong=not matches)
+        return (self._accepted(stored), True) if matches else (None, True)
 
     def _argon2_matches(self, stored: StoredKey, key: str) -> bool:
         with self._slots:

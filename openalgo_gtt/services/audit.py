@@ -14,11 +14,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
+import threading
 
 from openalgo_gtt.brokers.base import BrokerCall
 from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.encoding import dumps
 from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.services.audit_budget import AuditBudget
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.retention import Retention
 from openalgo_gtt.store.audit_log import AuditRows
@@ -30,6 +32,18 @@ REDACTED = "***"
 SECRET_FIELDS = frozenset(
     {"apikey", "api_key", "x-api-key", "access_token", "token", "refresh_token", "password",
      "secret", "client_secret", "api_secret", "pepper"}
+)
+# A field name is compared with its case, spaces, dashes, dots and underscores dropped ("API-Key ",
+# "x_api_key", "openalgo_apikey"): secret when it is one of these names or ends with one of these
+# words ("csrf_token" is; "token_expires_at" and "idempotency_key" are not).
+_SECRET_NAMES = frozenset({"key", "auth", "authorization", "credential", "credentials", "pepper", "pw", "pass"})
+_SECRET_WORDS = ("apikey", "token", "secret", "secretkey", "privatekey", "password", "passwd", "passphrase",
+                 "credential", "credentials", "authorization")
+# A value of a key's shape, wherever it is (any field, nested, in a list, inside longer text):
+# this gateway's keys (`<16 hex>.<64 hex>`), old 64-hex keys, JWTs (access tokens), bearer tokens.
+_KEY_SHAPES = re.compile(
+    r"(?i)(?<![0-9a-f])[0-9a-f]{16}\.[0-9a-f]{64}(?![0-9a-f])|(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])"
+    r"|\beyJ[\w-]{8,}\.[\w-]+(?:\.[\w-]*)?|(?<=bearer )[\w.~+/-]{16,}=*"
 )
 
 # Query-string parameters that are secrets on a GET route, beyond SECRET_FIELDS: the Upstox
@@ -109,8 +123,9 @@ def redact_query(args: dict) -> dict:
     """A GET route's query parameters for the audit: secret parameters masked, and every other
     value masked by pattern."""
     return {
-        k: REDACTED if isinstance(k, str) and k.lower() in SECRET_QUERY_FIELDS
-        else redact_text(v) if isinstance(v, str) else v
+        (mask_key_shapes(k) if isinstance(k, str) else k):
+            REDACTED if isinstance(k, str) and (k.lower() in SECRET_QUERY_FIELDS or is_secret_field(k))
+            else redact_text(v) if isinstance(v, str) else v
         for k, v in args.items()
     }
 
@@ -133,15 +148,33 @@ _broker_calls: contextvars.ContextVar[list[BrokerCall] | None] = contextvars.Con
 )
 
 
+def is_secret_field(name: object) -> bool:
+    """Whether a field of this name holds a secret, however it is written."""
+    if not isinstance(name, str):
+        return False
+    folded = re.sub(r"[\s_\-.]", "", name.lower())
+    return (name.lower() in SECRET_FIELDS or folded in _SECRET_NAMES
+            or folded.endswith(_SECRET_WORDS))
+
+
+def mask_key_shapes(text: str) -> str:
+    """`text` with every value of a key's shape (API keys, old 64-hex keys, JWTs, bearer tokens)
+    masked, wherever it stands in it."""
+    return _KEY_SHAPES.sub(REDACTED, text) if len(text) >= 16 else text
+
+
 def redact(value):
-    """A copy of a JSON-like value with every secret field's value replaced."""
+    """A copy of a JSON-like value with every secret field's value replaced, and every string
+    (a key, a value, nested, in a list) with key-shaped text masked."""
     if isinstance(value, dict):
         return {
-            k: (REDACTED if isinstance(k, str) and k.lower() in SECRET_FIELDS else redact(v))
+            (mask_key_shapes(k) if isinstance(k, str) else k): (REDACTED if is_secret_field(k) else redact(v))
             for k, v in value.items()
         }
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return mask_key_shapes(value)
     return value
 
 
@@ -161,30 +194,94 @@ def observe_broker_call(call: BrokerCall) -> None:
         calls.append(call)
 
 
+# Requests that prove a secret of their own though they carry no API key: an accepted Upstox
+# webhook or login callback. Their rows are never summarised.
+_KEYLESS_ACCEPTED = ("/upstox/", "/kite/")
+
+
+def budgeted(ctx: RequestContext, status: int) -> bool:
+    """Whether the request's row counts against the audit budget: no valid key, and not an
+    accepted webhook or callback."""
+    if ctx.api_key_name is not None:
+        return False
+    return not (status < 400 and ctx.endpoint.startswith(_KEYLESS_ACCEPTED))
+
+
 class AuditTrail:
-    def __init__(self, rows: AuditRows):
+    """Writes the audit rows. Rows of requests without a valid key count against `budget`
+    (services/audit_budget.py): past it they are counted into one summary row per address and
+    minute, written by a background flush once the minute ends, or by `close()`."""
+
+    def __init__(self, rows: AuditRows, budget: AuditBudget | None = None):
         self._rows = rows
+        self._budget = budget if budget is not None else AuditBudget()
+        self._flusher: threading.Thread | None = None
+        self._flusher_lock = threading.Lock()
+        self._stop = threading.Event()
 
     @staticmethod
     def entry(ctx: RequestContext, status: int, response_body) -> AuditEntry:
         """The audit row of the request `ctx` describes, answered with `status` and `response_body`."""
         return AuditEntry(
-            request_id=ctx.request_id, created_at=utcnow(), method=ctx.method, endpoint=ctx.endpoint,
+            request_id=ctx.request_id, created_at=utcnow(), method=ctx.method, endpoint=mask_key_shapes(ctx.endpoint),
             client_addr=ctx.client_addr, api_key_name=ctx.api_key_name,
             request_body=bounded(redact(ctx.audit_body(status)), authenticated=ctx.api_key_name is not None),
             response_body=redact(response_body),
             http_status=status, latency_ms=ctx.elapsed_ms(), broker_calls=list(ctx.broker_calls),
-            error=ctx.error, traceback=ctx.traceback,
+            error=mask_key_shapes(ctx.error) if ctx.error else ctx.error,
+            traceback=mask_key_shapes(ctx.traceback) if ctx.traceback else ctx.traceback,
         )
 
     def record(self, ctx: RequestContext, status: int, response_body) -> bool:
-        """Write the request's row on its own (never raises)."""
+        """Write the request's row on its own, or count it into its address's summary for the
+        minute when it has no valid key and the budget is spent (never raises)."""
+        if budgeted(ctx, status) and not self._budget.admit(ctx.client_addr):
+            entry = AuditEntry(request_id=ctx.request_id, created_at=utcnow(), method=ctx.method,
+                               endpoint=mask_key_shapes(ctx.endpoint), client_addr=ctx.client_addr,
+                               api_key_name=None, request_body=None, response_body=None, http_status=status,
+                               latency_ms=0.0, broker_calls=[], error=None, traceback=None)
+            self._budget.hold(entry)
+            self._start_flusher()
+            return True
         return self._rows.write(self.entry(ctx, status, response_body))
+
+    def flush(self, everything: bool = False) -> int:
+        """Write the summaries of the minutes that have ended (every one with `everything`)."""
+        due = self._budget.due(everything)
+        for entry in due:
+            self._rows.write(entry)
+        return len(due)
+
+    def _start_flusher(self) -> None:
+        with self._flusher_lock:
+            if self._flusher is not None:  # it looks at what is pending, under this lock, before it ends
+                return
+            self._flusher = threading.Thread(target=self._flush_until_idle, name="audit-summaries", daemon=True)
+            self._flusher.start()
+
+    def _flush_until_idle(self) -> None:
+        while not self._stop.wait(self._budget.seconds_to_next_window() + 0.5):
+            try:
+                self.flush()
+            except Exception:  # noqa: BLE001 - the next minute tries again
+                log.warning("audit summaries could not be written; retrying", exc_info=True)
+            with self._flusher_lock:
+                if not self._budget.pending():
+                    self._flusher = None
+                    return
+
+    def close(self) -> None:
+        """Write every pending summary now (the process is stopping)."""
+        self._stop.set()
+        self.flush(everything=True)
 
     def write(self, entry: AuditEntry) -> bool:
         """Write a prepared row on its own (never raises); it is redacted here."""
         entry.request_body = bounded(redact(entry.request_body), authenticated=entry.api_key_name is not None)
         entry.response_body = redact(entry.response_body)
+        entry.endpoint = mask_key_shapes(entry.endpoint)
+        if entry.error:
+            entry.error = mask_key_shapes(entry.error)
         return self._rows.write(entry)
 
     def exists(self, request_id: str) -> bool:

@@ -86,8 +86,8 @@ class KiteLogin:
     def complete(self, request_token: str | None, state: str | None, status: str | None = None) -> LoginResult:
         """The callback: the state first (a forged or replayed one never reaches Kite), then the
         exchange, then the token stored."""
-        self.config.require()
-        consume_login_state(self._states, state, self._now(), self.config.state_ttl)
+        consume_login_state(self._states, state, self._now(), self.config.state_ttl, START_AGAIN)
+        self.config.require()  # after the state: a caller without one learns nothing of the configuration
         if status not in (None, "", "success") or not request_token:
             raise LoginError(f"Kite sent no request token (status {status!r}: was the login cancelled?): "
                              f"{START_AGAIN}")

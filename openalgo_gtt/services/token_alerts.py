@@ -66,12 +66,18 @@ class TokenAlerts:
         self._reminded_on = today
         return True
 
+    def _rejected_message(self) -> str:
+        policy = getattr(self._tokens, "policy", None)
+        if policy is None or policy.label == "Upstox":
+            return f"Upstox rejected the access token (UDAPI100050): {LOGIN_HINT}"
+        return f"{policy.label} rejected the access token: {policy.login_hint}"
+
     def rejected(self) -> None:
         """TokenProvider.on_rejected: Upstox answered 401 to the token in use (once per token)."""
         try:
             with self._store.unit_of_work() as uow:
                 self._notifications.emit(uow, Event(
                     kind=EventKind.TOKEN_REJECTED, at=self._clock(),
-                    message=f"Upstox rejected the access token (UDAPI100050): {LOGIN_HINT}"))
+                    message=self._rejected_message()))
         except Exception:  # noqa: BLE001 - telling the trader must never fail the call that noticed
             log.exception("could not record the token-rejected notification")

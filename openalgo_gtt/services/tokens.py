@@ -50,6 +50,8 @@ class TokenPolicy:
     expiry_time: time  # IST
     expired_message: str
     no_token_message: str
+    label: str = "Upstox"  # the broker's name in messages
+    login_hint: str = LOGIN_HINT
 
 
 UPSTOX = TokenPolicy("upstox", EXPIRY_TIME_IST, EXPIRED_MESSAGE, NO_TOKEN_MESSAGE)
@@ -57,7 +59,7 @@ KITE_LOGIN_HINT = "log in again at /kite/login or with python run.py login"
 KITE = TokenPolicy(
     "kite", time(6, 0), f"Kite access token expired at 06:00 IST: {KITE_LOGIN_HINT}",
     "No Kite access token: log in at /kite/login or with python run.py login "
-    "(or set KITE_ACCESS_TOKEN / write kite_access_token in keys.json)")
+    "(or set KITE_ACCESS_TOKEN / write kite_access_token in keys.json)", label="Kite", login_hint=KITE_LOGIN_HINT)
 
 
 class NoToken(TokenRejected):

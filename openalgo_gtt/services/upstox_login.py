@@ -98,20 +98,22 @@ class LoginResult:
         return {k: v for k, v in body.items() if v is not None}
 
 
-def consume_login_state(states: LoginStates, state: str | None, now: datetime, ttl: timedelta) -> None:
-    """Mark a broker login's one-time `state` used, atomically (Upstox's login and Kite's);
-    LoginError (400) when it is missing, unknown, already used or expired."""
+def consume_login_state(states: LoginStates, state: str | None, now: datetime, ttl: timedelta,
+                        start_again: str = START_AGAIN) -> None:
+    """Mark a broker login's one-time `state` used, atomically (Upstox's login and Kite's, each
+    with its own `start_again` hint); LoginError (400) when it is missing, unknown, already used
+    or expired."""
     if not state:
-        raise LoginError(f"The callback carries no state: {START_AGAIN}")
+        raise LoginError(f"The callback carries no state: {start_again}")
     use = states.consume(state_hash(state), now)
     if use is StateUse.TAKEN:
         return
     if use is StateUse.UNKNOWN:
-        raise LoginError(f"Unknown login state (this gateway did not start this login): {START_AGAIN}")
+        raise LoginError(f"Unknown login state (this gateway did not start this login): {start_again}")
     if use is StateUse.ALREADY_USED:
-        raise LoginError(f"This login was already used (a state is single use): {START_AGAIN}")
+        raise LoginError(f"This login was already used (a state is single use): {start_again}")
     minutes = int(ttl.total_seconds() // 60)
-    raise LoginError(f"The login took longer than {minutes} minutes and its state expired: {START_AGAIN}")
+    raise LoginError(f"The login took longer than {minutes} minutes and its state expired: {start_again}")
 
 
 def state_hash(state: str) -> str:
@@ -172,9 +174,11 @@ class UpstoxLogin:
         consume_login_state(self._states, state, self._now(), self.config.state_ttl)
 
     def complete(self, code: str | None, state: str | None) -> LoginResult:
-        """The callback: consume the state, then exchange the code and store the token."""
-        self.config.require(redirect=True)
+        """The callback: consume the state, then exchange the code and store the token. The state
+        comes first: a caller without one learns nothing of the configuration (a login that began
+        was configured; one that was not could not begin)."""
         self.consume_state(state)
+        self.config.require(redirect=True)
         if not code:
             raise LoginError(f"Upstox sent no authorization code (was the login cancelled?): {START_AGAIN}")
         return self.exchange(code)

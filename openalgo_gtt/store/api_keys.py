@@ -26,6 +26,7 @@ class StoredKey:
     id: int
     name: str
     key_hash: str
+    lookup_hmac: str | None = None  # HMAC of the whole key, once known (services/apikeys.py)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class KeyInfo:
 
 
 _ACTIVE = ApiKey.revoked_at.is_(None)
-_STORED = (ApiKey.id, ApiKey.name, ApiKey.key_hash)
+_STORED = (ApiKey.id, ApiKey.name, ApiKey.key_hash, ApiKey.lookup_hmac)
 
 
 class ApiKeyStore:
@@ -49,13 +50,14 @@ class ApiKeyStore:
 
     # -- administration ------------------------------------------------------------------
 
-    def add(self, name: str, public_id: str, key_hash: str, created_at: datetime) -> None:
+    def add(self, name: str, public_id: str, key_hash: str, created_at: datetime,
+            lookup_hmac: str | None = None) -> None:
         with self._sessions.begin() as session:
             if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
                 raise DuplicateKey(name)
             try:
                 session.execute(insert(ApiKey).values(name=name, public_id=public_id, key_hash=key_hash,
-                                                      created_at=created_at))
+                                                      created_at=created_at, lookup_hmac=lookup_hmac))
             except IntegrityError:
                 raise DuplicateKey(name) from None
 

@@ -11,10 +11,13 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine, String, cast, delete, func, insert, select
 
 from openalgo_gtt.domain.clock import as_utc
+from openalgo_gtt.domain.encoding import storable, storable_value
 from openalgo_gtt.domain.records import AuditEntry
+from openalgo_gtt.logging_setup import EveryInterval
 from openalgo_gtt.store.models import AuditRecord
 
 log = logging.getLogger(__name__)
+_failures = EveryInterval(log, seconds=60.0)  # a failing write is logged once a minute, not per request
 
 _ENTRY_FIELDS = tuple(f.name for f in fields(AuditEntry))
 
@@ -31,8 +34,11 @@ class AuditRows:
             with self._engine.begin() as conn:
                 self.write_in(conn, entry)
             return True
-        except Exception:  # noqa: BLE001 - the audit must never turn a success into a failure
-            log.exception("could not write the audit record for request %s", entry.request_id)
+        except Exception as exc:  # noqa: BLE001 - the audit must never turn a success into a failure
+            # The traceback once a minute: a cause that repeats on every request (a full disk, a
+            # database down) must not make the log grow faster than the audit would have.
+            _failures.error(type(exc).__name__, "could not write the audit record for request %s: %s",
+                            entry.request_id, f"{type(exc).__name__}: {str(exc)[:200]}", exc_info=True)
             return False
 
     def exists(self, request_id: str) -> bool:
@@ -58,12 +64,20 @@ class AuditRows:
         return count, as_utc(oldest)
 
     def write_in(self, conn: Connection, entry: AuditEntry) -> None:
-        # The entry's fields are the table's columns; a few are bounded here. A shallow copy:
-        # asdict would deep-copy the (already redacted) bodies for nothing.
+        # The entry's fields are the table's columns; a few are bounded here, and every text is
+        # made storable (a NUL or a lone surrogate, from a path or a body, written as its escape:
+        # PostgreSQL's text refuses a NUL, and the row would be lost). A shallow copy: asdict
+        # would deep-copy the (already redacted) bodies for nothing.
         row = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
         row.update(endpoint=entry.endpoint[:128], client_addr=(entry.client_addr or "")[:64] or None,
                    latency_ms=round(entry.latency_ms, 3),
                    broker_calls=[asdict(call) for call in entry.broker_calls] or None)
+        for name, value in row.items():
+            if isinstance(value, str):
+                row[name] = storable(value)
+            elif isinstance(value, (dict, list)):
+                row[name] = storable_value(value)
+        row.update(endpoint=row["endpoint"][:128], method=row["method"][:8])
         conn.execute(self._insert, row)
 
 

@@ -19,11 +19,12 @@ class Base(DeclarativeBase):
 
 
 class ApiKey(Base):
-    """A caller's credential. Only an argon2 hash of key + pepper is kept, never the key; a key
-    issued since migration 0006 (`<public_id>.<secret>`) also keeps its public identifier, the
-    part before the dot, so a presented key finds its one row without trying every hash. A key
-    issued before (64 hex characters, no identifier) gets `lookup_hmac`, an HMAC of the key under
-    a secret derived from the pepper, at its first successful use, for the same purpose."""
+    """A caller's credential. An argon2 hash of key + pepper is kept, never the key; a key issued
+    since migration 0006 (`<public_id>.<secret>`) also keeps its public identifier, the part
+    before the dot, so a presented key finds its one row without trying every hash. `lookup_hmac`
+    is an HMAC of the whole key under a secret derived from the pepper: written when a key is
+    made, or at the first successful argon2 check of one made before; it finds an old 64-hex key's
+    row and checks any key without argon2 (services/apikeys.py)."""
 
     __tablename__ = "api_keys"
 

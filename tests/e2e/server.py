@@ -37,6 +37,7 @@ class ServerProcess:
             **env,  # may override any of the above
         }
         self.process: subprocess.Popen | None = None
+        self.preexec_fn = None  # run in the child before run.py (a test's resource limits)
         self.output_path = workdir / "server.log"
 
     @property
@@ -52,7 +53,8 @@ class ServerProcess:
     def start(self, timeout: float = 30.0) -> "ServerProcess":
         log = open(self.output_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, str(RUN_PY)], cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, str(RUN_PY)], cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=self.preexec_fn,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

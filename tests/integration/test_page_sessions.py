@@ -89,6 +89,20 @@ def test_a_wrong_key_is_refused_and_throttled_like_the_apis(client, app, api_key
     assert client.get("/").status_code == 200  # signed in: the address's wrong keys do not count against it
 
 
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_a_wrong_key_counts_even_when_the_form_token_is_missing_or_wrong(client, app, api_key, token):
+    """Issue 25, item 8: the key was checked (argon2, before the view) but the failure never
+    counted when the form's CSRF token was missing or wrong. Every key check counts."""
+    data = {"apikey": "f" * 16 + "." + "0" * 64}
+    if token is not None:
+        data["csrf_token"] = token
+    for _ in range(3):
+        assert client.post("/ui/signin", data=data).status_code == 403
+    throttled = client.post("/ui/signin", data={**data, "apikey": "e" * 16 + "." + "1" * 64})
+    assert throttled.status_code == 429 and "Too many wrong API keys" in throttled.text
+    assert sign_in(client, api_key).status_code == 303  # the right key is never throttled
+
+
 def test_sign_out_ends_the_session_on_the_server(client, app, api_key):
     sign_in(client, api_key)
     cookie = client.get_cookie("gtt_session").value

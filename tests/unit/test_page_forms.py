@@ -90,3 +90,13 @@ def test_a_detail_prefills_the_modify_form():
 def test_the_csv_never_hands_a_spreadsheet_a_formula():
     (line,) = csv_rows([{**ENTRY, "message": "=HYPERLINK(\"http://evil\")"}])
     assert line[-1].startswith("'=") and line[:3] == ["GTT-1", "single", "active"]
+
+
+@pytest.mark.parametrize("text", [" =1+1", "\n=cmd|' /C calc'!A0", "\r\n+1", "  @SUM(A1)", "\uff1d1+1", "\uff0b1",
+                                  "\uff0d1", "\uff20x", "\u3000=1", "\ufe66HYPERLINK(\"x\")", "\u00a0-1"])
+def test_the_csv_guards_formulas_behind_spaces_line_breaks_and_full_width_forms(text):
+    """Issue 25, item 9: a leading space or newline, or the full-width ＝, slipped past the guard."""
+    from openalgo_gtt.api.dashboard.rows import _cell
+
+    assert _cell(text) == "'" + text
+    assert _cell("IDEA") == "IDEA" and _cell("GTT-123") == "GTT-123"

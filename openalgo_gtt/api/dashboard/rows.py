@@ -2,6 +2,7 @@
 /api/v1/gttorderbook answers) as a table row, a detail, a CSV line; an audit row as a line."""
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 
@@ -106,9 +107,12 @@ def detail_from_form(form) -> dict:
 
 
 def _cell(value) -> str:
-    """A CSV cell a spreadsheet will not run as a formula."""
+    """A CSV cell a spreadsheet will not run as a formula: one that starts with = + - @ (tab, CR),
+    also after leading spaces or line breaks, and also in their full-width or other compatibility
+    forms (＝, ＋, －, ＠, ﹦ ...: NFKC folds them), gets a leading apostrophe."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    probe = unicodedata.normalize("NFKC", text).lstrip(" \t\r\n\x0b\x0c\u00a0\u3000")
+    return "'" + text if text.startswith(_FORMULA_START) or probe.startswith(_FORMULA_START[:4]) else text
 
 
 def csv_rows(entries) -> list[list[str]]:
