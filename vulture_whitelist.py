@@ -86,3 +86,7 @@ msg  # services/notifications.py: LogRecord.msg, rewritten by the scrubbing filt
 # Framework methods overridden, called by Flask and waitress.
 log_exception  # app.py: GatewayFlask.log_exception, called by flask-restx for every 5xx
 readable  # cli/waitress_server.py: QuietServer.readable, called by waitress's event loop
+# The deterministic simulation (bench/simulate.py, outside the package) moves this clock and
+# checks invariant 3 with this classification.
+ManualClock  # domain/clock.py
+COUNTED  # domain/place_attempt.py

@@ -17,7 +17,7 @@ from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.place_attempt import (
-    UNSETTLED, AttemptState, LateVerdict, PlaceAttempt, after_lookup, late_verdict, quiet,
+    UNSETTLED, AttemptState, LateVerdict, PlaceAttempt, after_failure, after_lookup, late_verdict, quiet,
 )
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.answers import answer_for
@@ -33,6 +33,10 @@ S = AttemptState
 Legs = list[tuple[str, str, str]]  # (broker GTT id, role, broker status)
 # How long after it lapsed a place's late GTT is still looked for.
 LATE_HORIZON = timedelta(minutes=15)
+# Final attempts are kept this long (to read what became of a place), then purged, at most once
+# an hour (a pass with nothing to do writes nothing).
+KEEP_FINAL = timedelta(days=1)
+PURGE_EVERY = 3600.0
 FOUND_LATE = "found at the broker after its place had lapsed"
 
 
@@ -74,6 +78,7 @@ class AttemptDriver:
         self.settle_window = settle_window  # how long an unknown outcome may still appear at the broker
         self.stale_after = stale_after  # longer than any broker call may run: a quiet SENDING is unknown
         self.clock = store.clock
+        self._purged_at: float | None = None
 
     # -- the live request's moves -------------------------------------------------------------
 
@@ -101,7 +106,7 @@ class AttemptDriver:
         """SENDING -> SETTLING (the broker may have it: the trade is kept until it is found or
         lapses) or REFUSED (certainly not placed: the trade is given back), with the request's
         record closed as `record` (state, status, body), in one unit of work."""
-        to = S.SETTLING if may_have_reached else S.REFUSED
+        to = after_failure(may_have_reached)
         with self.store.unit_of_work() as uow:
             if not uow.move_attempt(attempt, to, keep_trade=may_have_reached):
                 return  # settled meanwhile by another process (it looked stale): its move stands
@@ -186,6 +191,9 @@ class AttemptDriver:
         self.store.requests.purge_expired()
         done = []
         now = self.clock.now()
+        if self._purged_at is None or self.clock.monotonic() - self._purged_at >= PURGE_EVERY:
+            self._purged_at = self.clock.monotonic()
+            self.store.attempts.purge(now - KEEP_FINAL)
         for attempt in self.store.attempts.unsettled():
             if not self.may_settle(attempt, now):
                 continue
