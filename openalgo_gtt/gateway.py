@@ -49,7 +49,6 @@ from openalgo_gtt.store.instruments import InstrumentIndex
 from openalgo_gtt.store.instruments.load import master_family
 from openalgo_gtt.store.leases import DatabaseLease
 from openalgo_gtt.store.page_sessions import PageSessionRows
-from openalgo_gtt.store.staged_exits import StagedExits
 from openalgo_gtt.store.unit_of_work import Store
 
 
@@ -163,11 +162,8 @@ class Gateway:
                          lookup_budget=settings.broker_timeout)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
-        # A staged exit is looked for among every unknown match: treating one an open place could
-        # own as absent would place the exit a second time.
-        find_exit = finder.find_any
-        staged = (StagedBrackets(broker, StagedExits(sessions), find_exit, holder_id, stale_after(settings))
-                  if StagedBrackets.needed_for(broker) else None)
+        # Kite's staged bracket exit is a place attempt too, through the same driver.
+        staged = StagedBrackets(broker, store.exits, attempts) if StagedBrackets.needed_for(broker) else None
         token_alerts = TokenAlerts(tokens, store, notifications)
         tokens.on_rejected = token_alerts.rejected
         outbox_retention = OutboxRetention(store.outbox, settings.audit_retention_days)

@@ -24,7 +24,9 @@ from openalgo_gtt.services.answers import answer_for
 from openalgo_gtt.services.finder import BrokerFinder, could_own
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
-from openalgo_gtt.store.request_records import DONE, FAULT, holder_alive
+from openalgo_gtt.store.request_records import DONE, holder_alive
+from openalgo_gtt.store.staged_exits import FAILED as EXIT_FAILED
+from openalgo_gtt.store.staged_exits import PLACED as EXIT_PLACED
 from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,15 @@ def intent_trigger(plan: dict, trigger_id: str | None) -> SimpleNamespace:
                            action=order["action"], quantity=order["quantity"], legs=order["legs"])
 
 
+def is_exit(plan: dict) -> bool:
+    """A staged bracket's exit (services/staged_bracket.py), not a caller's place."""
+    return plan.get("kind") == "staged_exit"
+
+
+def _entry_of(plan: dict) -> dict:
+    return {"entry_gtt_id": plan["entry_gtt_id"], "entry_order_id": plan["entry_order_id"]}
+
+
 def prices_of(plan: dict) -> dict[str, Decimal]:
     return {k: Decimal(v) for k, v in plan["prices"].items()}
 
@@ -83,7 +94,7 @@ class AttemptDriver:
     # -- the live request's moves -------------------------------------------------------------
 
     def recorded(self, attempt: PlaceAttempt, legs: Legs, *, answer: tuple[int, dict] | None = None,
-                 audit: AuditEntry | None = None) -> bool:
+                 audit: AuditEntry | None = None, note: str | None = None) -> bool:
         """SENDING or SETTLING -> RECORDED: the GTT, the answer kept for duplicates, its audit
         row and the `placed` event, in one unit of work. False when another process recorded
         (or settled) the attempt first, which is then the one truth."""
@@ -93,7 +104,7 @@ class AttemptDriver:
             with self.store.unit_of_work() as uow:
                 if not uow.move_attempt(attempt, S.RECORDED, trigger_id=trigger_id):
                     raise _Lost()
-                self._add_trigger(uow, plan, trigger_id, legs)
+                self._add_trigger(uow, plan, trigger_id, legs, note)
                 if answer is not None:
                     uow.finish_request(attempt.record_id, DONE, answer[0], answer[1])
                 if audit is not None:
@@ -102,10 +113,12 @@ class AttemptDriver:
             return False
         return True
 
-    def failed(self, attempt: PlaceAttempt, may_have_reached: bool, record: tuple[str, int, dict | None]) -> None:
+    def failed(self, attempt: PlaceAttempt, may_have_reached: bool, record: tuple[str, int, dict | None], *,
+               exit_failed: str | None = None) -> None:
         """SENDING -> SETTLING (the broker may have it: the trade is kept until it is found or
         lapses) or REFUSED (certainly not placed: the trade is given back), with the request's
-        record closed as `record` (state, status, body), in one unit of work."""
+        record closed as `record` (state, status, body), in one unit of work. `exit_failed`: a
+        staged exit the broker refused for good, and why."""
         to = after_failure(may_have_reached)
         with self.store.unit_of_work() as uow:
             if not uow.move_attempt(attempt, to, keep_trade=may_have_reached):
@@ -113,6 +126,9 @@ class AttemptDriver:
             if to == S.REFUSED and attempt.reserved_day is not None:
                 uow.give_back_trade(attempt.reserved_day)
             uow.finish_request(attempt.record_id, *record)
+            if exit_failed is not None:
+                uow.exit_settled(attempt.plan["bracket"], state=EXIT_FAILED, message=exit_failed,
+                                 **_entry_of(attempt.plan))
 
     # -- settling an attempt whose outcome is unknown (a retry, the watcher) ------------------
 
@@ -144,7 +160,8 @@ class AttemptDriver:
                             ("found at the broker: an earlier attempt of this request had placed it",),
                             self.limit.today_count())
             body = {**answer_for(self._endpoint(attempt))(placed), "request_id": attempt.request_id}
-            if self.recorded(attempt, legs, answer=(200, body), audit=self._recovered_audit(plan, body)):
+            if self.recorded(attempt, legs, answer=(200, body), audit=self._recovered_audit(plan, body),
+                             note="found at the broker after a lost answer"):
                 return S.RECORDED, placed
             return self._now_state(attempt), None
         if to == S.SETTLING:
@@ -259,8 +276,9 @@ class AttemptDriver:
         trigger_id = trigger_id_of(plan, legs)
         try:
             with self.store.unit_of_work() as uow:
-                count = uow.take_trade(self.limit.today(), self.limit.limit)
-                if count is None:
+                # A staged exit belongs to a bracket whose trade was counted when it was placed.
+                count = None if is_exit(plan) else uow.take_trade(self.limit.today(), self.limit.limit)
+                if count is None and not is_exit(plan):
                     raise _LimitUsedUp()
                 placed = Placed(trigger_id, prices_of(plan), (f"GTT {FOUND_LATE}",), count)
                 body = {**answer_for(self._endpoint(attempt))(placed), "request_id": attempt.request_id}
@@ -269,7 +287,7 @@ class AttemptDriver:
                     raise _Lost()
                 if has_record and not uow.answer_if_open(attempt.record_id, body):
                     raise _Lost()  # the request is being placed again, or was answered: next pass
-                self._add_trigger(uow, plan, trigger_id, legs)
+                self._add_trigger(uow, plan, trigger_id, legs, f"GTT {FOUND_LATE}")
                 self._tell_late(uow, attempt, trigger_id, f"recorded and counted (trade {count} today)")
                 uow.audit(self._late_audit(attempt, f"GTT {trigger_id} {FOUND_LATE}; recorded and counted "
                                                     f"(trade {count} today)", trigger_id))
@@ -294,7 +312,13 @@ class AttemptDriver:
         record = self.store.requests.get(attempt.record_id)
         return record.endpoint if record is not None else "place"
 
-    def _add_trigger(self, uow: UnitOfWork, plan: dict, trigger_id: str, legs: Legs) -> None:
+    def _add_trigger(self, uow: UnitOfWork, plan: dict, trigger_id: str, legs: Legs, note: str | None = None) -> None:
+        """What a recorded attempt writes: its trigger (with the `placed` event), or, for a staged
+        bracket's exit, the exit as the bracket's leg."""
+        if is_exit(plan):
+            uow.exit_settled(plan["bracket"], state=EXIT_PLACED, exit_gtt_id=legs[0][0], message=note,
+                             **_entry_of(plan))
+            return
         uow.add_trigger(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs],
                              status=TriggerStatus.ACTIVE, placed_at=self.clock.now(), **plan["order"]), legs)
         if self.notifications.sends(EventKind.PLACED):
@@ -310,8 +334,8 @@ class AttemptDriver:
         own row was written (it writes it just after answering): one row per request, always.
         A retry writes its own row, so this one is only for a request with none yet."""
         request_id = plan["order"].get("request_id")
-        if not request_id or self.store.audit.exists(request_id):
-            return None
+        if is_exit(plan) or not request_id or self.store.audit.exists(request_id):
+            return None  # (a staged exit is the watcher's own place: no request, no audit row)
         return AuditEntry(
             request_id=request_id, created_at=self.clock.now(), method="POST", endpoint="(recovered place)",
             client_addr=None, api_key_name=plan["order"].get("api_key_name"), request_body=None,

@@ -27,6 +27,7 @@ from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.outbox import Outbox
 from openalgo_gtt.store.place_attempts import PlaceAttempts
 from openalgo_gtt.store.request_records import RequestRecords
+from openalgo_gtt.store.staged_exits import StagedExits
 from openalgo_gtt.store.trade_counter import TradeCounters
 
 
@@ -78,6 +79,11 @@ class UnitOfWork:
     def audit(self, entry: AuditEntry) -> None:
         self._store.audit.write_in(self._conn, entry)
 
+    def exit_settled(self, bracket_id: str, **outcome) -> None:
+        """A staged bracket's exit, final (store/staged_exits.py)."""
+        self._store.exits.settled(self._conn, bracket_id, holder=self._store.requests.holder,
+                                  now=self._store.clock.now(), **outcome)
+
     def set_status(self, trigger_id: str, status: str, cancelled_at: datetime | None = None) -> bool:
         return self._store.orders.set_status(trigger_id, status, cancelled_at=cancelled_at, conn=self._conn)
 
@@ -106,6 +112,7 @@ class Store:
         self.clock = clock
         self.requests = RequestRecords(engine, sessions, holder, clock)
         self.attempts = PlaceAttempts(engine)
+        self.exits = StagedExits(sessions)
         self.trades = TradeCounters(engine)
         self.orders = GttOrders(sessions)
         self.audit = AuditRows(engine)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from openalgo_gtt.services.staged_bracket import StagedBrackets
-from openalgo_gtt.store.staged_exits import StagedExits
+from tests.clock import OffsetClock
 from tests.fakes.fake_kite import FakeKite
 
 
@@ -30,7 +30,7 @@ def kite(settings, fake):
     kite_settings = dataclasses.replace(settings, broker="kite", kite_api_url=fake.url, kite_api_key=fake.api_key,
                                         kite_access_token=fake.access_token, kite_timeout=1.0)
     upgrade(kite_settings.database_url)
-    gateway = Gateway.build(kite_settings)
+    gateway = Gateway.build(kite_settings, clock=OffsetClock())
     load_master(gateway.engine, f"{fake.url}/instruments", broker="kite")
     app = create_app(gateway=gateway)
     app.config["TESTING"] = True
@@ -49,19 +49,27 @@ def place_and_fill(client, key, fake) -> str:
 
 
 def second_process(gateway) -> StagedBrackets:
-    """Another worker: its own broker client and holder id, the same database."""
+    """Another worker: its own broker client, store and holder id, the same database."""
     from openalgo_gtt.gateway import build_broker
+    from openalgo_gtt.services.attempts import AttemptDriver
+    from openalgo_gtt.services.finder import BrokerFinder
+    from openalgo_gtt.store.unit_of_work import Store
 
     broker = build_broker(gateway.settings, gateway.sessions)
-    return StagedBrackets(broker, StagedExits(gateway.sessions), gateway.attempts.finder.find_any, "other:1:x",
-                          timedelta(seconds=30))
+    store = Store(gateway.engine, gateway.sessions, "other:1:x", gateway.clock)
+    driver = AttemptDriver(store, BrokerFinder(broker, store), gateway.trade_limit, gateway.notifications,
+                           settle_window=gateway.attempts.settle_window, stale_after=timedelta(seconds=30))
+    return StagedBrackets(broker, store.exits, driver)
+
+
+def this_process(gateway) -> StagedBrackets:
+    return StagedBrackets(gateway.broker, gateway.store.exits, gateway.attempts)
 
 
 def test_two_processes_passing_together_place_one_exit(kite, fake):
     gateway, client, key = kite
     trigger_id = place_and_fill(client, key, fake)
-    mine, theirs = StagedBrackets(gateway.broker, StagedExits(gateway.sessions), gateway.attempts.finder.find_any,
-                                  gateway.holder_id, timedelta(seconds=30)), second_process(gateway)
+    mine, theirs = this_process(gateway), second_process(gateway)
     start = threading.Barrier(2)
     placed = []
 
@@ -81,34 +89,43 @@ def test_two_processes_passing_together_place_one_exit(kite, fake):
     assert [o["transaction_type"] for o in exit_gtt["orders"]] == ["BUY", "BUY"]
     assert exit_gtt["condition"]["trigger_values"][0] < 1499 < exit_gtt["condition"]["trigger_values"][1]
     assert mine.advance() == 0 and theirs.advance() == 0  # settled: nothing more
-    assert StagedExits(gateway.sessions).get(trigger_id).exit_gtt_id == str(exit_gtt["id"])
+    assert gateway.store.exits.get(trigger_id).exit_gtt_id == str(exit_gtt["id"])
 
 
 def test_a_lost_exit_answer_is_found_not_placed_twice(kite, fake):
     gateway, client, key = kite
     trigger_id = place_and_fill(client, key, fake)
     fake.inject("POST /gtt/triggers", "drop", after_work=True)
-    staged = StagedBrackets(gateway.broker, StagedExits(gateway.sessions), gateway.attempts.finder.find_any,
-                            gateway.holder_id, timedelta(seconds=30))
+    staged = this_process(gateway)
     assert staged.advance() == 1
     (exit_gtt,) = [g for g in fake.gtts() if g["type"] == "two-leg"]
-    record = StagedExits(gateway.sessions).get(trigger_id)
+    record = gateway.store.exits.get(trigger_id)
     assert record.state == "placed" and record.exit_gtt_id == str(exit_gtt["id"])
     assert "found at the broker" in record.message
     assert staged.advance() == 0 and len([g for g in fake.gtts() if g["type"] == "two-leg"]) == 1
 
 
-def test_a_claim_left_by_a_dead_process_is_settled_after_the_stale_window(kite, fake):
+def test_an_exit_whose_process_died_mid_call_is_settled_then_placed_once(kite, fake):
+    """A process began the exit's attempt and died before calling Kite: the watcher's pass settles
+    the attempt (nothing at Kite: it lapses once the window has passed), and the next pass places
+    the exit, once."""
+    from openalgo_gtt.services.staged_bracket import EXIT_ENDPOINT, EXIT_KEY_TTL, EXIT_OWNER, exit_plan, exit_request
+    from openalgo_gtt.services.watcher import OneListing
+
     gateway, client, key = kite
     trigger_id = place_and_fill(client, key, fake)
-    exits = StagedExits(gateway.sessions)
-    from openalgo_gtt.domain.clock import utcnow
-
-    # A process claimed the exit and died before calling Kite.
-    assert exits.claim(trigger_id, entry_gtt_id=trigger_id, entry_order_id="1", holder="dead:1:x",
-                       now=utcnow() - timedelta(minutes=5))
-    staged = StagedBrackets(gateway.broker, exits, gateway.attempts.finder.find_any, gateway.holder_id,
-                            timedelta(seconds=30))
-    assert staged.advance() == 0  # looked: not there, so the claim is released ...
-    assert staged.advance() == 1  # ... and the next pass places it, once
+    bracket = gateway.orders.get(trigger_id)
+    dead = second_process(gateway)
+    dead.driver.store.requests.holder = "elsewhere:1:dead"  # another host: only time tells it stopped
+    with dead.driver.store.unit_of_work() as uow:
+        record_id = uow.claim_request(EXIT_OWNER, f"exit:{trigger_id}", EXIT_ENDPOINT, f"exit:{trigger_id}",
+                                      EXIT_KEY_TTL)
+        uow.begin_attempt(record_id, exit_plan(bracket, exit_request(bracket, "CNC"), trigger_id, "1"), None,
+                          gateway.clock.now())
+    staged = this_process(gateway)
+    assert staged.advance() == 0  # its attempt is open: left to the watcher's pass
+    gateway.clock.advance(60)  # past the stale time and the settling window
+    assert gateway.attempts.settle_all(OneListing(gateway.broker))  # nothing at Kite: it lapses
+    assert staged.advance() == 1  # the next pass places the exit ...
+    assert staged.advance() == 0  # ... once
     assert len([g for g in fake.gtts() if g["type"] == "two-leg"]) == 1
