@@ -105,9 +105,13 @@ class BrokerHttp:
             if timeout < MIN_CALL_SECONDS:  # the request's deadline has passed: nothing is sent
                 raise BrokerTimeout("no time left within the request's deadline (the broker timeout); not sent",
                                     may_have_reached=False)
+            # The whole answer, body included, is due by this moment, fixed before the send: sized
+            # after the headers, it would shrink by the time they took, and an answer arriving well
+            # within the budget would be thrown away as "too slow".
+            answer_due = started + deadline.bounded(2 * self._timeout)
             response = self._send(prepared, is_write, timeout)
             status = response.status_code
-            raw = self._read_body(response, started + deadline.bounded(2 * self._timeout), is_write)
+            raw = self._read_body(response, answer_due, is_write)
             payload = self.interpret(status, raw, is_write, bearer=auth is not None)
             try:
                 # Parsed here so a malformed success is reported to the observer as a failure.
