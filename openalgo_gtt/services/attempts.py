@@ -24,7 +24,7 @@ from openalgo_gtt.services.answers import answer_for
 from openalgo_gtt.services.finder import BrokerFinder, could_own
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
-from openalgo_gtt.store.request_records import DONE, holder_alive
+from openalgo_gtt.store.request_records import DONE, PENDING, Snapshot, holder_alive
 from openalgo_gtt.store.staged_exits import FAILED as EXIT_FAILED
 from openalgo_gtt.store.staged_exits import PLACED as EXIT_PLACED
 from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
@@ -251,7 +251,10 @@ class AttemptDriver:
             return None
         if verdict == LateVerdict.CANCEL:
             return self._cancel_late(attempt, present, why)
-        return self._count_late(attempt, present, record is not None)
+        # A retry that took the request over and died before its own attempt began (planning,
+        # say) left it pending with nothing to settle it: its GTT is still counted.
+        abandoned = record if record is not None and self._abandoned(record, now) else None
+        return self._count_late(attempt, present, record is not None, abandoned)
 
     def _cancel_late(self, attempt: PlaceAttempt, gtts: list[BrokerGtt], why: str) -> str:
         for gtt in gtts:
@@ -268,9 +271,16 @@ class AttemptDriver:
                 log.warning("late GTT %s of request %s: %s", ids, attempt.request_id, why)
         return f"cancelled {ids}"
 
-    def _count_late(self, attempt: PlaceAttempt, gtts: list[BrokerGtt], has_record: bool) -> str | None:
-        """The request's own GTT: recorded and counted, its request answered with it, in one unit
-        of work; or cancelled when the day's limit is used up."""
+    def _abandoned(self, record: Snapshot, now: datetime) -> bool:
+        """Whether a request record was left pending by a process that has gone quiet (it died,
+        or has not moved it for `stale_after`): a retry could take it over, and so may a late GTT."""
+        return record.state == PENDING and (holder_alive(record.holder) is False
+                                            or record.updated_at <= now - self.stale_after)
+
+    def _count_late(self, attempt: PlaceAttempt, gtts: list[BrokerGtt], has_record: bool,
+                    abandoned: Snapshot | None = None) -> str | None:
+        """The request's own GTT: recorded and counted, its request answered with it (open, or
+        `abandoned` as read), in one unit of work; or cancelled when the day's limit is used up."""
         plan = attempt.plan
         legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(gtts, plan["roles"])]
         trigger_id = trigger_id_of(plan, legs)
@@ -285,7 +295,7 @@ class AttemptDriver:
                 if not uow.move_attempt(attempt, S.FOUND_LATE, trigger_id=trigger_id,
                                         resolution=f"counted as {trigger_id}"):
                     raise _Lost()
-                if has_record and not uow.answer_if_open(attempt.record_id, body):
+                if has_record and not uow.answer_if_open(attempt.record_id, body, abandoned):
                     raise _Lost()  # the request is being placed again, or was answered: next pass
                 self._add_trigger(uow, plan, trigger_id, legs, f"GTT {FOUND_LATE}")
                 self._tell_late(uow, attempt, trigger_id, f"recorded and counted (trade {count} today)")

@@ -6,7 +6,7 @@ import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock, as_utc
@@ -134,11 +134,18 @@ class RequestRecords:
             ).rowcount
         return bool(won)
 
-    def answer_if_open(self, record_id: int, body: object, conn: Connection) -> bool:
+    def answer_if_open(self, record_id: int, body: object, conn: Connection,
+                       abandoned: Snapshot | None = None) -> bool:
         """Give a request the answer of its GTT found late, unless it has been answered, or is
-        held by a running attempt, since (False)."""
+        held by a running attempt, since (False). `abandoned`: the record as read, left pending
+        by a process that stopped; it is answered unless another has taken it over since."""
+        still_open = RequestRecord.state == FAULT
+        if abandoned is not None:
+            still_open = or_(still_open, and_(RequestRecord.state == PENDING,
+                                              RequestRecord.holder == abandoned.holder,
+                                              RequestRecord.updated_at == abandoned.updated_at))
         return bool(conn.execute(
-            update(RequestRecord).where(RequestRecord.id == record_id, RequestRecord.state == FAULT)
+            update(RequestRecord).where(RequestRecord.id == record_id, still_open)
             .values(state=DONE, response_status=200, response_body=body, updated_at=self._clock.now())).rowcount)
 
     def fault_if_held_by(self, record_id: int, holder: str, conn: Connection) -> None:

@@ -26,7 +26,7 @@ from openalgo_gtt.store.audit_log import AuditRows
 from openalgo_gtt.store.gtt_orders import GttOrders
 from openalgo_gtt.store.outbox import Outbox
 from openalgo_gtt.store.place_attempts import PlaceAttempts
-from openalgo_gtt.store.request_records import RequestRecords
+from openalgo_gtt.store.request_records import RequestRecords, Snapshot
 from openalgo_gtt.store.staged_exits import StagedExits
 from openalgo_gtt.store.trade_counter import TradeCounters
 
@@ -70,8 +70,8 @@ class UnitOfWork:
     def request(self, record_id: int):
         return self._store.requests.get(record_id, self._conn)
 
-    def answer_if_open(self, record_id: int, body: object) -> bool:
-        return self._store.requests.answer_if_open(record_id, body, self._conn)
+    def answer_if_open(self, record_id: int, body: object, abandoned: Snapshot | None = None) -> bool:
+        return self._store.requests.answer_if_open(record_id, body, self._conn, abandoned)
 
     def fault_if_held_by(self, record_id: int, holder: str) -> None:
         self._store.requests.fault_if_held_by(record_id, holder, self._conn)

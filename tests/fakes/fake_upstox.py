@@ -60,9 +60,14 @@ Test API:
                           (default 0.05)
       "late"              hold the request `seconds` (default 4), then do the work and answer:
                           Upstox finishing a request after the client has stopped waiting
+      "held"              like "late", but held until the test calls `release_held()` (or for
+                          `seconds`, when given): the work is done at a moment the test picks,
+                          whether its client timed out, is still waiting, or its process died
   With `after_work=True` the fake first does the work (the place/modify/cancel really
   happens) and then answers with the fault: "Upstox did it but the answer was lost".
   Faults are consumed first-in first-out per route; a route-specific fault wins over "*".
+- `held` (how many requests a "held" fault holds now) and `release_held()` (every one of them
+  does its work and answers whoever still listens; returns how many there were).
 - `chaos`: a function of the route name returning `(fault, after_work, seconds)` or None, asked
   for every call no injected fault claims (a soak's random mix).
 - `clear_faults()`, `reset()` (clears GTTs, prices, calls and faults).
@@ -133,7 +138,7 @@ TOKEN_REQUEST_PREFIX = "/v3/login/auth/token/request/"  # + client_id: "login.to
 LOGIN_ROUTE_NAMES = frozenset({*LOGIN_ROUTES.values(), "login.token_request"})
 FAULTS = frozenset({
     "hang", "timeout", "refuse", "reset", "500", "502_html", "429", "401", "error",
-    "empty", "truncated", "missing_fields", "trickle", "late",
+    "empty", "truncated", "missing_fields", "trickle", "late", "held",
 })
 LIVE = frozenset({"SCHEDULED", "PENDING", "OPEN", "INACTIVE"})
 STRATEGIES = ("ENTRY", "TARGET", "STOPLOSS")
@@ -215,6 +220,10 @@ class FakeUpstox:
         # no injected fault (a soak's random mix of faults).
         self.chaos: Callable[[str], tuple[str, bool, float | None] | None] | None = None
         self._counter = 0
+        # Requests a "held" fault holds until `release_held()` moves `_releases` on.
+        self._held = threading.Condition()
+        self._held_now = 0
+        self._releases = 0
         # The login routes (see "Login routes" in the module docstring).
         self.client_id = "fake-client-id"
         self.client_secret = "fake-client-secret"
@@ -301,6 +310,18 @@ class FakeUpstox:
         with self._lock:
             self._faults.clear()
 
+    @property
+    def held(self) -> int:
+        with self._held:
+            return self._held_now
+
+    def release_held(self) -> int:
+        with self._held:
+            count = self._held_now
+            self._releases += 1
+            self._held.notify_all()
+        return count
+
     def calls_to(self, route: str) -> list[tuple[str, str, float]]:
         wanted = {key for key, name in ROUTES.items() if name == route}
         wanted |= {key for key, name in LOGIN_ROUTES.items() if name == route}
@@ -375,6 +396,22 @@ class FakeUpstox:
     def _sleep(self, seconds: float) -> bool:
         """Sleep unless the server is stopping; True when the sleep was cut short."""
         return self._stopping.wait(seconds) if seconds > 0 else self._stopping.is_set()
+
+    def _hold(self, seconds: float | None) -> bool:
+        """Hold a request until `release_held()` (or `seconds`); True when the server is stopping."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        with self._held:
+            release = self._releases
+            self._held_now += 1
+            try:
+                while self._releases == release and not self._stopping.is_set():
+                    left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+                    if left <= 0:
+                        break
+                    self._held.wait(left)
+            finally:
+                self._held_now -= 1
+        return self._stopping.is_set()
 
     def _answer(self, route: str, headers: Any, query: dict[str, list[str]], body: bytes) -> _Answer:
         """The normal answer to one call: the work is done here, under the lock."""
@@ -689,8 +726,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = fake._take_fault(route)
         answer = None
-        if fault is not None and fault.kind == "late":
-            if fake._sleep(4.0 if fault.seconds is None else fault.seconds):
+        if fault is not None and fault.kind in ("late", "held"):
+            if (fake._sleep(4.0 if fault.seconds is None else fault.seconds) if fault.kind == "late"
+                    else fake._hold(fault.seconds)):
                 return self._drop()
             fault = None  # the work is done now, and answered to whoever still listens
         # A trickle is a slow real answer, so the work is always done first.

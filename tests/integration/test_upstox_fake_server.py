@@ -248,6 +248,20 @@ def test_work_done_but_answer_lost_is_flagged_may_have_reached(fake, broker, fau
     assert len(fake.gtts()) == 1  # Upstox did place it: a later layer must find it, not re-send
 
 
+def test_a_held_place_times_out_and_is_done_when_released(fake, broker):
+    fake.inject("gtt.place", "held")
+    with pytest.raises(BrokerTimeout) as caught:
+        broker.place_gtt(bracket())
+    assert caught.value.may_have_reached is True
+    assert fake.held == 1 and fake.gtts() == []  # still held, nothing done: the client gave up
+    assert fake.release_held() == 1
+    deadline = time.monotonic() + 5
+    while not fake.gtts() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(fake.gtts()) == 1 and fake.held == 0  # Upstox finished it, late
+    assert broker.place_gtt(bracket())  # the fault was for that call only
+
+
 def test_faults_that_refuse_up_front_do_nothing(fake, broker):
     fake.inject("gtt.place", "429")
     fake.inject("gtt.place", "401")

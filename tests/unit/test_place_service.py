@@ -379,6 +379,42 @@ def test_a_retry_refused_before_the_broker_keeps_the_earlier_attempt_settling(se
         assert services.broker.live() == [] and services.limit.today_count() == 0
 
 
+class Killed(BaseException):
+    """The process dies here: nothing after it runs, not even the request's own error handling."""
+
+
+def test_a_very_late_gtt_is_counted_when_the_retry_holding_its_request_died_before_placing(services):
+    """A retry took the lapsed place's request over, then its process died while planning
+    (before its own attempt began): the request is left pending with nothing to settle it. The
+    GTT the broker makes late is still the request's: recorded and counted once its holder has
+    gone quiet, never left live at the broker and unknown here."""
+    services.broker.next_place_faults = ["late"]
+    with pytest.raises(BrokerTimeout):
+        place_bracket(services)
+    services.pass_settling_window()
+    services.settle()  # lapsed: the trade is given back, the request open to a retry
+    quotes = services.broker.quotes
+
+    def die(keys):
+        raise Killed()
+
+    services.broker.quotes = die
+    with pytest.raises(Killed):
+        place_bracket(services)  # takes the request over, then dies planning
+    with services.store.engine.connect() as conn:
+        assert conn.execute(select(RequestRecord.state)).scalars().all() == ["pending"]
+    services.broker.quotes = quotes
+    (late_id,) = services.broker.finish_late()
+    assert services.settle() == []  # its holder may still be placing it: left to it
+    services.clock.advance(services.attempts.stale_after.total_seconds() + 1)  # it has gone quiet
+    assert services.settle() == [f"counted {late_id}"]
+    assert services.states() == ["found_late"] and services.limit.today_count() == 1
+    assert services.store.orders.get(late_id) is not None
+    again, status = place_bracket(services)  # a later retry gets it, nothing new is placed
+    assert status == 200 and again["duplicate"] is True and again["trigger_id"] == late_id
+    assert services.broker.place_calls == 1 and len(services.broker.live()) == 1
+
+
 def test_a_very_late_gtt_is_cancelled_when_its_request_was_refused_when_sent_again(services):
     services.broker.next_place_faults = ["late"]
     with pytest.raises(BrokerTimeout):
