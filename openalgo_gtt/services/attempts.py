@@ -175,7 +175,7 @@ class AttemptDriver:
         request, left pending by that process, is opened to retries, in one unit of work."""
         with self.store.unit_of_work() as uow:
             if uow.move_attempt(attempt, S.SETTLING):
-                uow.fault_if_held_by(attempt.record_id, attempt.holder)
+                uow.fault_if_held_by(attempt.record_id, attempt.holder, self.clock.now() - self.stale_after)
 
     def _lapse(self, attempt: PlaceAttempt) -> bool:
         """SETTLING (or a quiet SENDING) -> LAPSED: its trade given back, the trader told, and its
@@ -190,7 +190,7 @@ class AttemptDriver:
                 return False
             if attempt.reserved_day is not None:
                 uow.give_back_trade(attempt.reserved_day)
-            uow.fault_if_held_by(attempt.record_id, attempt.holder)
+            uow.fault_if_held_by(attempt.record_id, attempt.holder, self.clock.now() - self.stale_after)
             self.notifications.emit(uow, trigger_event(
                 EventKind.OUTCOME_UNKNOWN, self.clock.now(), intent_trigger(attempt.plan, attempt.request_id),
                 f"no GTT at the broker {self.settle_window.total_seconds():.0f} s after the place began: its "

@@ -148,10 +148,13 @@ class RequestRecords:
             update(RequestRecord).where(RequestRecord.id == record_id, still_open)
             .values(state=DONE, response_status=200, response_body=body, updated_at=self._clock.now())).rowcount)
 
-    def fault_if_held_by(self, record_id: int, holder: str, conn: Connection) -> None:
-        """A record left pending by `holder` (a process that stopped mid-place) opens to retries."""
+    def fault_if_held_by(self, record_id: int, holder: str, quiet_since: datetime, conn: Connection) -> None:
+        """A record left pending by `holder` (a process that stopped mid-place) opens to retries,
+        unless it has moved since `quiet_since`: a retry that took it over (even in the same
+        process, under the same holder) keeps it while it places afresh."""
         conn.execute(update(RequestRecord).where(RequestRecord.id == record_id, RequestRecord.state == PENDING,
-                                                 RequestRecord.holder == holder)
+                                                 RequestRecord.holder == holder,
+                                                 RequestRecord.updated_at <= quiet_since)
                      .values(state=FAULT, updated_at=self._clock.now()))
 
     def finish(self, record_id: int, state: str, status: int | None, body: object,

@@ -73,8 +73,8 @@ class UnitOfWork:
     def answer_if_open(self, record_id: int, body: object, abandoned: Snapshot | None = None) -> bool:
         return self._store.requests.answer_if_open(record_id, body, self._conn, abandoned)
 
-    def fault_if_held_by(self, record_id: int, holder: str) -> None:
-        self._store.requests.fault_if_held_by(record_id, holder, self._conn)
+    def fault_if_held_by(self, record_id: int, holder: str, quiet_since: datetime) -> None:
+        self._store.requests.fault_if_held_by(record_id, holder, quiet_since, self._conn)
 
     def audit(self, entry: AuditEntry) -> None:
         self._store.audit.write_in(self._conn, entry)

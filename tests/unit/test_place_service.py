@@ -598,3 +598,32 @@ def test_a_listing_made_before_the_answered_place_is_recorded_waits_for_it(servi
         work()
     lister.join(timeout=5)
     assert [trigger.trigger_id for trigger in listed] == [answer["trigger_id"]]
+
+
+def test_a_retry_that_lapses_the_earlier_attempt_keeps_its_request_from_an_identical_retry(services):
+    """The retry that finds the earlier attempt lapsed holds the request while it places afresh:
+    an identical retry arriving meanwhile (in the same process) must not place it a second time."""
+    from openalgo_gtt.services.answers import ApiError
+
+    services.broker.next_place_faults = ["before"]
+    with pytest.raises(BrokerTimeout):
+        services.place_single()
+    services.pass_settling_window()
+    plan, raced = services.place.planner.plan, []
+
+    def plan_while_another_retry_arrives(order):
+        # A body-hash retry plans once before it finds the request's record (a bad request leaves
+        # none), then again once it has taken the record over and lapsed the earlier attempt: the
+        # identical retry arrives during that second planning.
+        raced.append("planning")
+        if raced.count("planning") == 2:
+            try:
+                raced.append(services.place_single()[1])
+            except ApiError as exc:  # still being processed: TradingView re-sends later
+                raced.append(exc.status)
+        return plan(order)
+
+    services.place.planner.plan = plan_while_another_retry_arrives
+    answer, status, _ = services.place_single()
+    assert status == 200 and [r for r in raced if r != "planning"] == [503]
+    assert len(services.broker.live()) == 1 and services.limit.today_count() == 1
