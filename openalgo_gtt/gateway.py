@@ -154,7 +154,7 @@ class Gateway:
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)
         planner = Planner(broker, instruments, pcts)
         in_flight = InFlight()  # shared: follow-ups of a place wait for its record
-        finder = BrokerFinder(broker, store)
+        finder = BrokerFinder(broker, store, stale_after(settings))
         attempts = AttemptDriver(store, finder, trade_limit, notifications,
                                  settle_window=timedelta(seconds=settings.settle_seconds),
                                  stale_after=stale_after(settings))

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column('holder', sa.String(length=128), nullable=False),
         sa.Column('trigger_id', sa.String(length=64), nullable=True),
         sa.Column('resolution', sa.String(length=255), nullable=True),
+        sa.Column('late_gtt_ids', sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint('id'),
     )
     with op.batch_alter_table('place_attempts') as batch:

@@ -17,7 +17,7 @@ from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.place_attempt import (
-    UNSETTLED, AttemptState, LateVerdict, PlaceAttempt, after_failure, after_lookup, late_verdict, quiet,
+    UNSETTLED, AttemptState, LateVerdict, PlaceAttempt, after_failure, after_lookup, late_verdict,
 )
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.answers import answer_for
@@ -134,7 +134,7 @@ class AttemptDriver:
 
     def may_settle(self, attempt: PlaceAttempt, now: datetime) -> bool:
         """Whether anyone but the attempt's own process may settle it now."""
-        return attempt.state == S.SETTLING or quiet(attempt, now, self.stale_after, holder_alive(attempt.holder))
+        return attempt.state in UNSETTLED and not self.finder.running(attempt, now)
 
     def settle(self, attempt: PlaceAttempt, listed: list[BrokerGtt] | None = None) -> tuple[AttemptState, Placed | None]:
         """Look for an unsettled attempt's GTT at the broker and move it: found -> RECORDED (its
@@ -220,14 +220,19 @@ class AttemptDriver:
         lapsed = self.store.attempts.in_states((S.LAPSED,))
         if lapsed:
             intents = self.store.attempts.unsettled()  # read after the listing (see BrokerFinder.find)
+            # A GTT settles one lapsed attempt only: of two identical lapsed places (or OCO legs
+            # alike), each is matched with its own GTT, the one begun first with the earliest.
+            taken = self.store.attempts.cancelled_late_ids()
             for attempt in lapsed:
+                unclaimed = [gtt for gtt in listed() if gtt.gtt_id not in taken]
                 try:
-                    outcome = self._settle_late(attempt, listed(), intents, now)
+                    outcome = self._settle_late(attempt, unclaimed, intents, now)
                 except BrokerError as exc:  # retried next pass
                     log.warning("could not settle the late GTT of place %s: %s", attempt.request_id, exc)
                     continue
                 if outcome:
                     done.append(outcome)
+                    taken.update(outcome.split(" ", 1)[1].split(", "))
         return done
 
     # -- a lapsed attempt's late GTT ----------------------------------------------------------
@@ -265,7 +270,8 @@ class AttemptDriver:
             why += f"; {', '.join(fired)} had already fired before it could be cancelled: check your positions"
         ids = ", ".join(gtt.gtt_id for gtt in gtts)
         with self.store.unit_of_work() as uow:
-            if uow.move_attempt(attempt, S.CANCELLED_LATE, trigger_id=gtts[0].gtt_id, resolution=f"cancelled {ids}"):
+            if uow.move_attempt(attempt, S.CANCELLED_LATE, trigger_id=gtts[0].gtt_id, resolution=f"cancelled {ids}",
+                                late_ids=[gtt.gtt_id for gtt in gtts]):
                 self._tell_late(uow, attempt, ids, f"cancelled at once: {why}")
                 uow.audit(self._late_audit(attempt, f"GTT {ids} {FOUND_LATE}; {why}", None))
                 log.warning("late GTT %s of request %s: %s", ids, attempt.request_id, why)

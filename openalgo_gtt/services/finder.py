@@ -10,7 +10,8 @@ from typing import Sequence
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.model import BrokerGtt, GttRequest
-from openalgo_gtt.domain.place_attempt import AttemptState, PlaceAttempt
+from openalgo_gtt.domain.place_attempt import AttemptState, PlaceAttempt, quiet
+from openalgo_gtt.store.request_records import holder_alive
 from openalgo_gtt.store.unit_of_work import Store
 
 log = logging.getLogger(__name__)
@@ -29,21 +30,28 @@ def could_own(attempt: PlaceAttempt, gtt: BrokerGtt) -> bool:
     return any(gtt.matches(GttRequest.from_json(r)) for r in attempt.plan["requests"])
 
 
-def _yields_to(rival: PlaceAttempt, gtt: BrokerGtt, since: datetime, attempt_id: int | None) -> bool:
+def _yields_to(rival: PlaceAttempt, rival_running: bool, gtt: BrokerGtt, since: datetime,
+               attempt_id: int | None) -> bool:
     """Whether an attempt looking for `gtt` (begun at `since`, id `attempt_id`) must leave it to
     `rival`: the rival could own it and is still sending (its broker call may answer with this
-    very GTT), or its answer was lost too and it began first."""
+    very GTT), or its answer was lost too (or its process stopped mid-call) and it began first."""
     if not could_own(rival, gtt):
         return False
-    if rival.state == AttemptState.SENDING:
+    if rival_running:
         return True
     return attempt_id is None or (rival.started_at, rival.id) < (since, attempt_id)
 
 
 class BrokerFinder:
-    def __init__(self, broker: Broker, store: Store):
+    def __init__(self, broker: Broker, store: Store, stale_after: timedelta):
         self.broker = broker
         self.store = store
+        self.stale_after = stale_after  # a SENDING attempt this quiet has stopped: it answers nobody
+
+    def running(self, attempt: PlaceAttempt, now: datetime) -> bool:
+        """Whether an attempt's broker call may still be answered in its own process."""
+        return attempt.state == AttemptState.SENDING and not quiet(attempt, now, self.stale_after,
+                                                                   holder_alive(attempt.holder))
 
     def find(self, request: GttRequest, since: datetime, listed: list[BrokerGtt] | None = None, *,
              attempt_id: int | None = None, contenders: Sequence[PlaceAttempt] | None = None) -> BrokerGtt | None:
@@ -66,10 +74,11 @@ class BrokerFinder:
         # SENDING in the same commit, so the GTT is then known.
         if contenders is None:
             contenders = self.store.attempts.unsettled()
-        rivals = [a for a in contenders if a.id != attempt_id]
+        now = self.store.clock.now()
+        rivals = [(a, self.running(a, now)) for a in contenders if a.id != attempt_id]
         known = self.store.orders.known_broker_ids([gtt.gtt_id for gtt in candidates])
         fresh = sorted((gtt for gtt in candidates if gtt.gtt_id not in known
-                        and not any(_yields_to(rival, gtt, since, attempt_id) for rival in rivals)),
+                        and not any(_yields_to(rival, running, gtt, since, attempt_id) for rival, running in rivals)),
                        key=lambda gtt: gtt.created_at or since)
         if len(fresh) > 1:
             log.warning("%d unknown GTTs match one lost place (%s); taking the earliest, %s",

@@ -187,6 +187,8 @@ class PlaceAttemptRow(Base):
     holder: Mapped[str] = mapped_column(String(128))
     trigger_id: Mapped[str | None] = mapped_column(String(64))  # once recorded, found late or cancelled late
     resolution: Mapped[str | None] = mapped_column(String(255))  # what became of it, as a person reads it
+    # The broker GTTs a lapsed attempt's late pass cancelled: never matched to another attempt.
+    late_gtt_ids: Mapped[object | None] = mapped_column(JSON(none_as_null=True))
 
 
 class StagedExit(Base):

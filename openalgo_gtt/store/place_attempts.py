@@ -31,7 +31,8 @@ class PlaceAttempts:
                             holder)
 
     def move(self, conn: Connection, attempt: PlaceAttempt, to: AttemptState, now: datetime, *, holder: str,
-             trigger_id: str | None = None, resolution: str | None = None, keep_trade: bool = True) -> bool:
+             trigger_id: str | None = None, resolution: str | None = None, keep_trade: bool = True,
+             late_ids: list[str] | None = None) -> bool:
         """Compare-and-set: `attempt` moves to `to` only if its row is still in the state it was
         read in (the machine has no cycle, so the state alone tells). False when another process
         moved it first."""
@@ -43,6 +44,8 @@ class PlaceAttempts:
             values["resolution"] = resolution[:255]
         if not keep_trade:
             values["reserved_day"] = None
+        if late_ids is not None:
+            values["late_gtt_ids"] = late_ids
         return bool(conn.execute(update(_t).where(
             _t.c.id == attempt.id, _t.c.state == attempt.state.value).values(**values)).rowcount)
 
@@ -69,6 +72,12 @@ class PlaceAttempts:
                                 .order_by(_t.c.id.desc())).all()
         attempts = [_attempt(row) for row in rows]
         return next((a for a in attempts if a.state in UNSETTLED), attempts[0] if attempts else None)
+
+    def cancelled_late_ids(self) -> set[str]:
+        """The broker GTTs the late pass has cancelled for some attempt."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(_t.c.late_gtt_ids).where(_t.c.state == AttemptState.CANCELLED_LATE.value))
+            return {gtt_id for (ids,) in rows for gtt_id in (ids or ())}
 
     def open_record_ids(self):
         """A subquery: the request records an open attempt points at (kept past their window)."""

@@ -48,12 +48,10 @@ class UnitOfWork:
         return self._store.attempts.begin(self._conn, record_id, plan, reserved_day, started_at,
                                           self._store.requests.holder)
 
-    def move_attempt(self, attempt: PlaceAttempt, to: AttemptState, *, trigger_id: str | None = None,
-                     resolution: str | None = None, keep_trade: bool = True) -> bool:
+    def move_attempt(self, attempt: PlaceAttempt, to: AttemptState, **values) -> bool:
         """Compare-and-set the attempt's state; False when another process moved it first."""
         return self._store.attempts.move(self._conn, attempt, to, self._store.clock.now(),
-                                         holder=self._store.requests.holder, trigger_id=trigger_id,
-                                         resolution=resolution, keep_trade=keep_trade)
+                                         holder=self._store.requests.holder, **values)
 
     def take_trade(self, day: date, limit: int | None) -> int | None:
         return self._store.trades.take(self._conn, day, limit)

@@ -57,7 +57,7 @@ def second_process(gateway) -> StagedBrackets:
 
     broker = build_broker(gateway.settings, gateway.sessions)
     store = Store(gateway.engine, gateway.sessions, "other:1:x", gateway.clock)
-    driver = AttemptDriver(store, BrokerFinder(broker, store), gateway.trade_limit, gateway.notifications,
+    driver = AttemptDriver(store, BrokerFinder(broker, store, timedelta(seconds=30)), gateway.trade_limit, gateway.notifications,
                            settle_window=gateway.attempts.settle_window, stale_after=timedelta(seconds=30))
     return StagedBrackets(broker, store.exits, driver)
 

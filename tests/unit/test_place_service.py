@@ -59,7 +59,7 @@ class Services:
                                 first_may_run=timedelta(seconds=6))
         planner = Planner(self.broker, InstrumentIndex.from_instruments([IDEA]), DEFAULT_PCTS)
         in_flight = InFlight()
-        self.attempts = AttemptDriver(self.store, BrokerFinder(self.broker, self.store), self.limit,
+        self.attempts = AttemptDriver(self.store, BrokerFinder(self.broker, self.store, stale_after), self.limit,
                                       self.notifications, settle_window=timedelta(seconds=10),
                                       stale_after=stale_after)
         self.place = PlaceGtt(self.broker, planner, self.limit, self.once, in_flight, self.attempts,
