@@ -396,7 +396,15 @@ def run_seeds(seeds: list[int], steps: int) -> list[tuple[int, list[str], list[s
     """Run `seeds` in this process: (seed, violations, trace) of each that failed."""
     import logging
 
+    quiet_before = logging.root.manager.disable
     logging.disable(logging.CRITICAL)  # the services log every fault they survive
+    try:
+        return _run_seeds(seeds, steps)
+    finally:
+        logging.disable(quiet_before)
+
+
+def _run_seeds(seeds: list[int], steps: int) -> list[tuple[int, list[str], list[str]]]:
     failed = []
     with tempfile.TemporaryDirectory(prefix="openalgo-gtt-sim-", dir=_tmp_root()) as tmp:
         workdir = Path(tmp)
