@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import uuid
+from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from openalgo_gtt.store.engine import make_engine
 from openalgo_gtt.store.schema import metadata
@@ -68,14 +72,53 @@ def settings(database_url, tmp_path):
     )
 
 
-@pytest.fixture
-def gateway(settings):
-    """The service's long-lived parts on a database upgraded by the real migrations."""
-    from openalgo_gtt.gateway import Gateway
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory):
+    """One SQLite database upgraded by the real migrations, made once per test process: the
+    in-process gateways below start from a copy of it (Alembic takes about half a second a
+    database, a copy a millisecond). tests/integration/test_migrations.py still migrates empty
+    databases, and every `python run.py` of the end-to-end tests migrates its own."""
     from openalgo_gtt.store.migrate import upgrade
 
-    upgrade(settings.database_url)
-    built = Gateway.build(settings, clock=OffsetClock())
+    path = tmp_path_factory.mktemp("migrated") / "migrated.db"
+    upgrade(f"sqlite:///{path}")  # Alembic's engine keeps SQLite's rollback journal: one file is all of it
+    return path
+
+
+def migrate(database_url: str, template) -> None:
+    """Bring `database_url` to the newest migration: a new SQLite file as a copy of `template`
+    (see migrated_sqlite), anything else by the migrations themselves; then `upgrade` as every
+    start does (at the newest migration already, that is one query)."""
+    from openalgo_gtt.store.migrate import upgrade
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not os.path.exists(url.database):
+        shutil.copyfile(template, url.database)
+    upgrade(database_url)
+
+
+@contextmanager
+def cheap_argon2():
+    """API keys hashed with argon2id at its cheapest while a gateway is built: every test's key
+    is otherwise two argon2 computations at the production cost (a third of a second each on a
+    busy 2-core machine). The hashes are still argon2id and verified the same way; the cost
+    itself, and what a wrong key costs, are tested with their own hashers
+    (tests/integration/test_apikeys.py, test_api_key_hardening.py)."""
+    from argon2 import PasswordHasher
+
+    with mock.patch("openalgo_gtt.services.apikeys.PasswordHasher",
+                    lambda: PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)):
+        yield
+
+
+@pytest.fixture
+def gateway(settings, migrated_sqlite):
+    """The service's long-lived parts on a database upgraded by the real migrations."""
+    from openalgo_gtt.gateway import Gateway
+
+    migrate(settings.database_url, migrated_sqlite)
+    with cheap_argon2():
+        built = Gateway.build(settings, clock=OffsetClock())
     yield built
     built.close()
 
@@ -111,11 +154,10 @@ def fake_upstox():
 
 
 @pytest.fixture
-def upstox_gateway(settings, fake_upstox):
+def upstox_gateway(settings, fake_upstox, migrated_sqlite):
     """A gateway driving the fake Upstox, on a migrated database with the sample master."""
     from openalgo_gtt.gateway import Gateway
     from openalgo_gtt.store.instruments import ensure_instruments
-    from openalgo_gtt.store.migrate import upgrade
 
     upstox_settings = dataclasses.replace(settings, 
         broker="upstox", upstox_api_url=fake_upstox.url, access_token=fake_upstox.token, upstox_timeout=1.0,
@@ -124,8 +166,9 @@ def upstox_gateway(settings, fake_upstox):
         # 10/second pacer; pacing has tests of its own (test_pacing, test_shared_pacing, ...).
         order_rate_limits="1000/second",
     )
-    upgrade(upstox_settings.database_url)
-    built = Gateway.build(upstox_settings, clock=OffsetClock())
+    migrate(upstox_settings.database_url, migrated_sqlite)
+    with cheap_argon2():
+        built = Gateway.build(upstox_settings, clock=OffsetClock())
     ensure_instruments(built.engine)
     yield built
     built.close()

@@ -17,6 +17,9 @@ except ImportError:  # the test extra is not installed
 
 AXE = Path(__file__).with_name("vendor") / "axe-4.14.1.min.js"
 
+# One worker runs them all: one Chromium (the session's) and one server (the module's), not one a worker.
+pytestmark = pytest.mark.xdist_group("browser")
+
 
 def row(page, trigger_id: str):
     return page.locator(f'#gtt-book tr[data-trigger-id="{trigger_id}"]')

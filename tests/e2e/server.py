@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -12,10 +13,32 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_PY = REPO / "run.py"
+_PICK = random.SystemRandom()  # not the seeded `random`: parallel workers must not pick in step
+
+
+def _ports_below_the_ephemeral_range() -> range:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default; elsewhere the retry in ServerProcess.start covers a clash
+    return range(max(1024, low - 12000), low)
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port nothing listens on now, picked below the range the kernel hands out to outgoing
+    connections, so no client socket (to PostgreSQL, Redis, a fake) can take it before the
+    server binds it. Another test starting a server at the same moment still might:
+    ServerProcess.start sees that and starts again on another port."""
+    ports = _ports_below_the_ephemeral_range()
+    for _ in range(100):
+        port = _PICK.choice(ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded range: let the kernel choose
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
@@ -50,8 +73,9 @@ class ServerProcess:
             cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=120, check=check,
         )
 
-    def start(self, timeout: float = 30.0) -> "ServerProcess":
+    def start(self, timeout: float = 30.0, *, attempts: int = 3) -> "ServerProcess":
         log = open(self.output_path, "ab")
+        logged = len(self.output())
         self.process = subprocess.Popen(
             [sys.executable, str(RUN_PY)], cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             preexec_fn=self.preexec_fn,
@@ -59,6 +83,12 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if attempts > 1 and "Address already in use" in self.output()[logged:]:
+                    # Another test's server took the port between free_port and this bind.
+                    self.process = None
+                    self.port = free_port()
+                    self.env["PORT"] = str(self.port)
+                    return self.start(timeout, attempts=attempts - 1)
                 raise RuntimeError(f"server exited early:\n{self.output()}")
             try:
                 if requests.get(f"{self.url}/api/health", timeout=1).status_code in (200, 503):

@@ -52,7 +52,13 @@ def servers(tmp_path_factory):
                                UPSTOX_API_URL=fake.url, UPSTOX_TIMEOUT=str(TIMEOUT), DAILY_TRADE_LIMIT="100000",
                                # An ambiguous place settles for this long before its trade is given
                                # back (the settling tests cover the 10 s default).
-                               OCO_POLL_SECONDS=poll, SETTLE_SECONDS="1")
+                               OCO_POLL_SECONDS=poll, SETTLE_SECONDS="1",
+                               # These servers live for the whole module, so at Upstox's 10 a
+                               # second the order calls of one test would crowd the 1 s budget of
+                               # the next (a 429 from the pacer: the outcome then depends on the
+                               # order the tests ran in). Pacing has tests of its own (as in
+                               # tests/conftest.py's upstox_gateway).
+                               ORDER_RATE_LIMITS="1000/second")
         key = server.cli("apikey", "create", "faults").stdout.strip().splitlines()[-1]
         started[name] = (server.start(), fake, key, create_engine(f"sqlite:///{workdir / 'faults.db'}"))
     yield started
@@ -88,6 +94,8 @@ def settled_count(server, expected, seconds=3.0):
     return trade_count(server)
 
 
+# One worker runs the whole matrix: its two servers (the module's fixture) start once, not once a worker.
+@pytest.mark.xdist_group("fault-matrix")
 @pytest.mark.parametrize("op", ["place", "modify", "cancel", "book"])
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_fault_matrix(gateway_server, fault, op):

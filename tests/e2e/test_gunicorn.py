@@ -23,6 +23,9 @@ from tests.waiting import until
 
 LIMIT = 40
 
+# With tests/e2e/test_soak.py, in one worker: see the mark there (one order-pacer schedule in Redis).
+pytestmark = pytest.mark.xdist_group("order-rate")
+
 
 @pytest.fixture
 def fake_upstox():

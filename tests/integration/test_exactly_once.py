@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from openalgo_gtt.services.watcher import OneListing
 from openalgo_gtt.store.models import PlaceAttemptRow, RequestRecord
+from tests.waiting import until
 
 
 def settle(gateway) -> list[str]:
@@ -233,6 +234,36 @@ def test_a_cancel_sent_the_moment_the_place_answers_waits_for_the_record(upstox_
     assert upstox_gateway.orders.get(trigger_id).status == "cancelled"
     gtts = fake_upstox.gtts()
     assert len(gtts) == 2 and all(g["rules"][0]["status"] == "CANCELLED" for g in gtts)
+
+
+def test_a_sandbox_tick_sent_the_moment_an_oco_answers_still_cancels_the_other_leg(client, api_key, gateway):
+    """Nothing polls the sandbox: a tick settles what it fires as it fires it. A tick that fires
+    one leg of an OCO answered a moment ago, before its record is written, must still cancel the
+    other leg (it stayed live, free to fire too, when the tick settled before the record)."""
+    def tick(ltp):
+        return app_client.post("/api/v1/sandbox/ticks",
+                               json={"apikey": api_key, "ticks": [{"symbol": "INFY", "exchange": "NSE", "ltp": ltp}]})
+
+    from openalgo_gtt.store.instruments import ensure_instruments
+
+    ensure_instruments(gateway.engine)  # the bundled sample master, as `python run.py` loads it
+    app_client = client.application.test_client()  # a second client, for the tick's thread
+    assert tick(1550).status_code == 200, tick(1550).get_json()
+    response = client.post("/api/v1/placegtt", json={"apikey": api_key, **OCO_SELL}, buffered=False)
+    assert response.status_code == 200, response.get_json()
+    trigger_id = response.get_json()["trigger_id"]
+    assert gateway.orders.get(trigger_id) is None  # answered, not yet recorded
+    ticked = []
+    ticking = threading.Thread(target=lambda: ticked.append(tick(1475)))
+    ticking.start()
+    until(lambda: any(rule.status == "COMPLETED" for gtt in gateway.broker.list_gtts() for rule in gtt.rules),
+          "the tick to fire the stop-loss leg")
+    response.close()  # the record is written
+    ticking.join(10)
+    assert ticked[0].status_code == 200 and len(ticked[0].get_json()["fired"]) == 1
+    legs = sorted((rule.status for gtt in gateway.broker.list_gtts() for rule in gtt.rules))
+    assert legs == ["CANCELLED", "COMPLETED"]
+    assert gateway.orders.get(trigger_id).status == "triggered"
 
 
 def test_a_process_that_stops_after_answering_is_settled_and_audited(upstox_client, upstox_key, upstox_gateway,

@@ -7,9 +7,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.e2e.server import REPO
 from tests.arrivals import most_in_any_second
 from tests.fakes.fake_upstox import FakeUpstox
+
+# Not at once with the other bursts counted per second: see the mark in tests/e2e/test_soak.py.
+pytestmark = pytest.mark.xdist_group("order-rate")
 
 WORKER = """
 import sys, threading
