@@ -15,8 +15,9 @@ it read (there is no cycle, so the state alone tells), so a crash anywhere leave
                                                    │  └─late GTT, cancelled─▶ CANCELLED_LATE
                                                    └──horizon over──────────▶ EXPIRED
 
-The functions here are pure: they take `now` and what was observed, and return the state to
-move to. Carrying a move out (the broker calls, the unit of work) is services/attempts.py's job.
+The functions here are pure: they take `now` and what was observed, and return the move: the
+state to go to and the effects to carry out with it (EFFECTS, one entry an arrow). Carrying a
+move out (the broker calls, the unit of work) is services/attempts.py's job.
 """
 from __future__ import annotations
 
@@ -55,13 +56,52 @@ ARROWS: dict[AttemptState, frozenset[AttemptState]] = {
 }
 
 
+class Effect(str, enum.Enum):
+    """What a move must carry out, in the same unit of work as the move itself."""
+
+    RECORD = "record the GTT (or a staged exit as its bracket's leg)"
+    ANSWER = "close the request's record with its answer"
+    TAKE_TRADE = "take a trade"
+    GIVE_BACK_TRADE = "give the trade back"
+    REOPEN = "open the request to a retry"
+    CANCEL_AT_BROKER = "cancel the GTT at the broker (before the move)"
+    TELL = "tell the trader"
+
+
+E = Effect
+EFFECTS: dict[tuple[AttemptState, AttemptState], frozenset[Effect]] = {
+    (S.SENDING, S.RECORDED): frozenset({E.RECORD, E.ANSWER}),
+    (S.SETTLING, S.RECORDED): frozenset({E.RECORD, E.ANSWER}),
+    (S.SENDING, S.REFUSED): frozenset({E.GIVE_BACK_TRADE, E.ANSWER}),
+    (S.SENDING, S.SETTLING): frozenset({E.ANSWER}),
+    (S.SETTLING, S.LAPSED): frozenset({E.GIVE_BACK_TRADE, E.REOPEN, E.TELL}),
+    (S.LAPSED, S.FOUND_LATE): frozenset({E.TAKE_TRADE, E.RECORD, E.ANSWER, E.TELL}),
+    (S.LAPSED, S.CANCELLED_LATE): frozenset({E.CANCEL_AT_BROKER, E.TELL}),
+    (S.LAPSED, S.EXPIRED): frozenset(),
+}
+assert set(EFFECTS) == {(a, b) for a, tos in ARROWS.items() for b in tos}  # one table, every arrow
+
+
 class IllegalMove(Exception):
     """A move the machine has no arrow for: a bug, never a caller's input."""
+
+
+@dataclass(frozen=True)
+class Move:
+    """A transition: where the attempt goes, and what must be carried out with it."""
+
+    to: AttemptState
+    effects: frozenset[Effect]
 
 
 def check_move(current: AttemptState, to: AttemptState) -> None:
     if to not in ARROWS.get(current, frozenset()):
         raise IllegalMove(f"a place attempt cannot move from {current} to {to}")
+
+
+def move(current: AttemptState, to: AttemptState) -> Move:
+    check_move(current, to)
+    return Move(to, EFFECTS[(current, to)])
 
 
 @dataclass(frozen=True)
@@ -95,16 +135,19 @@ def quiet(attempt: PlaceAttempt, now: datetime, stale_after: timedelta, holder_a
     return holder_alive is False or attempt.updated_at <= now - stale_after
 
 
-def after_failure(may_have_reached: bool) -> AttemptState:
-    """Where a broker failure leaves a SENDING attempt (its GTT not found after it)."""
-    return S.SETTLING if may_have_reached else S.REFUSED
+def after_failure(may_have_reached: bool) -> Move:
+    """The move a broker failure makes of a SENDING attempt (its GTT not found after it)."""
+    return move(S.SENDING, S.SETTLING if may_have_reached else S.REFUSED)
 
 
-def after_lookup(found: bool, started_at: datetime, now: datetime, window: timedelta) -> AttemptState:
-    """Where a look at the broker leaves an unsettled attempt."""
+def after_lookup(current: AttemptState, found: bool, started_at: datetime, now: datetime,
+                 window: timedelta) -> Move | None:
+    """The move a look at the broker makes of an unsettled attempt (None: it stays as it is)."""
     if found:
-        return S.RECORDED
-    return S.SETTLING if settling(started_at, now, window) else S.LAPSED
+        return move(current, S.RECORDED)
+    if settling(started_at, now, window):
+        return move(current, S.SETTLING) if current == S.SENDING else None
+    return move(S.SETTLING, S.LAPSED)  # (a SENDING one moves to SETTLING first, in the same unit of work)
 
 
 class LateVerdict(str, enum.Enum):

@@ -17,7 +17,8 @@ from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.place_attempt import (
-    UNSETTLED, AttemptState, LateVerdict, PlaceAttempt, after_failure, after_lookup, late_verdict,
+    UNSETTLED, AttemptState, Effect, LateVerdict, Move, PlaceAttempt, after_failure, after_lookup, late_verdict,
+    move,
 )
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.answers import answer_for
@@ -119,11 +120,12 @@ class AttemptDriver:
         lapses) or REFUSED (certainly not placed: the trade is given back), with the request's
         record closed as `record` (state, status, body), in one unit of work. `exit_failed`: a
         staged exit the broker refused for good, and why."""
-        to = after_failure(may_have_reached)
+        step = after_failure(may_have_reached)
+        gives_back = Effect.GIVE_BACK_TRADE in step.effects
         with self.store.unit_of_work() as uow:
-            if not uow.move_attempt(attempt, to, keep_trade=may_have_reached):
+            if not uow.move_attempt(attempt, step.to, keep_trade=not gives_back):
                 return  # settled meanwhile by another process (it looked stale): its move stands
-            if to == S.REFUSED and attempt.reserved_day is not None:
+            if gives_back and attempt.reserved_day is not None:
                 uow.give_back_trade(attempt.reserved_day)
             uow.finish_request(attempt.record_id, *record)
             if exit_failed is not None:
@@ -153,8 +155,10 @@ class AttemptDriver:
             for gtt in filter(None, found):
                 self.finder.withdraw(gtt.gtt_id)
         now = self.clock.now()
-        to = after_lookup(complete, attempt.started_at, now, self.settle_window)
-        if to == S.RECORDED:
+        step = after_lookup(attempt.state, complete, attempt.started_at, now, self.settle_window)
+        if step is None:
+            return attempt.state, None  # still settling: looked for again next pass
+        if step.to == S.RECORDED:
             legs = [(gtt.gtt_id, role, SCHEDULED) for gtt, role in zip(found, plan["roles"])]
             placed = Placed(trigger_id_of(plan, legs), prices_of(plan),
                             ("found at the broker: an earlier attempt of this request had placed it",),
@@ -164,11 +168,10 @@ class AttemptDriver:
                              note="found at the broker after a lost answer"):
                 return S.RECORDED, placed
             return self._now_state(attempt), None
-        if to == S.SETTLING:
-            if attempt.state == S.SENDING:
-                self._unknown(attempt)
+        if step.to == S.SETTLING:
+            self._unknown(attempt)
             return S.SETTLING, None
-        return (S.LAPSED if self._lapse(attempt) else self._now_state(attempt)), None
+        return (S.LAPSED if self._lapse(attempt, step) else self._now_state(attempt)), None
 
     def _unknown(self, attempt: PlaceAttempt) -> None:
         """A SENDING attempt whose process went quiet: its outcome is unknown (SETTLING), and its
@@ -177,7 +180,7 @@ class AttemptDriver:
             if uow.move_attempt(attempt, S.SETTLING):
                 uow.fault_if_held_by(attempt.record_id, attempt.holder, self.clock.now() - self.stale_after)
 
-    def _lapse(self, attempt: PlaceAttempt) -> bool:
+    def _lapse(self, attempt: PlaceAttempt, step: Move) -> bool:
         """SETTLING (or a quiet SENDING) -> LAPSED: its trade given back, the trader told, and its
         request opened to a fresh place, in one unit of work."""
         with self.store.unit_of_work() as uow:
@@ -185,12 +188,13 @@ class AttemptDriver:
                 if not uow.move_attempt(attempt, S.SETTLING):
                     return False
                 attempt = PlaceAttempt(**{**attempt.__dict__, "state": S.SETTLING})
-            if not uow.move_attempt(attempt, S.LAPSED, keep_trade=False,
+            if not uow.move_attempt(attempt, step.to, keep_trade=Effect.GIVE_BACK_TRADE not in step.effects,
                                     resolution="nothing at the broker within the settling window"):
                 return False
-            if attempt.reserved_day is not None:
+            if Effect.GIVE_BACK_TRADE in step.effects and attempt.reserved_day is not None:
                 uow.give_back_trade(attempt.reserved_day)
-            uow.fault_if_held_by(attempt.record_id, attempt.holder, self.clock.now() - self.stale_after)
+            if Effect.REOPEN in step.effects:
+                uow.fault_if_held_by(attempt.record_id, attempt.holder, self.clock.now() - self.stale_after)
             self.notifications.emit(uow, trigger_event(
                 EventKind.OUTCOME_UNKNOWN, self.clock.now(), intent_trigger(attempt.plan, attempt.request_id),
                 f"no GTT at the broker {self.settle_window.total_seconds():.0f} s after the place began: its "
@@ -293,7 +297,8 @@ class AttemptDriver:
         try:
             with self.store.unit_of_work() as uow:
                 # A staged exit belongs to a bracket whose trade was counted when it was placed.
-                count = None if is_exit(plan) else uow.take_trade(self.limit.today(), self.limit.limit)
+                takes = Effect.TAKE_TRADE in move(S.LAPSED, S.FOUND_LATE).effects and not is_exit(plan)
+                count = uow.take_trade(self.limit.today(), self.limit.limit) if takes else None
                 if count is None and not is_exit(plan):
                     raise _LimitUsedUp()
                 placed = Placed(trigger_id, prices_of(plan), (f"GTT {FOUND_LATE}",), count)

@@ -1,6 +1,6 @@
 """Triggers this process has answered but not yet recorded.
 
-A place is recorded just after its answer has gone (see GttService.place). A caller quick
+A place is recorded just after its answer has gone (services/place.py). A caller quick
 enough to send a cancel, a modify or a status for the new trigger id in that millisecond must
 still find the record, so those wait here for it first. Nothing waits when nothing is in flight.
 """

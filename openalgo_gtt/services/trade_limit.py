@@ -26,8 +26,8 @@ class Reservation:
 
 
 class DailyTradeLimit:
-    def __init__(self, counters: TradeCounters, limit: int, today: Callable[[], date] = ist_today,
-                 notifications: Notifications | None = None):
+    def __init__(self, counters: TradeCounters, limit: int, notifications: Notifications,
+                 today: Callable[[], date] = ist_today):
         self._notifications = notifications
         self._counters = counters
         self.limit = limit
@@ -42,7 +42,7 @@ class DailyTradeLimit:
         count = uow.take_trade(day, None if force else self.limit)
         if count is None:
             raise TradeLimitReached(self.limit, self.limit)
-        if count == self.limit and self._notifications is not None:
+        if count == self.limit:
             # The trade that fills the day tells the trader, in its own transaction. (Should this
             # place certainly fail, its trade is given back and a later one tells again.)
             self._notifications.emit(uow, Event(

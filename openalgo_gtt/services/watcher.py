@@ -71,11 +71,11 @@ class SyncReport:
 
 
 class GttWatcher:
-    def __init__(self, broker: Broker, store: Store, lease: DatabaseLease, poll_seconds: float,
+    def __init__(self, broker: Broker, store: Store, lease: DatabaseLease, poll_seconds: float, *,
                  settle_attempts: Callable[[Callable[[], list[BrokerGtt]]], list[str]],
+                 notifications: Notifications,
                  housekeeping: Callable[[], object] | list[Callable[[], object]] | None = None,
-                 notifications: Notifications | None = None, stage: Callable[[], object] = lambda: None,
-                 clock: Clock = SYSTEM_CLOCK):
+                 stage: Callable[[], object] = lambda: None, clock: Clock = SYSTEM_CLOCK):
         self.broker = broker
         self.store = store
         self.orders = store.orders
@@ -158,10 +158,7 @@ class GttWatcher:
                 if not uow.record_change(change):
                     continue  # another observer (the webhook in another worker) recorded it first
                 for event in change.events:
-                    if self.notifications is not None:
-                        self.notifications.emit(uow, event)
-                    else:
-                        uow.add_event(event, ())
+                    self.notifications.emit(uow, event)
                 if change.trigger_id in pairs:
                     if change.status != change.was_status:
                         report.pairs_settled.append(change.trigger_id)

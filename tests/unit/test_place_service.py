@@ -627,3 +627,18 @@ def test_a_retry_that_lapses_the_earlier_attempt_keeps_its_request_from_an_ident
     answer, status, _ = services.place_single()
     assert status == 200 and [r for r in raced if r != "planning"] == [503]
     assert len(services.broker.live()) == 1 and services.limit.today_count() == 1
+
+
+def test_every_arrow_of_the_place_attempt_has_its_effects_and_no_other_move_exists():
+    from openalgo_gtt.domain.place_attempt import ARROWS, EFFECTS, AttemptState, Effect, IllegalMove, move
+
+    for current in AttemptState:
+        for to in AttemptState:
+            if to in ARROWS.get(current, ()):
+                assert move(current, to).effects == EFFECTS[(current, to)]
+            else:
+                with pytest.raises(IllegalMove):
+                    move(current, to)
+    # Money: a trade is given back exactly when nothing is (or will be counted) at the broker.
+    gives_back = {arrow for arrow, effects in EFFECTS.items() if Effect.GIVE_BACK_TRADE in effects}
+    assert gives_back == {(AttemptState.SENDING, AttemptState.REFUSED), (AttemptState.SETTLING, AttemptState.LAPSED)}
