@@ -66,6 +66,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from openalgo_gtt.store.db import Sessions
 
 from openalgo_gtt.domain.clock import utcnow
+from openalgo_gtt.services.identifier_gate import IdentifierGate
 from openalgo_gtt.store.api_keys import ApiKeyStore, DuplicateKey, KeyInfo, StoredKey
 
 __all__ = ["ApiKeyError", "ApiKeyService", "Caller", "IdentifierBusy", "KeyCheckBusy", "KeyInfo", "PepperMismatch",
@@ -81,7 +82,6 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)  # write last_used_at at most once a
 REVOCATION_CHECK_SECONDS = 1.0
 IDENTIFIER_FAILURE_LIMIT = 10  # wrong secrets per identifier ...
 IDENTIFIER_FAILURE_WINDOW = 60.0  # ... per this many seconds, before it is refused without argon2
-IDENTIFIER_TABLE_SIZE = 10_000
 LEGACY_WAIT_SECONDS = 2.0
 
 _NEW_KEY = re.compile(rf"([0-9a-f]{{{2 * PUBLIC_ID_BYTES}}})\.[0-9a-f]{{{2 * SECRET_BYTES}}}")
@@ -146,46 +146,6 @@ def key_identifier(key: object) -> str | None:
     return match.group(1) if match else None
 
 
-class _IdentifierGate:
-    """argon2 checks per public identifier, in this process: one at a time, and at most `limit`
-    wrong ones in a moving window of `window` seconds. A check claims its turn atomically (the
-    in-flight mark and the count are taken under one lock), so concurrent wrong secrets cannot
-    run more checks than the limit."""
-
-    def __init__(self, limit: int, window: float, clock):
-        self._limit, self._window, self._clock = limit, window, clock
-        self._lock = threading.Lock()
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
-        self._running: set[str] = set()
-
-    def enter(self, identifier: str) -> int | None:
-        """None when the check may run (it is then marked running: call `leave`), else the whole
-        seconds until it might."""
-        with self._lock:
-            now = self._clock()
-            times = self._failures.get(identifier)
-            if times is not None:
-                while times and times[0] <= now - self._window:
-                    times.popleft()
-            if identifier in self._running:
-                return 1
-            if times is not None and len(times) >= self._limit:
-                return max(1, int(times[0] + self._window - now + 0.999))
-            self._running.add(identifier)
-            return None
-
-    def leave(self, identifier: str, *, wrong: bool) -> None:
-        with self._lock:
-            self._running.discard(identifier)
-            if not wrong:
-                return
-            times = self._failures.setdefault(identifier, deque())
-            times.append(self._clock())
-            self._failures.move_to_end(identifier)
-            while len(self._failures) > IDENTIFIER_TABLE_SIZE:
-                self._failures.popitem(last=False)
-
-
 class ApiKeyService:
     def __init__(self, sessions: Sessions, pepper: str, hasher: PasswordHasher | None = None,
                  revocation_check_seconds: float = REVOCATION_CHECK_SECONDS, clock=time.monotonic,
@@ -204,7 +164,7 @@ class ApiKeyService:
         self._rejected: OrderedDict[bytes, float] = OrderedDict()
         self._last_used_written: dict[int, object] = {}
         self._in_flight: dict[bytes, threading.Lock] = {}
-        self._identifier_gate = _IdentifierGate(IDENTIFIER_FAILURE_LIMIT, IDENTIFIER_FAILURE_WINDOW, clock)
+        self._identifier_gate = IdentifierGate(IDENTIFIER_FAILURE_LIMIT, IDENTIFIER_FAILURE_WINDOW, clock)
 
     # -- the pepper check -----------------------------------------------------------------
 
