@@ -115,7 +115,15 @@ def page(browser, gateway):
 def sign_in(page, key: str) -> None:
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
+    wait_for_the_page(page)
+
+
+def wait_for_the_page(page) -> None:
+    """The signed-in page, shown and working. Its heading shows as soon as the HTML is parsed, but
+    htmx (a deferred script) wires up the fields only at DOMContentLoaded: a type chosen before that
+    changed nothing, and the OCO fields never came (about 1 sign-in in 12 came that early)."""
     page.get_by_role("heading", name="GTT orders").wait_for()
+    page.wait_for_load_state("load")
 
 
 def screenshot(page, name: str, *, full_page: bool = True) -> None:

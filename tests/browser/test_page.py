@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import PHONE, REQUIRED, screenshot, sign_in
+from tests.browser.conftest import PHONE, REQUIRED, screenshot, sign_in, wait_for_the_page
 
 try:
     from playwright.sync_api import expect
@@ -201,7 +201,7 @@ def test_the_page_is_usable_at_a_phones_width_and_passes_axe(page, gateway):
     expect(page.get_by_label("API key")).to_be_focused()
     page.keyboard.type(gateway.key)
     page.keyboard.press("Enter")
-    page.get_by_role("heading", name="GTT orders").wait_for()
+    wait_for_the_page(page)
     gateway.tick("IDEA", 9.50)
     gateway.place(symbol="IDEA", action="BUY", triggerprice_tg=9.9)
     expect(page.locator("#gtt-book tbody tr[data-trigger-id]").first).to_be_visible()
