@@ -25,7 +25,7 @@ from openalgo_gtt.services.answers import answer_for
 from openalgo_gtt.services.finder import BrokerFinder, could_own
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
-from openalgo_gtt.store.request_records import DONE, PENDING, Snapshot, holder_alive
+from openalgo_gtt.store.request_records import DONE, PENDING, Snapshot, gone_quiet
 from openalgo_gtt.store.staged_exits import FAILED as EXIT_FAILED
 from openalgo_gtt.store.staged_exits import PLACED as EXIT_PLACED
 from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
@@ -284,8 +284,7 @@ class AttemptDriver:
     def _abandoned(self, record: Snapshot, now: datetime) -> bool:
         """Whether a request record was left pending by a process that has gone quiet (it died,
         or has not moved it for `stale_after`): a retry could take it over, and so may a late GTT."""
-        return record.state == PENDING and (holder_alive(record.holder) is False
-                                            or record.updated_at <= now - self.stale_after)
+        return record.state == PENDING and gone_quiet(record, now, self.stale_after)
 
     def _count_late(self, attempt: PlaceAttempt, gtts: list[BrokerGtt], has_record: bool,
                     abandoned: Snapshot | None = None) -> str | None:

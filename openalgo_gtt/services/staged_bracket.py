@@ -28,7 +28,7 @@ from openalgo_gtt.domain.model import (
 from openalgo_gtt.domain.records import RecordedTrigger
 from openalgo_gtt.domain.place_attempt import UNSETTLED, PlaceAttempt
 from openalgo_gtt.services.attempts import AttemptDriver
-from openalgo_gtt.store.request_records import DONE, FAULT, Snapshot, holder_alive
+from openalgo_gtt.store.request_records import DONE, FAULT, Snapshot, gone_quiet
 from openalgo_gtt.store.staged_exits import EXIT_ROLE, PLACED, PLACING, StagedExits
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,7 @@ class StagedBrackets:
         return found.gtt_id if found is not None else None
 
     def _stale(self, record: Snapshot) -> bool:
-        return (holder_alive(record.holder) is False
-                or record.updated_at <= self.driver.clock.now() - self.driver.stale_after)
+        return gone_quiet(record, self.driver.clock.now(), self.driver.stale_after)
 
     def _open_attempt(self, record_id: int) -> bool:
         attempt = self._attempts.open_of(record_id)

@@ -53,6 +53,12 @@ def holder_alive(holder: str) -> bool | None:
     return True
 
 
+def gone_quiet(record: Snapshot, now: datetime, stale_after: timedelta) -> bool:
+    """Whether the process holding `record` has stopped (it died, or has not moved the record for
+    `stale_after`): another may then take the record over."""
+    return holder_alive(record.holder) is False or record.updated_at <= now - stale_after
+
+
 class RequestRecords:
     def __init__(self, engine: Engine, sessions: sessionmaker[Session], holder: str, clock: Clock = SYSTEM_CLOCK):
         self._engine = engine
