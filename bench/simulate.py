@@ -34,20 +34,19 @@ import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import event, select  # noqa: E402
+from sqlalchemy import event  # noqa: E402
 
 from bench.sim_broker import FAULTS, Crash, SimBroker  # noqa: E402
 from openalgo_gtt.brokers.errors import BrokerError  # noqa: E402
 from openalgo_gtt.domain.clock import ManualClock  # noqa: E402
 from openalgo_gtt.domain.intent import PlaceIntent  # noqa: E402
-from openalgo_gtt.domain.place_attempt import FINAL, UNSETTLED  # noqa: E402
+from openalgo_gtt.domain.place_attempt import FINAL  # noqa: E402
 from openalgo_gtt.services.answers import error_status_and_body  # noqa: E402
 from openalgo_gtt.services.context import RequestContext  # noqa: E402
 from openalgo_gtt.services.planner import Order  # noqa: E402
@@ -177,10 +176,6 @@ class Simulation:
             self.world.violations.append(f"{what} answered {status}: {body}")
         self.world.answers.append(Answer(len(self.world.trace), what, target, ctx.request_id, status, body))
         self.world.trace[-1] += f" -> {status} {body.get('trigger_id') or body.get('message', '')[:60]}"
-        for work in ctx.after_answer:
-            work()
-            if self.dead:
-                raise Crash()
 
     def place(self) -> None:
         alert = self.rng.choice(self.alerts)

@@ -30,7 +30,6 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.finder import BrokerFinder
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
-from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.kite_login import KiteLogin
 from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
 from openalgo_gtt.services.place import PlaceGtt
@@ -153,12 +152,11 @@ class Gateway:
                                    first_may_run=timedelta(seconds=settings.broker_timeout + 1))
         pcts = BracketPcts(entry=settings.auto_entry_pct, target=settings.auto_target_pct, sl=settings.auto_sl_pct)
         planner = Planner(broker, instruments, pcts)
-        in_flight = InFlight()  # shared: follow-ups of a place wait for its record
         finder = BrokerFinder(broker, store, stale_after(settings))
         attempts = AttemptDriver(store, finder, trade_limit, notifications,
                                  settle_window=timedelta(seconds=settings.settle_seconds),
                                  stale_after=stale_after(settings))
-        place = PlaceGtt(broker, planner, trade_limit, exactly_once, in_flight, attempts,
+        place = PlaceGtt(broker, planner, trade_limit, exactly_once, attempts,
                          lookup_budget=settings.broker_timeout)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
@@ -175,7 +173,7 @@ class Gateway:
                              stage=staged.advance if staged is not None else (lambda: None), clock=clock)
         # One sender across every worker and host: the watcher's lease holder.
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
-        gtts = GttService(broker, instruments, store.orders, planner, in_flight, exactly_once,
+        gtts = GttService(broker, instruments, store.orders, planner, exactly_once,
                           store=store, watcher=watcher, notifications=notifications, staged=staged)
         api_keys = ApiKeyService(sessions, settings.api_key_pepper)
         page_sessions = PageSessions(PageSessionRows(sessions), api_keys, settings.api_key_pepper,

@@ -10,7 +10,6 @@ import json
 import logging
 import traceback
 import uuid
-from typing import Callable
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
@@ -81,15 +80,6 @@ def error_response(exc: BaseException) -> Response:
     return json_response(*note_error(exc))
 
 
-def _guarded(work: Callable[[], None]) -> Callable[[], None]:
-    def run() -> None:
-        try:
-            work()
-        except Exception:  # noqa: BLE001 - the answer has gone; nothing may reach the server now
-            log.exception("work after the answer failed")
-    return run
-
-
 # The trader's page (api/dashboard): each action it takes (a POST: sign in and out, place,
 # modify, cancel, a sandbox price) and the Upstox login it starts is audited like an API request;
 # the page itself, its polls and its static files are not.
@@ -120,10 +110,6 @@ def install(app: Flask) -> None:
                                                                 _response_for_audit(ctx, response))
         stop_collecting_broker_calls()
         broker_deadline.clear()
-        # Work a use case left for after the answer (a place records its GTT): run in the
-        # response's close(), which a WSGI server calls once the body is sent.
-        for work in ctx.after_answer:
-            response.call_on_close(_guarded(work))
         return response
 
     app.register_error_handler(Exception, error_response)

@@ -1,8 +1,8 @@
 """What a use case knows of the request it serves, filled by the API layer at the start.
 
 One typed object instead of keys on a framework's request globals: the services read and write
-its fields (the caller's key name, the broker calls made, the error for the audit, work to run
-once the answer has gone), and never import the web framework.
+its fields (the caller's key name, the broker calls made, the error for the audit), and never
+import the web framework.
 """
 from __future__ import annotations
 
@@ -27,8 +27,7 @@ class RequestContext:
     error: str | None = None
     traceback: str | None = None
     audit_response: object = None  # kept in the audit instead of the whole answer (the order book)
-    audit_written: bool = False  # a place writes its row with its outcome, after the answer
-    after_answer: list[Callable[[], None]] = field(default_factory=list)
+    audit_written: bool = False  # a place writes its row with its outcome
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

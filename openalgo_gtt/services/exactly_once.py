@@ -77,7 +77,7 @@ class RequestHandle:
     its trade (`claim`): a request refused before that (a bad symbol, a price off the tick)
     leaves no record to replay. A retry already holds the record. Once the broker has the GTT,
     `answering` fixes the answer and its audit row, which the attempt's RECORDED move writes
-    after the caller has the answer. A failure after the attempt began closes the record in the
+    before the caller has the answer. A failure after the attempt began closes the record in the
     attempt's own move (`closed_by`).
     """
 
@@ -115,13 +115,18 @@ class RequestHandle:
         self.attempt = attempt
 
     def answering(self, placed) -> None:
-        """The broker has the GTT: fix the answer and its audit row now, while the request's
-        context is complete (they are written after the answer has gone)."""
+        """The broker has the GTT: fix the answer and its audit row, written with the attempt's
+        RECORDED move."""
         self.answer = self.render(placed)  # kept: the caller gets exactly what is stored
         stored = {**self.answer, "request_id": self.ctx.request_id}
         self.stored_answer = (200, stored)
         self.audit_entry = self._audit.entry(self.ctx, 200, stored)
-        self.ctx.audit_written = True  # written with the record of the GTT, after the answer
+        self.ctx.audit_written = True  # written with the record of the GTT
+
+    def not_recorded(self) -> None:
+        """The RECORDED move failed: the caller hears an error instead, audited as usual."""
+        self.answer = self.stored_answer = self.audit_entry = None
+        self.ctx.audit_written = False
 
     def closed_by(self, failed: Callable, attempt, exc: BaseException) -> None:
         """The broker call failed after the attempt began: the attempt moves (SETTLING or

@@ -28,7 +28,6 @@ from openalgo_gtt.domain.rule_status import Phase, phase
 from openalgo_gtt.services.answers import placed_answer
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import ExactlyOnce
-from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, pair_sides, recorded_entry
 from openalgo_gtt.services.place import Placed, jsonable
@@ -44,7 +43,7 @@ log = logging.getLogger(__name__)
 
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
-                 in_flight: InFlight, exactly_once: ExactlyOnce, *, store: Store, watcher: GttWatcher,
+                 exactly_once: ExactlyOnce, *, store: Store, watcher: GttWatcher,
                  notifications: Notifications, staged: StagedBrackets | None):
         self.broker = broker
         # Brackets the gateway stages (Kite): their status shows both stages. None on a broker
@@ -60,7 +59,6 @@ class GttService:
         self.instruments = instruments
         self.orders = orders
         self.planner = planner
-        self.in_flight = in_flight  # answered places not yet recorded: follow-ups wait for the record
         self.order_book = OrderBook(broker, instruments, orders)
 
     # -- the use cases as the API calls them: at most once per key -------------------------
@@ -88,13 +86,7 @@ class GttService:
     def _existing(self, trigger_id: str) -> tuple[RecordedTrigger | None, BrokerGtt | None, RecordedLeg | None]:
         """The gateway's record of a trigger; or of the trigger whose part `trigger_id` is (an OCO
         leg's broker id, with that leg); or the broker's GTT when it was placed elsewhere."""
-        self.in_flight.wait_for(trigger_id)
         recorded, leg = self._recorded(trigger_id)
-        if recorded is None:
-            # A leg's id is not what a place holds in flight: wait for every place answered now,
-            # so a pair answered a moment ago is never taken for a GTT placed elsewhere.
-            self.in_flight.wait_for_all()
-            recorded, leg = self._recorded(trigger_id)
         if recorded is not None:
             return recorded, None, leg
         found = self.broker.get_gtt(trigger_id)
@@ -286,10 +278,7 @@ class GttService:
             raise
 
     def recorded(self, status: str | None = None) -> list[RecordedTrigger]:
-        """The triggers this gateway placed, newest first (optionally in one state). A place
-        answered a moment ago is listed: its record is written just after the answer, so the
-        listing waits for the ones in flight, as the order book does."""
-        self.in_flight.wait_for_all()
+        """The triggers this gateway placed, newest first (optionally in one state)."""
         return self.orders.list(status)
 
     # -- order book and status --------------------------------------------------------------
@@ -297,18 +286,13 @@ class GttService:
     def book_view(self, include_all: bool = False) -> BookView:
         """The same book as the API answers it (trigger ids shown, the entries' JSON), shared
         with concurrent callers: read it, never change it."""
-        self.in_flight.wait_for_all()
         return self.order_book.view(include_all)
 
     def status(self, trigger_id: str) -> dict:
         """One trigger in any state, with each leg's broker status, order id and message. Asked by
         the broker id of a leg of a two-leg trigger, the leg's own entry, naming its pair
         (`pair_trigger_id`, `role`, `pair_status`)."""
-        self.in_flight.wait_for(trigger_id)
         recorded, leg = self._recorded(trigger_id)
-        if recorded is None:
-            self.in_flight.wait_for_all()  # as in `_existing`: a leg of a pair answered a moment ago
-            recorded, leg = self._recorded(trigger_id)
         if leg is not None:
             return self._leg_status(recorded, leg)
         if recorded is not None and recorded.is_pair:

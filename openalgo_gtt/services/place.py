@@ -2,9 +2,9 @@
 
 The walk runs one way. The order is planned (services/planner.py); a place attempt begins (its
 intent: what will be sent and how to find it again, with the day's trade, in one unit of work);
-the broker is called; the caller is answered; then the attempt is RECORDED (the GTT, the answer
-kept for duplicates and the audit row) in a second unit of work, after the answer has gone.
-Every move of the attempt is made by services/attempts.py, the one driver, so a crash between
+the broker is called; the attempt is RECORDED (the GTT, the answer kept for duplicates and the
+audit row) in a second unit of work; only then is the caller answered, so every trigger id a
+caller hears is one the store holds, whatever crashes after. Every move of the attempt is made by services/attempts.py, the one driver, so a crash between
 any two is finished by the watcher's pass (domain/place_attempt.py draws the machine).
 """
 from __future__ import annotations
@@ -28,7 +28,6 @@ from openalgo_gtt.services.answers import ApiError, placed_answer
 from openalgo_gtt.services.attempts import AttemptDriver, Legs, Placed, prices_of, trigger_id_of
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import AlreadyClaimed, ExactlyOnce, RequestHandle
-from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
 
@@ -42,6 +41,19 @@ RATE_LIMIT_RETRY_PAUSE = 0.4
 # A retry of a place still settling looks at the broker, waits this long, and looks once more
 # before it answers 503: short enough for TradingView's 3 seconds.
 SETTLE_RETRY_WAIT = 1.0
+
+
+class NotRecorded(ApiError):
+    """The broker made the GTT but the store could not record it: the caller must not hear a
+    trigger id the store does not hold. Its record stays open; the watcher records the GTT, and
+    a retry (TradingView resends a 5xx) is answered from that record."""
+
+    may_have_reached = True
+
+    def __init__(self):
+        super().__init__(503, "the GTT was placed at the broker but the gateway's database could not record it "
+                              "yet; it will be recorded on its own: retry with the same request for its id",
+                         retry_after=5, outcome_unknown=True)
 
 
 class Settling(ApiError):
@@ -83,12 +95,11 @@ def jsonable(legs) -> list[dict]:
 
 class PlaceGtt:
     def __init__(self, broker: Broker, planner: Planner, limit: DailyTradeLimit, exactly_once: ExactlyOnce,
-                 in_flight: InFlight, driver: AttemptDriver, *, lookup_budget: float):
+                 driver: AttemptDriver, *, lookup_budget: float):
         self.broker = broker
         self.planner = planner
         self.limit = limit
         self.exactly_once = exactly_once
-        self.in_flight = in_flight
         self.driver = driver
         self.store = driver.store
         self.clock = driver.clock
@@ -126,11 +137,12 @@ class PlaceGtt:
             request.closed_by(self.driver.failed, attempt, exc)
             raise
         placed = Placed(trigger_id_of(intent, legs), plan.prices, plan.warnings, reservation.count)
-        # The caller hears first: the attempt written before the broker call already makes the
-        # place recoverable, so it is RECORDED just after the answer.
+        # Recorded before the caller hears: answered first, a crash before the record would
+        # leave the late pass to match the GTT by its content, and an identical GTT of another
+        # attempt could be recorded in place of the one the caller was told (the simulation found
+        # it), and a follow-up on another worker would not find the trigger id it was given.
         request.answering(placed)
-        self.in_flight.hold(placed.trigger_id)
-        ctx.after_answer.append(lambda: self._record_answered(attempt, legs, request, placed.trigger_id))
+        self._record(attempt, legs, request, placed.trigger_id)
         return placed
 
     def _begin(self, order: Order, intent: dict, request: RequestHandle,
@@ -152,20 +164,21 @@ class PlaceGtt:
         request.began(attempt)
         return attempt, reservation
 
-    def _record_answered(self, attempt: PlaceAttempt, legs: Legs, request: RequestHandle, trigger_id: str) -> None:
-        """RECORDED, after the answer has gone. Should the store fail twice, the attempt stays
-        SENDING and the watcher's pass finds its GTT at the broker once it has gone quiet."""
-        try:
-            for tries_left in (1, 0):
-                try:
-                    self.driver.recorded(attempt, legs, answer=request.stored_answer, audit=request.audit_entry)
-                    return
-                except Exception:  # noqa: BLE001 - the GTT exists at the broker: the caller heard success
-                    if not tries_left:
-                        log.exception("trigger %s was placed but could not be recorded yet; the watcher will "
-                                      "record it", trigger_id)
-        finally:
-            self.in_flight.release(trigger_id)
+    def _record(self, attempt: PlaceAttempt, legs: Legs, request: RequestHandle, trigger_id: str) -> None:
+        """RECORDED, before the answer. Should the store fail twice, the caller hears that the
+        outcome is unknown (a 503 it retries), never a trigger id the store does not hold: the
+        attempt stays SENDING and the watcher's pass records its GTT once it has gone quiet, and
+        a retry is answered from that record."""
+        for tries_left in (1, 0):
+            try:
+                self.driver.recorded(attempt, legs, answer=request.stored_answer, audit=request.audit_entry)
+                return
+            except Exception:  # noqa: BLE001 - the GTT exists at the broker: never lost, only late
+                if not tries_left:
+                    log.exception("trigger %s was placed but could not be recorded yet; the watcher will "
+                                  "record it", trigger_id)
+        request.not_recorded()
+        raise NotRecorded()
 
     # -- a retry of a place whose outcome is unknown ------------------------------------------
 

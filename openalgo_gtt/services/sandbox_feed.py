@@ -48,9 +48,6 @@ def push_ticks(gateway, ticks: Iterable[PriceTick]) -> list[FiredEvent]:
         # with the events it gives the trader, in one transaction.
         changed = list(dict.fromkeys([event.gtt_id for event in fired] + broker.take_expired()))
         if changed:
-            # A place answered a moment ago is recorded just after its answer: settling before
-            # that would find no record and leave an OCO's other leg live (nothing polls the sandbox).
-            gateway.place.in_flight.wait_for_all()
             gateway.watcher.settle_broker_gtts(changed)
         fired_all.extend(fired)
     return fired_all

@@ -2,14 +2,26 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from openalgo_gtt.domain.clock import as_utc
 from openalgo_gtt.domain.place_attempt import FINAL, OPEN, UNSETTLED, AttemptState, PlaceAttempt, check_move
 from openalgo_gtt.store.models import PlaceAttemptRow
 
 _t = PlaceAttemptRow.__table__
+
+# Statements built once, with their values given at execution: every place runs both, and a
+# statement built per call costs more to build than to execute.
+_BEGIN = insert(_t).returning(_t.c.id)
+
+
+@lru_cache(maxsize=None)
+def _move_statement(columns: tuple[str, ...]):
+    """The compare-and-set UPDATE that sets `columns` (one per distinct set of them)."""
+    return (update(_t).where(_t.c.id == bindparam("where_id"), _t.c.state == bindparam("where_state"))
+            .values({name: bindparam(name) for name in columns}))
 
 
 def _attempt(row) -> PlaceAttempt:
@@ -24,9 +36,9 @@ class PlaceAttempts:
     def begin(self, conn: Connection, record_id: int, plan: dict, reserved_day: date | None, started_at: datetime,
               holder: str) -> PlaceAttempt:
         """A new attempt, SENDING, in the caller's transaction (the one that takes its trade)."""
-        attempt_id = conn.execute(insert(_t).values(
-            record_id=record_id, state=AttemptState.SENDING.value, plan=plan, reserved_day=reserved_day,
-            started_at=started_at, updated_at=started_at, holder=holder).returning(_t.c.id)).scalar_one()
+        attempt_id = conn.execute(_BEGIN, {
+            "record_id": record_id, "state": AttemptState.SENDING.value, "plan": plan, "reserved_day": reserved_day,
+            "started_at": started_at, "updated_at": started_at, "holder": holder}).scalar_one()
         return PlaceAttempt(attempt_id, record_id, AttemptState.SENDING, plan, reserved_day, started_at, started_at,
                             holder)
 
@@ -46,8 +58,9 @@ class PlaceAttempts:
             values["reserved_day"] = None
         if late_ids is not None:
             values["late_gtt_ids"] = late_ids
-        return bool(conn.execute(update(_t).where(
-            _t.c.id == attempt.id, _t.c.state == attempt.state.value).values(**values)).rowcount)
+        statement = _move_statement(tuple(values))
+        return bool(conn.execute(statement, {**values, "where_id": attempt.id,
+                                             "where_state": attempt.state.value}).rowcount)
 
     def get(self, attempt_id: int) -> PlaceAttempt | None:
         with self._engine.connect() as conn:

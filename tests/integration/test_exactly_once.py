@@ -6,8 +6,6 @@ import dataclasses
 import json
 import socket
 import threading
-import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
@@ -199,84 +197,74 @@ OCO_SELL = {"trigger_type": "OCO", "exchange": "NSE", "symbol": "INFY", "action"
             "quantity": 5, "triggerprice_sl": 1480.0, "triggerprice_tg": 1620.0}
 
 
-def _unsent_place(upstox_client, upstox_key, body=SINGLE):
-    """A place whose answer the server has not finished sending: the response is not closed,
-    so what the service does after the answer has not run yet."""
-    return upstox_client.post("/api/v1/placegtt", json={"apikey": upstox_key, **body}, buffered=False)
-
-
-def test_the_gtt_answer_and_audit_are_recorded_once_the_answer_is_sent(upstox_client, upstox_key, upstox_gateway):
-    response = _unsent_place(upstox_client, upstox_key)
+def test_the_gtt_and_its_audit_row_are_recorded_before_the_answer(upstox_client, upstox_key, upstox_gateway):
+    response = upstox_client.post("/api/v1/placegtt", json={"apikey": upstox_key, **SINGLE}, buffered=False)
     answer = response.get_json()
     assert response.status_code == 200 and answer["status"] == "success"
-    assert upstox_gateway.orders.get(answer["trigger_id"]) is None  # the caller heard first
-    response.close()  # what the WSGI server does once the answer is out
-    assert upstox_gateway.orders.get(answer["trigger_id"]) is not None
+    assert upstox_gateway.orders.get(answer["trigger_id"]) is not None  # before the response is even closed
     (row,) = _audit_rows(upstox_gateway, answer["request_id"])
     assert row.http_status == 200 and row.response_body["trigger_id"] == answer["trigger_id"]
     assert row.request_body["apikey"] == "***"
+    response.close()
 
 
-def test_a_cancel_sent_the_moment_the_place_answers_waits_for_the_record(upstox_client, upstox_key, upstox_gateway,
-                                                                         fake_upstox):
-    response = _unsent_place(upstox_client, upstox_key, OCO_SELL)
+def test_a_cancel_sent_the_moment_the_place_answers_finds_its_record(upstox_client, upstox_key, upstox_gateway,
+                                                                     fake_upstox):
+    response = upstox_client.post("/api/v1/placegtt", json={"apikey": upstox_key, **OCO_SELL}, buffered=False)
     assert response.status_code == 200, response.get_json()
     trigger_id = response.get_json()["trigger_id"]  # an OCO id: only the gateway's record knows it
-    cancelled = []
-    cancel = threading.Thread(target=lambda: cancelled.append(upstox_client.post(
-        "/api/v1/cancelgtt", json={"apikey": upstox_key, "trigger_id": trigger_id})))
-    cancel.start()
-    cancel.join(0.2)
-    assert cancel.is_alive()  # waiting for the record, not answering 404
-    response.close()
-    cancel.join(10)
-    assert cancelled[0].status_code == 200, cancelled[0].get_json()
+    cancelled = upstox_client.post("/api/v1/cancelgtt", json={"apikey": upstox_key, "trigger_id": trigger_id})
+    assert cancelled.status_code == 200, cancelled.get_json()
     assert upstox_gateway.orders.get(trigger_id).status == "cancelled"
     gtts = fake_upstox.gtts()
     assert len(gtts) == 2 and all(g["rules"][0]["status"] == "CANCELLED" for g in gtts)
+    response.close()
 
 
-def test_a_sandbox_tick_sent_the_moment_an_oco_answers_still_cancels_the_other_leg(client, api_key, gateway):
+def test_a_sandbox_tick_sent_the_moment_an_oco_answers_cancels_the_other_leg(client, api_key, gateway):
     """Nothing polls the sandbox: a tick settles what it fires as it fires it. A tick that fires
-    one leg of an OCO answered a moment ago, before its record is written, must still cancel the
-    other leg (it stayed live, free to fire too, when the tick settled before the record)."""
-    def tick(ltp):
-        return app_client.post("/api/v1/sandbox/ticks",
-                               json={"apikey": api_key, "ticks": [{"symbol": "INFY", "exchange": "NSE", "ltp": ltp}]})
-
+    one leg of an OCO the moment its place has answered finds the pair recorded, and cancels the
+    other leg."""
     from openalgo_gtt.store.instruments import ensure_instruments
 
+    def tick(ltp):
+        return client.post("/api/v1/sandbox/ticks",
+                           json={"apikey": api_key, "ticks": [{"symbol": "INFY", "exchange": "NSE", "ltp": ltp}]})
+
     ensure_instruments(gateway.engine)  # the bundled sample master, as `python run.py` loads it
-    app_client = client.application.test_client()  # a second client, for the tick's thread
     assert tick(1550).status_code == 200, tick(1550).get_json()
-    response = client.post("/api/v1/placegtt", json={"apikey": api_key, **OCO_SELL}, buffered=False)
+    response = client.post("/api/v1/placegtt", json={"apikey": api_key, **OCO_SELL})
     assert response.status_code == 200, response.get_json()
     trigger_id = response.get_json()["trigger_id"]
-    assert gateway.orders.get(trigger_id) is None  # answered, not yet recorded
-    ticked = []
-    ticking = threading.Thread(target=lambda: ticked.append(tick(1475)))
-    ticking.start()
-    until(lambda: any(rule.status == "COMPLETED" for gtt in gateway.broker.list_gtts() for rule in gtt.rules),
-          "the tick to fire the stop-loss leg")
-    response.close()  # the record is written
-    ticking.join(10)
-    assert ticked[0].status_code == 200 and len(ticked[0].get_json()["fired"]) == 1
+    ticked = tick(1475)
+    assert ticked.status_code == 200 and len(ticked.get_json()["fired"]) == 1
     legs = sorted((rule.status for gtt in gateway.broker.list_gtts() for rule in gtt.rules))
     assert legs == ["CANCELLED", "COMPLETED"]
     assert gateway.orders.get(trigger_id).status == "triggered"
 
 
-def test_a_process_that_stops_after_answering_is_settled_and_audited(upstox_client, upstox_key, upstox_gateway,
-                                                                    fake_upstox):
-    answer = _unsent_place(upstox_client, upstox_key).get_json()  # never closed: the process "stopped"
-    assert _audit_rows(upstox_gateway, answer["request_id"]) == []
+class _ProcessStopped(BaseException):
+    """A kill: nothing after it runs, and the caller hears nothing."""
+
+
+def test_a_process_that_stops_before_recording_is_settled_and_audited(upstox_client, upstox_key, upstox_gateway,
+                                                                      fake_upstox, monkeypatch):
+    def stop(*_args, **_kwargs):
+        raise _ProcessStopped()
+
+    monkeypatch.setattr(upstox_gateway.attempts, "recorded", stop)  # the broker made it; then the kill
+    with pytest.raises(_ProcessStopped):
+        upstox_client.post("/api/v1/placegtt", json={"apikey": upstox_key, **SINGLE})
+    monkeypatch.undo()
+    (gtt,) = fake_upstox.gtts()
+    request_id = upstox_gateway.store.attempts.unsettled()[0].plan["order"]["request_id"]
+    assert _audit_rows(upstox_gateway, request_id) == []
     with upstox_gateway.engine.begin() as conn:
         conn.execute(update(RequestRecord).values(holder=f"{socket.gethostname()}:999999:dead"))
         conn.execute(update(PlaceAttemptRow).values(holder=f"{socket.gethostname()}:999999:dead"))
-    upstox_gateway.gtts.in_flight.release(answer["trigger_id"])  # the stopped process held it
     assert len(settle(upstox_gateway)) == 1
-    assert upstox_gateway.orders.get(answer["trigger_id"]) is not None
-    (row,) = _audit_rows(upstox_gateway, answer["request_id"])
-    assert row.http_status == 200 and row.response_body["trigger_id"] == answer["trigger_id"]
+    assert upstox_gateway.orders.get(gtt["gtt_order_id"]) is not None
+    (row,) = _audit_rows(upstox_gateway, request_id)
+    assert row.http_status == 200 and row.response_body["trigger_id"] == gtt["gtt_order_id"]
     assert "stopped" in row.error
     assert upstox_gateway.trade_limit.today_count() == 1 and len(fake_upstox.gtts()) == 1

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from openalgo_gtt.brokers.errors import BrokerTimeout, InputRejected
 from openalgo_gtt.domain.intent import PlaceIntent
@@ -24,7 +25,6 @@ from openalgo_gtt.services.watcher import OneListing
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
-from openalgo_gtt.services.in_flight import InFlight
 from openalgo_gtt.domain.notifications import DEFAULT_EVENTS
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.place import PlaceGtt, Settling
@@ -58,17 +58,16 @@ class Services:
         self.once = ExactlyOnce(self.store, self.audit, dedupe_window_seconds=60, stale_after=stale_after,
                                 first_may_run=timedelta(seconds=6))
         planner = Planner(self.broker, InstrumentIndex.from_instruments([IDEA]), DEFAULT_PCTS)
-        in_flight = InFlight()
         self.attempts = AttemptDriver(self.store, BrokerFinder(self.broker, self.store, stale_after), self.limit,
                                       self.notifications, settle_window=timedelta(seconds=10),
                                       stale_after=stale_after)
-        self.place = PlaceGtt(self.broker, planner, self.limit, self.once, in_flight, self.attempts,
+        self.place = PlaceGtt(self.broker, planner, self.limit, self.once, self.attempts,
                               lookup_budget=5.0)
         lease = DatabaseLease(engine, "gtt-watcher", holder, ttl=LEASE_TTL)
         watcher = GttWatcher(self.broker, self.store, lease, 2.0, settle_attempts=self.attempts.settle_all,
                              notifications=self.notifications, clock=self.clock)
         self.gtts = GttService(self.broker, InstrumentIndex.from_instruments([IDEA]), self.store.orders, planner,
-                               in_flight, self.once, store=self.store, watcher=watcher,
+                               self.once, store=self.store, watcher=watcher,
                                notifications=self.notifications, staged=None)
 
     def settle(self) -> list[str]:
@@ -87,22 +86,39 @@ class Services:
         return RequestContext(request_id=str(uuid.uuid4()), method="POST", endpoint="/api/v1/placegtt",
                               client_addr="127.0.0.1", api_key_name="test")
 
-    def place_single(self, trigger: str = "9.61", *, key: str | None = None, answered: bool = True):
-        """Place a SINGLE; `answered=False` is a process that stops right after answering (the
-        work a server runs once the answer has gone never runs)."""
+    def place_single(self, trigger: str = "9.61", *, key: str | None = None, stops_before_record: bool = False):
+        """Place a SINGLE; `stops_before_record` is a process that stops once the broker has
+        answered, before the attempt is RECORDED: the caller hears nothing (answer and status
+        None), and the GTT is live at the broker."""
         ctx = self.context()
         order = Order("IDEA", "NSE", PlaceIntent(trigger_type="SINGLE", action="BUY", product="CNC", quantity=10,
                                                  triggerprice_tg=Decimal(trigger)))
         body = {"symbol": "IDEA", "exchange": "NSE", "triggerprice_tg": trigger}
-        answer, status = self.place(ctx, order, body, key)
-        if answered:
-            for work in ctx.after_answer:
-                work()
-        return answer, status, ctx
+        if not stops_before_record:
+            answer, status = self.place(ctx, order, body, key)
+            return answer, status, ctx
+        before = {gtt.gtt_id for gtt in self.broker.live()}
+        recorded = self.attempts.recorded
+        self.attempts.recorded = _stop_the_process
+        try:
+            with pytest.raises(ProcessStopped):
+                self.place(ctx, order, body, key)
+        finally:
+            self.attempts.recorded = recorded
+        (self.unrecorded_gtt_id,) = {gtt.gtt_id for gtt in self.broker.live()} - before
+        return None, None, ctx
 
     def count(self, model) -> int:
         with self.store.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(model)).scalar()
+
+
+class ProcessStopped(BaseException):
+    """The process stops (a kill): nothing after it runs."""
+
+
+def _stop_the_process(*_args, **_kwargs):
+    raise ProcessStopped()
 
 
 @pytest.fixture
@@ -221,7 +237,7 @@ def test_a_very_late_gtt_that_another_running_place_may_own_is_left_to_it(servic
     services.pass_settling_window()
     services.settle()
     services.broker.finish_late()
-    services.place_single("9.61", key="another-alert", answered=False)  # same order, not yet recorded
+    services.place_single("9.61", key="another-alert", stops_before_record=True)  # same order, not yet recorded
     assert services.settle() == []  # two candidates, one of them the other place's
     assert len(services.broker.live()) == 2
 
@@ -234,12 +250,13 @@ def test_a_refused_place_leaves_no_record_and_no_trade(services):
     assert services.count(RequestRecord) == 0 and services.broker.place_calls == 0
 
 
-def test_a_crash_between_the_answer_and_the_record_is_settled_by_the_recovery(db_engine):
+def test_a_crash_between_the_brokers_answer_and_the_record_is_settled_by_the_recovery(db_engine):
     services = Services(db_engine, stale_after=timedelta(0))
-    answer, _, ctx = services.place_single(answered=False)  # the process stops after answering
-    assert services.store.orders.get(answer["trigger_id"]) is None
+    _, _, ctx = services.place_single(stops_before_record=True)
+    gtt_id = services.unrecorded_gtt_id
+    assert services.store.orders.get(gtt_id) is None
     assert len(services.settle()) == 1
-    assert services.store.orders.get(answer["trigger_id"]) is not None
+    assert services.store.orders.get(gtt_id) is not None
     assert services.store.audit.exists(ctx.request_id)  # one audit row per request, always
     assert services.limit.today_count() == 1 and len(services.broker.live()) == 1
     assert services.settle() == []
@@ -271,8 +288,6 @@ def test_an_oco_whose_second_leg_was_made_but_its_answer_lost_is_placed_whole(se
                                              triggerprice_sl=Decimal("9.00"), triggerprice_tg=Decimal("10.00")))
     ctx = services.context()
     answer, status = services.place(ctx, order, {"oco": 1}, "oco-1")
-    for work in ctx.after_answer:
-        work()
     assert status == 200 and len(services.broker.live()) == 2 and services.broker.place_calls == 2
     recorded = services.store.orders.get(answer["trigger_id"])
     assert recorded is not None and sorted(recorded.broker_ids) == sorted(g.gtt_id for g in services.broker.live())
@@ -294,20 +309,19 @@ def test_a_failed_place_never_claims_a_gtt_created_elsewhere_just_before(service
     assert services.store.orders.get("GTT-APP1") is None and services.limit.today_count() == 0
 
 
-def test_a_lost_place_never_claims_the_gtt_another_place_was_answered_with_before_it_is_recorded(services):
-    first, _, first_ctx = services.place_single("9.61", key="alert-a", answered=False)  # answered, not yet recorded
+def test_a_lost_place_never_claims_the_gtt_another_place_made_before_it_is_recorded(services):
+    _, _, first_ctx = services.place_single("9.61", key="alert-a", stops_before_record=True)  # made, not recorded
+    first_gtt = services.unrecorded_gtt_id
     services.broker.next_place_faults = ["before"]  # another alert for the same order: its place fails
     with pytest.raises(BrokerTimeout):  # the first alert's GTT matches, but is not this one's: settling
         services.place_single("9.61", key="alert-b")
     with pytest.raises(Settling):  # its retry in the window leaves it alone too
         services.place_single("9.61", key="alert-b")
-    for work in first_ctx.after_answer:
-        work()
-    recorded = services.store.orders.get(first["trigger_id"])
-    assert recorded is not None and recorded.request_id == first_ctx.request_id
     assert services.limit.today_count() == 2  # the first's trade, and the second's while it settles
-    services.pass_settling_window()
-    services.settle()  # nothing of the second's appeared: its trade is given back
+    services.clock.advance(timedelta(minutes=5).total_seconds())  # the first's process has gone quiet
+    services.settle()  # the GTT goes to the attempt begun first; the second's trade is given back
+    recorded = services.store.orders.get(first_gtt)
+    assert recorded is not None and recorded.request_id == first_ctx.request_id
     assert services.limit.today_count() == 1 and len(services.broker.live()) == 1
 
 
@@ -357,8 +371,6 @@ def place_bracket(services, key="alert-1"):
     body = {"symbol": "IDEA", "exchange": "NSE", "trigger_type": "BRACKET", "action": "BUY", "quantity": 10}
     ctx = services.context()
     answer, status = services.place(ctx, order, body, key)
-    for work in ctx.after_answer:
-        work()
     return answer, status
 
 
@@ -514,11 +526,11 @@ def test_a_legacy_place_the_recovery_settled_is_replayed_in_the_seed_engines_sha
 
 def test_a_duplicate_of_a_place_the_recovery_settled_answers_like_the_place(db_engine):
     services = Services(db_engine, stale_after=timedelta(0))
-    first, _, ctx = services.place_single(answered=False)
+    _, _, ctx = services.place_single(stops_before_record=True)
     services.settle()
     again, status, _ = services.place_single()
     assert status == 200 and again["duplicate"] is True and again["original_request_id"] == ctx.request_id
-    assert again["trigger_id"] == first["trigger_id"] and Decimal(str(again["entry"])) == first["entry"]
+    assert again["trigger_id"] == services.unrecorded_gtt_id and Decimal(str(again["entry"])) == Decimal("9.61")
 
 
 def test_an_idempotency_key_belongs_to_one_request(services):
@@ -544,8 +556,6 @@ def test_the_same_request_spelt_by_another_client_is_still_the_same_request(serv
     body = {"symbol": "IDEA", "exchange": "NSE", "quantity": 10, "triggerprice_tg": 9.61}
     ctx = services.context()
     first, _ = services.place(ctx, order, body, "k-1")
-    for work in ctx.after_answer:
-        work()
     respelt = {"symbol": "IDEA", "exchange": "NSE", "quantity": "10", "triggerprice_tg": "9.610"}
     again, status = services.place(services.context(), order, respelt, "k-1")
     assert status == 200 and again["duplicate"] is True and again["trigger_id"] == first["trigger_id"]
@@ -584,20 +594,47 @@ def test_the_trader_hears_of_a_lapsed_place_and_of_its_very_late_gtt(services):
     assert found.kind == "found_late" and "counted" in found.message and deliveries == ["pending"]
 
 
-def test_a_listing_made_before_the_answered_place_is_recorded_waits_for_it(services):
-    """A script that places and at once lists its ACTIVE GTTs sees the one it placed, though the
-    record is written just after the answer (the server runs that work once the answer is sent)."""
-    answer, _, ctx = services.place_single(answered=False)
-    assert services.store.orders.get(answer["trigger_id"]) is None  # the answer went; the record not yet
-    listed: list = []
-    lister = threading.Thread(target=lambda: listed.extend(services.gtts.recorded(TriggerStatus.ACTIVE)))
-    lister.start()
-    lister.join(timeout=0.3)
-    assert lister.is_alive()  # it waits for the record, rather than answer without the new GTT
-    for work in ctx.after_answer:
-        work()
-    lister.join(timeout=5)
-    assert [trigger.trigger_id for trigger in listed] == [answer["trigger_id"]]
+def test_a_place_is_recorded_before_the_caller_hears_its_trigger_id(services):
+    """Whatever the caller does with the id it was given (a cancel on another worker, a listing)
+    finds the record: it is written before the answer."""
+    seen_when_answered = []
+    recorded = services.attempts.recorded
+
+    def record_then_look(attempt, legs, **kwargs):
+        recorded(attempt, legs, **kwargs)
+        seen_when_answered.append(services.store.orders.get(legs[0][0]))
+
+    services.attempts.recorded = record_then_look
+    answer, status, ctx = services.place_single()
+    assert status == 200 and seen_when_answered[0].trigger_id == answer["trigger_id"]
+    assert [t.trigger_id for t in services.gtts.recorded(TriggerStatus.ACTIVE)] == [answer["trigger_id"]]
+    assert services.store.audit.exists(ctx.request_id)
+
+
+def test_a_place_the_store_cannot_record_answers_unknown_never_an_id_it_does_not_hold(db_engine):
+    """The broker made the GTT but the RECORDED move fails twice (the database away): the caller
+    hears a 503 it retries, not a trigger id; the watcher records the GTT, and the retry is
+    answered with it. Nothing is placed twice, and the trade is counted once."""
+    from openalgo_gtt.services.place import NotRecorded
+
+    services = Services(db_engine, stale_after=timedelta(0))
+    recorded = services.attempts.recorded
+
+    def database_away(*_args, **_kwargs):
+        raise OperationalError("UPDATE place_attempts", {}, Exception("database is locked"))
+
+    services.attempts.recorded = database_away
+    with pytest.raises(NotRecorded) as refused:
+        services.place_single("9.61", key="alert-1")
+    assert refused.value.status == 503 and refused.value.details["outcome_unknown"] is True
+    services.attempts.recorded = recorded
+    (gtt,) = services.broker.live()
+    assert services.store.orders.get(gtt.gtt_id) is None
+    services.settle()  # the watcher's pass: the attempt has gone quiet, its GTT is found and recorded
+    assert services.store.orders.get(gtt.gtt_id) is not None
+    again, status, _ = services.place_single("9.61", key="alert-1")
+    assert status == 200 and again["trigger_id"] == gtt.gtt_id
+    assert services.broker.place_calls == 1 and services.limit.today_count() == 1
 
 
 def test_a_retry_that_lapses_the_earlier_attempt_keeps_its_request_from_an_identical_retry(services):
