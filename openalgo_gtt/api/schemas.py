@@ -137,6 +137,10 @@ class PlaceGttBody(Body):
                                  BeforeValidator(_blank_is_none)] = None
     force: Annotated[Flag, BeforeValidator(_blank_is(False))] = Field(
         False, description="Place even when the daily trade limit is reached (still counted)")
+    queue: Annotated[Flag, BeforeValidator(_blank_is(True))] = Field(
+        True, description="In a burst, a place that cannot be sent within the caller's patience is queued "
+                          "(202, placed in arrival order); false answers 429 instead, as the header "
+                          "Prefer: respond-sync does")
 
     def intent(self) -> PlaceIntent:
         zero = Decimal(0)

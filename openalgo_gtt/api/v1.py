@@ -4,7 +4,7 @@ Views only parse, call a service and format; the rules live in `domain/` and `se
 """
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.auth import caller_from_body
@@ -142,7 +142,13 @@ def _with_contract(answer, body: PlaceGttBody):
 
 def _order(body: PlaceGttBody) -> Order:
     return Order(symbol=body.symbol, exchange=body.exchange, intent=body.intent(),
-                 strategy=body.strategy, force=body.force)
+                 strategy=body.strategy, force=body.force, queue=getattr(body, "queue", True) and not _respond_sync())
+
+
+def _respond_sync() -> bool:
+    """RFC 7240's `Prefer: respond-sync`: the caller wants the outcome now, never a 202."""
+    return any(token.strip().lower() == "respond-sync"
+               for value in request.headers.getlist("Prefer") for token in value.split(","))
 
 
 def _errors(resource):
