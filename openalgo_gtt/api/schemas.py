@@ -19,7 +19,7 @@ import re
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from openalgo_gtt.api.errors import BadRequest
@@ -163,6 +163,22 @@ class ModifyGttBody(PlaceGttBody):
 class TriggerBody(Body):
     strategy: str | None = Field(None, max_length=64)
     trigger_id: Text
+
+
+class StatusBody(Body):
+    """gttorderstatus: a trigger by its id, or a place by the request_id its answer gave (a
+    queued place has no trigger id until it is sent)."""
+
+    strategy: str | None = Field(None, max_length=64)
+    trigger_id: Annotated[Text | None, BeforeValidator(_blank_is_none)] = None
+    request_id: Annotated[Text | None, BeforeValidator(_blank_is_none)] = Field(
+        None, description="The request_id of a place's answer (a queued place's 202 gives one)")
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.trigger_id is None) == (self.request_id is None):
+            raise ValueError("give trigger_id, or the request_id of a place's answer")
+        return self
 
 
 class OrderBookBody(Body):

@@ -11,7 +11,8 @@ from openalgo_gtt.api.auth import caller_from_body
 from openalgo_gtt.api.idempotency import idempotency_key
 from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.openapi import NullableString, swagger2_schema
-from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
+from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, StatusBody, TriggerBody, validate
+from openalgo_gtt.services.answers import ApiError
 from openalgo_gtt.services.planner import Order
 from openalgo_gtt.domain.encoding import dumps
 
@@ -238,9 +239,17 @@ class GttOrderStatus(Resource):
     def post(self):
         """One trigger in any state, with each leg's broker status, order id and rejection reason."""
         _, raw = caller_from_body()
-        body = validate(TriggerBody, raw)
+        body = validate(StatusBody, raw)
         gtts = _gateway().gtts
-        entry = gtts.status(body.trigger_id)
+        trigger_id = body.trigger_id
+        if body.request_id is not None:
+            where = _gateway().place.queue.where_is(body.request_id)
+            if where is None:
+                raise ApiError(404, f"No place with request_id {body.request_id}")
+            if isinstance(where, dict):
+                return _marked({"status": "success", "data": where})
+            trigger_id = where
+        entry = gtts.status(trigger_id)
         # A leg's events are its pair's: the pair is what the gateway tells the trader about.
         events = gtts.events(entry.get("pair_trigger_id") or entry["trigger_id"])
         return _marked({"status": "success", "data": {**entry, "events": events}})

@@ -170,7 +170,8 @@ class AttemptDriver:
 
     def _tell_rejected(self, uow: UnitOfWork, attempt: PlaceAttempt, why: str) -> None:
         self.notifications.emit(uow, trigger_event(EventKind.REJECTED, self.clock.now(),
-                                                   intent_trigger(attempt.plan, None), f"queued place not placed: {why}"))
+                                                   intent_trigger(attempt.plan, attempt.request_id),
+                                                   f"queued place not placed: {why}"))
 
     def _queue_again(self, uow: UnitOfWork, attempt: PlaceAttempt) -> None:
         """A queued place that came to nothing is queued again, a new attempt of its request: its

@@ -24,7 +24,7 @@ from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, RateLimited
 from openalgo_gtt.brokers.pacing import SlotHold
 from openalgo_gtt.domain.model import GttRequest
-from openalgo_gtt.domain.place_attempt import PlaceAttempt
+from openalgo_gtt.domain.place_attempt import UNSETTLED, AttemptState, PlaceAttempt
 from openalgo_gtt.services.answers import error_status_and_body, placed_answer
 from openalgo_gtt.services.attempts import AttemptDriver, Placed, prices_of, trigger_id_of
 from openalgo_gtt.services.exactly_once import RequestHandle
@@ -97,6 +97,29 @@ class PlaceQueue:
             raise
         self._wake.set()
         return queued
+
+    def where_is(self, request_id: str) -> dict | str | None:
+        """Where a place request stands: its trigger id once placed; else what gttorderstatus
+        answers of it (queued with its position, sending, rejected with why); None when no
+        place of this id is known."""
+        attempt = self.store.attempts.of_request(request_id)
+        if attempt is None:
+            return None
+        if attempt.state in (AttemptState.RECORDED, AttemptState.FOUND_LATE):
+            recorded = self.store.orders.by_request_id(request_id)
+            if recorded is not None:
+                return recorded.trigger_id
+        entry = {"request_id": request_id, "symbol": attempt.plan["order"]["symbol"],
+                 "exchange": attempt.plan["order"]["exchange"]}
+        if attempt.state == AttemptState.QUEUED:
+            position = self.store.attempts.queue_position(attempt.id)
+            return {**entry, "status": "queued", "position": position, "eta_seconds": eta_seconds(position)}
+        if attempt.state in UNSETTLED:
+            return {**entry, "status": "sending", "message": "being sent, or its outcome is being settled"}
+        record = self.store.requests.get(attempt.record_id)
+        answer = record.response_body if record is not None and isinstance(record.response_body, dict) else {}
+        return {**entry, "status": "rejected" if attempt.state == AttemptState.REFUSED else str(attempt.state),
+                "message": answer.get("message")}
 
     # -- the lease holder sends it ------------------------------------------------------------
 
