@@ -42,6 +42,10 @@ BOOK_TRIGGER_TYPE = {SINGLE: TriggerKind.SINGLE, BRACKET: TriggerKind.BRACKET, O
 # A retry of a place still settling looks at the broker, waits this long, and looks once more
 # before it answers 503: short enough for TradingView's 3 seconds.
 SETTLE_RETRY_WAIT = 1.0
+# The longest a place waits for its send slot while its caller waits; later, it is queued (202).
+# A server thread held waiting for a slot is one fewer for the rest of a burst: waiting longer
+# would make later callers of the same burst wait for a thread, past their patience.
+SYNC_SLOT_WAIT = 0.5
 
 
 class NotRecorded(ApiError):
@@ -128,7 +132,7 @@ class PlaceGtt:
         intent = _intent(order, instrument, plan, ctx)
         # The send slots of its calls, within the caller's patience, before anything is begun:
         # a place that cannot be sent in time is queued (202), never begun and then refused.
-        hold = self.broker.hold_order_slots(len(intent["requests"]), broker_deadline.pacing_wait(None))
+        hold = self.broker.hold_order_slots(len(intent["requests"]), broker_deadline.pacing_wait(SYNC_SLOT_WAIT))
         if hold is None:
             if not order.queue:
                 raise PacingTimeout("order pacer: no send slot within the caller's patience, and the place asked "
