@@ -203,7 +203,10 @@ class KiteBroker(KiteHttp):
         pacer = self._quote_pacer if route in QUOTE_ROUTES else self._pacer
         retries_left = 1 if is_write else self._read_retries
         delay = RATE_RETRY_PAUSE if is_write else self._retry_backoff
-        pace = None if pacer is None else lambda: pacer.acquire(deadline.pacing_wait(self._pace_timeout))
+        # An order call's slot must leave time to send it within the caller's patience (a place
+        # that cannot is queued); a quote is a read, and waits as long as the budget allows.
+        wait = deadline.bounded if route in QUOTE_ROUTES else deadline.pacing_wait
+        pace = None if pacer is None else lambda: pacer.acquire(wait(self._pace_timeout))
         while True:
             try:
                 return self._call(route, parse, query=query, form=form, path_args=path_args,

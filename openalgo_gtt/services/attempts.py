@@ -161,6 +161,17 @@ class AttemptDriver:
         return replace(attempt, state=S.SENDING, reserved_day=day, started_at=now, updated_at=now,
                        holder=self.store.requests.holder)
 
+    def unsent_to_queue(self, uow: UnitOfWork, attempt: PlaceAttempt) -> PlaceAttempt | None:
+        """SENDING -> REFUSED, its trade given back, and its request queued as a new attempt, in
+        `uow`: a place that certainly sent nothing because its send slot passed (the caller then
+        hears 202, as when it is queued from the start). None when another process moved it."""
+        if not uow.move_attempt(attempt, S.REFUSED, keep_trade=False, resolution="no send slot in time: queued"):
+            return None
+        if attempt.reserved_day is not None:
+            uow.give_back_trade(attempt.reserved_day)
+        now = self.clock.now()
+        return uow.begin_attempt(attempt.record_id, attempt.plan, None, now, queued_at=now)
+
     def _refuse_queued(self, attempt: PlaceAttempt, status: int, why: str) -> None:
         with self.store.unit_of_work() as uow:
             if uow.move_attempt(attempt, S.REFUSED, resolution=why):

@@ -141,11 +141,21 @@ class PlaceGtt:
         with hold:
             return self._place_now(intent, plan, order, request, started)
 
-    def _place_now(self, intent: dict, plan, order: Order, request: RequestHandle, started: datetime) -> Placed:
+    def _place_now(self, intent: dict, plan, order: Order, request: RequestHandle,
+                   started: datetime) -> Placed | Queued:
         attempt, reservation = self._begin(order, intent, request, started)
         requests = [GttRequest.from_json(r) for r in intent["requests"]]
         try:
             legs = self.sender.send(requests, intent["roles"], attempt)
+        except PacingTimeout as exc:
+            # Its slot passed while it was being begun (a busy moment): nothing was sent, so it
+            # is queued after all rather than refused.
+            if order.queue and not exc.may_have_reached:
+                queued = self.queue.requeue_unsent(attempt, request)
+                if queued is not None:
+                    return queued
+            request.closed_by(self.driver.failed, attempt, exc)
+            raise
         except BaseException as exc:
             request.closed_by(self.driver.failed, attempt, exc)
             raise

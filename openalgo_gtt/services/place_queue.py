@@ -30,6 +30,7 @@ from openalgo_gtt.services.attempts import AttemptDriver, Placed, prices_of, tri
 from openalgo_gtt.services.exactly_once import RequestHandle
 from openalgo_gtt.services.place_sender import PlaceSender
 from openalgo_gtt.store.request_records import DONE
+from openalgo_gtt.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +87,36 @@ class PlaceQueue:
             with self.store.unit_of_work() as uow:
                 record_id = request.claim(uow)
                 attempt = uow.begin_attempt(record_id, intent, None, started, queued_at=started)
-                position = uow.queue_position(attempt.id)
-                queued = Queued(request.ctx.request_id, position, eta_seconds(position))
-                status, body = request.queued(queued_answer(queued))
-                uow.finish_request(record_id, DONE, status, body)
-                uow.audit(request.audit_entry)
+                queued = self._answer_queued(uow, request, attempt)
         except BaseException:
             request.claim_rolled_back()
             request.not_recorded()
             raise
         self._wake.set()
+        return queued
+
+    def requeue_unsent(self, attempt: PlaceAttempt, request: RequestHandle) -> Queued | None:
+        """A begun place whose send slot passed before it could send (nothing sent): queued after
+        all, in one unit of work (see AttemptDriver.unsent_to_queue). None when another process
+        settled it meanwhile."""
+        try:
+            with self.store.unit_of_work() as uow:
+                queued_attempt = self.driver.unsent_to_queue(uow, attempt)
+                if queued_attempt is None:
+                    return None
+                queued = self._answer_queued(uow, request, queued_attempt)
+        except BaseException:
+            request.not_recorded()
+            raise
+        self._wake.set()
+        return queued
+
+    def _answer_queued(self, uow: UnitOfWork, request: RequestHandle, attempt: PlaceAttempt) -> Queued:
+        position = uow.queue_position(attempt.id)
+        queued = Queued(request.ctx.request_id, position, eta_seconds(position))
+        status, body = request.queued(queued_answer(queued))
+        uow.finish_request(attempt.record_id, DONE, status, body)
+        uow.audit(request.audit_entry)
         return queued
 
     def where_is(self, request_id: str) -> dict | str | None:
