@@ -43,6 +43,9 @@ SENDERS = 16
 POLL_SECONDS = 0.25
 
 
+_EMPTY, _DONE, _SUBMITTED = "empty", "done", "submitted"  # what one dispatch did
+
+
 @dataclass(frozen=True)
 class Queued:
     request_id: str
@@ -147,20 +150,23 @@ class PlaceQueue:
     def dispatch_next(self, wait_for_send: bool = False) -> bool:
         """Claim the oldest queued place and send it (on a sender thread, or here when
         `wait_for_send`); False when the queue is empty."""
+        return self._dispatch(wait_for_send) != _EMPTY
+
+    def _dispatch(self, wait_for_send: bool) -> str:
         attempt = self.store.attempts.oldest_queued()
         if attempt is None:
-            return False
+            return _EMPTY
         hold = self.broker.hold_order_slots(len(attempt.plan["requests"]), None)
         claimed = self.driver.claim_queued(attempt)
         if claimed is None:  # refused (the day's limit), or another process took it
             with hold:
                 pass  # its slots go back
-            return True
+            return _DONE
         if wait_for_send or self._pool is None:
             self._send(claimed, hold)
-        else:
-            self._pool.submit(self._send, claimed, hold)
-        return True
+            return _DONE
+        self._pool.submit(self._send, claimed, hold)  # the sender frees its place when done
+        return _SUBMITTED
 
     def _send(self, attempt: PlaceAttempt, hold: SlotHold) -> None:
         plan = attempt.plan
@@ -193,17 +199,18 @@ class PlaceQueue:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            worked = False
+            outcome = _EMPTY
             try:
+                # A place is claimed only when a sender is free to send it at once.
                 if self._holding() and self._free.acquire(timeout=self._poll):
                     try:
-                        worked = self.dispatch_next()
+                        outcome = self._dispatch(wait_for_send=False)
                     finally:
-                        if not worked or self._pool is None:
+                        if outcome != _SUBMITTED:
                             self._free.release()
             except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad pass
                 log.exception("place queue: dispatch failed")
-            if not worked and self._wake.wait(self._poll):
+            if outcome == _EMPTY and self._wake.wait(self._poll):
                 self._wake.clear()
 
     def start(self) -> None:
