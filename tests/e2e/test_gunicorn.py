@@ -109,8 +109,9 @@ def test_200_concurrent_requests_across_workers(gunicorn_server, fake_upstox, da
         if kind == "keyed":
             answer = response.json()
             by_key[body["idempotency_key"]].add((response.status_code, answer.get("trigger_id")))
-    # One outcome per key across workers: all queued, or all the same placed GTT (or refusal).
-    assert all(len(outcomes) == 1 for outcomes in by_key.values()), dict(by_key)
+    # One outcome per key across workers: queued (202) while it waits, then the one GTT it became;
+    # never two GTTs for one key.
+    assert all(len({trigger for _, trigger in outcomes if trigger}) <= 1 for outcomes in by_key.values()), dict(by_key)
 
     ids = {r.headers["X-Request-ID"] for _, _, r in answers}
 
