@@ -48,7 +48,7 @@ def not_clipped(page, locator) -> None:
             const style = getComputedStyle(box);
             if (!/(auto|scroll|hidden|clip)/.test(style.overflowX)) continue;
             const r = box.getBoundingClientRect();
-            if (me.left < r.left - 0.5 || me.right > r.right + 0.5) return `${el.outerHTML.slice(0, 80)} in ${box.className}`;
+            if (me.left < r.left - 0.5 || me.right > r.right + 0.5) return `${el.outerHTML.slice(0, 80)} in ${box.className} ${me.left} ${me.right} ${r.left} ${r.right} ${box.scrollWidth} ${box.clientWidth}`;
         }
         return null;
     }""")
@@ -58,12 +58,16 @@ def not_clipped(page, locator) -> None:
 def a_book_of_every_kind(gateway) -> dict[str, str]:
     gateway.tick("IDEA", 9.50)
     gateway.tick("SBIN", 800, open=795)
+    gateway.tick("BANKNIFTY29DEC2652000CE", 380.5, exchange="NFO")
     ids = {
         "single": gateway.place(symbol="IDEA", action="BUY", triggerprice_tg=10.8),
         "oco": gateway.place(symbol="IDEA", action="SELL", trigger_type="OCO", triggerprice_sl=9.1,
                              triggerprice_tg=10.5),
         "bracket": gateway.place(symbol="SBIN", action="BUY", product="MIS", trigger_type="BRACKET",
                                  entry_mode="manual", entry_value=805),
+        # The longest names a book holds: an option's symbol, on NFO.
+        "option": gateway.place(symbol="BANKNIFTY29DEC2652000CE", exchange="NFO", action="SELL", product="NRML",
+                                quantity=35, trigger_type="OCO", triggerprice_sl=310.05, triggerprice_tg=450.5),
     }
     return ids
 
@@ -97,7 +101,9 @@ def test_at_1280_px_with_all_states_nothing_is_clipped(page, gateway):
     expect(row(page, ids["single"]).locator("td.status-triggered")).to_be_visible(timeout=5_000)
     expect(row(page, ids["oco"])).to_contain_text("cancelled")
     book = page.locator("#gtt-book .overflow-auto")
-    assert book.evaluate("el => el.scrollWidth <= el.clientWidth + 1"), "the GTT table scrolls sideways at 1280 px"
+    widths = book.evaluate("el => [el.scrollWidth, el.clientWidth, [...el.querySelectorAll('thead th')].map("
+                           "th => Math.round(th.getBoundingClientRect().width))]")
+    assert widths[0] <= widths[1] + 1, f"the GTT table scrolls sideways at 1280 px: {widths}"
     for cell in row(page, ids["bracket"]).locator("td").all():
         not_clipped(page, cell)
     for button in page.locator("#gtt-book td.actions button").all():

@@ -66,7 +66,7 @@ def dom_id(trigger_id: str) -> str:
     return "t" + trigger_id.encode().hex()
 
 
-def triggers_text(entry: dict, tick: Decimal | None = None) -> str:
+def trigger_parts(entry: dict, tick: Decimal | None = None) -> list[str]:
     """The trigger prices, each named by its leg when there are several (an OCO's stop-loss and
     target, a bracket's entry, target and stop-loss). A leg's price is its trigger's where the
     broker fires a LIMIT at the trigger (Upstox, the sandbox); where a leg has its own limit price
@@ -74,8 +74,13 @@ def triggers_text(entry: dict, tick: Decimal | None = None) -> str:
     prices = list(entry.get("trigger_prices") or ())
     legs = [leg for leg in entry.get("legs") or () if leg.get("role") and leg.get("price") is not None]
     if len(prices) > 1 and sorted(Decimal(str(leg["price"])) for leg in legs) == sorted(Decimal(str(p)) for p in prices):
-        return " · ".join(f"{leg_label(leg['role'])} {money(leg['price'], tick)}" for leg in legs)
-    return " / ".join(money(tp, tick) for tp in prices)
+        return [f"{leg_label(leg['role'])} {money(leg['price'], tick)}" for leg in legs]
+    return [money(tp, tick) for tp in prices]
+
+
+def triggers_text(entry: dict, tick: Decimal | None = None) -> str:
+    parts = trigger_parts(entry, tick)
+    return " · ".join(parts) if any(" " in part for part in parts) else " / ".join(parts)
 
 
 def book_row(entry: dict, tick: Decimal | None = None) -> dict:
@@ -90,7 +95,7 @@ def book_row(entry: dict, tick: Decimal | None = None) -> dict:
         "symbol": entry.get("symbol", ""), "exchange": entry.get("exchange", ""),
         "type": entry.get("trigger_type", ""), "action": first.get("action", ""),
         "quantity": first.get("quantity", ""),
-        "triggers": triggers_text(entry, tick),
+        "triggers": triggers_text(entry, tick), "trigger_parts": trigger_parts(entry, tick),
         "last_price": money(last, tick) or "unknown",
         "distance": " / ".join(f"{d:+.2f}%" for d in distances if d is not None) or "unknown",
         "status": entry.get("status", ""), "message": entry.get("message") or "",
