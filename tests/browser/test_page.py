@@ -78,7 +78,7 @@ def test_new_gtt_places_a_single_and_a_bracket(page, gateway):
     form = page.locator("#new-gtt-form")
     form.get_by_label("Symbol").fill("SBIN")
     form.get_by_label("Quantity").fill("3")
-    expect(form.get_by_text("Last price: 800")).to_be_visible()
+    expect(form.get_by_text("Last price: 800.00")).to_be_visible()  # SBIN: a 0.05 tick
     form.get_by_label("Trigger price").fill("790.03")
     # The preview rounds to the tick and, below the last price, fires on a fall.
     expect(page.locator("#preview")).to_contain_text("entry 790.05: fires when the price falls to it")
