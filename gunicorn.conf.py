@@ -1,6 +1,6 @@
 """gunicorn settings for openalgo-gtt on Linux: `gunicorn -c gunicorn.conf.py "openalgo_gtt.wsgi:app"`.
 
-Chosen on a 2-core machine (see README, Benchmarks): one worker with 8 threads by default,
+Chosen on a 2-core machine (see docs/benchmarks.md): one worker with 8 threads by default,
 since a request spends most of its time waiting for Upstox. Use PostgreSQL (DATABASE_URL) and
 Redis (RATE_LIMIT_STORAGE_URI) so every worker shares the trade limit, the idempotency records,
 the watcher lease, the caller rate limits and the order pacer.
@@ -8,7 +8,7 @@ the watcher lease, the caller rate limits and the order pacer.
 import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))  # see README: on 2 cores a second worker lost to Redis round trips
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))  # see docs/benchmarks.md: on 2 cores a second worker lost to Redis round trips
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 worker_class = "gthread"
 # A place can wait on the order pacer and on Upstox: never kill a worker in the middle of one.

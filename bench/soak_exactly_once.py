@@ -1,6 +1,6 @@
 """The exactly-once soak at full size: 300 TradingView alerts against three gunicorn workers on
 PostgreSQL and Redis, a third of the places faulted, a daily limit of 150. Prints the numbers of
-the README's reliability table (see tests/e2e/soak.py for what is sent and what is compared).
+the reliability table of docs/reliability.md (see tests/e2e/soak.py for what is sent and what is compared).
 
     python bench/soak_exactly_once.py [--alerts 300] [--limit 150] [--faults 0.35]
         [--database postgresql+psycopg://postgres@127.0.0.1:5432/test] [--redis redis://127.0.0.1:6379/0]

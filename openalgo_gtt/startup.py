@@ -28,5 +28,6 @@ def check_pepper_or_exit(gateway, *, server: bool, unproven_ok: bool = False) ->
         outcome = "refusing to start" if server else "nothing was done"
         click.echo(f"error: {exc} ({outcome}). This process's pepper comes from {settings.api_key_pepper_source}. "
                    "Set API_KEY_PEPPER to the pepper the server was started with; without it a SQLite database's "
-                   "pepper is the api_key_pepper file beside the database file (see README, API keys).", err=True)
+                   "pepper is the api_key_pepper file beside the database file (see docs/deployment.md, The "
+                   "pepper).", err=True)
         sys.exit(2)

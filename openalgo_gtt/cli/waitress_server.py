@@ -52,7 +52,7 @@ def serve_options(settings) -> dict:
     """waitress's settings. A connection limit well above waitress's default of 100 (checked
     against the descriptor limit by `fit_connection_limit`), a channel timeout: a connection
     that sends nothing for that long is closed, so clients trickling bytes cannot hold every
-    connection (a reverse proxy with timeouts in front does the rest, README), and the poll()
+    connection (a reverse proxy with timeouts in front does the rest, docs/deployment.md), and the poll()
     loop."""
     return {"host": settings.host, "port": settings.port, "threads": settings.server_threads,
             "connection_limit": settings.server_connection_limit,

@@ -69,7 +69,7 @@ def _generate_pepper(path: Path) -> str:
 def pepper_file_for(database_url: str, data_dir: Path, cwd: Path) -> Path:
     """Where the generated pepper lives: beside a SQLite database file (so every command using
     that database finds it, whatever its working directory), else `data/` of the working
-    directory (PostgreSQL: set API_KEY_PEPPER instead, see README)."""
+    directory (PostgreSQL: set API_KEY_PEPPER instead, see docs/deployment.md, The pepper)."""
     db_file = _sqlite_file(database_url, cwd)
     return (db_file.parent if db_file is not None else data_dir) / PEPPER_FILE_NAME
 

@@ -17,10 +17,11 @@ class AuditView:
         self._engine = engine
 
     def recent(self, *, limit: int = 50, endpoint: str | None = None, status: str | None = None,
-               key: str | None = None) -> list[AuditRow]:
-        """Rows newest first; `status` as status_range reads it (ValueError when it cannot)."""
+               key: str | None = None, before_id: int | None = None) -> list[AuditRow]:
+        """Rows newest first, older than `before_id` when given (a page further back); `status`
+        as status_range reads it (ValueError when it cannot)."""
         return recent_audit(self._engine, limit=limit, endpoint=endpoint or None, status=status or None,
-                            key=key or None)
+                            key=key or None, before_id=before_id)
 
     def one(self, row_id: int) -> AuditRow | None:
         return audit_row(self._engine, row_id)

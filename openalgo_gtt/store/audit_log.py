@@ -143,10 +143,10 @@ def audit_mentioning(engine: Engine, text: str, since: datetime, limit: int = 20
 
 def recent_audit(engine: Engine, *, limit: int = 20, endpoint: str | None = None, status: str | None = None,
                  key: str | None = None, since: datetime | None = None, until: datetime | None = None,
-                 after_id: int | None = None) -> list[AuditRow]:
+                 after_id: int | None = None, before_id: int | None = None) -> list[AuditRow]:
     """Audit rows, newest first, at most `limit`: optionally of one endpoint (a path, or its last
-    part: "placegtt"), HTTP status (see status_range), key name, time window, or newer than
-    `after_id` (to follow the trail)."""
+    part: "placegtt"), HTTP status (see status_range), key name, time window, newer than
+    `after_id` (to follow the trail) or older than `before_id` (the next page)."""
     query = select(*_ROW_COLUMNS).order_by(_AUDIT.c.id.desc()).limit(limit)
     if endpoint:
         path = endpoint.strip()
@@ -164,6 +164,8 @@ def recent_audit(engine: Engine, *, limit: int = 20, endpoint: str | None = None
         query = query.where(_AUDIT.c.created_at <= until)
     if after_id is not None:
         query = query.where(_AUDIT.c.id > after_id)
+    if before_id is not None:
+        query = query.where(_AUDIT.c.id < before_id)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
     return [AuditRow(*row[:2], as_utc(row[2]), *row[3:]) for row in rows]

@@ -4,7 +4,7 @@ Chromium: Playwright's own browser download is not needed), against the real ser
 
 One server per module and one browser per session keep these tests few and fast. Without a
 Chromium they are skipped, unless OPENALGO_GTT_REQUIRE_BROWSER=1 (CI sets it): then they fail.
-Set OPENALGO_GTT_SCREENSHOTS=1 to (re)write the README's screenshots in docs/screenshots/.
+Set OPENALGO_GTT_SCREENSHOTS=1 to (re)write the docs' screenshots in docs/screenshots/.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The exactly-once soak: TradingView-style alerts against three gunicorn workers on PostgreSQL
 and Redis, with a fake Upstox that sometimes finishes late, answers 500 after doing the work, or
 hangs. Used by tests/e2e/test_soak.py (a short run, asserting) and bench/soak_exactly_once.py (a
-long run, printing the README's numbers).
+long run, printing the numbers of docs/reliability.md).
 
 Each alert is sent like TradingView sends it: a 3-second patience, and on a 5xx or no answer it
 is re-sent up to 3 more times, 5 seconds apart (the identical body: the gateway's dedupe key).

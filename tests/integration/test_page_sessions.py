@@ -228,13 +228,28 @@ def test_on_upstox_the_header_shows_the_token_and_a_place_reaches_upstox(upstox_
     assert "Broker: <strong>Upstox</strong>" in page and "Upstox token: <strong>valid</strong>" in page
     assert "Log in to Upstox" not in page and "Push a price" not in page  # the sandbox's form only there
     csrf = page_csrf(upstox_client)
-    assert upstox_client.get("/ui/quote?symbol=IDEA&exchange=NSE").text == "9.5"  # Upstox's last price
+    assert upstox_client.get("/ui/quote?symbol=IDEA&exchange=NSE").text == "9.50"  # Upstox's, in IDEA's tick decimals
     placed = upstox_client.post("/ui/placegtt", headers={"HX-Request": "true"}, data={
         "symbol": "IDEA", "exchange": "NSE", "action": "BUY", "quantity": "1", "product": "CNC",
         "trigger_type": "SINGLE", "trigger_price": "9.60", "csrf_token": csrf})
     assert placed.status_code == 200, placed.text
     (gtt,) = fake_upstox.gtts()
     assert gtt["rules"][0]["trigger_type"] == "ABOVE" and float(gtt["rules"][0]["trigger_price"]) == 9.6
+
+
+def test_on_upstox_a_rows_life_shows_the_watchers_pass_that_saw_it_fire(upstox_client, upstox_key, upstox_gateway,
+                                                                         fake_upstox):
+    sign_in(upstox_client, upstox_key)
+    placed = upstox_client.post("/ui/placegtt", headers={"HX-Request": "true"}, data={
+        "symbol": "IDEA", "exchange": "NSE", "action": "BUY", "quantity": "1", "product": "CNC",
+        "trigger_type": "SINGLE", "trigger_price": "9.60", "csrf_token": page_csrf(upstox_client)})
+    trigger_id = re.search(r"Placed (GTT-\S+?)[ .(]", placed.text).group(1)
+    fake_upstox.set_rule_status(trigger_id, "ENTRY", "TRIGGERED", order_id="251202000123")
+    upstox_gateway.watcher.sync()  # the pass that sees it (the broker's postback would settle it the same way)
+    detail = upstox_client.get(f"/ui/gtt?trigger_id={trigger_id}", headers={"HX-Request": "true"}).text
+    assert "Upstox status" in detail and "251202000123" in detail
+    assert "triggered, by the watcher&#39;s pass" in detail
+    assert "POST /ui/placegtt" in detail  # and the request that placed it, before
 
 
 def test_without_an_upstox_token_the_header_offers_the_login(settings, tmp_path):

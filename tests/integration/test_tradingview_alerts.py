@@ -1,4 +1,4 @@
-"""The README's TradingView alert messages, sent verbatim as TradingView sends them: text/plain,
+"""The TradingView alert messages of the docs (docs/tradingview.md, and the README's one), sent verbatim as TradingView sends them: text/plain,
 with the placeholders filled the way TradingView fills them (action lower case, contracts as
 "1.0", the exchange as "NSE", tickers such as IDEA and NIFTY1!), against the sandbox broker."""
 from __future__ import annotations
@@ -12,14 +12,21 @@ import pytest
 
 from openalgo_gtt.store.instruments import index as index_module
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
+TRADINGVIEW_PAGE = REPO / "docs" / "tradingview.md"
+
+
+def alerts_in(page: Path) -> dict[str, str]:
+    """name -> the message block that follows `<!-- tradingview-alert: name -->` in `page`."""
+    text = page.read_text(encoding="utf-8")
+    found = re.findall(r"<!-- tradingview-alert: (\w+) -->\s*```json\n(.*?)```", text, re.S)
+    return {name: body for name, body in found}
 
 
 def readme_alerts() -> dict[str, str]:
-    """name -> the message block that follows `<!-- tradingview-alert: name -->` in the README."""
-    text = README.read_text(encoding="utf-8")
-    found = re.findall(r"<!-- tradingview-alert: (\w+) -->\s*```json\n(.*?)```", text, re.S)
-    return {name: body for name, body in found}
+    """The docs' alerts (the README shows the SINGLE one: the same message, checked below)."""
+    return alerts_in(TRADINGVIEW_PAGE)
 
 
 def filled(message: str, key: str, *, ticker: str, action: str, contracts: str, close: str) -> str:
@@ -58,7 +65,11 @@ def tv(gateway, api_key, monkeypatch):
     return TradingView()
 
 
-def test_the_readme_has_the_three_alerts():
+def test_the_readme_shows_the_docs_single_alert():
+    assert alerts_in(README) == {"single": readme_alerts()["single"]}
+
+
+def test_the_docs_have_the_three_alerts():
     alerts = readme_alerts()
     assert set(alerts) == {"single", "oco", "bracket"}
     for message in alerts.values():

@@ -81,6 +81,32 @@ def test_a_row_shows_the_distance_to_its_trigger():
     assert money(Decimal("10.00")) == "10" and money(None) == ""
 
 
+def test_prices_show_in_the_ticks_decimals_and_never_lose_a_digit():
+    assert money(Decimal("10.8"), Decimal("0.01")) == "10.80"
+    assert money(Decimal("3625.5"), Decimal("0.10")) == "3625.5"
+    assert money(Decimal("805"), Decimal("0.05")) == "805.00"
+    assert money(Decimal("75.0025"), Decimal("0.01")) == "75.0025"  # more decimals than the tick: all kept
+    assert money(Decimal("24500"), Decimal("1")) == "24500"
+    assert book_row(ENTRY, Decimal("0.01"))["triggers"] == "9.60"
+
+
+def leg(role, price, trigger_type="ABOVE"):
+    return {"action": "BUY", "quantity": 1, "price": Decimal(price), "role": role, "trigger_type": trigger_type}
+
+
+def test_several_triggers_are_named_by_their_legs_when_their_prices_tell_them_apart():
+    bracket = {**ENTRY, "trigger_type": "bracket", "trigger_prices": [Decimal("796.95"), Decimal("805"), Decimal("813.05")],
+               "legs": [leg("entry", "805"), leg("target", "813.05", "IMMEDIATE"), leg("stoploss", "796.95", "IMMEDIATE")]}
+    assert book_row(bracket, Decimal("0.05"))["triggers"] == "entry 805.00 · target 813.05 · stop-loss 796.95"
+    # Kite: a leg's order price is not its trigger, so the triggers cannot be named by leg.
+    kite = {**ENTRY, "trigger_type": "two-leg", "trigger_prices": [Decimal("9"), Decimal("10.5")],
+            "legs": [leg("stoploss", "8.95"), leg("target", "10.45")]}
+    assert book_row(kite, Decimal("0.05"))["triggers"] == "9.00 / 10.50"
+    assert [(x["role"], x["fires"]) for x in detail_of(bracket)["legs"]] == [
+        ("entry", "fires when the price rises to it"), ("target", "armed once the entry fills"),
+        ("stop-loss", "armed once the entry fills")]
+
+
 def test_a_detail_prefills_the_modify_form():
     detail = detail_of(ENTRY)
     assert detail["api_type"] == "SINGLE"

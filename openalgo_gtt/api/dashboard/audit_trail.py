@@ -8,16 +8,26 @@ from openalgo_gtt.api.dashboard.rows import audit_rows
 from openalgo_gtt.api.errors import ApiError
 
 
+PAGE_ROWS = 25
+
+
 @bp.get("/ui/audit")
 def audit():
+    """A page of the trail, newest first: the latest PAGE_ROWS rows, or those older than `before`
+    (the "Older" button's row id)."""
     args = request.args
+    before = args.get("before", "").strip()
     try:
-        rows = current_gateway().audit_view.recent(limit=50, endpoint=args.get("endpoint", "").strip(),
+        before_id = int(before) if before else None
+        rows = current_gateway().audit_view.recent(limit=PAGE_ROWS + 1, endpoint=args.get("endpoint", "").strip(),
                                                    status=args.get("status", "").strip(),
-                                                   key=args.get("key", "").strip())
+                                                   key=args.get("key", "").strip(), before_id=before_id)
     except ValueError as exc:
-        raise ApiError(400, str(exc)) from None
-    return render_template("_audit_rows.html", rows=audit_rows(rows))
+        raise ApiError(400, "before: must be a whole number" if "invalid literal" in str(exc) else str(exc)) from None
+    older = len(rows) > PAGE_ROWS
+    rows = rows[:PAGE_ROWS]
+    return render_template("_audit_rows.html", rows=audit_rows(rows), paged=before_id is not None,
+                           older_than=rows[-1].id if older and rows else None)
 
 
 @bp.get("/ui/audit/row")

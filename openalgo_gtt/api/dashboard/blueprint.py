@@ -22,6 +22,12 @@ def current_gateway():
     return current_app.extensions["openalgo_gtt"]
 
 
+def broker_label(broker: str | None = None) -> str:
+    """The broker in use as the page names it: Upstox, Kite or Sandbox."""
+    broker = current_gateway().settings.broker if broker is None else broker
+    return {"kite": "Kite", "upstox": "Upstox"}.get(broker, "Sandbox")
+
+
 def on_sandbox() -> bool:
     return current_gateway().settings.broker == "sandbox"
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 
 from flask import Response, render_template, request
 
-from openalgo_gtt.api.dashboard.blueprint import POLL_BOOK, bp, current_gateway, digest_of
-from openalgo_gtt.api.dashboard.rows import CSV_HEADER, audit_rows, book_row, csv_rows, detail_of, ist_moment
+from openalgo_gtt.api.dashboard.blueprint import POLL_BOOK, bp, broker_label, current_gateway, digest_of
+from openalgo_gtt.api.dashboard.rows import CSV_HEADER, book_row, csv_rows, detail_of, ist_moment, life_rows
 from openalgo_gtt.api.schemas import TriggerBody, validate
 
 
@@ -16,9 +17,17 @@ def status_filter() -> str:
     return "all" if request.args.get("status") == "all" else "active"
 
 
+def tick_of(symbol: str, exchange: str) -> Decimal | None:
+    """The instrument's tick, for showing its prices in its decimals; None when unknown."""
+    try:
+        return current_gateway().instruments.lookup(symbol, exchange).tick_size
+    except LookupError:
+        return None
+
+
 def book_values(status: str) -> dict:
     view = current_gateway().gtts.book_view(include_all=status == "all")
-    rows = [book_row(entry) for entry in view.entries]
+    rows = [book_row(entry, tick_of(entry.get("symbol", ""), entry.get("exchange", ""))) for entry in view.entries]
     rows.reverse()  # newest first
     inner = render_template("_book_inner.html", rows=rows, status=status)
     return {"inner": inner, "seen": digest_of(inner), "status": status}
@@ -53,8 +62,14 @@ def gtt_detail():
     trigger_id = trigger_id_arg()
     gateway = current_gateway()
     entry = gateway.gtts.status(trigger_id)
-    life = gateway.audit_view.life_of(trigger_id, ist_moment(entry.get("created_at")))
-    return render_template("_detail.html", detail=detail_of(entry), life=audit_rows(life))
+    tick = tick_of(entry.get("symbol", ""), entry.get("exchange", ""))
+    audited = gateway.audit_view.life_of(trigger_id, ist_moment(entry.get("created_at")))
+    # A fire, a rejection or an expiry is an event of the trigger (of its pair, for an OCO leg):
+    # on the sandbox a tick made it, elsewhere the watcher saw it (the broker's postback or a poll).
+    events = gateway.gtts.events(entry.get("pair_trigger_id") or entry["trigger_id"])
+    source = "a sandbox tick" if gateway.settings.broker == "sandbox" else "the watcher's pass"
+    life = life_rows(audited, events, entry["trigger_id"], tick=tick, source=source)
+    return render_template("_detail.html", detail=detail_of(entry, tick), life=life, broker_label=broker_label())
 
 
 @bp.get("/ui/gtt/close")

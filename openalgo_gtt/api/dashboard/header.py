@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, redirect, render_template, request
 
-from openalgo_gtt.api.dashboard.blueprint import POLL_HEADER, bp, current_gateway, digest_of
+from openalgo_gtt.api.dashboard.blueprint import POLL_HEADER, bp, broker_label, current_gateway, digest_of
 from openalgo_gtt.api.lifecycle import context
 
 
@@ -12,7 +12,7 @@ def header_values() -> dict:
     gateway = current_gateway()
     limit = gateway.trade_limit
     broker = gateway.settings.broker
-    values = {"broker": broker, "broker_label": {"kite": "Kite", "upstox": "Upstox"}.get(broker, "Sandbox"),
+    values = {"broker": broker, "broker_label": broker_label(broker),
               "trades": limit.today_count(), "limit": limit.limit, "token": None,
               "outbox": gateway.notifications.describe()}  # URLs masked, errors scrubbed
     if broker in ("upstox", "kite"):

@@ -11,7 +11,8 @@ from flask import make_response, render_template, request
 from openalgo_gtt.api.dashboard import forms
 from openalgo_gtt.api.dashboard.blueprint import BOOK_CHANGED, MODES, bp, current_gateway
 from openalgo_gtt.api.dashboard.form_answers import form_refused, new_form_fields, no_errors, order_of
-from openalgo_gtt.api.dashboard.rows import money
+from openalgo_gtt.api.dashboard.book import tick_of
+from openalgo_gtt.api.dashboard.rows import leg_fires, leg_label, money
 from openalgo_gtt.api.errors import error_status_and_body
 from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.schemas import validate
@@ -48,7 +49,7 @@ def _strict_last_price() -> Decimal | None:
 def new_fields():
     kind = forms.trigger_type_of(request.args)
     return render_template("_type_fields.html", kind=kind, modes=MODES, errors={},
-                           last_price=money(_form_last_price()))
+                           last_price=money(_form_last_price(), _form_tick()))
 
 
 @bp.get("/ui/symbols")
@@ -58,9 +59,14 @@ def symbols():
     return render_template("_symbols.html", names=names)
 
 
+def _form_tick() -> Decimal | None:
+    symbol, exchange = str(request.values.get("symbol") or "").strip(), str(request.values.get("exchange") or "")
+    return tick_of(symbol, exchange) if symbol and exchange else None
+
+
 @bp.get("/ui/quote")
 def quote():
-    return money(_form_last_price()) or "unknown"
+    return money(_form_last_price(), _form_tick()) or "unknown"
 
 
 @bp.get("/ui/preview")
@@ -80,7 +86,9 @@ def preview():
             raise
         return render_template("_preview.html", plan=None,
                                errors=forms.field_errors(status, envelope, kind, set(new_form_fields(kind))))
-    return render_template("_preview.html", plan=plan, instrument=instrument, errors={})
+    legs = [{"label": leg_label(leg.get("role")), "price": money(leg.get("trigger_price"), instrument.tick_size),
+             "fires": leg_fires(leg.get("trigger_type"))} for leg in plan.legs]
+    return render_template("_preview.html", plan=plan, legs=legs, instrument=instrument, errors={})
 
 
 @bp.post("/ui/placegtt")

@@ -14,13 +14,35 @@ CSV_HEADER = ("trigger_id", "type", "status", "symbol", "exchange", "action", "q
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def money(value) -> str:
-    """A price as people write it: 9.55, 10, 1234.5; "" when unknown."""
+def money(value, tick: Decimal | None = None) -> str:
+    """A price as people write it: with the instrument's tick known, in its decimals (10.80 on a
+    0.01 tick, 3625.5 on a 0.10 one), else as short as it goes (9.55, 10, 1234.5); "" when unknown."""
     if value is None or value == "":
         return ""
     number = Decimal(str(value))
-    text = format(number.normalize(), "f")
-    return text
+    if tick:
+        places = max(_places(tick), _places(number))  # never hides a digit the price has
+        return format(number.quantize(Decimal(1).scaleb(-places)), "f")
+    return format(number.normalize(), "f")
+
+
+def _places(number: Decimal) -> int:
+    """The decimals a number needs: 2 for 0.05 or 10.80, 0 for 1 or 10."""
+    return max(0, -number.normalize().as_tuple().exponent)
+
+
+# How a leg is named on the page: a bracket's "stoploss" is a stop-loss to a trader.
+LEG_LABEL = {"entry": "entry", "target": "target", "stoploss": "stop-loss"}
+
+
+def leg_label(role: str | None) -> str:
+    return LEG_LABEL.get(role or "", role or "")
+
+
+def leg_fires(trigger_type: str | None) -> str:
+    """When a leg fires, in words (the broker's ABOVE, BELOW and IMMEDIATE are jargon)."""
+    return {"ABOVE": "fires when the price rises to it", "BELOW": "fires when the price falls to it",
+            "IMMEDIATE": "armed once the entry fills"}.get(str(trigger_type or "").upper(), "")
 
 
 def distance_pct(trigger, last_price) -> Decimal | None:
@@ -44,7 +66,26 @@ def dom_id(trigger_id: str) -> str:
     return "t" + trigger_id.encode().hex()
 
 
-def book_row(entry: dict) -> dict:
+def trigger_parts(entry: dict, tick: Decimal | None = None) -> list[str]:
+    """The trigger prices, each named by its leg when there are several (an OCO's stop-loss and
+    target, a bracket's entry, target and stop-loss). A leg's price is its trigger's where the
+    broker fires a LIMIT at the trigger (Upstox, the sandbox); where a leg has its own limit price
+    (Kite) the triggers cannot be told apart by leg, and are shown unnamed."""
+    prices = list(entry.get("trigger_prices") or ())
+    legs = [leg for leg in entry.get("legs") or () if leg.get("role") and leg.get("price") is not None]
+    if len(prices) > 1 and sorted(Decimal(str(leg["price"])) for leg in legs) == sorted(Decimal(str(p)) for p in prices):
+        return [f"{leg_label(leg['role'])} {money(leg['price'], tick)}" for leg in legs]
+    return [money(tp, tick) for tp in prices]
+
+
+def triggers_text(entry: dict, tick: Decimal | None = None) -> str:
+    parts = trigger_parts(entry, tick)
+    return " · ".join(parts) if any(" " in part for part in parts) else " / ".join(parts)
+
+
+def book_row(entry: dict, tick: Decimal | None = None) -> dict:
+    """An order book entry as a table row; prices in the instrument's tick decimals when `tick`
+    is known."""
     legs = entry.get("legs") or []
     first = legs[0] if legs else {}
     last = entry.get("last_price") or None
@@ -54,8 +95,8 @@ def book_row(entry: dict) -> dict:
         "symbol": entry.get("symbol", ""), "exchange": entry.get("exchange", ""),
         "type": entry.get("trigger_type", ""), "action": first.get("action", ""),
         "quantity": first.get("quantity", ""),
-        "triggers": " / ".join(money(tp) for tp in entry.get("trigger_prices") or ()),
-        "last_price": money(last) or "unknown",
+        "triggers": triggers_text(entry, tick), "trigger_parts": trigger_parts(entry, tick),
+        "last_price": money(last, tick) or "unknown",
         "distance": " / ".join(f"{d:+.2f}%" for d in distances if d is not None) or "unknown",
         "status": entry.get("status", ""), "message": entry.get("message") or "",
         "created": entry.get("created_at", ""), "updated": entry.get("updated_at", ""),
@@ -63,9 +104,9 @@ def book_row(entry: dict) -> dict:
     }
 
 
-def detail_of(entry: dict) -> dict:
+def detail_of(entry: dict, tick: Decimal | None = None) -> dict:
     """One trigger (the gttorderstatus answer) for its expanded row and its Modify form."""
-    row = book_row(entry)
+    row = book_row(entry, tick)
     legs = entry.get("legs") or []
     first = legs[0] if legs else {}
     by_role = {leg.get("role"): leg for leg in legs}
@@ -83,8 +124,9 @@ def detail_of(entry: dict) -> dict:
                        sl_type="manual", sl_value=money(by_role.get("stoploss", {}).get("price")))
     return {
         **row, "api_type": api_type, "product": first.get("product", ""), "expires": entry.get("expires_at", ""),
-        "legs": [{"role": leg.get("role", ""), "action": leg.get("action", ""), "trigger_type": leg.get("trigger_type", ""),
-                  "price": money(leg.get("price")), "status": leg.get("status") or "", "order_id": leg.get("order_id") or "",
+        "legs": [{"role": leg_label(leg.get("role")), "action": leg.get("action", ""),
+                  "fires": leg_fires(leg.get("trigger_type")) or leg.get("trigger_type", ""),
+                  "price": money(leg.get("price"), tick), "status": leg.get("status") or "", "order_id": leg.get("order_id") or "",
                   "message": leg.get("message") or ""} for leg in legs],
         "prefill": prefill,
     }
@@ -142,6 +184,26 @@ def audit_rows(rows) -> list[dict]:
         "broker_calls": [_broker_call_text(call) for call in row.broker_calls or ()],
         "said": _said(row),
     } for row in rows]
+
+
+def life_rows(audited, events, trigger_id: str, *, tick: Decimal | None = None, source: str = "") -> list[dict]:
+    """A trigger's life, oldest first: the audited requests that named it (the tick that fired it
+    says so, with its price) and its recorded events (fired, rejected, expired...), each event
+    marked with what saw it happen (`source`: a sandbox tick, or the watcher's pass)."""
+    own = {trigger_id, "GTT-" + trigger_id.removeprefix("OCO-")}
+    lines = []
+    for row, shown in zip(audited, audit_rows(audited)):
+        answer = row.response_body if isinstance(row.response_body, dict) else {}
+        fired = [f for f in answer.get("fired") or () if isinstance(f, dict) and f.get("gtt_id") in own]
+        if fired and row.http_status < 400:
+            shown["said"] = "fired it: " + ", ".join(
+                f"{f.get('transaction_type', '')} at {money(f.get('price'), tick)}"
+                + (f" (tick at {money(f.get('ltp'), tick)})" if f.get("ltp") is not None else "") for f in fired)
+        lines.append({**shown, "kind": "request"})
+    for event in events:
+        lines.append({"kind": "event", "time": event.get("at", ""), "event": str(event.get("event", "")).replace("_", " "),
+                      "source": source, "said": event.get("message", "")})
+    return sorted(lines, key=lambda line: line["time"])  # both in IST, "YYYY-MM-DD HH:MM:SS"
 
 
 def _said(row) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import make_response, render_template, request
 
 from openalgo_gtt.api.dashboard.blueprint import BOOK_CHANGED, bp, current_gateway
+from openalgo_gtt.api.dashboard.book import tick_of
 from openalgo_gtt.api.dashboard.rows import money
 from openalgo_gtt.api.errors import ApiError
 from openalgo_gtt.api.lifecycle import context
@@ -29,10 +30,12 @@ def sandbox_tick():
     except NotSandbox as exc:
         raise ApiError(409, str(exc)) from None
     answer = {"status": "success", "mode": "analyze", "applied": 1,
-              "fired": [{"gtt_id": e.gtt_id, "price": e.price, "transaction_type": e.transaction_type} for e in fired]}
+              "fired": [{"gtt_id": e.gtt_id, "price": e.price, "transaction_type": e.transaction_type, "ltp": e.ltp}
+                        for e in fired]}
     context().audit_response = answer
-    said = f"Pushed {symbol.upper()} at {money(price)}"
-    said += (": fired " + ", ".join(f"{e.gtt_id} ({e.transaction_type} at {money(e.price)})" for e in fired)
+    tick = tick_of(symbol, exchange)
+    said = f"Pushed {symbol.upper()} at {money(price, tick)}"
+    said += (": fired " + ", ".join(f"{e.gtt_id} ({e.transaction_type} at {money(e.price, tick)})" for e in fired)
              if fired else ": nothing fired")
     response = make_response(render_template("_message.html", kind="success", message=said))
     response.headers["HX-Trigger"] = BOOK_CHANGED
