@@ -6,16 +6,13 @@ looking up, cancelling) is done before its unit of work, never inside it.
 from __future__ import annotations
 
 import logging
-import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import Decimal
-from types import SimpleNamespace
 from typing import Callable
 
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.errors import TradeLimitReached
-from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerStatus
 from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.place_attempt import (
     UNSETTLED, WAITING, AttemptState, Effect, LateVerdict, Move, PlaceAttempt, after_failure, after_lookup, late_verdict,
@@ -24,6 +21,9 @@ from openalgo_gtt.domain.place_attempt import (
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.answers import answer_for
 from openalgo_gtt.services.finder import BrokerFinder, could_own
+from openalgo_gtt.services.intent import (
+    Legs, Placed, entry_of, intent_trigger, is_exit, late_audit, prices_of, recovered_audit, trigger_id_of,
+)
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.request_records import DONE, PENDING, Snapshot, gone_quiet
@@ -34,7 +34,6 @@ from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
 log = logging.getLogger(__name__)
 
 S = AttemptState
-Legs = list[tuple[str, str, str]]  # (broker GTT id, role, broker status)
 # How long after it lapsed a place's late GTT is still looked for.
 LATE_HORIZON = timedelta(minutes=15)
 # Final attempts are kept this long (to read what became of a place), then purged, at most once
@@ -42,39 +41,6 @@ LATE_HORIZON = timedelta(minutes=15)
 KEEP_FINAL = timedelta(days=1)
 PURGE_EVERY = 3600.0
 FOUND_LATE = "found at the broker after its place had lapsed"
-
-
-@dataclass(frozen=True)
-class Placed:
-    trigger_id: str
-    prices: dict[str, Decimal]
-    warnings: tuple[str, ...] = ()
-    trade_count: int | None = None
-
-
-def trigger_id_of(plan: dict, legs: Legs) -> str:
-    first = legs[0][0]
-    return "OCO-" + first.removeprefix("GTT-") if plan["order"]["trigger_type"] == TriggerKind.TWO_LEG else first
-
-
-def intent_trigger(plan: dict, trigger_id: str | None) -> SimpleNamespace:
-    """A place's intent as the notification events read a trigger."""
-    order = plan["order"]
-    return SimpleNamespace(trigger_id=trigger_id or "", symbol=order["symbol"], exchange=order["exchange"],
-                           action=order["action"], quantity=order["quantity"], legs=order["legs"])
-
-
-def is_exit(plan: dict) -> bool:
-    """A staged bracket's exit (services/staged_bracket.py), not a caller's place."""
-    return plan.get("kind") == "staged_exit"
-
-
-def _entry_of(plan: dict) -> dict:
-    return {"entry_gtt_id": plan["entry_gtt_id"], "entry_order_id": plan["entry_order_id"]}
-
-
-def prices_of(plan: dict) -> dict[str, Decimal]:
-    return {k: Decimal(v) for k, v in plan["prices"].items()}
 
 
 class _Lost(Exception):
@@ -138,7 +104,7 @@ class AttemptDriver:
                 self._tell_rejected(uow, attempt, rejected)
             if exit_failed is not None:
                 uow.exit_settled(attempt.plan["bracket"], state=EXIT_FAILED, message=exit_failed,
-                                 **_entry_of(attempt.plan))
+                                 **entry_of(attempt.plan))
 
     # -- a queued place's turn (services/place_queue.py) --------------------------------------
 
@@ -221,7 +187,7 @@ class AttemptDriver:
                             ("found at the broker: an earlier attempt of this request had placed it",),
                             self.limit.today_count())
             body = {**answer_for(self._endpoint(attempt))(placed), "request_id": attempt.request_id}
-            if self.recorded(attempt, legs, answer=(200, body), audit=self._recovered_audit(plan, body),
+            if self.recorded(attempt, legs, answer=(200, body), audit=recovered_audit(plan, body, self.clock.now(), self.store.audit.exists),
                              note="found at the broker after a lost answer"):
                 return S.RECORDED, placed
             return self._now_state(attempt), None
@@ -339,7 +305,7 @@ class AttemptDriver:
             if uow.move_attempt(attempt, S.CANCELLED_LATE, trigger_id=gtts[0].gtt_id, resolution=f"cancelled {ids}",
                                 late_ids=[gtt.gtt_id for gtt in gtts]):
                 self._tell_late(uow, attempt, ids, f"cancelled at once: {why}")
-                uow.audit(self._late_audit(attempt, f"GTT {ids} {FOUND_LATE}; {why}", None))
+                uow.audit(late_audit(attempt, self.clock.now(), f"GTT {ids} {FOUND_LATE}; {why}", None))
                 log.warning("late GTT %s of request %s: %s", ids, attempt.request_id, why)
         return f"cancelled {ids}"
 
@@ -371,7 +337,7 @@ class AttemptDriver:
                     raise _Lost()  # the request is being placed again, or was answered: next pass
                 self._add_trigger(uow, plan, trigger_id, legs, f"GTT {FOUND_LATE}")
                 self._tell_late(uow, attempt, trigger_id, f"recorded and counted (trade {count} today)")
-                uow.audit(self._late_audit(attempt, f"GTT {trigger_id} {FOUND_LATE}; recorded and counted "
+                uow.audit(late_audit(attempt, self.clock.now(), f"GTT {trigger_id} {FOUND_LATE}; recorded and counted "
                                                     f"(trade {count} today)", trigger_id))
         except _LimitUsedUp:
             return self._cancel_late(attempt, gtts, f"the daily trade limit ({self.limit.limit}) was used up")
@@ -401,7 +367,7 @@ class AttemptDriver:
         exit as the bracket's leg."""
         if is_exit(plan):
             uow.exit_settled(plan["bracket"], state=EXIT_PLACED, exit_gtt_id=legs[0][0], message=note,
-                             **_entry_of(plan))
+                             **entry_of(plan))
             return
         uow.add_trigger(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs],
                              status=TriggerStatus.ACTIVE, placed_at=self.clock.now(), **plan["order"]), legs)
@@ -415,28 +381,6 @@ class AttemptDriver:
     def _tell_late(self, uow: UnitOfWork, attempt: PlaceAttempt, trigger_id: str, what: str) -> None:
         self.notifications.emit(uow, trigger_event(EventKind.FOUND_LATE, self.clock.now(),
                                                    intent_trigger(attempt.plan, trigger_id), f"{FOUND_LATE}: {what}"))
-
-    def _recovered_audit(self, plan: dict, body: dict) -> AuditEntry | None:
-        """The audit row of a place whose process stopped after the broker call and before its
-        own row was written (it writes it just after answering): one row per request, always.
-        A retry writes its own row, so this one is only for a request with none yet."""
-        request_id = plan["order"].get("request_id")
-        if is_exit(plan) or not request_id or self.store.audit.exists(request_id):
-            return None  # (a staged exit is the watcher's own place: no request, no audit row)
-        return AuditEntry(
-            request_id=request_id, created_at=self.clock.now(), method="POST", endpoint="(recovered place)",
-            client_addr=None, api_key_name=plan["order"].get("api_key_name"), request_body=None,
-            response_body=body, http_status=200, latency_ms=0.0,
-            error="the process stopped before recording this place (its answer may not have reached the "
-                  "caller); the GTT was found at the broker and recorded")
-
-    def _late_audit(self, attempt: PlaceAttempt, what: str, trigger_id: str | None) -> AuditEntry:
-        order = attempt.plan["order"]
-        return AuditEntry(
-            request_id=str(uuid.uuid4()), created_at=self.clock.now(), method="POST", endpoint="(late GTT)",
-            client_addr=None, api_key_name=order.get("api_key_name"), request_body=None,
-            response_body={"trigger_id": trigger_id, "original_request_id": order.get("request_id")},
-            http_status=200, latency_ms=0.0, error=what)
 
 
 class _LimitUsedUp(Exception):

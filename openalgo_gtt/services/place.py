@@ -28,7 +28,8 @@ from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan
 from openalgo_gtt.domain.place_attempt import AttemptState, PlaceAttempt, settling
 from openalgo_gtt.domain.symbols import InstrumentInfo
 from openalgo_gtt.services.answers import ApiError, placed_answer
-from openalgo_gtt.services.attempts import AttemptDriver, Legs, Placed, prices_of, trigger_id_of
+from openalgo_gtt.services.attempts import AttemptDriver
+from openalgo_gtt.services.intent import Legs, Placed, prices_of, trigger_id_of
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import AlreadyClaimed, ExactlyOnce, RequestHandle
 from openalgo_gtt.services.place_queue import PlaceQueue, Queued

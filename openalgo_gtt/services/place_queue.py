@@ -12,6 +12,7 @@ request's record then answers duplicates and gttorderstatus with it.
 """
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import threading
@@ -26,9 +27,11 @@ from openalgo_gtt.brokers.pacing import SlotHold
 from openalgo_gtt.domain.model import GttRequest
 from openalgo_gtt.domain.place_attempt import UNSETTLED, AttemptState, PlaceAttempt
 from openalgo_gtt.services.answers import error_status_and_body, placed_answer
-from openalgo_gtt.services.attempts import AttemptDriver, Placed, prices_of, trigger_id_of
+from openalgo_gtt.services.attempts import AttemptDriver
+from openalgo_gtt.services.intent import Placed, prices_of, trigger_id_of
 from openalgo_gtt.services.exactly_once import RequestHandle
 from openalgo_gtt.services.place_sender import PlaceSender
+from openalgo_gtt.store.place_attempts import QueueStats
 from openalgo_gtt.store.request_records import DONE
 from openalgo_gtt.store.unit_of_work import UnitOfWork
 
@@ -43,7 +46,11 @@ SENDERS = 16
 POLL_SECONDS = 0.25
 
 
-_EMPTY, _DONE, _SUBMITTED = "empty", "done", "submitted"  # what one dispatch did
+class Dispatched(enum.Enum):
+    """What one dispatch did with the oldest queued place (None: the queue was empty)."""
+
+    DONE = "sent here, refused, or taken by another process"
+    SUBMITTED = "handed to a sender thread"
 
 
 @dataclass(frozen=True)
@@ -145,28 +152,39 @@ class PlaceQueue:
         return {**entry, "status": "rejected" if attempt.state == AttemptState.REFUSED else str(attempt.state),
                 "message": answer.get("message")}
 
+    def waiting(self, most: int = 20) -> tuple[QueueStats, list[dict]]:
+        """The queue as the page shows it: its figures, and the first `most` places in the order
+        they will be sent (position, symbol, side, trigger prices, when queued)."""
+        now = self.driver.clock.now()
+        stats = self.store.attempts.queue_stats(now)
+        entries = []
+        for position, attempt in enumerate(self.store.attempts.in_states((AttemptState.QUEUED,))[:most], start=1):
+            order = attempt.plan["order"]
+            entries.append({"position": position, "request_id": attempt.request_id, "symbol": order["symbol"],
+                            "exchange": order["exchange"], "action": order["action"], "quantity": order["quantity"],
+                            "prices": attempt.plan.get("prices", {}),
+                            "waiting_seconds": round((now - (attempt.queued_at or now)).total_seconds(), 1)})
+        return stats, entries
+
     # -- the lease holder sends it ------------------------------------------------------------
 
-    def dispatch_next(self, wait_for_send: bool = False) -> bool:
+    def dispatch_next(self, wait_for_send: bool = False) -> Dispatched | None:
         """Claim the oldest queued place and send it (on a sender thread, or here when
-        `wait_for_send`); False when the queue is empty."""
-        return self._dispatch(wait_for_send) != _EMPTY
-
-    def _dispatch(self, wait_for_send: bool) -> str:
+        `wait_for_send`); None when the queue is empty."""
         attempt = self.store.attempts.oldest_queued()
         if attempt is None:
-            return _EMPTY
+            return None
         hold = self.broker.hold_order_slots(len(attempt.plan["requests"]), None)
         claimed = self.driver.claim_queued(attempt)
         if claimed is None:  # refused (the day's limit), or another process took it
             with hold:
                 pass  # its slots go back
-            return _DONE
+            return Dispatched.DONE
         if wait_for_send or self._pool is None:
             self._send(claimed, hold)
-            return _DONE
+            return Dispatched.DONE
         self._pool.submit(self._send, claimed, hold)  # the sender frees its place when done
-        return _SUBMITTED
+        return Dispatched.SUBMITTED
 
     def _send(self, attempt: PlaceAttempt, hold: SlotHold) -> None:
         plan = attempt.plan
@@ -199,18 +217,18 @@ class PlaceQueue:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            outcome = _EMPTY
+            outcome = None
             try:
                 # A place is claimed only when a sender is free to send it at once.
                 if self._holding() and self._free.acquire(timeout=self._poll):
                     try:
-                        outcome = self._dispatch(wait_for_send=False)
+                        outcome = self.dispatch_next()
                     finally:
-                        if outcome != _SUBMITTED:
+                        if outcome is not Dispatched.SUBMITTED:
                             self._free.release()
             except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad pass
                 log.exception("place queue: dispatch failed")
-            if outcome == _EMPTY and self._wake.wait(self._poll):
+            if outcome is None and self._wake.wait(self._poll):
                 self._wake.clear()
 
     def start(self) -> None:

@@ -12,7 +12,8 @@ from openalgo_gtt.brokers.errors import BrokerError, PacingTimeout, RateLimited
 from openalgo_gtt.domain.model import SCHEDULED, GttRequest
 from openalgo_gtt.domain.oco import LOWER, UPPER
 from openalgo_gtt.domain.place_attempt import PlaceAttempt
-from openalgo_gtt.services.attempts import AttemptDriver, Legs
+from openalgo_gtt.services.attempts import AttemptDriver
+from openalgo_gtt.services.intent import Legs
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ def header_values() -> dict:
     values = {"broker": broker, "broker_label": broker_label(broker),
               "trades": limit.today_count(), "limit": limit.limit, "token": None,
               "outbox": gateway.notifications.describe()}  # URLs masked, errors scrubbed
+    values["queue"], values["queued"] = gateway.place.queue.waiting()  # a burst's places, in sending order
     if broker in ("upstox", "kite"):
         values["token"] = gateway.tokens.describe()
     return values
