@@ -101,7 +101,7 @@ def install(app: Flask) -> None:
         # Everything this request asks of the broker shares one deadline (brokers/deadline.py):
         # the caller's patience (a place that cannot be sent within it is queued).
         settings = current_app.extensions["openalgo_gtt"].settings
-        broker_deadline.start(settings.patience(text_plain=request.mimetype == "text/plain"), from_now=True)
+        broker_deadline.start(settings.patience(text_plain=request.mimetype == "text/plain"))
 
     @app.after_request
     def _finish(response: Response) -> Response:

@@ -20,10 +20,9 @@ _budget: ContextVar[list | None] = ContextVar("broker_deadline", default=None)
 SEND_RESERVE = 1.0
 
 
-def start(seconds: float, *, from_now: bool = False) -> None:
-    """This thread's request may spend `seconds` at the broker, counted from its first use, or
-    from now (`from_now`: the caller's patience runs from its arrival)."""
-    _budget.set([seconds, time.monotonic() + seconds if from_now else None])
+def start(seconds: float) -> None:
+    """This thread's request may spend `seconds` at the broker, counted from its first use."""
+    _budget.set([seconds, None])
 
 
 def clear() -> None:
