@@ -17,7 +17,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     database_url: str = "sqlite:///data/openalgo_gtt.db"
-    data_dir: Path = Path("data")
+    data_dir: Path = Path("data")  # the data folder (config/home.py): the default database, its pepper, .env
+    dotenv_files: tuple[Path, ...] = ()  # the .env files read, the data folder's first
     api_key_pepper: str = field(default="", repr=False)
     api_key_pepper_source: str = "the API_KEY_PEPPER variable"  # where the pepper came from, for messages
     access_token: str | None = field(default=None, repr=False)
