@@ -19,7 +19,7 @@ from openalgo_gtt.config.security import (
     parse_rate_limit,
     parse_trusted_proxies,
 )
-from openalgo_gtt.config.settings import BROKERS, LOG_LEVELS, Settings
+from openalgo_gtt.config.settings import BROKERS, LIVE_TRADE_LIMIT, LOG_LEVELS, SANDBOX_TRADE_LIMIT, Settings
 from openalgo_gtt.config.sources import access_token, variables
 from openalgo_gtt.domain.notifications import DEFAULT_EVENTS
 
@@ -138,7 +138,9 @@ def load_settings(
         upstox_api_url=_parse(source, "UPSTOX_API_URL", values.url, "https://api.upstox.com"),
         upstox_timeout=_parse(source, "UPSTOX_TIMEOUT", values.positive_seconds, 5.0),
         broker=broker,
-        daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", values.positive_int, 10),
+        # The sandbox's trades are simulated: its limit must not stop someone trying things out.
+        daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", values.positive_int,
+                                 SANDBOX_TRADE_LIMIT if broker == "sandbox" else LIVE_TRADE_LIMIT),
         log_level=_parse(source, "LOG_LEVEL", values.one_of(LOG_LEVELS), "INFO"),
         server_threads=_parse(source, "SERVER_THREADS", values.positive_int, 8),
         server_connection_limit=_parse(source, "SERVER_CONNECTION_LIMIT", values.positive_int, 1000),
