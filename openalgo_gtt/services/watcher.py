@@ -94,6 +94,9 @@ class GttWatcher:
         # fired): polling it would only re-read what is already recorded.
         self.polls_broker = not isinstance(broker, TickSink)
         self.holding = False  # this process holds the lease (the notification sender runs only then)
+        # Ends the triggers whose caller's expiry has come (services/expiry.py), every pass: set
+        # by the gateway once the expiry service is built (it records through this watcher).
+        self.expire: Callable[[], object] = lambda: None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -236,6 +239,7 @@ class GttWatcher:
                     if not self.holding:
                         log.info("GTT watcher: this process (%s) holds the lease", self.lease.holder)
                     self.holding = True
+                    self.expire()
                     if woken or self.clock.monotonic() - last_sync >= self.poll_seconds:
                         last_sync = self.clock.monotonic()
                         self.housekeep()

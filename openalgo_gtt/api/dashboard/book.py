@@ -18,8 +18,7 @@ def status_filter() -> str:
 
 def book_values(status: str) -> dict:
     view = current_gateway().gtts.book_view(include_all=status == "all")
-    rows = [book_row(entry) for entry in view.entries]
-    rows.reverse()  # newest first
+    rows = [book_row(entry) for entry in view.entries]  # as the API lists them: newest first
     inner = render_template("_book_inner.html", rows=rows, status=status)
     return {"inner": inner, "seen": digest_of(inner), "status": status}
 

@@ -52,6 +52,7 @@ def book_row(entry: dict) -> dict:
     return {
         "trigger_id": entry["trigger_id"], "dom_id": dom_id(entry["trigger_id"]),
         "symbol": entry.get("symbol", ""), "exchange": entry.get("exchange", ""),
+        "strategy": entry.get("strategy") or "",  # which alert placed it
         "type": entry.get("trigger_type", ""), "action": first.get("action", ""),
         "quantity": first.get("quantity", ""),
         "triggers": " / ".join(money(tp) for tp in entry.get("trigger_prices") or ()),
