@@ -9,6 +9,7 @@ import json
 import pytest
 
 from openalgo_gtt.store.instruments import ensure_instruments
+from tests.integration.test_kite_broker import fake, kite_client, kite_gateway  # noqa: F401 - fixtures
 
 UNKNOWN_IDS = ["123456", "GTT-C99999999999999", "OCO-C99999999999999"]
 SINGLE = {"strategy": "alert-7", "trigger_type": "SINGLE", "exchange": "NSE", "symbol": "IDEA", "action": "BUY",
@@ -121,3 +122,13 @@ def test_a_modify_without_trigger_type_keeps_the_gtts_own_type(api):
     # Stated, the type must still be the GTT's own: a modify never changes it.
     changed = api("modifygttorder", **modify_body(pair, action="SELL", trigger_type="SINGLE"))
     assert changed.status_code == 400 and "cannot change" in changed.get_json()["message"]
+
+
+@pytest.mark.parametrize("trigger_id", UNKNOWN_IDS)
+@pytest.mark.parametrize("route", ["cancelgttorder", "modifygttorder", "gttorderstatus"])
+def test_an_unknown_trigger_id_is_a_404_naming_it_on_kite(kite_client, route, trigger_id):
+    client, key = kite_client
+    answer = client.post(f"/api/v1/{route}", data=json.dumps({"apikey": key, **modify_body(trigger_id)}),
+                         content_type="application/json")
+    assert answer.status_code == 404, answer.get_json()
+    assert answer.get_json()["message"] == f"No active GTT with trigger_id {trigger_id}"
