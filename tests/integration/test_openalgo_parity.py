@@ -132,3 +132,27 @@ def test_an_unknown_trigger_id_is_a_404_naming_it_on_kite(kite_client, route, tr
                          content_type="application/json")
     assert answer.status_code == 404, answer.get_json()
     assert answer.get_json()["message"] == f"No active GTT with trigger_id {trigger_id}"
+
+
+# The modify bodies NOTES-for-docs.md gives, one per type, exactly (trigger_type left out: kept).
+DOCUMENTED_MODIFY = {
+    "SINGLE": ({**SINGLE}, {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "product": "CNC", "quantity": 20,
+                            "triggerprice_tg": 9.7, "price": 9.7}, [9.7]),
+    "OCO": ({**OCO}, {"exchange": "NSE", "symbol": "IDEA", "action": "SELL", "product": "CNC", "quantity": 10,
+                      "triggerprice_sl": 8.9, "stoploss": 8.85, "triggerprice_tg": 10.4, "target": 10.45}, [8.9, 10.4]),
+    "BRACKET": ({"trigger_type": "BRACKET", "exchange": "NSE", "symbol": "IDEA", "action": "BUY", "product": "CNC",
+                 "quantity": 10, "entry_mode": "manual", "entry_value": 9.8},
+                {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "product": "CNC", "quantity": 10,
+                 "entry_mode": "manual", "entry_value": 9.9, "target_type": "manual", "target_value": 10.3,
+                 "sl_type": "manual", "sl_value": 9.6}, [9.6, 9.9, 10.3]),
+}
+
+
+@pytest.mark.parametrize("kind", DOCUMENTED_MODIFY)
+def test_the_documented_modify_body_of_each_type_works(api, kind):
+    place, modify, triggers = DOCUMENTED_MODIFY[kind]
+    trigger_id = api("placegttorder", **place).get_json()["trigger_id"]
+    answer = api("modifygttorder", trigger_id=trigger_id, **modify)
+    assert answer.status_code == 200, answer.get_json()
+    entry = api("gttorderstatus", trigger_id=trigger_id).get_json()["data"]
+    assert entry["trigger_prices"] == triggers and entry["legs"][0]["quantity"] == modify["quantity"]
