@@ -65,6 +65,12 @@ def last_change(*moments: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
+def first_of(*moments: datetime | None) -> datetime | None:
+    """The earliest of the known moments; None when none is known."""
+    known = [as_utc(moment) for moment in moments if moment is not None]
+    return min(known) if known else None
+
+
 def broker_change(gtt: BrokerGtt) -> datetime | None:
     """When the broker last changed `gtt`, or None when it has not since it was made (Kite and
     the sandbox give a new GTT an `updated_at` equal to its `created_at`)."""
@@ -126,8 +132,9 @@ def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decima
         # changed shows "", as OpenAlgo's book does (brokers stamp a new GTT updated = created).
         "updated_at": _ist_text(last_change(recorded.get("modified_at"), recorded.get("updated_at"),
                                             recorded.get("cancelled_at"), broker_change(gtt))),
-        # The gateway's own expiry (expires_at on place) when the caller set one; else the broker's.
-        "expires_at": _ist_text(recorded.get("expires_at") or gtt.expires_at),
+        # Whichever ends it first: the caller's own expiry (expires_at on place, the watcher
+        # cancels it then) or the broker's (the outer bound: a year, or the day for intraday).
+        "expires_at": _ist_text(first_of(recorded.get("expires_at"), gtt.expires_at)),
         # Which alert or strategy placed it (the caller's `strategy`); "" for a GTT placed elsewhere.
         "strategy": recorded.get("strategy") or "",
     }

@@ -114,3 +114,13 @@ def test_a_gtt_that_fired_before_its_expiry_is_triggered_not_expired(api, gatewa
     gateway.clock.advance(6 * 60)
     assert gateway.watcher.expire() == []
     assert gateway.orders.get(trigger_id).status == "triggered"
+
+
+def test_the_book_shows_whichever_expiry_ends_the_gtt_first(api, gateway):
+    """The broker's own expiry stays the outer bound: an intraday GTT ends with the day, however
+    far off the caller's expires_at is."""
+    later = ist(gateway.clock.now() + timedelta(days=30))
+    trigger_id = api("placegttorder", **{**SINGLE, "product": "MIS"}, expires_at=later).get_json()["trigger_id"]
+    broker_expiry = gateway.broker.get_gtt(trigger_id).expires_at
+    assert broker_expiry is not None and ist(broker_expiry) < later
+    assert entry(api, trigger_id)["expires_at"] == ist(broker_expiry)
