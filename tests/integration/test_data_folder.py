@@ -30,6 +30,8 @@ def test_every_command_finds_the_one_database_whatever_the_working_directory(tmp
     made = run(monkeypatch, tmp_path / "server", "db", "upgrade")
     assert made.exit_code == 0, made.output
     assert str(data_folder / "openalgo_gtt.db") in made.output
+    empty = run(monkeypatch, tmp_path / "elsewhere", "apikey", "list")
+    assert empty.output.startswith(f"no API keys yet in the database {data_folder / 'openalgo_gtt.db'}")
     created = run(monkeypatch, tmp_path / "elsewhere", "apikey", "create", "tradingview")
     assert created.exit_code == 0, created.output
     key = KEY.search(created.output).group(0)
