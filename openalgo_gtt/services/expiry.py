@@ -3,9 +3,11 @@ cancels the trigger at the broker and records it as expired, with an "expired" e
 trader when NOTIFY_EVENTS has it, as the broker's own expiries are).
 
 It runs on every pass of the watcher's loop (at most RENEW_SECONDS apart, whatever the poll
-interval), so a GTT ends within a few seconds of its time. A part that fired meanwhile is recorded
-as the broker shows it (triggered, and an OCO's other leg cancelled), never as expired; a cancel
-the broker refuses or fails is tried again on the next pass.
+interval), so a GTT ends within a few seconds of its time. A trigger any part of which fired is
+never expired: it is recorded as the broker shows it (triggered, an OCO's other leg cancelled),
+and a bracket whose entry filled keeps its target and stop-loss (the expiry was for an order that
+never filled; it no longer applies). A cancel the broker refuses or fails is tried again on the
+next pass.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, InputRejected
+from openalgo_gtt.domain.aggregate import fired_part
 from openalgo_gtt.domain.clock import Clock, ist_text
 from openalgo_gtt.domain.model import EventKind, TriggerStatus
 from openalgo_gtt.domain.notifications import trigger_event
@@ -52,6 +55,14 @@ class Expiries:
 
     def _expire(self, recorded: RecordedTrigger) -> bool:
         gtts = [self.broker.get_gtt(broker_id) for broker_id in recorded.broker_ids]
+        if fired_part(recorded.trigger_type, recorded.broker_ids, gtts) is not None:
+            # A part fired (a bracket's entry filled): its exits protect a position now, and an
+            # expiry meant for an order that never filled must not cancel them. The expiry no
+            # longer applies; what the broker shows is recorded.
+            self._settle_seen(recorded.trigger_id, gtts)
+            self.store.orders.clear_expiry(recorded.trigger_id)
+            log.info("GTT %s fired before its expires_at: the expiry no longer applies", recorded.trigger_id)
+            return False
         if any(gtt is None or (not gtt.can_fire and not gtt.cancelled) for gtt in gtts):
             # Fired, ended at the broker, or no longer listed (Upstox omits completed GTTs):
             # recorded as the broker shows it, not as an expiry of ours.

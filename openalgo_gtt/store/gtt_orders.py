@@ -170,6 +170,10 @@ class GttOrders:
         with self._sessions() as session:
             return [_trigger(row) for row in session.scalars(query).all()]
 
+    def clear_expiry(self, trigger_id: str) -> None:
+        """The caller's expiry no longer applies (a part fired first)."""
+        self._write(update(GttOrder).where(GttOrder.trigger_id == trigger_id).values(expires_at=None), None)
+
     # -- the watcher: compare in memory, write only what changed --------------------------------
 
     def watched(self, trigger_ids: list[str] | None = None) -> list[Watched]:

@@ -124,3 +124,18 @@ def test_the_book_shows_whichever_expiry_ends_the_gtt_first(api, gateway):
     broker_expiry = gateway.broker.get_gtt(trigger_id).expires_at
     assert broker_expiry is not None and ist(broker_expiry) < later
     assert entry(api, trigger_id)["expires_at"] == ist(broker_expiry)
+
+
+def test_a_bracket_whose_entry_filled_keeps_its_exits_past_the_expiry(api, gateway):
+    """The expiry is for an order that never filled: once the entry has, the target and stop-loss
+    protect a position, and cancelling them would leave it bare."""
+    bracket = {"trigger_type": "BRACKET", "exchange": "NSE", "symbol": "IDEA", "action": "BUY", "product": "CNC",
+               "quantity": 10, "entry_mode": "manual", "entry_value": 9.6}
+    trigger_id = api("placegttorder", **bracket, expires_at=ist(gateway.clock.now() + timedelta(minutes=5)))\
+        .get_json()["trigger_id"]
+    assert api("sandbox/ticks", ticks=[{"symbol": "IDEA", "exchange": "NSE", "ltp": 9.61}]).status_code == 200
+    gateway.clock.advance(6 * 60)
+    assert gateway.watcher.expire() == [] and gateway.watcher.expire() == []
+    assert gateway.orders.get(trigger_id).status != "expired"
+    assert gateway.broker.get_gtt(trigger_id).can_fire  # the exits are still live
+    assert gateway.orders.get(trigger_id).expires_at is None  # the expiry no longer applies
