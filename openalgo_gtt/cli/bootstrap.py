@@ -63,8 +63,9 @@ def shown_database(settings: Settings) -> str:
 
 
 def prepare(settings: Settings, *, create: bool = False):
-    """Upgrade the schema (creating it only when `create`: serving) and make sure an instrument master is there (the bundled sample on a
-    fresh machine, so it works offline); returns the gateway."""
+    """Upgrade the schema (creating it only when `create`: serving) and make sure an instrument
+    master is there (the bundled sample on a fresh machine, so it works offline); returns the
+    gateway."""
     from openalgo_gtt.store.instruments import ensure_instruments
 
     upgrade_database(settings, create=create)

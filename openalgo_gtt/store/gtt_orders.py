@@ -21,7 +21,8 @@ _BOOK_LEGS = select(GttLeg.broker_id, GttLeg.trigger_id, GttLeg.role).where(
     GttLeg.broker_id.in_(bindparam("ids", expanding=True)))
 _BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.product, GttOrder.placed_at,
                         GttOrder.modified_at, GttOrder.cancelled_at, GttOrder.state_changed_at, GttOrder.strategy,
-                        GttOrder.expires_at, GttOrder.status, GttOrder.status_message).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
+                        GttOrder.expires_at, GttOrder.status, GttOrder.status_message).where(
+    GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
 
 
 # The watcher reads every live trigger on each poll: plain columns, no ORM objects, and no JSON
