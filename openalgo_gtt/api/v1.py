@@ -142,7 +142,7 @@ def _with_contract(answer, body: PlaceGttBody):
 
 def _order(body: PlaceGttBody) -> Order:
     return Order(symbol=body.symbol, exchange=body.exchange, intent=body.intent(),
-                 strategy=body.strategy, force=body.force)
+                 strategy=body.strategy, force=body.force, expires_at=body.expires_at)
 
 
 def _errors(resource):
