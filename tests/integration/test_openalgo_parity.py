@@ -134,7 +134,7 @@ def test_an_unknown_trigger_id_is_a_404_naming_it_on_kite(kite_client, route, tr
     assert answer.get_json()["message"] == f"No active GTT with trigger_id {trigger_id}"
 
 
-# The modify bodies NOTES-for-docs.md gives, one per type, exactly (trigger_type left out: kept).
+# The modify bodies docs/api.md gives, one per type, exactly (trigger_type left out: kept).
 DOCUMENTED_MODIFY = {
     "SINGLE": ({**SINGLE}, {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "product": "CNC", "quantity": 20,
                             "triggerprice_tg": 9.7, "price": 9.7}, [9.7]),
