@@ -16,7 +16,8 @@ from openalgo_gtt.domain.errors import DomainError
 
 MAX_AHEAD = timedelta(days=365)
 _END_OF_DAY = time(23, 59, 59)
-_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A date alone, extended (2026-12-31) or basic (20261231): the end of that day, however it is spelt.
+_DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 FORMAT_RULE = ("must be an ISO date or date-time, such as 2026-12-31 or 2026-12-31 15:00 "
                "(IST unless it names a zone, as 2026-12-31T09:30:00Z)")
 
