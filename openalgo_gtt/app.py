@@ -18,6 +18,7 @@ from werkzeug.routing import RequestRedirect, Rule
 from openalgo_gtt import api
 from openalgo_gtt.api.body import MAX_BODY_BYTES
 from openalgo_gtt.api.security import install_security
+from openalgo_gtt.api.trailing_slash import TrailingSlash
 from openalgo_gtt.config import Settings, load_settings
 from openalgo_gtt.gateway import Gateway
 
@@ -71,4 +72,5 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     app.extensions["openalgo_gtt"] = gateway
     api.register(app)
     install_security(app, gateway.settings)  # after the API: its hooks need the request id
+    app.wsgi_app = TrailingSlash(app.wsgi_app)
     return app

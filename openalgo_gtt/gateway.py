@@ -42,6 +42,7 @@ from openalgo_gtt.services.token_alerts import TokenAlerts
 from openalgo_gtt.services.tokens import TokenProvider
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.services.upstox_login import UpstoxLogin
+from openalgo_gtt.services.expiry import Expiries
 from openalgo_gtt.services.watcher import LEASE_TTL, GttWatcher
 from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.engine import make_engine
@@ -175,6 +176,8 @@ class Gateway:
                              settle_attempts=attempts.settle_all,
                              housekeeping=housekeeping, notifications=notifications,
                              stage=staged.advance if staged is not None else (lambda: None), clock=clock)
+        # The caller's expiries are ended by the lease holder too, on each pass of its loop.
+        watcher.expire = Expiries(broker, store, notifications, clock, watcher.settle_seen).run
         # One sender across every worker and host: the watcher's lease holder.
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
         gtts = GttService(broker, instruments, store.orders, planner, exactly_once,

@@ -22,6 +22,18 @@ from tests.clock import OffsetClock
 closing_client.install()  # responses close (and run the work after the answer) at once
 
 
+@pytest.fixture(autouse=True)
+def data_folder(monkeypatch, tmp_path_factory):
+    """Every test its own data folder (config/home.py), never the user's: the process environment
+    names it (CliRunner and the servers the tests start inherit it), and so does the platform's
+    per-user folder for settings loaded from an explicit environment. Not created: a test that
+    needs it made lets the code under test make it."""
+    home = tmp_path_factory.getbasetemp() / f"gtt-home-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("OPENALGO_GTT_HOME", str(home))
+    monkeypatch.setattr("openalgo_gtt.config.home.platform_home", lambda: home)
+    return home
+
+
 def _fresh_database_url(tmp_path) -> tuple[str, str | None]:
     """A URL for an empty database of the configured kind, and the PostgreSQL schema to drop after."""
     base_url = os.environ.get("TEST_DATABASE_URL")

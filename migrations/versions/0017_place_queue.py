@@ -5,7 +5,7 @@ attempt is written QUEUED, with the moment it was queued, and sent in arrival or
 pacer allows. `request_id` finds a request's attempts again (gttorderstatus by request_id).
 
 Revision ID: 0017
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-07 19:00:00
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0017'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

@@ -30,6 +30,9 @@ health_model = ns.model(
         "broker": fields.String(enum=["upstox", "sandbox"]),
         "today_trade_count": fields.Integer(description="successful places today (IST)"),
         "daily_trade_limit": fields.Integer,
+        "today_forced_trades": fields.Integer(description="of today's trades, how many `force` took past the limit"),
+        "today_trades": fields.String(example="18 of 10, 8 forced", description="today's trades against the limit, "
+                                                                                "and how many were forced past it"),
         "database": fields.String(example="ok"),
         "audit_rows": fields.Integer(description="rows in the audit log"),
         "audit_oldest_at": fields.String(description="IST, YYYY-MM-DD HH:MM:SS, of the oldest audit row; "

@@ -8,7 +8,9 @@ What a field accepts, and nothing looser (pydantic's own lax coercions never see
   underscores, exponents in strings, commas, other scripts' digits, NaN or infinities; at most
   MAX_NUMBER_TEXT characters, and nothing of 10**16 or more (so no huge integer is ever built).
 - a quantity: a number that is whole: 1, 1.0 and "1.0" (TradingView renders
-  {{strategy.order.contracts}} so) are 1; 1.5 is refused.
+  {{strategy.order.contracts}} so) are 1; 1.5 is refused. A quantity's string may also be in
+  exponent notation when that is a whole number, as OpenAlgo reads it ("1e1" is 10, "1.5e1" is
+  15; "1e-1" is refused as a fraction).
 - a boolean: a JSON boolean, or "true" / "false" in any case. Not 1, "1", "yes", "on".
 - an enumeration (action, product, ...): a string, in any case ("buy" is BUY).
 - an optional field: "" counts as absent (alert templates leave fields empty).
@@ -16,6 +18,7 @@ What a field accepts, and nothing looser (pydantic's own lax coercions never see
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -23,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from openalgo_gtt.api.errors import BadRequest
+from openalgo_gtt.domain.expiry import FORMAT_RULE, parse_expiry
 from openalgo_gtt.domain.intent import PlaceIntent
 
 MAX_PRICE = Decimal("10000000")  # Rs 1 crore: above any listed price; larger is a typo or overflow
@@ -30,6 +34,7 @@ MAX_QUANTITY = 100_000_000
 MAX_NUMBER_TEXT = 40
 _MAX_ADJUSTED_EXPONENT = 15  # below 10**16: far above any price or quantity limit
 _DECIMAL_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
+_EXPONENT_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?[eE][+-]?[0-9]{1,3}")
 NUMBER_RULE = 'must be a JSON number or a plain decimal string such as "9.55"'
 BOOLEAN_RULE = 'must be true or false (a JSON boolean, or the string "true" or "false")'
 
@@ -39,8 +44,9 @@ def _blank_is_none(value):
     return None if isinstance(value, str) and not value.strip() else value
 
 
-def strict_decimal(value) -> Decimal:
-    """A number as the module docstring defines it, as a Decimal; anything else a field error."""
+def strict_decimal(value, *, exponent: bool = False) -> Decimal:
+    """A number as the module docstring defines it, as a Decimal; anything else a field error.
+    `exponent`: a string may also be in exponent notation ("1e1"; quantities only)."""
     if isinstance(value, bool):
         raise PydanticCustomError("number_type", NUMBER_RULE + ", not a boolean")
     if isinstance(value, (int, Decimal)):
@@ -49,8 +55,10 @@ def strict_decimal(value) -> Decimal:
         number = Decimal(repr(value))  # "nan" and "inf" become Decimal's NaN and Infinity
     elif isinstance(value, str):
         text = value.strip()
-        if len(text) > MAX_NUMBER_TEXT or not _DECIMAL_TEXT.fullmatch(text):
-            raise PydanticCustomError("number_text", NUMBER_RULE + " (no hex, underscores, exponents or words)")
+        if len(text) > MAX_NUMBER_TEXT or not (_DECIMAL_TEXT.fullmatch(text)
+                                               or (exponent and _EXPONENT_TEXT.fullmatch(text))):
+            refused = "hex, underscores or words" if exponent else "hex, underscores, exponents or words"
+            raise PydanticCustomError("number_text", NUMBER_RULE + f" (no {refused})")
         number = Decimal(text)
     else:
         raise PydanticCustomError("number_type", NUMBER_RULE)
@@ -62,11 +70,30 @@ def strict_decimal(value) -> Decimal:
 
 
 def strict_whole(value) -> int:
-    """A strict number that is whole (1, 1.0, "1.0"), as an int."""
-    number = strict_decimal(value)
+    """A strict number that is whole (1, 1.0, "1.0", "1e1"), as an int."""
+    number = strict_decimal(value, exponent=True)
     if number != number.to_integral_value():
         raise PydanticCustomError("whole_number", "must be a whole number")
     return int(number)
+
+
+def expiry(value) -> datetime | None:
+    """`expires_at`: an ISO date or date-time, IST without a zone (domain/expiry.py); "" is none."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return None
+    if not isinstance(value, str):
+        raise PydanticCustomError("expiry_type", FORMAT_RULE)
+    try:
+        return parse_expiry(value)
+    except ValueError:
+        raise PydanticCustomError("expiry_text", FORMAT_RULE) from None
+
+
+def no_expiry_change(value) -> None:
+    if value is None or isinstance(value, str) and not value.strip():
+        return None
+    raise PydanticCustomError("expiry_on_modify", "is set on place and kept by a modify; to change it, cancel "
+                                                  "and place again")
 
 
 def strict_bool(value) -> bool:
@@ -141,6 +168,10 @@ class PlaceGttBody(Body):
         True, description="In a burst, a place that cannot be sent within the caller's patience is queued "
                           "(202, placed in arrival order); false answers 429 instead, as the header "
                           "Prefer: respond-sync does")
+    expires_at: Annotated[datetime | None, BeforeValidator(expiry)] = Field(
+        None, description="When the gateway cancels the GTT if it has not fired: an ISO date (the end of that day) "
+                          "or date-time, IST unless it names a zone; in the future, at most a year ahead",
+        json_schema_extra={"type": "string", "example": "2026-12-31 15:00"})
 
     def intent(self) -> PlaceIntent:
         zero = Decimal(0)
@@ -158,6 +189,11 @@ class PlaceGttBody(Body):
 
 class ModifyGttBody(PlaceGttBody):
     trigger_id: Text
+    # Omitted (or ""), the GTT keeps its own type: a modify restates prices, not the kind of GTT.
+    trigger_type: Annotated[TriggerType | None, BeforeValidator(_blank_is_none)] = Field(
+        None, description="SINGLE, OCO or BRACKET; omitted, the GTT's own type (a modify cannot change it)")
+    expires_at: Annotated[str | None, BeforeValidator(no_expiry_change)] = Field(
+        None, description="Not accepted: a modify keeps the expiry set on place")
 
 
 class TriggerBody(Body):

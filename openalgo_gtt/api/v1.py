@@ -143,7 +143,8 @@ def _with_contract(answer, body: PlaceGttBody):
 
 def _order(body: PlaceGttBody) -> Order:
     return Order(symbol=body.symbol, exchange=body.exchange, intent=body.intent(),
-                 strategy=body.strategy, force=body.force, queue=getattr(body, "queue", True) and not _respond_sync())
+                 strategy=body.strategy, force=body.force, expires_at=body.expires_at,
+                 queue=getattr(body, "queue", True) and not _respond_sync())
 
 
 def _respond_sync() -> bool:

@@ -30,7 +30,10 @@ from openalgo_gtt.cli.server import serve
 def cli(ctx: click.Context) -> None:
     """openalgo-gtt: OpenAlgo-compatible GTT orders on Upstox.
 
-    With no command, upgrades the database and serves the API.
+    With no command, upgrades the database and serves the API. The database, its pepper and
+    .env live in the data folder, the same from any directory (serve prints where it is;
+    OPENALGO_GTT_HOME moves it, DATABASE_URL names another database). Only serve and db upgrade
+    create the database.
     """
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve)

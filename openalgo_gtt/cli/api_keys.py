@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import click
 
-from openalgo_gtt.cli.bootstrap import build_gateway, friendly_errors, settings_or_exit, upgrade_database
+from openalgo_gtt.cli.bootstrap import (
+    build_gateway, friendly_errors, settings_or_exit, shown_database, upgrade_database,
+)
 from openalgo_gtt.startup import check_pepper_or_exit
 
 
@@ -35,8 +37,8 @@ def apikey_list() -> None:
     settings = settings_or_exit()
     upgrade_database(settings)
     keys = build_gateway(settings).api_keys.list()
-    if not keys:
-        click.echo("no API keys yet: python run.py apikey create NAME")
+    if not keys:  # naming the database: "no keys" in another one than the server's is a question of where
+        click.echo(f"no API keys yet in the database {shown_database(settings)}: python run.py apikey create NAME")
         return
     click.echo(f"{'NAME':<24} {'CREATED (IST)':<20} {'LAST USED (IST)':<20} STATE")
     for key in keys:

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from openalgo_gtt.cli.bootstrap import friendly_errors, settings_or_exit, upgrade_database
+from openalgo_gtt.cli.bootstrap import friendly_errors, settings_or_exit, shown_database, upgrade_database
+from openalgo_gtt.config import CREATE
 
 
 @click.group()
@@ -19,9 +20,9 @@ def db() -> None:
 @friendly_errors
 def db_upgrade() -> None:
     """Upgrade the database to the latest migration."""
-    settings = settings_or_exit()
-    upgrade_database(settings)
-    click.echo("database is at the latest migration")
+    settings = settings_or_exit(CREATE)
+    upgrade_database(settings, create=True)
+    click.echo(f"database is at the latest migration: {shown_database(settings)}")
 
 
 @click.group()

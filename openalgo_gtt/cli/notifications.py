@@ -6,6 +6,7 @@ import sys
 import click
 
 from openalgo_gtt.cli.bootstrap import settings_or_exit
+from openalgo_gtt.config import NONE
 
 
 @click.group()
@@ -18,7 +19,7 @@ def notify_test() -> None:
     """Send a test message to every NOTIFY_URLS URL; print, per URL (masked), whether it was delivered."""
     from openalgo_gtt.services.notifications import send_test
 
-    settings = settings_or_exit()
+    settings = settings_or_exit(NONE)  # sends to the URLs only: no database, none made
     if not settings.notify_urls:
         click.echo("NOTIFY_URLS is empty: notifications are off", err=True)
         sys.exit(1)

@@ -166,14 +166,32 @@ def quiet_waitress_logs() -> None:
             logger.addFilter(RepeatFilter(seconds=60.0))
 
 
-def run(app, settings) -> None:
-    """Serve `app` until SIGINT/SIGTERM (the caller turns SIGTERM into SystemExit)."""
+class PortInUse(ServerStartError):
+    """Another process listens on HOST:PORT already (a second `python run.py`, most often)."""
+
+
+def bind(app, settings):
+    """The server, listening on HOST:PORT but not yet serving; PortInUse, or ServerStartError
+    for another address the system refuses, with one line saying what to do."""
     options = serve_options(settings)
     limit, note = fit_connection_limit(options["connection_limit"])
     if note:
         log.warning("%s", note)
     options["connection_limit"] = limit
     quiet_waitress_logs()
-    server = create_server(app, **options)
+    try:
+        return create_server(app, **options)
+    except OSError as exc:
+        where = f"{settings.host}:{settings.port}"
+        if exc.errno == errno.EADDRINUSE:
+            # "Address already in use" stays in the line: scripts (and the tests) look for it.
+            raise PortInUse(f"port {settings.port} is already in use on {settings.host} (Address already in use): "
+                            "another server, perhaps openalgo-gtt, is running there; stop it, or set PORT to a "
+                            "free port") from None
+        raise ServerStartError(f"cannot listen on {where}: {exc.strerror or exc}; check HOST and PORT") from None
+
+
+def run(server) -> None:
+    """Serve on a bound server until SIGINT/SIGTERM (the caller turns SIGTERM into SystemExit)."""
     server.print_listen("Serving on http://{}:{}")
     server.run()

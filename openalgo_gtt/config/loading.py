@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
 from openalgo_gtt.config import values
-from openalgo_gtt.config.errors import ConfigError
-from openalgo_gtt.config.pepper import pepper_from_file, pepper_value
+from openalgo_gtt.config.errors import ConfigError, NoDatabase
+from openalgo_gtt.config.home import data_home, default_database, earlier_database
+from openalgo_gtt.config.pepper import log, pepper_from_file, pepper_value, sqlite_file
 from openalgo_gtt.config.security import (
     DEFAULT_FAILED_KEY_LIMIT,
     DEFAULT_RATE_LIMIT,
@@ -18,7 +19,7 @@ from openalgo_gtt.config.security import (
     parse_rate_limit,
     parse_trusted_proxies,
 )
-from openalgo_gtt.config.settings import BROKERS, LOG_LEVELS, Settings
+from openalgo_gtt.config.settings import BROKERS, LIVE_TRADE_LIMIT, LOG_LEVELS, SANDBOX_TRADE_LIMIT, Settings
 from openalgo_gtt.config.sources import access_token, variables
 from openalgo_gtt.domain.notifications import DEFAULT_EVENTS
 
@@ -41,16 +42,51 @@ def _parse(source: Mapping[str, str], name: str, parser: Callable[[str], T], def
         raise ConfigError(f"{name}={shown}: {reason}") from None
 
 
+# What a command may do to the store (`store` of load_settings): create it (serve, db upgrade,
+# the WSGI entry), find it or say where it looked (every other command), or not touch it (notify test).
+CREATE, EXISTING, NONE = "create", "existing", "none"
+
+
+def _database_url(source: Mapping[str, str], home: Path, cwd: Path) -> str:
+    """DATABASE_URL, else the data folder's SQLite file. A database an earlier version made in
+    `data/` of this working directory is never left behind silently for a new empty one."""
+    explicit = _parse(source, "DATABASE_URL", values.text, None)
+    if explicit is not None:
+        return explicit
+    database, earlier = default_database(home), earlier_database(cwd)
+    if earlier.exists() and earlier != database:
+        if not database.exists():
+            raise ConfigError(
+                f"the database is now kept in the data folder {home}, and there is none there yet, but an earlier "
+                f"version's database is at {earlier}: move it and its api_key_pepper there (mv {earlier} "
+                f"{earlier.parent / 'api_key_pepper'} {home}/), or keep using it with "
+                f"DATABASE_URL=sqlite:///{earlier}")
+        log.warning("%s is not used: the database is %s (DATABASE_URL=sqlite:///%s to use the other)",
+                    earlier, database, earlier)
+    return f"sqlite:///{database}"
+
+
+def _where(source: Mapping[str, str], home: Path) -> str:
+    if source.get("DATABASE_URL", "").strip():
+        return "named by DATABASE_URL"
+    return f"the default, in the data folder {home} (OPENALGO_GTT_HOME moves it)"
+
+
 def load_settings(
-    environ: Mapping[str, str] | None = None, cwd: Path | None = None, *, read_dotenv: bool = True
+    environ: Mapping[str, str] | None = None, cwd: Path | None = None, *, read_dotenv: bool = True,
+    store: str = CREATE,
 ) -> Settings:
-    """Build the Settings from the environment, a .env in `cwd`, and keys.json in `cwd`."""
+    """Build the Settings from the environment, the `.env` of the data folder and of `cwd`, and
+    keys.json in `cwd` or the data folder. `store`: CREATE may make a new database (and its
+    pepper); EXISTING raises NoDatabase when a SQLite database is not there, and never makes a
+    pepper; NONE never touches either (a pepper that is not there is left empty)."""
     cwd = Path.cwd() if cwd is None else cwd
     environ = os.environ if environ is None else environ
-    source = variables(environ, cwd, read_dotenv=read_dotenv)
+    home = data_home(environ, cwd)
+    source, dotenv_files = variables(environ, (home, cwd), read_dotenv=read_dotenv)
 
-    data_dir = cwd / "data"
-    upstox_token, token_source = access_token(cwd, source)
+    data_dir = home
+    upstox_token, token_source = access_token((cwd, home), source)
     login_key = _parse(source, "UPSTOX_API_KEY", values.text, None)
     login_secret = _parse(source, "UPSTOX_API_SECRET", values.text, None)
     can_log_in = bool(login_key and login_secret)
@@ -59,7 +95,7 @@ def load_settings(
     if broker == "upstox" and not upstox_token and not can_log_in:
         raise ConfigError("BROKER=upstox: no Upstox access token; set ACCESS_TOKEN, write keys.json, "
                           "or set UPSTOX_API_KEY and UPSTOX_API_SECRET and log in")
-    kite_token, kite_token_source = access_token(cwd, source, "kite_access_token", "KITE_ACCESS_TOKEN")
+    kite_token, kite_token_source = access_token((cwd, home), source, "kite_access_token", "KITE_ACCESS_TOKEN")
     kite_key = _parse(source, "KITE_API_KEY", values.text, None)
     kite_secret = _parse(source, "KITE_API_SECRET", values.text, None)
     if broker == "kite" and not kite_key:
@@ -69,17 +105,28 @@ def load_settings(
                           "in keys.json, or set KITE_API_SECRET and log in")
     port = _parse(source, "PORT", values.port, 5000)
 
-    database_url = _parse(source, "DATABASE_URL", values.text, f"sqlite:///{data_dir / 'openalgo_gtt.db'}")
+    database_url = _database_url(source, home, cwd)
+    db_file = sqlite_file(database_url, cwd)
+    if store == EXISTING and db_file is not None and not db_file.exists():
+        raise NoDatabase(f"no database at {db_file} ({_where(source, home)}); nothing was done. Start the server "
+                         "once (python run.py) or create it with: python run.py db upgrade. If the server uses "
+                         "another database, set DATABASE_URL or OPENALGO_GTT_HOME as it has them")
     pepper = _parse(source, "API_KEY_PEPPER", pepper_value, "")
     pepper_source = "the API_KEY_PEPPER variable"
     if not pepper:
-        pepper, pepper_source = pepper_from_file(database_url, data_dir, cwd)
+        try:
+            pepper, pepper_source = pepper_from_file(database_url, home, cwd, generate=store == CREATE)
+        except ConfigError:
+            if store != NONE:
+                raise
+            pepper_source = "nowhere: this command does not use it"
 
     return Settings(
         host=_parse(source, "HOST", values.text, "127.0.0.1"),
         port=port,
         database_url=database_url,
         data_dir=data_dir,
+        dotenv_files=dotenv_files,
         api_key_pepper=pepper,
         api_key_pepper_source=pepper_source,
         access_token=upstox_token,
@@ -92,7 +139,9 @@ def load_settings(
         upstox_timeout=_parse(source, "UPSTOX_TIMEOUT", values.positive_seconds, 5.0),
         caller_patience_seconds=_parse(source, "CALLER_PATIENCE_SECONDS", values.positive_seconds, None),
         broker=broker,
-        daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", values.positive_int, 10),
+        # The sandbox's trades are simulated: its limit must not stop someone trying things out.
+        daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", values.positive_int,
+                                 SANDBOX_TRADE_LIMIT if broker == "sandbox" else LIVE_TRADE_LIMIT),
         log_level=_parse(source, "LOG_LEVEL", values.one_of(LOG_LEVELS), "INFO"),
         server_threads=_parse(source, "SERVER_THREADS", values.positive_int, 8),
         server_connection_limit=_parse(source, "SERVER_CONNECTION_LIMIT", values.positive_int, 1000),

@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from openalgo_gtt.config.errors import ConfigError
+from openalgo_gtt.config.home import EARLIER_DATA_DIR
 
 # The logger's name from before config/ was a package, so a filter on it still matches.
 log = logging.getLogger("openalgo_gtt.config")
@@ -26,7 +27,7 @@ def pepper_value(raw: str) -> str:
     return raw
 
 
-def _sqlite_file(database_url: str, cwd: Path) -> Path | None:
+def sqlite_file(database_url: str, cwd: Path) -> Path | None:
     """The database file of a SQLite URL (relative paths are the working directory's), else None."""
     try:
         url = make_url(database_url)
@@ -66,33 +67,37 @@ def _generate_pepper(path: Path) -> str:
     return value
 
 
-def pepper_file_for(database_url: str, data_dir: Path, cwd: Path) -> Path:
+def pepper_file_for(database_url: str, home: Path, cwd: Path) -> Path:
     """Where the generated pepper lives: beside a SQLite database file (so every command using
-    that database finds it, whatever its working directory), else `data/` of the working
-    directory (PostgreSQL: set API_KEY_PEPPER instead, see docs/deployment.md, The pepper)."""
-    db_file = _sqlite_file(database_url, cwd)
-    return (db_file.parent if db_file is not None else data_dir) / PEPPER_FILE_NAME
+    that database finds it, whatever its working directory), else in the data folder `home`
+    (PostgreSQL: or set API_KEY_PEPPER, see docs/deployment.md, The pepper)."""
+    db_file = sqlite_file(database_url, cwd)
+    return (db_file.parent if db_file is not None else home) / PEPPER_FILE_NAME
 
 
-def pepper_from_file(database_url: str, data_dir: Path, cwd: Path) -> tuple[str, str]:
+def pepper_from_file(database_url: str, home: Path, cwd: Path, *, generate: bool = True) -> tuple[str, str]:
     """(pepper, where it lives) when API_KEY_PEPPER is not set.
 
     A SQLite database keeps its pepper file beside it. Before that, the file was generated into
     `data/` of the server's working directory; a database whose pepper is still only there is
-    read from there. A new pepper is generated only for a database that does not exist yet: for
-    an existing one, a missing pepper means this process cannot verify its keys, and inventing a
-    pepper would print keys that cannot work."""
-    path = pepper_file_for(database_url, data_dir, cwd)
+    read from there. A new pepper is generated only for a database that does not exist yet (and
+    only when `generate`: by a command that creates the database): for an existing one, a
+    missing pepper means this process cannot verify its keys, and inventing a pepper would print
+    keys that cannot work."""
+    path = pepper_file_for(database_url, home, cwd)
     if path.exists():
         return _read_pepper(path), f"the file {path}"
-    earlier = data_dir / PEPPER_FILE_NAME
+    earlier = cwd / EARLIER_DATA_DIR / PEPPER_FILE_NAME
     if earlier != path and earlier.exists():
         return _read_pepper(earlier), f"the file {earlier}"
-    db_file = _sqlite_file(database_url, cwd)
+    db_file = sqlite_file(database_url, cwd)
     if db_file is not None and db_file.exists():
         raise ConfigError(
             f"API_KEY_PEPPER is not set and there is no pepper file at {path} for the existing database "
             f"{db_file}: set API_KEY_PEPPER to the server's pepper, or put the server's {PEPPER_FILE_NAME} "
             "file beside the database"
         )
+    if not generate:
+        raise ConfigError(f"API_KEY_PEPPER is not set and there is no pepper file at {path}: set API_KEY_PEPPER "
+                          "to the server's pepper, or start the server once (python run.py) so it makes one")
     return _generate_pepper(path), f"the file {path}"

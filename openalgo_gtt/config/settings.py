@@ -10,6 +10,10 @@ from openalgo_gtt.domain.notifications import DEFAULT_EVENTS
 
 BROKERS = ("upstox", "kite", "sandbox")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# DAILY_TRADE_LIMIT's default: 10 successful places a day on a real broker; on the sandbox, high
+# enough never to be in the way of someone trying the gateway out.
+LIVE_TRADE_LIMIT = 10
+SANDBOX_TRADE_LIMIT = 1000
 
 
 # TradingView waits about 3 s for a 2xx and never resends a 4xx: answered (or queued) within this.
@@ -20,7 +24,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     database_url: str = "sqlite:///data/openalgo_gtt.db"
-    data_dir: Path = Path("data")
+    data_dir: Path = Path("data")  # the data folder (config/home.py): the default database, its pepper, .env
+    dotenv_files: tuple[Path, ...] = ()  # the .env files read, the data folder's first
     api_key_pepper: str = field(default="", repr=False)
     api_key_pepper_source: str = "the API_KEY_PEPPER variable"  # where the pepper came from, for messages
     access_token: str | None = field(default=None, repr=False)
@@ -31,7 +36,7 @@ class Settings:
     upstox_api_url: str = "https://api.upstox.com"
     upstox_timeout: float = 5.0
     broker: str = "sandbox"
-    daily_trade_limit: int = 10
+    daily_trade_limit: int = LIVE_TRADE_LIMIT  # load_settings: SANDBOX_TRADE_LIMIT on the sandbox unless set
     log_level: str = "INFO"
     server_threads: int = 8  # waitress worker threads (python run.py)
     # waitress: open connections at most, and seconds a connection may send nothing before it is

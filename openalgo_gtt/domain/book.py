@@ -65,6 +65,20 @@ def last_change(*moments: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
+def first_of(*moments: datetime | None) -> datetime | None:
+    """The earliest of the known moments; None when none is known."""
+    known = [as_utc(moment) for moment in moments if moment is not None]
+    return min(known) if known else None
+
+
+def broker_change(gtt: BrokerGtt) -> datetime | None:
+    """When the broker last changed `gtt`, or None when it has not since it was made (Kite and
+    the sandbox give a new GTT an `updated_at` equal to its `created_at`)."""
+    if gtt.updated_at is None or (gtt.created_at is not None and as_utc(gtt.updated_at) <= as_utc(gtt.created_at)):
+        return None
+    return gtt.updated_at
+
+
 def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decimal | None,
                is_derivative: bool, recorded: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One OpenAlgo gttorderbook entry. Prices stay Decimal: the edge serialises them.
@@ -95,6 +109,9 @@ def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decima
             "message": rule.message,
         })
     status = gtt_status(gtt)
+    expired_here = status == TriggerStatus.CANCELLED and recorded.get("status") == TriggerStatus.EXPIRED
+    if expired_here:
+        status = TriggerStatus.EXPIRED  # the gateway cancelled it at the caller's expires_at
     # A rejection says why; so does a GTT the broker disabled until the trader acts (Kite). These
     # are two particular statuses' messages, not phases: a disabled GTT is still waiting.
     failed = next((rule.message for status in (FAILED, INACTIVE) for rule in rules
@@ -103,7 +120,7 @@ def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decima
         "trigger_id": str(recorded.get("trigger_id") or gtt.gtt_id),
         "trigger_type": _book_trigger_type(gtt, recorded),
         "status": status,
-        "message": failed,
+        "message": recorded.get("status_message") if expired_here else failed,
         "symbol": symbol,
         "exchange": exchange,
         "trigger_prices": sorted(rule.trigger_price for rule in gtt.rules),
@@ -111,8 +128,13 @@ def book_entry(gtt: BrokerGtt, *, symbol: str, exchange: str, last_price: Decima
         "legs": legs,
         "created_at": _ist_text(gtt.created_at or recorded.get("placed_at")),
         # Every change has a time: the broker's (a rule fired, expired or was cancelled there), or
-        # ours (modified, cancelled through the gateway), whichever is latest.
+        # ours (modified, cancelled through the gateway), whichever is latest. A GTT that never
+        # changed shows "", as OpenAlgo's book does (brokers stamp a new GTT updated = created).
         "updated_at": _ist_text(last_change(recorded.get("modified_at"), recorded.get("updated_at"),
-                                            recorded.get("cancelled_at"), gtt.updated_at)),
-        "expires_at": _ist_text(gtt.expires_at),
+                                            recorded.get("cancelled_at"), broker_change(gtt))),
+        # Whichever ends it first: the caller's own expiry (expires_at on place, the watcher
+        # cancels it then) or the broker's (the outer bound: a year, or the day for intraday).
+        "expires_at": _ist_text(first_of(recorded.get("expires_at"), gtt.expires_at)),
+        # Which alert or strategy placed it (the caller's `strategy`); "" for a GTT placed elsewhere.
+        "strategy": recorded.get("strategy") or "",
     }

@@ -24,7 +24,8 @@ class GttNotFound(LookupError):
     """No trigger with this id, neither recorded by the gateway nor at the broker."""
 
     def __init__(self, trigger_id: str):
-        super().__init__(f"GTT trigger {trigger_id!r} not found")
+        # OpenAlgo's words for an id it does not know (callers match on them).
+        super().__init__(f"No active GTT with trigger_id {trigger_id}")
         self.trigger_id = trigger_id
 
 

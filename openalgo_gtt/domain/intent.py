@@ -42,7 +42,7 @@ class InstrumentLike(Protocol):
 class PlaceIntent:
     """A place/modify request after parsing and type coercion (the API layer fills it)."""
 
-    trigger_type: str  # SINGLE | BRACKET | OCO
+    trigger_type: str | None  # SINGLE | BRACKET | OCO; None only in a modify that leaves it as it is
     action: str  # BUY | SELL
     product: str  # CNC | NRML | MIS | MTF
     quantity: int

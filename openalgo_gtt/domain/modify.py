@@ -4,6 +4,7 @@ again). Whether the trigger may be modified at all (not fired, not an OCO leg) i
 domain/aggregate.py's."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Mapping
 
 from openalgo_gtt.domain.errors import DomainError
@@ -22,6 +23,18 @@ def _get(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+_CALLER_TYPE = {TriggerKind.SINGLE: SINGLE, TriggerKind.BRACKET: BRACKET, TriggerKind.TWO_LEG: OCO}
+
+
+def own_type(existing: Any, intent: PlaceIntent) -> PlaceIntent:
+    """The intent with the GTT's own type when the modify left `trigger_type` out (never SINGLE
+    by default: an OCO modified without restating it would be refused as "a SINGLE needs...")."""
+    if intent.trigger_type is not None:
+        return intent
+    label = _BOOK_LABEL.get(upper(_get(existing, "trigger_type")), upper(_get(existing, "trigger_type")))
+    return replace(intent, trigger_type=_CALLER_TYPE.get(label, SINGLE))
 
 
 def check_modify_allowed(existing: Any, intent: PlaceIntent, instrument: InstrumentLike) -> None:

@@ -32,6 +32,7 @@ class RecordedTrigger:
     request_id: str
     api_key_name: str | None
     state_changed_at: datetime | None = None  # the last change of its state, wherever it happened
+    expires_at: datetime | None = None  # the caller's expiry (expires_at on place); None: the broker's
 
     @property
     def is_pair(self) -> bool:

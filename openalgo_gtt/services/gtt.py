@@ -20,7 +20,7 @@ from openalgo_gtt.domain.clock import utcnow
 from openalgo_gtt.domain.errors import DomainError, GttNotFound
 from openalgo_gtt.domain.intent import BRACKET
 from openalgo_gtt.domain.model import ENTRY, MULTIPLE, NATIVE_OCO, BrokerGtt, EventKind, TriggerKind, TriggerStatus
-from openalgo_gtt.domain.modify import check_modify_allowed
+from openalgo_gtt.domain.modify import check_modify_allowed, own_type
 from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.oco import OcoPlan, leg_state, leg_status
 from openalgo_gtt.domain.records import RecordedLeg, RecordedTrigger
@@ -89,10 +89,21 @@ class GttService:
         recorded, leg = self._recorded(trigger_id)
         if recorded is not None:
             return recorded, None, leg
-        found = self.broker.get_gtt(trigger_id)
+        found = self._at_broker(trigger_id)
         if found is None:
             raise GttNotFound(trigger_id)
         return None, found, None
+
+    def _at_broker(self, trigger_id: str) -> BrokerGtt | None:
+        """A GTT the gateway has no record of, as the broker shows it; None when the broker does
+        not know the id. The one place a broker's refusal of an id it cannot find (Upstox's
+        UDAPI1135 for an id not of its format, the sandbox's the same) becomes "not found": a
+        look-up by id changes nothing, so a refusal of it can only mean no such GTT."""
+        try:
+            return self.broker.get_gtt(trigger_id)
+        except InputRejected as exc:
+            log.info("the broker does not know GTT %r (%s %s)", trigger_id, exc.code, exc.message)
+            return None
 
     def _recorded(self, trigger_id: str) -> tuple[RecordedTrigger | None, RecordedLeg | None]:
         recorded = self.orders.get(trigger_id)
@@ -138,12 +149,12 @@ class GttService:
         if leg is not None:
             raise leg_modify_refusal(trigger_id, leg.role, leg.trigger_id)
         if recorded is not None:
+            _refuse_if_expired(recorded, "modified")
             self._refuse_if_fired(recorded, self._read(recorded), "modified")
         else:
             fired = fired_part(_kind_of(at_broker), [trigger_id], [at_broker])
             if fired is not None:
                 raise fired_refusal(trigger_id, "modified", fired, _kind_of(at_broker))
-        instrument, plan = self.planner.plan(order)
         existing = recorded if recorded is not None else {
             "instrument_key": at_broker.instrument_key,
             # A native OCO (Kite's two-leg) has no ENTRY: its legs are on the caller's side.
@@ -152,6 +163,8 @@ class GttService:
             "product": at_broker.product,
             "trigger_type": BRACKET if at_broker.type == MULTIPLE else at_broker.type,
         }
+        order = replace(order, intent=own_type(existing, order.intent))
+        instrument, plan = self.planner.plan(order)
         check_modify_allowed(existing, order.intent, instrument)
         if isinstance(plan, OcoPlan):
             lower_id, upper_id = recorded.broker_ids
@@ -193,6 +206,7 @@ class GttService:
             if fired is not None:
                 raise fired_refusal(trigger_id, "cancelled", fired, _kind_of(at_broker))
             return trigger_id
+        _refuse_if_expired(recorded, "cancelled")
         gtts = self._read(recorded)
         self._refuse_if_fired(recorded, gtts, "cancelled")
         if not recorded.is_pair and gtts[0] is None:
@@ -299,7 +313,7 @@ class GttService:
             recorded, gtts = self._pair_now(recorded)
             return self._pair_entry(recorded, gtts)
         broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
-        gtt = self.broker.get_gtt(broker_id)
+        gtt = self.broker.get_gtt(broker_id) if recorded is not None else self._at_broker(trigger_id)
         if gtt is None:
             if recorded is None:
                 raise GttNotFound(trigger_id)
@@ -348,6 +362,13 @@ class GttService:
         """The last price as the order book quotes it (the same cache, the same "unknown")."""
         quote = self.order_book.quotes([instrument_key]).get(instrument_key)
         return quote.last_price if quote is not None else None
+
+
+def _refuse_if_expired(recorded: RecordedTrigger, verb: str) -> None:
+    """A trigger the gateway ended at its expires_at is over (its GTT cancelled at the broker)."""
+    if recorded.status == TriggerStatus.EXPIRED:
+        raise DomainError(f"{recorded.trigger_id} cannot be {verb}: it is expired ({recorded.status_message}); "
+                          "nothing of it can fire")
 
 
 def _kind_of(gtt: BrokerGtt) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from openalgo_gtt.domain.clock import ist_text
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.tokens import TokenProvider
-from openalgo_gtt.services.trade_limit import DailyTradeLimit
+from openalgo_gtt.services.trade_limit import DailyTradeLimit, trades_text
 from openalgo_gtt.store.unit_of_work import Store, StoreUnavailable
 
 __all__ = ["HealthCheck", "StoreUnavailable"]
@@ -25,8 +25,11 @@ class HealthCheck:
 
     def report(self) -> dict:
         self._store.ping()
+        count = self._limit.today_count()
         body = {"status": "ok", "service": "openalgo-gtt", "broker": self._broker_name,
-                "today_trade_count": self._limit.today_count(), "daily_trade_limit": self._limit.limit,
+                "today_trade_count": count, "daily_trade_limit": self._limit.limit,
+                "today_forced_trades": self._limit.forced_beyond(count),
+                "today_trades": trades_text(count, self._limit.limit, self._limit.forced_beyond(count)),
                 "database": "ok"}
         rows, oldest = self._store.audit.stats()
         body.update(audit_rows=rows, audit_oldest_at=ist_text(oldest) or None,

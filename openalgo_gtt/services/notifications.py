@@ -114,6 +114,19 @@ def apprise_deliver(url: str, message: Message, timeout: float) -> Outcome:
     return Outcome(False, redact(detail or "the service did not accept the message", [url])[:500])
 
 
+def warm_apprise(urls: tuple[str, ...]) -> None:
+    """Import Apprise and load the plugins `urls` name, now (at start) rather than in the first
+    delivery: on a busy machine that first import takes seconds, which delayed the day's first
+    notification, and counted against the delivery's own time limit (`_bounded`), where running
+    over it made a delivery that still went out count as failed, so it was sent again."""
+    import apprise
+
+    _SCRUBBER.urls.update(urls)
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset(storage_mode="memory"))
+    for url in urls:
+        notifier.add(url)  # parses the URL and loads its plugin; sends nothing
+
+
 def _bounded(deliver: Deliver, url: str, message: Message, timeout: float) -> Outcome:
     """`deliver` with a hard stop: a service that keeps a connection open past its socket
     timeouts (trickling bytes) is a failed attempt after `timeout` + 2 s, not a stuck worker."""
@@ -255,6 +268,8 @@ class Sender:
     def start(self) -> None:
         if self._threads or not self.notifications.urls:
             return
+        if self._deliver is apprise_deliver:
+            warm_apprise(self.notifications.urls)
         dropped = self.outbox.drop_other_urls(self.notifications.url_ids, self._clock())
         if dropped:
             log.warning("%d undelivered notifications were for URLs no longer in NOTIFY_URLS", dropped)

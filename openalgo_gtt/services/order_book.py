@@ -22,7 +22,7 @@ from typing import Any, Callable, Generic, TypeVar
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.domain.model import NATIVE_OCO, BrokerGtt, Quote, TriggerKind, TriggerStatus
 from openalgo_gtt.brokers.errors import BrokerError
-from openalgo_gtt.domain.clock import ist_text
+from openalgo_gtt.domain.clock import as_utc, ist_text
 from openalgo_gtt.domain.book import book_entry, last_change
 from openalgo_gtt.domain.oco import LOWER, UPPER, cancelled_by_gateway, leg_state, pair_book_entry, pair_status
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
@@ -162,6 +162,10 @@ def gtt_entry(instruments: InstrumentIndex, gtt: BrokerGtt, last_price: Decimal 
             "modified_at": recorded.modified_at,
             "cancelled_at": recorded.cancelled_at,
             "updated_at": recorded.state_changed_at,
+            "strategy": recorded.strategy,
+            "expires_at": recorded.expires_at,
+            "status": recorded.status,
+            "status_message": recorded.status_message,
         }
     return book_entry(gtt, symbol=symbol, exchange=exchange, last_price=last_price,
                       is_derivative=is_derivative, recorded=record)
@@ -194,9 +198,12 @@ def pair_entry(instruments: InstrumentIndex, recorded: Any, lower: BrokerGtt | N
     status = pair_status(leg_state(lower), leg_state(upper))
     if status == TriggerStatus.ACTIVE and recorded.status != TriggerStatus.ACTIVE:
         status = recorded.status  # cancelled through the gateway; Upstox may lag a moment
+    elif status == TriggerStatus.CANCELLED and recorded.status == TriggerStatus.EXPIRED:
+        status = recorded.status  # the gateway cancelled it at its expires_at
     entry = pair_book_entry(sides[0], sides[1], trigger_id=recorded.trigger_id, status=status,
                             message=recorded.status_message)
-    if legs_changed_at is not None:
+    # A leg's record is stamped with the place's time: only a later one is a change.
+    if legs_changed_at is not None and as_utc(legs_changed_at) > as_utc(recorded.placed_at):
         entry["updated_at"] = max(entry["updated_at"], ist_text(legs_changed_at))
     return entry
 
@@ -215,7 +222,8 @@ def recorded_entry(recorded: Any, legs: list[dict], last_price: Decimal | None) 
         "legs": [_leg_from_record(leg) for leg in legs],
         "created_at": ist_text(recorded.placed_at),
         "updated_at": ist_text(last_change(recorded.modified_at, recorded.cancelled_at, recorded.state_changed_at)),
-        "expires_at": "",
+        "expires_at": ist_text(recorded.expires_at),
+        "strategy": recorded.strategy or "",
     }
 
 
@@ -279,7 +287,11 @@ class Snapshot:
             pair = pair_entry(instruments, pairs[t], lower, upper, _last(quotes, pairs[t].instrument_key),
                               self.pair_changes.get(t))
             encoded.append((pair, dumps(pair)))
-        encoded.sort(key=lambda item: item[0]["created_at"])
+        # Newest first (created_at has whole seconds: the id, issued in order, breaks ties); with
+        # every state, the ones that can still fire first, newest first within each group.
+        encoded.sort(key=lambda item: (item[0]["created_at"], item[0]["trigger_id"]), reverse=True)
+        if include_all:
+            encoded.sort(key=lambda item: item[0]["status"] != TriggerStatus.ACTIVE)
         # With compact separators a list encodes as its items' encodings joined by commas.
         return BookView(tuple(e for e, _ in encoded), tuple(e["trigger_id"] for e, _ in encoded),
                         "[" + ",".join(text for _, text in encoded) + "]")

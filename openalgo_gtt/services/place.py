@@ -21,6 +21,7 @@ from typing import Callable
 from openalgo_gtt.brokers import deadline as broker_deadline
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, PacingTimeout
+from openalgo_gtt.domain.expiry import check_expiry
 from openalgo_gtt.domain.errors import TradeLimitReached
 from openalgo_gtt.domain.gtt import BRACKET, OCO, Plan
 from openalgo_gtt.domain.model import SINGLE, GttRequest, TriggerKind
@@ -89,6 +90,8 @@ def _intent(order: Order, instrument: InstrumentInfo, plan: Plan | OcoPlan, ctx:
             "exchange": instrument.exchange, "trigger_type": BOOK_TRIGGER_TYPE[order.intent.trigger_type],
             "action": requests[0].transaction_type, "product": order.intent.product,
             "quantity": requests[0].quantity, "legs": jsonable(plan.legs), "strategy": order.strategy,
+            # ISO text in the attempt's JSON; the record's column takes it as a time (store/gtt_orders.py)
+            "expires_at": order.expires_at.isoformat() if order.expires_at else None,
             "request_id": ctx.request_id, "api_key_name": ctx.api_key_name,
         },
     }
@@ -128,6 +131,7 @@ class PlaceGtt:
                 recovered = self._settle_earlier(earlier)
                 if recovered is not None:
                     return recovered
+        check_expiry(order.expires_at, self.clock.now())
         instrument, plan = self.planner.plan(order)
         started = self.clock.now()
         intent = _intent(order, instrument, plan, ctx)

@@ -4,6 +4,7 @@ warnings, legs). Shared by place and modify."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.domain.intent import BRACKET, OCO, PlaceIntent, Plan
@@ -26,6 +27,7 @@ class Order:
     strategy: str | None = None
     force: bool = False
     queue: bool = True  # a place that cannot be sent within the caller's patience is queued (202), else 429
+    expires_at: datetime | None = None  # the caller's own expiry (UTC); the watcher cancels it then
 
 
 class Planner:

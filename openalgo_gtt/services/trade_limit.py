@@ -19,6 +19,11 @@ from openalgo_gtt.store.trade_counter import TradeCounters
 from openalgo_gtt.store.unit_of_work import UnitOfWork
 
 
+def trades_text(count: int, limit: int, forced: int) -> str:
+    """Today's trades as the page header and health say them: "7 of 10", "18 of 10, 8 forced"."""
+    return f"{count} of {limit}" + (f", {forced} forced" if forced else "")
+
+
 @dataclass(frozen=True)
 class Reservation:
     day: date
@@ -57,3 +62,8 @@ class DailyTradeLimit:
 
     def today_count(self) -> int:
         return self._counters.count(self._today())
+
+    def forced_beyond(self, count: int) -> int:
+        """How many of `count` trades went past the limit: only `force` takes the count over it,
+        so the trades above the limit are the forced ones ("18 of 10, 8 forced")."""
+        return max(0, count - self.limit)

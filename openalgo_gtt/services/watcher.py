@@ -94,6 +94,9 @@ class GttWatcher:
         # fired): polling it would only re-read what is already recorded.
         self.polls_broker = not isinstance(broker, TickSink)
         self.holding = False  # this process holds the lease (the notification sender runs only then)
+        # Ends the triggers whose caller's expiry has come (services/expiry.py), every pass: set
+        # by the gateway once the expiry service is built (it records through this watcher).
+        self.expire: Callable[[], object] = lambda: None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -236,6 +239,7 @@ class GttWatcher:
                     if not self.holding:
                         log.info("GTT watcher: this process (%s) holds the lease", self.lease.holder)
                     self.holding = True
+                    self._expire_due()
                     if woken or self.clock.monotonic() - last_sync >= self.poll_seconds:
                         last_sync = self.clock.monotonic()
                         self.housekeep()
@@ -250,6 +254,14 @@ class GttWatcher:
             except Exception:  # noqa: BLE001 - the watcher must outlive any one bad pass
                 log.exception("watcher pass failed")
             self._wake.wait(min(self.poll_seconds, RENEW_SECONDS))
+
+    def _expire_due(self) -> None:
+        """End the triggers whose caller's expiry has come; a failure here (the database away)
+        is logged and tried again next pass, never a reason to skip the pass's broker sync."""
+        try:
+            self.expire()
+        except Exception:  # noqa: BLE001 - the OCO settling below must still run
+            log.exception("ending GTTs at their expires_at failed; the next pass tries again")
 
     def start(self) -> None:
         if self._thread is None:

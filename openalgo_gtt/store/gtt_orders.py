@@ -20,7 +20,9 @@ from openalgo_gtt.store.models import GttLeg, GttOrder
 _BOOK_LEGS = select(GttLeg.broker_id, GttLeg.trigger_id, GttLeg.role).where(
     GttLeg.broker_id.in_(bindparam("ids", expanding=True)))
 _BOOK_TRIGGERS = select(GttOrder.trigger_id, GttOrder.trigger_type, GttOrder.product, GttOrder.placed_at,
-                        GttOrder.modified_at, GttOrder.cancelled_at, GttOrder.state_changed_at).where(GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
+                        GttOrder.modified_at, GttOrder.cancelled_at, GttOrder.state_changed_at, GttOrder.strategy,
+                        GttOrder.expires_at, GttOrder.status, GttOrder.status_message).where(
+    GttOrder.trigger_id.in_(bindparam("ids", expanding=True)))
 
 
 # The watcher reads every live trigger on each poll: plain columns, no ORM objects, and no JSON
@@ -47,7 +49,7 @@ def _trigger(row: GttOrder | None) -> RecordedTrigger | None:
         product=row.product, quantity=row.quantity, legs=row.legs, strategy=row.strategy, status=row.status,
         status_message=row.status_message, placed_at=as_utc(row.placed_at), modified_at=as_utc(row.modified_at),
         cancelled_at=as_utc(row.cancelled_at), request_id=row.request_id, api_key_name=row.api_key_name,
-        state_changed_at=as_utc(row.state_changed_at))
+        state_changed_at=as_utc(row.state_changed_at), expires_at=as_utc(row.expires_at))
 
 
 class GttOrders:
@@ -65,9 +67,13 @@ class GttOrders:
         on Upstox; one native OCO on Kite, whose id is not the trigger id either, role "two-leg").
         A single or bracket trigger is one broker GTT whose id is the trigger id, so a row for it
         would only repeat the order row (and cost every place a statement)."""
+        if isinstance(order.get("expires_at"), str):  # as a place attempt's JSON carries it
+            order = {**order, "expires_at": datetime.fromisoformat(order["expires_at"])}
         conn.execute(self._insert_order, order)
         if order["trigger_type"] == TriggerKind.TWO_LEG:
-            now = utcnow()
+            # Stamped with the place's own time: a leg changed later than that is a change the
+            # book shows (`updated_at`); one never changed shows none.
+            now = order.get("placed_at") or utcnow()
             conn.execute(self._insert_leg, [
                 {"broker_id": broker_id, "trigger_id": order["trigger_id"], "role": role or TriggerKind.TWO_LEG,
                  "status": status, "updated_at": now} for broker_id, role, status in legs])
@@ -157,6 +163,17 @@ class GttOrders:
             if trigger_id in triggers:
                 triggers[broker_id] = triggers.pop(trigger_id)
         return legs, triggers
+
+    def due_to_expire(self, now: datetime) -> list[RecordedTrigger]:
+        """Live triggers whose caller's expiry (expires_at) has come, soonest first."""
+        query = (select(GttOrder).where(GttOrder.status == TriggerStatus.ACTIVE, GttOrder.expires_at <= now)
+                 .order_by(GttOrder.expires_at))
+        with self._sessions() as session:
+            return [_trigger(row) for row in session.scalars(query).all()]
+
+    def clear_expiry(self, trigger_id: str) -> None:
+        """The caller's expiry no longer applies (a part fired first)."""
+        self._write(update(GttOrder).where(GttOrder.trigger_id == trigger_id).values(expires_at=None), None)
 
     # -- the watcher: compare in memory, write only what changed --------------------------------
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -29,9 +30,24 @@ def alembic_config(database_url: str):
 def upgrade(database_url: str, revision: str = "head") -> None:
     if revision == "head" and current_revision(database_url) == SCHEMA_HEAD:
         return
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:" \
+            and not url.database.startswith("file:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)  # a new data folder
     from alembic import command
 
     command.upgrade(alembic_config(database_url), revision)
+
+
+def schema_present(database_url: str) -> bool:
+    """Whether the database holds the gateway's tables (Alembic has run on it). A database that
+    cannot be reached raises (OperationalError), so it is never taken for an empty one."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return inspect(conn).has_table("alembic_version")
+    finally:
+        engine.dispose()
 
 
 def current_revision(database_url: str) -> str | None:

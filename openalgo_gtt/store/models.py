@@ -111,6 +111,8 @@ class GttOrder(Base):
     # When its state last changed, wherever (a rule fired, expired or was cancelled in the app,
     # or the status moved): every change shows a time in the book.
     state_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The caller's expiry (expires_at on place): the watcher cancels the trigger then. NULL: none.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     request_id: Mapped[str] = mapped_column(String(36))
     api_key_name: Mapped[str | None] = mapped_column(String(64))
     # The watcher's last view of the rules that left the waiting states, as canonical JSON text

@@ -85,8 +85,9 @@ class UnitOfWork:
         self._store.exits.settled(self._conn, bracket_id, holder=self._store.requests.holder,
                                   now=self._store.clock.now(), **outcome)
 
-    def set_status(self, trigger_id: str, status: str, cancelled_at: datetime | None = None) -> bool:
-        return self._store.orders.set_status(trigger_id, status, cancelled_at=cancelled_at, conn=self._conn)
+    def set_status(self, trigger_id: str, status: str, cancelled_at: datetime | None = None,
+                   message: str | None = None) -> bool:
+        return self._store.orders.set_status(trigger_id, status, message, cancelled_at=cancelled_at, conn=self._conn)
 
     def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str) -> None:
         self._store.orders.replaced(trigger_id, quantity=quantity, legs=legs, request_id=request_id, conn=self._conn)

@@ -60,14 +60,27 @@ class ServerProcess:
             **env,  # may override any of the above
         }
         self.process: subprocess.Popen | None = None
+        # Only serving and `db upgrade` create the database; the tests' other commands (an API key
+        # made before the first start) find it made here, as `db upgrade` would make it.
+        # False: commands meet a database as a user's would (tests of the store's absence).
+        self.prepare_store = True
         self.preexec_fn = None  # run in the child before run.py (a test's resource limits)
         self.output_path = workdir / "server.log"
+
+    def create_store(self) -> None:
+        """The database at the newest migration, in this process (as `db upgrade` does it)."""
+        from openalgo_gtt.store.migrate import upgrade
+
+        upgrade(self.env["DATABASE_URL"])
+        self.prepare_store = False
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        if args and args[0] not in ("db", "--help", "serve") and self.prepare_store:
+            self.create_store()
         return subprocess.run(
             [sys.executable, str(RUN_PY), *args],
             cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=120, check=check,

@@ -266,6 +266,7 @@ def test_python_run_py_login_logs_in_to_kite(server_factory, fake_kite):
     env = kite_env(fake_kite, KITE_LOGIN_URL=f"{fake_kite.url}/connect/login")
     del env["KITE_ACCESS_TOKEN"]
     server = server_factory(**env)
+    server.create_store()  # only serving and `db upgrade` make the database; login finds it
     process = subprocess.Popen([sys.executable, str(RUN_PY), "login", "--no-listen", "--timeout", "60"],
                                cwd=server.workdir, env=server.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)

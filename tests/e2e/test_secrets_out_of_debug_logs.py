@@ -33,7 +33,7 @@ def test_at_debug_no_notification_secret_reaches_the_log(server_factory):
         post("placegtt", trigger_type="SINGLE", exchange="NSE", symbol="IDEA", action="BUY", product="CNC",
              quantity=10, triggerprice_tg=9.61)
         post("sandbox/ticks", ticks=[{"symbol": "IDEA", "exchange": "NSE", "ltp": 9.62}])
-        receiver.wait_for(1, timeout=15)  # the JSON webhook got it: every URL was tried
+        receiver.wait_for(1)  # the JSON webhook got it: every URL was tried
         server.stop()
     log = server.output()
     assert "DEBUG urllib3" in log  # the request lines are logged, with their secrets masked

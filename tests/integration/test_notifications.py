@@ -86,7 +86,7 @@ def test_a_triggered_rule_reaches_the_receiver_within_seconds(running, fake_upst
     post = client_for(running)
     trigger_id = place(post)
     fake_upstox.set_rule_status(trigger_id, "ENTRY", "TRIGGERED", order_id="251202000123")
-    (message,) = receiver.wait_for(1, timeout=8)
+    (message,) = receiver.wait_for(1)
     assert message["title"] == "GTT triggered"
     assert message["type"] == "success"
     first_line = message["message"].splitlines()[0]
@@ -110,7 +110,7 @@ def test_a_failed_rule_carries_the_brokers_message(running, fake_upstox, receive
     post = client_for(running)
     trigger_id = place(post)
     fake_upstox.set_rule_status(trigger_id, "ENTRY", "FAILED", message="Insufficient funds")
-    (message,) = receiver.wait_for(1, timeout=8)
+    (message,) = receiver.wait_for(1)
     assert message["title"] == "GTT rejected" and message["type"] == "failure"
     assert "Insufficient funds" in message["message"]
     assert trigger_id in message["message"]
@@ -121,7 +121,7 @@ def test_a_receiver_answering_503_twice_gets_the_message_exactly_once(fast_retri
     post = client_for(running)
     trigger_id = place(post)
     fake_upstox.set_rule_status(trigger_id, "ENTRY", "TRIGGERED", order_id="251202000124")
-    receiver.wait_for(1, timeout=8)
+    receiver.wait_for(1)
     time.sleep(1.0)  # room for a wrong extra attempt
     assert receiver.attempts == 3
     assert len(receiver.messages) == 1
@@ -144,7 +144,7 @@ def test_a_restart_delivers_what_was_not_delivered(settings, fake_upstox, receiv
     second = build_gateway(settings, fake_upstox, [receiver.apprise_url])
     try:
         second.start_watching()
-        (message,) = receiver.wait_for(1, timeout=10)
+        (message,) = receiver.wait_for(1)
         assert trigger_id in message["message"]
     finally:
         second.close()
@@ -159,7 +159,7 @@ def test_a_receiver_that_is_down_delays_only_its_own_messages(settings, fake_ups
             post = client_for(gateway)
             trigger_id = place(post)
             fake_upstox.set_rule_status(trigger_id, "ENTRY", "TRIGGERED", order_id="251202000126")
-            (message,) = receiver.wait_for(1, timeout=8)
+            (message,) = receiver.wait_for(1)
             assert trigger_id in message["message"]
             # A receiver sees a message before the sender has written down how the delivery went:
             # wait until both outcomes are written (the good one delivered, the down one failed once).
@@ -186,7 +186,7 @@ def test_a_hung_receiver_never_slows_a_place(settings, fake_upstox, receiver):
         post = client_for(gateway)
         trigger_id = place(post)
         fake_upstox.set_rule_status(trigger_id, "ENTRY", "TRIGGERED", order_id="251202000127")
-        assert receiver.wait_in_flight(timeout=8)  # the sender is stuck in a delivery now
+        assert receiver.wait_in_flight()  # the sender is stuck in a delivery now
         for _ in range(3):  # places (and the book) answer while it stays stuck
             place(post, {**SINGLE_BUY, "triggerprice_tg": 9.70})
             assert post("gttorderbook").status_code == 200
@@ -204,7 +204,7 @@ def test_the_same_events_come_from_sandbox_ticks(settings, receiver):
         assert post("sandbox/ticks", ticks=[{"symbol": "IDEA", "exchange": "NSE", "ltp": 9.50}]).status_code == 200
         trigger_id = place(post)
         assert post("sandbox/ticks", ticks=[{"symbol": "IDEA", "exchange": "NSE", "ltp": 9.62}]).status_code == 200
-        (message,) = receiver.wait_for(1, timeout=8)
+        (message,) = receiver.wait_for(1)
         assert message["title"] == "GTT triggered"
         assert message["message"].startswith(f"BUY 10 IDEA (NSE) above 9.61 — {trigger_id}, order ")
     finally:
@@ -278,7 +278,7 @@ def test_an_oco_leg_firing_tells_the_fire_and_the_settlement(running, fake_upsto
     trigger_id = place(post, oco)
     lower, upper = running.orders.get(trigger_id).broker_ids
     fake_upstox.set_rule_status(upper, "ENTRY", "TRIGGERED", order_id="251202000400")
-    first, second = receiver.wait_for(2, timeout=8)
+    first, second = receiver.wait_for(2)
     assert first["title"] == "GTT triggered"
     assert first["message"].startswith(f"SELL 5 INFY (NSE) above 1620.00 — {trigger_id} (target leg {upper}), "
                                        "order 251202000400")

@@ -30,6 +30,12 @@ def run(monkeypatch, cwd, database, *args, **env):
     return CliRunner().invoke(cli, list(args), env=environ, catch_exceptions=False)
 
 
+def create(monkeypatch, cwd, database):
+    """The database made as the server or `db upgrade` makes it (no other command makes one)."""
+    made = run(monkeypatch, cwd, database, "db", "upgrade")
+    assert made.exit_code == 0, made.output
+
+
 def verify_with_server_settings(cwd, database, key):
     settings = load_settings({"DATABASE_URL": f"sqlite:///{database}"}, cwd, read_dotenv=False)
     gateway = Gateway.build(settings)
@@ -41,6 +47,7 @@ def verify_with_server_settings(cwd, database, key):
 
 def test_a_key_created_from_another_directory_works_for_the_server(tmp_path, database, monkeypatch):
     server_dir, elsewhere = tmp_path / "server", tmp_path / "elsewhere"
+    create(monkeypatch, server_dir, database)
     first = run(monkeypatch, server_dir, database, "apikey", "create", "one")
     assert first.exit_code == 0, first.output
     assert (database.parent / "api_key_pepper").exists()  # beside the database, not in either directory
@@ -52,6 +59,7 @@ def test_a_key_created_from_another_directory_works_for_the_server(tmp_path, dat
 
 
 def test_another_pepper_is_refused_with_a_clear_message_and_no_key(tmp_path, database, monkeypatch):
+    create(monkeypatch, tmp_path / "server", database)
     assert run(monkeypatch, tmp_path / "server", database, "apikey", "create", "one").exit_code == 0
     refused = run(monkeypatch, tmp_path / "elsewhere", database, "apikey", "create", "two",
                   API_KEY_PEPPER="another-pepper-" + "w" * 32)
@@ -65,6 +73,7 @@ def test_another_pepper_is_refused_with_a_clear_message_and_no_key(tmp_path, dat
 
 def test_a_pepper_file_from_an_earlier_run_elsewhere_is_refused_too(tmp_path, database, monkeypatch):
     """The security pass's case: another directory generated its own pepper into data/ before."""
+    create(monkeypatch, tmp_path / "server", database)
     assert run(monkeypatch, tmp_path / "server", database, "apikey", "create", "one").exit_code == 0
     stale = tmp_path / "elsewhere" / "data" / "api_key_pepper"
     stale.parent.mkdir(parents=True)
@@ -76,6 +85,7 @@ def test_a_pepper_file_from_an_earlier_run_elsewhere_is_refused_too(tmp_path, da
 
 
 def test_no_pepper_is_invented_for_an_existing_database(tmp_path, database, monkeypatch):
+    create(monkeypatch, tmp_path / "server", database)
     assert run(monkeypatch, tmp_path / "server", database, "apikey", "create", "one").exit_code == 0
     (database.parent / "api_key_pepper").unlink()
     with pytest.raises(ConfigError, match="API_KEY_PEPPER is not set and there is no pepper file"):

@@ -12,12 +12,14 @@ from openalgo_gtt.config import ConfigError, load_settings
 PEPPER = "p" * 40
 
 
-def test_defaults_on_a_fresh_directory(tmp_path):
+def test_defaults_on_a_fresh_directory(tmp_path, data_folder):
     settings = load_settings({}, tmp_path)
     assert settings.host == "127.0.0.1"
     assert settings.port == 5000
     assert settings.broker == "sandbox"  # no token anywhere
-    assert settings.database_url == f"sqlite:///{tmp_path / 'data' / 'openalgo_gtt.db'}"
+    # The database is the data folder's (the per-user one here), not the working directory's.
+    assert settings.database_url == f"sqlite:///{data_folder / 'openalgo_gtt.db'}"
+    assert settings.data_dir == data_folder
     assert settings.upstox_api_url == "https://api.upstox.com"
     assert settings.auto_entry_pct == Decimal("4")
 
@@ -88,9 +90,9 @@ def test_broken_keys_json_is_a_clear_error(tmp_path):
         load_settings({"API_KEY_PEPPER": PEPPER}, tmp_path)
 
 
-def test_missing_pepper_is_generated_once_into_an_owner_only_file(tmp_path, caplog):
+def test_missing_pepper_is_generated_once_into_an_owner_only_file(tmp_path, caplog, data_folder):
     first = load_settings({}, tmp_path)
-    pepper_file = tmp_path / "data" / "api_key_pepper"
+    pepper_file = data_folder / "api_key_pepper"  # beside the default database
     assert pepper_file.read_text() == first.api_key_pepper
     assert len(first.api_key_pepper) >= 32
     assert stat.S_IMODE(pepper_file.stat().st_mode) == 0o600

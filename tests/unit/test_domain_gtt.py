@@ -553,6 +553,7 @@ def test_book_entry_for_upstox_documented_single():
         "created_at": "2025-06-09 16:16:50",
         "updated_at": "",
         "expires_at": "2026-06-09 23:59:59",  # a delivery GTT lives a year, to the end of an IST day
+        "strategy": "",  # placed elsewhere: no strategy of a caller's
     }
 
 

@@ -198,9 +198,10 @@ def test_live_triggers_by_default_every_one_with_include_all():
     broker = MemoryBroker([gtt("GTT-1", minute=1), gtt("GTT-2", "CANCELLED", minute=2), gtt("GTT-3", "FAILED", minute=3)])
     book = book_of(broker)
     assert book.view(False).trigger_ids == ("GTT-1",)
-    assert book.view(True).trigger_ids == ("GTT-1", "GTT-2", "GTT-3")
+    # Every state: the active ones first, then newest first (issue 26, as the SDK documents it).
+    assert book.view(True).trigger_ids == ("GTT-1", "GTT-3", "GTT-2")
     statuses = [entry["status"] for entry in book.view(True).entries]
-    assert statuses == ["active", "cancelled", "rejected"]
+    assert statuses == ["active", "rejected", "cancelled"]
 
 
 def test_callers_sharing_a_fetch_each_get_their_variant():

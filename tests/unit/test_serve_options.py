@@ -23,8 +23,8 @@ def test_the_server_is_started_with_the_connection_limit_and_channel_timeout(mon
         def close(self):
             closed.append(True)
 
-    monkeypatch.setattr(server_module, "settings_or_exit", lambda: settings)
-    monkeypatch.setattr(server_module, "prepare", lambda _settings: Gateway())
+    monkeypatch.setattr(server_module, "settings_or_exit", lambda *_store: settings)
+    monkeypatch.setattr(server_module, "prepare", lambda _settings, **_create: Gateway())
     monkeypatch.setattr(server_module, "check_pepper_or_exit", lambda *a, **k: None)
     monkeypatch.setattr(server_module, "_start_watcher", lambda _gateway: None)
     monkeypatch.setattr(openalgo_gtt.app, "create_app", lambda gateway: app)

@@ -11,7 +11,7 @@ from openalgo_gtt.cli.server import startup_lines
 
 def test_on_upstox_the_webhook_line_names_the_url_and_how_to_print_it(settings):
     lines = startup_lines(dataclasses.replace(settings, broker="upstox", host="127.0.0.1", port=5000))
-    (webhook,) = [line for line in lines if "webhook" in line]
+    (webhook,) = [line for line in lines if line.startswith("Upstox GTT webhook")]
     assert "http://127.0.0.1:5000/upstox/postback/" in webhook
     assert "`python run.py webhook-url`" in webhook and "postback URL" in webhook
     assert not webhook.endswith("webhook URL: python run.py webhook-url")

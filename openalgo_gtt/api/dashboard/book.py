@@ -27,8 +27,8 @@ def tick_of(symbol: str, exchange: str) -> Decimal | None:
 
 def book_values(status: str) -> dict:
     view = current_gateway().gtts.book_view(include_all=status == "all")
+    # As the API lists them: newest first (active ones first with All states).
     rows = [book_row(entry, tick_of(entry.get("symbol", ""), entry.get("exchange", ""))) for entry in view.entries]
-    rows.reverse()  # newest first
     inner = render_template("_book_inner.html", rows=rows, status=status)
     return {"inner": inner, "seen": digest_of(inner), "status": status}
 

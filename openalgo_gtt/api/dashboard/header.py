@@ -6,14 +6,16 @@ from flask import Response, redirect, render_template, request
 
 from openalgo_gtt.api.dashboard.blueprint import POLL_HEADER, bp, broker_label, current_gateway, digest_of
 from openalgo_gtt.api.lifecycle import context
+from openalgo_gtt.services.trade_limit import trades_text
 
 
 def header_values() -> dict:
     gateway = current_gateway()
     limit = gateway.trade_limit
     broker = gateway.settings.broker
+    count = limit.today_count()
     values = {"broker": broker, "broker_label": broker_label(broker),
-              "trades": limit.today_count(), "limit": limit.limit, "token": None,
+              "trades": trades_text(count, limit.limit, limit.forced_beyond(count)), "token": None,
               "outbox": gateway.notifications.describe()}  # URLs masked, errors scrubbed
     values["queue"], values["queued"] = gateway.place.queue.waiting()  # a burst's places, in sending order
     if broker in ("upstox", "kite"):

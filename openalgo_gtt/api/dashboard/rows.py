@@ -93,6 +93,7 @@ def book_row(entry: dict, tick: Decimal | None = None) -> dict:
     return {
         "trigger_id": entry["trigger_id"], "dom_id": dom_id(entry["trigger_id"]),
         "symbol": entry.get("symbol", ""), "exchange": entry.get("exchange", ""),
+        "strategy": entry.get("strategy") or "",  # which alert placed it
         "type": entry.get("trigger_type", ""), "action": first.get("action", ""),
         "quantity": first.get("quantity", ""),
         "triggers": triggers_text(entry, tick), "trigger_parts": trigger_parts(entry, tick),
