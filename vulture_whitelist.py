@@ -90,3 +90,4 @@ readable  # cli/waitress_server.py: QuietServer.readable, called by waitress's e
 # checks invariant 3 with this classification.
 ManualClock  # domain/clock.py
 COUNTED  # domain/place_attempt.py
+_one_of  # api/schemas.py: a pydantic model_validator (StatusBody: trigger_id or request_id)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 from openalgo_gtt.brokers.errors import BrokerFailure, BrokerTimeout, InputRejected, RateLimited
+from openalgo_gtt.brokers.pacing import SlotHold, unpaced
 from openalgo_gtt.domain.clock import ManualClock
 from openalgo_gtt.domain.model import CANCELLED, SCHEDULED, TRIGGERED, BrokerGtt, GttRequest, Quote, RuleState
 
@@ -37,6 +38,7 @@ class SimBroker:
         self.late: list[tuple[object, object]] = []  # (due, work)
         self.dead = lambda: False  # the process calling is dead (set by the simulation)
         self.faults_seen = 0
+        self.pacer_full = False  # a burst holds every slot within a caller's patience
 
     # -- the world moving on its own -----------------------------------------------------------
 
@@ -113,6 +115,10 @@ class SimBroker:
         if self.dead():
             raise Crash()
         return list(self.gtts.values())
+
+    def hold_order_slots(self, calls: int, within: float | None) -> SlotHold | None:
+        """A burst has taken every slot within reach (`pacer_full`): the place is queued."""
+        return None if self.pacer_full and within is not None else unpaced()
 
     def quotes(self, instrument_keys) -> dict[str, Quote]:
         return {key: Quote(key, Decimal("100"), Decimal("100")) for key in instrument_keys}

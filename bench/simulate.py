@@ -40,16 +40,21 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import event  # noqa: E402
+try:
+    from sqlalchemy import event
 
-from bench.sim_broker import FAULTS, Crash, SimBroker  # noqa: E402
-from openalgo_gtt.brokers.errors import BrokerError  # noqa: E402
-from openalgo_gtt.domain.clock import ManualClock  # noqa: E402
-from openalgo_gtt.domain.intent import PlaceIntent  # noqa: E402
-from openalgo_gtt.domain.place_attempt import FINAL  # noqa: E402
-from openalgo_gtt.services.answers import error_status_and_body  # noqa: E402
-from openalgo_gtt.services.context import RequestContext  # noqa: E402
-from openalgo_gtt.services.planner import Order  # noqa: E402
+    from bench.sim_broker import FAULTS, Crash, SimBroker
+    from openalgo_gtt.brokers import deadline as broker_deadline
+    from openalgo_gtt.brokers.errors import BrokerError
+    from openalgo_gtt.domain.clock import ManualClock
+    from openalgo_gtt.domain.intent import PlaceIntent
+    from openalgo_gtt.domain.place_attempt import FINAL
+    from openalgo_gtt.services.answers import error_status_and_body
+    from openalgo_gtt.services.context import RequestContext
+    from openalgo_gtt.services.planner import Order
+except ImportError as missing:  # run outside the project's environment
+    sys.exit(f"bench/simulate.py runs the gateway's own services: install them first with "
+             f"`pip install -e .` ({missing})")
 
 SETTLE_SECONDS = 10
 LATE_HORIZON_SECONDS = 15 * 60
@@ -90,6 +95,8 @@ class Simulation:
         self.crash_at = self.rng.randrange(1, 120)
         self.commits = 0
         self.fault_odds = self.rng.choice((0.1, 0.3))
+        # How often a place finds every send slot taken by a burst, and is queued.
+        self.burst_odds = self.rng.choice((0.0, 0.3, 0.6))
         self.generation = 0
         self.fired: list[tuple[int, str]] = []  # (step, broker GTT id)
         self.alerts = [self._alert(i) for i in range(self.rng.randint(2, 6))]
@@ -182,8 +189,25 @@ class Simulation:
         ctx = self._ctx("/api/v1/placegtt")
         self.world.trace.append(f"place {alert['key'] or 'no key'} {alert['body']['trigger_type']} "
                                 f"{alert['body']['triggerprice_tg']}")
-        self._call("place", ctx, lambda: self.gateway.place(ctx, self._order(alert["body"]), alert["body"],
-                                                            alert["key"]))
+        self.broker.pacer_full = self.rng.random() < self.burst_odds
+        if self.broker.pacer_full:
+            self.world.trace[-1] += " (burst)"
+        broker_deadline.start(2.5)  # the caller's patience, as the API gives every request
+        try:
+            self._call("place", ctx, lambda: self.gateway.place(ctx, self._order(alert["body"]), alert["body"],
+                                                                alert["key"]))
+        finally:
+            broker_deadline.clear()
+            self.broker.pacer_full = False
+
+    def send_queue(self) -> None:
+        """The lease holder sends what is queued, a few at a time."""
+        self.world.trace.append("queue pass")
+        for _ in range(self.rng.randint(1, 3)):
+            if not self.gateway.place.queue.dispatch_next(wait_for_send=True):
+                break
+            if self.dead:
+                raise Crash()
 
     def cancel(self) -> None:
         triggers = self.gateway.orders.list()
@@ -254,7 +278,7 @@ class Simulation:
 
     def run(self) -> World:
         actions = [(self.place, 30), (self.cancel, 8), (self.modify, 5), (self.fire, 8), (self.watch, 10),
-                   (self.tick, 14)]
+                   (self.tick, 14), (self.send_queue, 10)]
         population, weights = zip(*actions)
         for _ in range(self.steps):
             if self.rng.random() < self.fault_odds:
@@ -283,6 +307,8 @@ class Simulation:
             self.broker.run_due()
             for _ in range(2):
                 try:
+                    while self.gateway.place.queue.dispatch_next(wait_for_send=True):
+                        pass
                     self.watch(check_pairs=False)
                 except Crash:
                     self._crashed()
@@ -326,6 +352,22 @@ class Simulation:
                 if len(live) == 1:
                     self.world.violations.append(f"OCO {trigger.trigger_id} has one live leg {live[0]} {when}")
 
+    def _no_queued_alert_lost_or_twice(self, attempts) -> None:
+        """Every alert answered "queued" ends placed once, or refused (the day's limit, the
+        broker): never nothing, never twice."""
+        from openalgo_gtt.domain.place_attempt import AttemptState
+
+        ends: dict[str, list[str]] = {}
+        for a in attempts:
+            ends.setdefault(a.plan["order"]["request_id"], []).append(a.state)
+        for request_id in _queued_requests(self.world.answers):
+            states = ends.get(request_id, [])
+            placed = sum(1 for s in states if s in (AttemptState.RECORDED, AttemptState.FOUND_LATE))
+            if placed > 1:
+                self.world.violations.append(f"queued request {request_id} placed {placed} times: {states}")
+            elif placed == 0 and AttemptState.REFUSED not in states:
+                self.world.violations.append(f"queued request {request_id} was lost: {states}")
+
     def _check_final(self) -> None:
         from openalgo_gtt.domain.place_attempt import AttemptState
 
@@ -348,6 +390,7 @@ class Simulation:
                       for a in attempts if a.trigger_id and AttemptState(a.state) != AttemptState.CANCELLED_LATE}
         live = {gtt.gtt_id for gtt in self.broker.live()}
         legs_of = {b: t.broker_ids for t in recorded for b in t.broker_ids}
+        self._no_queued_alert_lost_or_twice(attempts)
         for answer in self.world.answers:
             if answer.kind == "cancel" and answer.status == 200:
                 legs = legs_of.get(answer.target, [answer.target])
@@ -369,6 +412,11 @@ class Simulation:
                 if trigger is not None and any(b in live for b in trigger.broker_ids):
                     self.world.violations.append(f"step {answer.step}: answered {answer.status} but its GTT "
                                                  f"{trigger.trigger_id} is live")
+
+
+def _queued_requests(answers) -> set[str]:
+    return {a.body.get("request_id") or a.body.get("original_request_id") for a in answers
+            if a.kind == "place" and a.status == 202}
 
 
 def _template(workdir: Path) -> Path:

@@ -32,6 +32,8 @@ from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.kite_login import KiteLogin
 from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
+from openalgo_gtt.services.place_queue import PlaceQueue
+from openalgo_gtt.services.place_sender import PlaceSender
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.page_sessions import PageSessions
 from openalgo_gtt.services.planner import Planner
@@ -157,8 +159,10 @@ class Gateway:
         attempts = AttemptDriver(store, finder, trade_limit, notifications,
                                  settle_window=timedelta(seconds=settings.settle_seconds),
                                  stale_after=stale_after(settings))
-        place = PlaceGtt(broker, planner, trade_limit, exactly_once, attempts,
-                         lookup_budget=settings.broker_timeout)
+        place_sender = PlaceSender(broker, attempts, lookup_budget=settings.broker_timeout)
+        # A burst's places, sent by the watcher's lease holder (one process across workers).
+        place_queue = PlaceQueue(attempts, place_sender, broker, holding=lambda: watcher.holding)
+        place = PlaceGtt(broker, planner, trade_limit, exactly_once, attempts, place_sender, place_queue)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         # Kite's staged bracket exit is a place attempt too, through the same driver.
@@ -214,6 +218,7 @@ class Gateway:
             report = exc
         self.watcher.start()
         self.sender.start()
+        self.place.queue.start()
         return report
 
     @property
@@ -223,6 +228,7 @@ class Gateway:
         return hmac.new(self.settings.api_key_pepper.encode(), b"upstox-gtt-webhook", hashlib.sha256).hexdigest()[:32]
 
     def close(self) -> None:
+        self.place.queue.stop()
         self.sender.stop()
         self.watcher.stop()
         self.audit.close()  # the summaries of requests counted, not yet written

@@ -98,8 +98,10 @@ def install(app: Flask) -> None:
     @app.before_request
     def _begin():
         collect_broker_calls(context().broker_calls)
-        # Everything this request asks of the broker shares one deadline (brokers/deadline.py).
-        broker_deadline.start(current_app.extensions["openalgo_gtt"].settings.broker_timeout)
+        # Everything this request asks of the broker shares one deadline (brokers/deadline.py):
+        # the caller's patience (a place that cannot be sent within it is queued).
+        settings = current_app.extensions["openalgo_gtt"].settings
+        broker_deadline.start(settings.patience(text_plain=request.mimetype == "text/plain"))
 
     @app.after_request
     def _finish(response: Response) -> Response:

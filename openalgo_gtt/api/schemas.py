@@ -22,7 +22,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 from openalgo_gtt.api.errors import BadRequest
@@ -164,6 +164,10 @@ class PlaceGttBody(Body):
                                  BeforeValidator(_blank_is_none)] = None
     force: Annotated[Flag, BeforeValidator(_blank_is(False))] = Field(
         False, description="Place even when the daily trade limit is reached (still counted)")
+    queue: Annotated[Flag, BeforeValidator(_blank_is(True))] = Field(
+        True, description="In a burst, a place that cannot be sent within the caller's patience is queued "
+                          "(202, placed in arrival order); false answers 429 instead, as the header "
+                          "Prefer: respond-sync does")
     expires_at: Annotated[datetime | None, BeforeValidator(expiry)] = Field(
         None, description="When the gateway cancels the GTT if it has not fired: an ISO date (the end of that day) "
                           "or date-time, IST unless it names a zone; in the future, at most a year ahead",
@@ -195,6 +199,22 @@ class ModifyGttBody(PlaceGttBody):
 class TriggerBody(Body):
     strategy: str | None = Field(None, max_length=64)
     trigger_id: Text
+
+
+class StatusBody(Body):
+    """gttorderstatus: a trigger by its id, or a place by the request_id its answer gave (a
+    queued place has no trigger id until it is sent)."""
+
+    strategy: str | None = Field(None, max_length=64)
+    trigger_id: Annotated[Text | None, BeforeValidator(_blank_is_none)] = None
+    request_id: Annotated[Text | None, BeforeValidator(_blank_is_none)] = Field(
+        None, description="The request_id of a place's answer (a queued place's 202 gives one)")
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.trigger_id is None) == (self.request_id is None):
+            raise ValueError("give trigger_id, or the request_id of a place's answer")
+        return self
 
 
 class OrderBookBody(Body):

@@ -4,14 +4,15 @@ Views only parse, call a service and format; the rules live in `domain/` and `se
 """
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.auth import caller_from_body
 from openalgo_gtt.api.idempotency import idempotency_key
 from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.openapi import NullableString, swagger2_schema
-from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, TriggerBody, validate
+from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, StatusBody, TriggerBody, validate
+from openalgo_gtt.services.answers import ApiError
 from openalgo_gtt.services.planner import Order
 from openalgo_gtt.domain.encoding import dumps
 
@@ -142,7 +143,14 @@ def _with_contract(answer, body: PlaceGttBody):
 
 def _order(body: PlaceGttBody) -> Order:
     return Order(symbol=body.symbol, exchange=body.exchange, intent=body.intent(),
-                 strategy=body.strategy, force=body.force, expires_at=body.expires_at)
+                 strategy=body.strategy, force=body.force, expires_at=body.expires_at,
+                 queue=getattr(body, "queue", True) and not _respond_sync())
+
+
+def _respond_sync() -> bool:
+    """RFC 7240's `Prefer: respond-sync`: the caller wants the outcome now, never a 202."""
+    return any(token.strip().lower() == "respond-sync"
+               for value in request.headers.getlist("Prefer") for token in value.split(","))
 
 
 def _errors(resource):
@@ -232,9 +240,17 @@ class GttOrderStatus(Resource):
     def post(self):
         """One trigger in any state, with each leg's broker status, order id and rejection reason."""
         _, raw = caller_from_body()
-        body = validate(TriggerBody, raw)
+        body = validate(StatusBody, raw)
         gtts = _gateway().gtts
-        entry = gtts.status(body.trigger_id)
+        trigger_id = body.trigger_id
+        if body.request_id is not None:
+            where = _gateway().place.queue.where_is(body.request_id)
+            if where is None:
+                raise ApiError(404, f"No place with request_id {body.request_id}")
+            if isinstance(where, dict):
+                return _marked({"status": "success", "data": where})
+            trigger_id = where
+        entry = gtts.status(trigger_id)
         # A leg's events are its pair's: the pair is what the gateway tells the trader about.
         events = gtts.events(entry.get("pair_trigger_id") or entry["trigger_id"])
         return _marked({"status": "success", "data": {**entry, "events": events}})

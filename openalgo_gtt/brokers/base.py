@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
+from openalgo_gtt.brokers.pacing import SlotHold
 from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, Quote
 
 
@@ -52,6 +53,11 @@ class Broker(Protocol):
 
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
         """Last price and today's open for many instruments, keyed by instrument key."""
+
+    def hold_order_slots(self, calls: int, within: float | None) -> SlotHold | None:
+        """The pacing slots of `calls` order calls, each due within `within` seconds (None:
+        whenever), taken now (brokers/pacing.py): use as `with hold:`, the calls made inside take
+        them, and the unused go back. None when they are not to be had in time."""
 
 
 @runtime_checkable

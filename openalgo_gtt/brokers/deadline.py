@@ -14,6 +14,11 @@ from contextvars import ContextVar
 # [budget in seconds, deadline on the monotonic clock once the first broker call asked]
 _budget: ContextVar[list | None] = ContextVar("broker_deadline", default=None)
 
+# The time an order call needs after its pacing slot. A slot later than this before the
+# deadline would be taken and then wasted (no time left to send and hear the answer), so no
+# pacing wait reaches into it: the place is queued (services/place.py) or refused instead.
+SEND_RESERVE = 1.0
+
 
 def start(seconds: float) -> None:
     """This thread's request may spend `seconds` at the broker, counted from its first use."""
@@ -39,6 +44,16 @@ def leaves_time_after(pause: float) -> bool:
     a retry that could not is not waited for."""
     left = remaining()
     return left is None or left - pause > 0.05
+
+
+def pacing_wait(longest: float | None) -> float | None:
+    """How long an order call may wait for its pacing slot: at most `longest`, and, within a
+    request, only as long as leaves SEND_RESERVE for the call (a slot due now is always taken)."""
+    left = remaining()
+    if left is None:
+        return longest
+    within = max(0.0, left - SEND_RESERVE)
+    return within if longest is None else min(longest, within)
 
 
 def bounded(seconds: float | None) -> float | None:

@@ -91,10 +91,11 @@ class BrokerHttp:
         elif form is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             data = urlencode(form).encode()
+        slot = None
         try:
             prepared = _prepare(method, url, headers, auth, data)
             if pace is not None:
-                pace()
+                slot = pace()
         except BrokerError as exc:  # nothing was sent
             exc.broker = exc.broker or self.label
             raise
@@ -103,6 +104,8 @@ class BrokerHttp:
         try:
             timeout = deadline.bounded(self._timeout)
             if timeout < MIN_CALL_SECONDS:  # the request's deadline has passed: nothing is sent
+                if slot is not None:
+                    slot.give_back()
                 raise BrokerTimeout("no time left within the request's deadline (the broker timeout); not sent",
                                     may_have_reached=False)
             # The whole answer, body included, is due by this moment, fixed before the send: sized

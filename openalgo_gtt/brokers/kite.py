@@ -34,7 +34,7 @@ from openalgo_gtt.brokers.kite_wire import (
     single_order_fill,
     trigger_id,
 )
-from openalgo_gtt.brokers.pacing import OrderPacer
+from openalgo_gtt.brokers.pacing import OrderPacer, SlotHold, unpaced
 from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, Quote
 
 ROUTES: dict[str, tuple[str, str]] = {
@@ -152,6 +152,9 @@ class KiteBroker(KiteHttp):
         message: how the gateway learns that a GTT's order has filled."""
         return self._request("order.info", parse=single_order_fill, path_args={"order_id": order_id})
 
+    def hold_order_slots(self, calls: int, within: float | None) -> SlotHold | None:
+        return self._pacer.hold(calls, within) if self._pacer is not None else unpaced()
+
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
         """Last price and today's open (`/quote/ohlc`); keys Kite does not answer for are left out."""
         result: dict[str, Quote] = {}
@@ -200,7 +203,10 @@ class KiteBroker(KiteHttp):
         pacer = self._quote_pacer if route in QUOTE_ROUTES else self._pacer
         retries_left = 1 if is_write else self._read_retries
         delay = RATE_RETRY_PAUSE if is_write else self._retry_backoff
-        pace = None if pacer is None else lambda: pacer.acquire(deadline.bounded(self._pace_timeout))
+        # An order call's slot must leave time to send it within the caller's patience (a place
+        # that cannot is queued); a quote is a read, and waits as long as the budget allows.
+        wait = deadline.bounded if route in QUOTE_ROUTES else deadline.pacing_wait
+        pace = None if pacer is None else lambda: pacer.acquire(wait(self._pace_timeout))
         while True:
             try:
                 return self._call(route, parse, query=query, form=form, path_args=path_args,

@@ -28,7 +28,7 @@ from openalgo_gtt.brokers.errors import (
     RateLimited,
 )
 from openalgo_gtt.brokers.http import MAX_BODY, POOL_SIZE, BrokerHttp  # noqa: F401 - re-exported
-from openalgo_gtt.brokers.pacing import OrderPacer
+from openalgo_gtt.brokers.pacing import OrderPacer, Slot, SlotHold, unpaced
 from openalgo_gtt.brokers.upstox_wire import (
     batches,
     first_gtt_id,
@@ -155,8 +155,11 @@ class UpstoxBroker(UpstoxHttp):
 
     # ----- pacing and retries --------------------------------------------------------------
 
-    def _pace(self) -> None:
-        self._pacer.acquire(deadline.bounded(self._pace_timeout))
+    def _pace(self) -> Slot:
+        return self._pacer.acquire(deadline.pacing_wait(self._pace_timeout))
+
+    def hold_order_slots(self, calls: int, within: float | None) -> SlotHold | None:
+        return self._pacer.hold(calls, within) if self._pacer is not None else unpaced()
 
     def _request(self, route: str, *, parse: Callable[[dict], T], query: str | None = None,
                  body: Any = None) -> T:

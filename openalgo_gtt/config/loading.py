@@ -137,6 +137,7 @@ def load_settings(
                                    f"http://127.0.0.1:{port}/upstox/callback"),
         upstox_api_url=_parse(source, "UPSTOX_API_URL", values.url, "https://api.upstox.com"),
         upstox_timeout=_parse(source, "UPSTOX_TIMEOUT", values.positive_seconds, 5.0),
+        caller_patience_seconds=_parse(source, "CALLER_PATIENCE_SECONDS", values.positive_seconds, None),
         broker=broker,
         # The sandbox's trades are simulated: its limit must not stop someone trying things out.
         daily_trade_limit=_parse(source, "DAILY_TRADE_LIMIT", values.positive_int,

@@ -6,10 +6,10 @@ import importlib.util
 import ipaddress
 from urllib.parse import urlparse
 
-# Per caller (API key, else address). Against abuse, not for pacing: a burst of 40 TradingView
-# alerts arriving together must pass (TradingView never re-sends a 4xx, and the broker pacer
-# already queues order calls to Upstox's own limits).
-DEFAULT_RATE_LIMIT = "50 per second;600 per minute"
+# Per caller (API key, else address). Against abuse, not for pacing: a candle close's burst of
+# up to 200 alerts must pass, to the queue of places (TradingView never re-sends a 4xx), and 600 a
+# minute (10 a second, the broker's own order rate) still stops a runaway script.
+DEFAULT_RATE_LIMIT = "200 per 10 seconds;600 per minute"
 # Wrong API keys allowed per client address before further wrong keys from it get 429.
 DEFAULT_FAILED_KEY_LIMIT = "20 per minute"
 DEFAULT_STORAGE_URI = "memory://"

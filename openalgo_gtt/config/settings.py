@@ -16,6 +16,9 @@ LIVE_TRADE_LIMIT = 10
 SANDBOX_TRADE_LIMIT = 1000
 
 
+# TradingView waits about 3 s for a 2xx and never resends a 4xx: answered (or queued) within this.
+TEXT_PLAIN_PATIENCE = 2.5
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -75,6 +78,16 @@ class Settings:
     notify_events: tuple[str, ...] = DEFAULT_EVENTS  # EventKind values
     notify_timeout: float = 10.0  # seconds one delivery to one URL may take
     dashboard_session_hours: float = 12.0  # the trader's page signs a browser out after this
+    # How long a caller waits for a place's answer: a place that cannot be sent within it is
+    # queued (202). None: TEXT_PLAIN_PATIENCE for a text/plain body (TradingView gives up after
+    # 3 s), the broker timeout otherwise.
+    caller_patience_seconds: float | None = None
+
+    def patience(self, text_plain: bool) -> float:
+        """The request budget of a caller: what it waits for an answer, at most the broker timeout."""
+        if self.caller_patience_seconds is not None:
+            return min(self.caller_patience_seconds, self.broker_timeout)
+        return min(TEXT_PLAIN_PATIENCE, self.broker_timeout) if text_plain else self.broker_timeout
 
     @property
     def broker_timeout(self) -> float:

@@ -223,6 +223,7 @@ class EventKind(StrEnum):
     OCO_BOTH_FIRED = "oco_both_fired"  # the rare case: both legs fired before either was cancelled
     FOUND_LATE = "found_late"  # a place whose answer was lost, found at the broker afterwards
     OUTCOME_UNKNOWN = "outcome_unknown"  # a place whose outcome could not be settled
+    QUEUED_PLACED = "queued_placed"  # a place queued in a burst was sent and recorded (its caller heard 202)
     DAILY_LIMIT_REACHED = "daily_limit_reached"
     TOKEN_EXPIRING = "token_expiring"  # the Upstox token expires at 03:30 IST tomorrow, not yet renewed
     TOKEN_REJECTED = "token_rejected"

@@ -87,6 +87,7 @@ _TITLES = {
     EventKind.OCO_BOTH_FIRED: ("OCO: both legs fired", EventLevel.FAILURE),
     EventKind.FOUND_LATE: ("GTT found at the broker after a lost answer", EventLevel.WARNING),
     EventKind.OUTCOME_UNKNOWN: ("GTT place outcome unknown", EventLevel.FAILURE),
+    EventKind.QUEUED_PLACED: ("Queued GTT placed", EventLevel.SUCCESS),
     EventKind.DAILY_LIMIT_REACHED: ("Daily trade limit reached", EventLevel.WARNING),
     EventKind.TOKEN_EXPIRING: ("Upstox token expires tonight", EventLevel.WARNING),
     EventKind.TOKEN_REJECTED: ("Upstox rejected the token", EventLevel.FAILURE),

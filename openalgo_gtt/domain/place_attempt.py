@@ -5,6 +5,9 @@ places it afresh after the earlier one lapsed. An attempt is one stored row with
 moves only along the arrows below, each move one unit of work that compare-and-sets the state
 it read (there is no cycle, so the state alone tells), so a crash anywhere leaves a state the next pass can finish.
 
+    QUEUED ──its turn (trade taken)──▶ SENDING            (a burst: no send slot in the caller's patience)
+       └──the day's limit used up────────────────────────▶ REFUSED
+
     SENDING ──broker answered──────────────────────────────▶ RECORDED
        │  └──certainly not placed (trade given back)───────▶ REFUSED
        │  └──outcome unknown / holder died─────▶ SETTLING ──found──▶ RECORDED
@@ -14,6 +17,9 @@ it read (there is no cycle, so the state alone tells), so a crash anywhere leave
                                                 LAPSED ──late GTT, counted──▶ FOUND_LATE
                                                    │  └─late GTT, cancelled─▶ CANCELLED_LATE
                                                    └──horizon over──────────▶ EXPIRED
+
+A queued place whose send lapses is queued again (a new attempt of the same request, begun in the
+unit of work of the lapse): its caller was told "queued" and will not retry, so the gateway does.
 
 The functions here are pure: they take `now` and what was observed, and return the move: the
 state to go to and the effects to carry out with it (EFFECTS, one entry an arrow). Carrying a
@@ -27,6 +33,7 @@ from datetime import date, datetime, timedelta
 
 
 class AttemptState(str, enum.Enum):
+    QUEUED = "queued"  # intent written, no trade yet: sent in arrival order as the pacer allows
     SENDING = "sending"  # intent and trade written; the broker call may be running
     SETTLING = "settling"  # the broker may have the GTT: looked for until the window ends
     RECORDED = "recorded"  # the GTT is recorded and counted
@@ -44,12 +51,14 @@ S = AttemptState
 # Where the broker may still hold (or yet create) this attempt's GTT without the gateway knowing.
 UNSETTLED = frozenset({S.SENDING, S.SETTLING})
 WATCHED_LATE = frozenset({S.LAPSED})
-OPEN = UNSETTLED | WATCHED_LATE
+WAITING = frozenset({S.QUEUED})  # nothing sent yet: it owns no GTT at the broker
+OPEN = UNSETTLED | WATCHED_LATE | WAITING
 FINAL = frozenset({S.RECORDED, S.REFUSED, S.FOUND_LATE, S.CANCELLED_LATE, S.EXPIRED})
 # A trade is counted for the attempt in these states (taken when it began, or when found late).
 COUNTED = frozenset({S.SENDING, S.SETTLING, S.RECORDED, S.FOUND_LATE})
 
 ARROWS: dict[AttemptState, frozenset[AttemptState]] = {
+    S.QUEUED: frozenset({S.SENDING, S.REFUSED}),
     S.SENDING: frozenset({S.RECORDED, S.REFUSED, S.SETTLING}),
     S.SETTLING: frozenset({S.RECORDED, S.LAPSED}),
     S.LAPSED: frozenset({S.FOUND_LATE, S.CANCELLED_LATE, S.EXPIRED}),
@@ -64,17 +73,20 @@ class Effect(str, enum.Enum):
     TAKE_TRADE = "take a trade"
     GIVE_BACK_TRADE = "give the trade back"
     REOPEN = "open the request to a retry"
+    REQUEUE = "queue the request again (a queued place: its caller will not retry)"
     CANCEL_AT_BROKER = "cancel the GTT at the broker (before the move)"
     TELL = "tell the trader"
 
 
 E = Effect
 EFFECTS: dict[tuple[AttemptState, AttemptState], frozenset[Effect]] = {
+    (S.QUEUED, S.SENDING): frozenset({E.TAKE_TRADE}),
+    (S.QUEUED, S.REFUSED): frozenset({E.ANSWER, E.TELL}),
     (S.SENDING, S.RECORDED): frozenset({E.RECORD, E.ANSWER}),
     (S.SETTLING, S.RECORDED): frozenset({E.RECORD, E.ANSWER}),
     (S.SENDING, S.REFUSED): frozenset({E.GIVE_BACK_TRADE, E.ANSWER}),
     (S.SENDING, S.SETTLING): frozenset({E.ANSWER}),
-    (S.SETTLING, S.LAPSED): frozenset({E.GIVE_BACK_TRADE, E.REOPEN, E.TELL}),
+    (S.SETTLING, S.LAPSED): frozenset({E.GIVE_BACK_TRADE, E.REOPEN, E.REQUEUE, E.TELL}),
     (S.LAPSED, S.FOUND_LATE): frozenset({E.TAKE_TRADE, E.RECORD, E.ANSWER, E.TELL}),
     (S.LAPSED, S.CANCELLED_LATE): frozenset({E.CANCEL_AT_BROKER, E.TELL}),
     (S.LAPSED, S.EXPIRED): frozenset(),
@@ -116,6 +128,7 @@ class PlaceAttempt:
     started_at: datetime
     updated_at: datetime
     holder: str  # the process that began it, or last moved it (host:pid:token)
+    queued_at: datetime | None = None  # when its request was queued (a burst), else None
 
     @property
     def request_id(self) -> str | None:

@@ -6,23 +6,24 @@ looking up, cancelling) is done before its unit of work, never inside it.
 from __future__ import annotations
 
 import logging
-import uuid
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, timedelta
-from decimal import Decimal
-from types import SimpleNamespace
 from typing import Callable
 
 from openalgo_gtt.brokers.errors import BrokerError
-from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerKind, TriggerStatus
+from openalgo_gtt.domain.errors import TradeLimitReached
+from openalgo_gtt.domain.model import SCHEDULED, BrokerGtt, EventKind, GttRequest, TriggerStatus
 from openalgo_gtt.domain.notifications import trigger_event
 from openalgo_gtt.domain.place_attempt import (
-    UNSETTLED, AttemptState, Effect, LateVerdict, Move, PlaceAttempt, after_failure, after_lookup, late_verdict,
+    UNSETTLED, WAITING, AttemptState, Effect, LateVerdict, Move, PlaceAttempt, after_failure, after_lookup, late_verdict,
     move,
 )
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.services.answers import answer_for
 from openalgo_gtt.services.finder import BrokerFinder, could_own
+from openalgo_gtt.services.intent import (
+    Legs, Placed, entry_of, intent_trigger, is_exit, late_audit, prices_of, recovered_audit, trigger_id_of,
+)
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
 from openalgo_gtt.store.request_records import DONE, PENDING, Snapshot, gone_quiet
@@ -33,7 +34,6 @@ from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
 log = logging.getLogger(__name__)
 
 S = AttemptState
-Legs = list[tuple[str, str, str]]  # (broker GTT id, role, broker status)
 # How long after it lapsed a place's late GTT is still looked for.
 LATE_HORIZON = timedelta(minutes=15)
 # Final attempts are kept this long (to read what became of a place), then purged, at most once
@@ -41,39 +41,6 @@ LATE_HORIZON = timedelta(minutes=15)
 KEEP_FINAL = timedelta(days=1)
 PURGE_EVERY = 3600.0
 FOUND_LATE = "found at the broker after its place had lapsed"
-
-
-@dataclass(frozen=True)
-class Placed:
-    trigger_id: str
-    prices: dict[str, Decimal]
-    warnings: tuple[str, ...] = ()
-    trade_count: int | None = None
-
-
-def trigger_id_of(plan: dict, legs: Legs) -> str:
-    first = legs[0][0]
-    return "OCO-" + first.removeprefix("GTT-") if plan["order"]["trigger_type"] == TriggerKind.TWO_LEG else first
-
-
-def intent_trigger(plan: dict, trigger_id: str | None) -> SimpleNamespace:
-    """A place's intent as the notification events read a trigger."""
-    order = plan["order"]
-    return SimpleNamespace(trigger_id=trigger_id or "", symbol=order["symbol"], exchange=order["exchange"],
-                           action=order["action"], quantity=order["quantity"], legs=order["legs"])
-
-
-def is_exit(plan: dict) -> bool:
-    """A staged bracket's exit (services/staged_bracket.py), not a caller's place."""
-    return plan.get("kind") == "staged_exit"
-
-
-def _entry_of(plan: dict) -> dict:
-    return {"entry_gtt_id": plan["entry_gtt_id"], "entry_order_id": plan["entry_order_id"]}
-
-
-def prices_of(plan: dict) -> dict[str, Decimal]:
-    return {k: Decimal(v) for k, v in plan["prices"].items()}
 
 
 class _Lost(Exception):
@@ -105,7 +72,7 @@ class AttemptDriver:
             with self.store.unit_of_work() as uow:
                 if not uow.move_attempt(attempt, S.RECORDED, trigger_id=trigger_id):
                     raise _Lost()
-                self._add_trigger(uow, plan, trigger_id, legs, note)
+                self._add_trigger(uow, plan, trigger_id, legs, note, queued=attempt.queued_at is not None)
                 if answer is not None:
                     uow.finish_request(attempt.record_id, DONE, answer[0], answer[1])
                 if audit is not None:
@@ -114,12 +81,14 @@ class AttemptDriver:
             return False
         return True
 
-    def failed(self, attempt: PlaceAttempt, may_have_reached: bool, record: tuple[str, int, dict | None], *,
-               exit_failed: str | None = None) -> None:
+    def failed(self, attempt: PlaceAttempt, may_have_reached: bool, record: tuple[str, int, dict | None] | None, *,
+               exit_failed: str | None = None, rejected: str | None = None, requeue: bool = False) -> None:
         """SENDING -> SETTLING (the broker may have it: the trade is kept until it is found or
         lapses) or REFUSED (certainly not placed: the trade is given back), with the request's
-        record closed as `record` (state, status, body), in one unit of work. `exit_failed`: a
-        staged exit the broker refused for good, and why."""
+        record closed as `record` (state, status, body; None leaves it as it is), in one unit of
+        work. `exit_failed`: a staged exit the broker refused for good, and why. `rejected`: the
+        trader is told the place was rejected, and why (a queued place: its caller heard 202).
+        `requeue`: a queued place refused for the rate (nothing placed) is queued again."""
         step = after_failure(may_have_reached)
         gives_back = Effect.GIVE_BACK_TRADE in step.effects
         with self.store.unit_of_work() as uow:
@@ -127,10 +96,64 @@ class AttemptDriver:
                 return  # settled meanwhile by another process (it looked stale): its move stands
             if gives_back and attempt.reserved_day is not None:
                 uow.give_back_trade(attempt.reserved_day)
-            uow.finish_request(attempt.record_id, *record)
+            if record is not None:
+                uow.finish_request(attempt.record_id, *record)
+            if requeue and step.to == S.REFUSED:
+                self._queue_again(uow, attempt)
+            elif rejected is not None:
+                self._tell_rejected(uow, attempt, rejected)
             if exit_failed is not None:
                 uow.exit_settled(attempt.plan["bracket"], state=EXIT_FAILED, message=exit_failed,
-                                 **_entry_of(attempt.plan))
+                                 **entry_of(attempt.plan))
+
+    # -- a queued place's turn (services/place_queue.py) --------------------------------------
+
+    def claim_queued(self, attempt: PlaceAttempt) -> PlaceAttempt | None:
+        """QUEUED -> SENDING, its trade taken, in one unit of work: its turn has come, and it is
+        sent now (begun afresh: its settling window starts with the send). When the day's limit
+        is used up, QUEUED -> REFUSED instead, its request answered with the refusal and the
+        trader told. None when it is not to be sent (refused, or another sender took it)."""
+        day, now = self.limit.today(), self.clock.now()
+        try:
+            with self.store.unit_of_work() as uow:
+                self.limit.take(uow, day, bool(attempt.plan.get("force")))
+                if not uow.move_attempt(attempt, S.SENDING, reserved_day=day, started_at=now):
+                    raise _Lost()
+        except TradeLimitReached as exc:
+            self._refuse_queued(attempt, 429, str(exc))
+            return None
+        except _Lost:
+            return None
+        return replace(attempt, state=S.SENDING, reserved_day=day, started_at=now, updated_at=now,
+                       holder=self.store.requests.holder)
+
+    def unsent_to_queue(self, uow: UnitOfWork, attempt: PlaceAttempt) -> PlaceAttempt | None:
+        """SENDING -> REFUSED, its trade given back, and its request queued as a new attempt, in
+        `uow`: a place that certainly sent nothing because its send slot passed (the caller then
+        hears 202, as when it is queued from the start). None when another process moved it."""
+        if not uow.move_attempt(attempt, S.REFUSED, keep_trade=False, resolution="no send slot in time: queued"):
+            return None
+        if attempt.reserved_day is not None:
+            uow.give_back_trade(attempt.reserved_day)
+        now = self.clock.now()
+        return uow.begin_attempt(attempt.record_id, attempt.plan, None, now, queued_at=now)
+
+    def _refuse_queued(self, attempt: PlaceAttempt, status: int, why: str) -> None:
+        with self.store.unit_of_work() as uow:
+            if uow.move_attempt(attempt, S.REFUSED, resolution=why):
+                uow.finish_request(attempt.record_id, DONE, status,
+                                   {"status": "error", "message": why, "request_id": attempt.request_id})
+                self._tell_rejected(uow, attempt, why)
+
+    def _tell_rejected(self, uow: UnitOfWork, attempt: PlaceAttempt, why: str) -> None:
+        self.notifications.emit(uow, trigger_event(EventKind.REJECTED, self.clock.now(),
+                                                   intent_trigger(attempt.plan, attempt.request_id),
+                                                   f"queued place not placed: {why}"))
+
+    def _queue_again(self, uow: UnitOfWork, attempt: PlaceAttempt) -> None:
+        """A queued place that came to nothing is queued again, a new attempt of its request: its
+        caller heard 202 and will not retry, so the gateway does."""
+        uow.begin_attempt(attempt.record_id, attempt.plan, None, self.clock.now(), queued_at=attempt.queued_at)
 
     # -- settling an attempt whose outcome is unknown (a retry, the watcher) ------------------
 
@@ -164,7 +187,7 @@ class AttemptDriver:
                             ("found at the broker: an earlier attempt of this request had placed it",),
                             self.limit.today_count())
             body = {**answer_for(self._endpoint(attempt))(placed), "request_id": attempt.request_id}
-            if self.recorded(attempt, legs, answer=(200, body), audit=self._recovered_audit(plan, body),
+            if self.recorded(attempt, legs, answer=(200, body), audit=recovered_audit(plan, body, self.clock.now(), self.store.audit.exists),
                              note="found at the broker after a lost answer"):
                 return S.RECORDED, placed
             return self._now_state(attempt), None
@@ -195,6 +218,8 @@ class AttemptDriver:
                 uow.give_back_trade(attempt.reserved_day)
             if Effect.REOPEN in step.effects:
                 uow.fault_if_held_by(attempt.record_id, attempt.holder, self.clock.now() - self.stale_after)
+            if Effect.REQUEUE in step.effects and attempt.queued_at is not None:
+                self._queue_again(uow, attempt)
             self.notifications.emit(uow, trigger_event(
                 EventKind.OUTCOME_UNKNOWN, self.clock.now(), intent_trigger(attempt.plan, attempt.request_id),
                 f"no GTT at the broker {self.settle_window.total_seconds():.0f} s after the place began: its "
@@ -223,7 +248,9 @@ class AttemptDriver:
                 done.append(f"{attempt.request_id}: {state}")
         lapsed = self.store.attempts.in_states((S.LAPSED,))
         if lapsed:
-            intents = self.store.attempts.unsettled()  # read after the listing (see BrokerFinder.find)
+            # Read after the listing (see BrokerFinder.find); a queued one owns nothing yet, but
+            # its request is being placed again.
+            intents = self.store.attempts.in_states(UNSETTLED | WAITING)
             # A GTT settles one lapsed attempt only: of two identical lapsed places (or OCO legs
             # alike), each is matched with its own GTT, the one begun first with the earliest.
             taken = self.store.attempts.cancelled_late_ids()
@@ -250,8 +277,9 @@ class AttemptDriver:
             if attempt.updated_at < now - LATE_HORIZON:
                 self._move_alone(attempt, S.EXPIRED, "nothing turned up at the broker")
             return None
-        others = any(other.id != attempt.id and could_own(other, gtt) for other in intents for gtt in present)
-        request_open = any(other.record_id == attempt.record_id and other.state in UNSETTLED for other in intents)
+        others = any(other.id != attempt.id and other.state in UNSETTLED and could_own(other, gtt)
+                     for other in intents for gtt in present)
+        request_open = any(other.record_id == attempt.record_id for other in intents)
         record = self.store.requests.get(attempt.record_id)
         answered = record.response_status if record is not None and record.state == DONE else None
         verdict, why = late_verdict(complete=len(present) == len(found), others_may_own=others,
@@ -277,7 +305,7 @@ class AttemptDriver:
             if uow.move_attempt(attempt, S.CANCELLED_LATE, trigger_id=gtts[0].gtt_id, resolution=f"cancelled {ids}",
                                 late_ids=[gtt.gtt_id for gtt in gtts]):
                 self._tell_late(uow, attempt, ids, f"cancelled at once: {why}")
-                uow.audit(self._late_audit(attempt, f"GTT {ids} {FOUND_LATE}; {why}", None))
+                uow.audit(late_audit(attempt, self.clock.now(), f"GTT {ids} {FOUND_LATE}; {why}", None))
                 log.warning("late GTT %s of request %s: %s", ids, attempt.request_id, why)
         return f"cancelled {ids}"
 
@@ -309,7 +337,7 @@ class AttemptDriver:
                     raise _Lost()  # the request is being placed again, or was answered: next pass
                 self._add_trigger(uow, plan, trigger_id, legs, f"GTT {FOUND_LATE}")
                 self._tell_late(uow, attempt, trigger_id, f"recorded and counted (trade {count} today)")
-                uow.audit(self._late_audit(attempt, f"GTT {trigger_id} {FOUND_LATE}; recorded and counted "
+                uow.audit(late_audit(attempt, self.clock.now(), f"GTT {trigger_id} {FOUND_LATE}; recorded and counted "
                                                     f"(trade {count} today)", trigger_id))
         except _LimitUsedUp:
             return self._cancel_late(attempt, gtts, f"the daily trade limit ({self.limit.limit}) was used up")
@@ -332,44 +360,27 @@ class AttemptDriver:
         record = self.store.requests.get(attempt.record_id)
         return record.endpoint if record is not None else "place"
 
-    def _add_trigger(self, uow: UnitOfWork, plan: dict, trigger_id: str, legs: Legs, note: str | None = None) -> None:
-        """What a recorded attempt writes: its trigger (with the `placed` event), or, for a staged
-        bracket's exit, the exit as the bracket's leg."""
+    def _add_trigger(self, uow: UnitOfWork, plan: dict, trigger_id: str, legs: Legs, note: str | None = None,
+                     queued: bool = False) -> None:
+        """What a recorded attempt writes: its trigger (with the `placed` event; `queued_placed`
+        for a queued place, whose caller heard only 202), or, for a staged bracket's exit, the
+        exit as the bracket's leg."""
         if is_exit(plan):
             uow.exit_settled(plan["bracket"], state=EXIT_PLACED, exit_gtt_id=legs[0][0], message=note,
-                             **_entry_of(plan))
+                             **entry_of(plan))
             return
         uow.add_trigger(dict(trigger_id=trigger_id, broker_ids=[leg[0] for leg in legs],
                              status=TriggerStatus.ACTIVE, placed_at=self.clock.now(), **plan["order"]), legs)
-        if self.notifications.sends(EventKind.PLACED):
+        if queued:
+            self.notifications.emit(uow, trigger_event(EventKind.QUEUED_PLACED, self.clock.now(),
+                                                       intent_trigger(plan, trigger_id)))
+        elif self.notifications.sends(EventKind.PLACED):
             self.notifications.emit(uow, trigger_event(EventKind.PLACED, self.clock.now(),
                                                        intent_trigger(plan, trigger_id)))
 
     def _tell_late(self, uow: UnitOfWork, attempt: PlaceAttempt, trigger_id: str, what: str) -> None:
         self.notifications.emit(uow, trigger_event(EventKind.FOUND_LATE, self.clock.now(),
                                                    intent_trigger(attempt.plan, trigger_id), f"{FOUND_LATE}: {what}"))
-
-    def _recovered_audit(self, plan: dict, body: dict) -> AuditEntry | None:
-        """The audit row of a place whose process stopped after the broker call and before its
-        own row was written (it writes it just after answering): one row per request, always.
-        A retry writes its own row, so this one is only for a request with none yet."""
-        request_id = plan["order"].get("request_id")
-        if is_exit(plan) or not request_id or self.store.audit.exists(request_id):
-            return None  # (a staged exit is the watcher's own place: no request, no audit row)
-        return AuditEntry(
-            request_id=request_id, created_at=self.clock.now(), method="POST", endpoint="(recovered place)",
-            client_addr=None, api_key_name=plan["order"].get("api_key_name"), request_body=None,
-            response_body=body, http_status=200, latency_ms=0.0,
-            error="the process stopped before recording this place (its answer may not have reached the "
-                  "caller); the GTT was found at the broker and recorded")
-
-    def _late_audit(self, attempt: PlaceAttempt, what: str, trigger_id: str | None) -> AuditEntry:
-        order = attempt.plan["order"]
-        return AuditEntry(
-            request_id=str(uuid.uuid4()), created_at=self.clock.now(), method="POST", endpoint="(late GTT)",
-            client_addr=None, api_key_name=order.get("api_key_name"), request_body=None,
-            response_body={"trigger_id": trigger_id, "original_request_id": order.get("request_id")},
-            http_status=200, latency_ms=0.0, error=what)
 
 
 class _LimitUsedUp(Exception):

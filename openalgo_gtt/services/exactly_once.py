@@ -123,6 +123,16 @@ class RequestHandle:
         self.audit_entry = self._audit.entry(self.ctx, 200, stored)
         self.ctx.audit_written = True  # written with the record of the GTT
 
+    def queued(self, body: dict) -> tuple[int, dict]:
+        """The place was queued: its 202 answer (kept for duplicates) and audit row, written in
+        the unit of work that queues it."""
+        self.answer = body
+        self.stored_answer = (202, {**body, "request_id": self.ctx.request_id})
+        self.audit_entry = self._audit.entry(self.ctx, 202, self.stored_answer[1])
+        self.ctx.audit_written = True
+        self.closed = True
+        return self.stored_answer
+
     def not_recorded(self) -> None:
         """The RECORDED move failed: the caller hears an error instead, audited as usual."""
         self.answer = self.stored_answer = self.audit_entry = None
@@ -278,7 +288,7 @@ class ExactlyOnce:
             records.finish(request.record_id, state, status, body)
             raise
         if request.answer is not None:
-            return request.answer, 200
+            return request.answer, request.stored_answer[0]
         answer = request.render(result) if claims_itself else result
         records.finish(request.record_id, DONE, 200, {**answer, "request_id": request_id})
         return answer, 200

@@ -1,6 +1,7 @@
 """What /api/health reports: the store reachable, today's trades against the limit, the audit
-table's size (rows, the oldest row's time, the retention), the notifications outbox, and the
-Upstox token's state. Raises StoreUnavailable when the database cannot be read."""
+table's size (rows, the oldest row's time, the retention), the notifications outbox, the queue
+of a burst's places (its length, its oldest entry's age, what it sent in the last minute), and
+the Upstox token's state. Raises StoreUnavailable when the database cannot be read."""
 from __future__ import annotations
 
 from openalgo_gtt.domain.clock import ist_text
@@ -33,6 +34,13 @@ class HealthCheck:
         rows, oldest = self._store.audit.stats()
         body.update(audit_rows=rows, audit_oldest_at=ist_text(oldest) or None,
                     audit_retention_days=self._audit_retention_days)
+        queue = self._store.attempts.queue_stats(self._store.clock.now())
+        body["queue"] = {
+            "length": queue.length,
+            "oldest_age_seconds": None if queue.oldest_at is None else
+            round((self._store.clock.now() - queue.oldest_at).total_seconds(), 1),
+            "sent_last_minute": queue.sent_last_minute,
+        }
         if self._notifications is not None:
             # The outbox: deliveries waiting and given up, and the last error (URLs masked).
             body["notifications"] = self._notifications.describe()

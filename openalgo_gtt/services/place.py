@@ -2,10 +2,13 @@
 
 The walk runs one way. The order is planned (services/planner.py); a place attempt begins (its
 intent: what will be sent and how to find it again, with the day's trade, in one unit of work);
-the broker is called; the attempt is RECORDED (the GTT, the answer kept for duplicates and the
-audit row) in a second unit of work; only then is the caller answered, so every trigger id a
-caller hears is one the store holds, whatever crashes after. Every move of the attempt is made by services/attempts.py, the one driver, so a crash between
-any two is finished by the watcher's pass (domain/place_attempt.py draws the machine).
+the broker is called (services/place_sender.py); the attempt is RECORDED (the GTT, the answer
+kept for duplicates and the audit row) in a second unit of work; only then is the caller
+answered, so every trigger id a caller hears is one the store holds, whatever crashes after. A
+place that cannot be sent within the caller's patience (a burst) is queued instead: answered 202
+and sent by services/place_queue.py. Every move of the attempt is made by services/attempts.py,
+the one driver, so a crash between any two is finished by the watcher's pass
+(domain/place_attempt.py draws the machine).
 """
 from __future__ import annotations
 
@@ -17,31 +20,34 @@ from typing import Callable
 
 from openalgo_gtt.brokers import deadline as broker_deadline
 from openalgo_gtt.brokers.base import Broker
-from openalgo_gtt.brokers.errors import BrokerError, PacingTimeout, RateLimited
+from openalgo_gtt.brokers.errors import BrokerError, PacingTimeout
 from openalgo_gtt.domain.expiry import check_expiry
 from openalgo_gtt.domain.errors import TradeLimitReached
 from openalgo_gtt.domain.gtt import BRACKET, OCO, Plan
-from openalgo_gtt.domain.model import SCHEDULED, SINGLE, GttRequest, TriggerKind
+from openalgo_gtt.domain.model import SINGLE, GttRequest, TriggerKind
 from openalgo_gtt.domain.oco import LOWER, UPPER, OcoPlan
 from openalgo_gtt.domain.place_attempt import AttemptState, PlaceAttempt, settling
 from openalgo_gtt.domain.symbols import InstrumentInfo
 from openalgo_gtt.services.answers import ApiError, placed_answer
-from openalgo_gtt.services.attempts import AttemptDriver, Legs, Placed, prices_of, trigger_id_of
+from openalgo_gtt.services.attempts import AttemptDriver
+from openalgo_gtt.services.intent import Legs, Placed, prices_of, trigger_id_of
 from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import AlreadyClaimed, ExactlyOnce, RequestHandle
+from openalgo_gtt.services.place_queue import PlaceQueue, Queued
+from openalgo_gtt.services.place_sender import PlaceSender
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
 
 log = logging.getLogger(__name__)
 
 BOOK_TRIGGER_TYPE = {SINGLE: TriggerKind.SINGLE, BRACKET: TriggerKind.BRACKET, OCO: TriggerKind.TWO_LEG}
-# A broker 429 means nothing was placed: try again while the caller still waits (TradingView
-# gives up after 3 seconds).
-RATE_LIMIT_RETRY_BUDGET = 2.0
-RATE_LIMIT_RETRY_PAUSE = 0.4
 # A retry of a place still settling looks at the broker, waits this long, and looks once more
 # before it answers 503: short enough for TradingView's 3 seconds.
 SETTLE_RETRY_WAIT = 1.0
+# The longest a place waits for its send slot while its caller waits; later, it is queued (202).
+# A server thread held waiting for a slot is one fewer for the rest of a burst: waiting longer
+# would make later callers of the same burst wait for a thread, past their patience.
+SYNC_SLOT_WAIT = 0.5
 
 
 class NotRecorded(ApiError):
@@ -98,17 +104,16 @@ def jsonable(legs) -> list[dict]:
 
 class PlaceGtt:
     def __init__(self, broker: Broker, planner: Planner, limit: DailyTradeLimit, exactly_once: ExactlyOnce,
-                 driver: AttemptDriver, *, lookup_budget: float):
+                 driver: AttemptDriver, sender: PlaceSender, queue: PlaceQueue):
         self.broker = broker
+        self.sender = sender
+        self.queue = queue
         self.planner = planner
         self.limit = limit
         self.exactly_once = exactly_once
         self.driver = driver
         self.store = driver.store
         self.clock = driver.clock
-        # An ambiguous place is looked up at the broker before answering only while this much
-        # time has passed since it began; later, the answer is "unknown" and a retry reconciles.
-        self.lookup_budget = lookup_budget
 
     def __call__(self, ctx: RequestContext, order: Order, body: dict, idempotency_key: object, *,
                  endpoint: str = "place", render: Callable[[Placed], dict] = placed_answer) -> tuple[dict, int]:
@@ -117,7 +122,7 @@ class PlaceGtt:
         key = self.exactly_once.key(ctx, endpoint, body, idempotency_key, dedupe=True)
         return self.exactly_once.place(ctx, key, lambda request: self.place(order, ctx, request), render)
 
-    def place(self, order: Order, ctx: RequestContext, request: RequestHandle) -> Placed:
+    def place(self, order: Order, ctx: RequestContext, request: RequestHandle) -> Placed | Queued:
         if request.record_id is not None:
             # A retry: an earlier attempt whose outcome is unknown is settled before anything
             # else (planning anew may fail now, say without a last price, and must not drop it).
@@ -130,13 +135,32 @@ class PlaceGtt:
         instrument, plan = self.planner.plan(order)
         started = self.clock.now()
         intent = _intent(order, instrument, plan, ctx)
+        # The send slots of its calls, within the caller's patience, before anything is begun:
+        # a place that cannot be sent in time is queued (202), never begun and then refused.
+        hold = self.broker.hold_order_slots(len(intent["requests"]), broker_deadline.pacing_wait(SYNC_SLOT_WAIT))
+        if hold is None:
+            if not order.queue:
+                raise PacingTimeout("order pacer: no send slot within the caller's patience, and the place asked "
+                                    "not to be queued (queue: false); retry shortly", may_have_reached=False)
+            return self.queue.enqueue(intent, request, started, force=order.force)
+        with hold:
+            return self._place_now(intent, plan, order, request, started)
+
+    def _place_now(self, intent: dict, plan, order: Order, request: RequestHandle,
+                   started: datetime) -> Placed | Queued:
         attempt, reservation = self._begin(order, intent, request, started)
+        requests = [GttRequest.from_json(r) for r in intent["requests"]]
         try:
-            if isinstance(plan, OcoPlan):
-                legs = self._place_pair(plan, attempt)
-            else:
-                gtt_id = self._place_one(plan.request, attempt)
-                legs = [(gtt_id, intent["roles"][0], SCHEDULED)]
+            legs = self.sender.send(requests, intent["roles"], attempt)
+        except PacingTimeout as exc:
+            # Its slot passed while it was being begun (a busy moment): nothing was sent, so it
+            # is queued after all rather than refused.
+            if order.queue and not exc.may_have_reached:
+                queued = self.queue.requeue_unsent(attempt, request)
+                if queued is not None:
+                    return queued
+            request.closed_by(self.driver.failed, attempt, exc)
+            raise
         except BaseException as exc:
             request.closed_by(self.driver.failed, attempt, exc)
             raise
@@ -221,68 +245,6 @@ class PlaceGtt:
 
     def _settling(self, window_ends: datetime) -> Settling:
         return Settling(max(1, math.ceil((window_ends - self.clock.now()).total_seconds())))
-
-    # -- the broker calls ---------------------------------------------------------------------
-
-    def _send_place(self, request: GttRequest) -> str:
-        """One place, retried on a broker 429 (nothing was placed) within the caller's patience."""
-        deadline = self.clock.monotonic() + broker_deadline.bounded(RATE_LIMIT_RETRY_BUDGET)
-        while True:
-            try:
-                return self.broker.place_gtt(request)
-            except RateLimited as exc:
-                if isinstance(exc, PacingTimeout) or self.clock.monotonic() + RATE_LIMIT_RETRY_PAUSE > deadline:
-                    raise
-                self.clock.sleep(RATE_LIMIT_RETRY_PAUSE)
-
-    def _place_one(self, request: GttRequest, attempt: PlaceAttempt) -> str:
-        try:
-            return self._send_place(request)
-        except BrokerError as exc:
-            found = self._found_despite(exc, request, attempt)
-            if found is not None:
-                return found
-            # Not there (yet) proves nothing: the broker may still be doing the work. The attempt
-            # is SETTLING (intent and trade kept) until its window has passed.
-            raise
-
-    def _found_despite(self, exc: BrokerError, request: GttRequest, attempt: PlaceAttempt) -> str | None:
-        """The GTT a place that failed with `exc` created after all (its answer lost or garbled
-        after the broker did the work), when there is time to ask what the broker holds."""
-        if not exc.may_have_reached or (self.clock.now() - attempt.started_at).total_seconds() >= self.lookup_budget:
-            return None
-        try:
-            found = self.driver.finder.find(request, attempt.started_at, attempt_id=attempt.id)
-        except BrokerError:
-            return None  # still unknown
-        if found is not None:
-            log.warning("place answered %s but the GTT %s exists: treated as placed", exc, found.gtt_id)
-            return found.gtt_id
-        return None
-
-    def _place_pair(self, plan: OcoPlan, attempt: PlaceAttempt) -> Legs:
-        """Both OCO legs, or neither: a failed second leg takes the first one down with it,
-        unless the broker made it after all (found, the pair is placed)."""
-        lower_id = self._place_one(plan.lower.request, attempt)
-        try:
-            upper_id = self._send_place(plan.upper.request)
-        except BrokerError as exc:
-            found = self._found_despite(exc, plan.upper.request, attempt)
-            if found is not None:
-                return [(lower_id, LOWER, SCHEDULED), (found, UPPER, SCHEDULED)]
-            undone = self.driver.finder.withdraw(lower_id)
-            # Not found, the upper leg may still appear: the pair stays settling, and whoever
-            # finds the leg later withdraws it (half a pair is never recorded).
-            if undone and not exc.may_have_reached:
-                exc.may_have_reached = False  # certainly nothing left: REFUSED, the trade given back
-            elif not undone:
-                exc.message += ("; the stop-loss leg could not be withdrawn: check Upstox's GTT list "
-                                f"for {lower_id}")
-                # Half a pair may be live: the attempt settles, so the watcher withdraws it and
-                # gives the trade back.
-                exc.may_have_reached = True
-            raise
-        return [(lower_id, LOWER, SCHEDULED), (upper_id, UPPER, SCHEDULED)]
 
 
 __all__ = ["AlreadyClaimed", "PlaceGtt", "Placed", "Settling", "jsonable"]

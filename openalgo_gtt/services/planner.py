@@ -26,6 +26,7 @@ class Order:
     intent: PlaceIntent
     strategy: str | None = None
     force: bool = False
+    queue: bool = True  # a place that cannot be sent within the caller's patience is queued (202), else 429
     expires_at: datetime | None = None  # the caller's own expiry (UTC); the watcher cancels it then
 
 

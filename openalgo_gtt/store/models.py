@@ -191,6 +191,8 @@ class PlaceAttemptRow(Base):
     resolution: Mapped[str | None] = mapped_column(String(255))  # what became of it, as a person reads it
     # The broker GTTs a lapsed attempt's late pass cancelled: never matched to another attempt.
     late_gtt_ids: Mapped[object | None] = mapped_column(JSON(none_as_null=True))
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a burst's place, when queued
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)  # the request that made it
 
 
 class StagedExit(Base):

@@ -44,9 +44,12 @@ class UnitOfWork:
         return self._store.requests.claim_in(self._conn, api_key_name, idem_key, endpoint, request_hash, ttl)
 
     def begin_attempt(self, record_id: int, plan: dict, reserved_day: date | None,
-                      started_at: datetime) -> PlaceAttempt:
+                      started_at: datetime, *, queued_at: datetime | None = None) -> PlaceAttempt:
         return self._store.attempts.begin(self._conn, record_id, plan, reserved_day, started_at,
-                                          self._store.requests.holder)
+                                          self._store.requests.holder, queued_at=queued_at)
+
+    def queue_position(self, attempt_id: int) -> int:
+        return self._store.attempts.queue_position(attempt_id, self._conn)
 
     def move_attempt(self, attempt: PlaceAttempt, to: AttemptState, **values) -> bool:
         """Compare-and-set the attempt's state; False when another process moved it first."""

@@ -92,6 +92,16 @@ class Gateway:
         with self.engine.connect() as conn:
             return list(conn.execute(select(PlaceAttemptRow.state).order_by(PlaceAttemptRow.id)).scalars())
 
+    def request_ids(self) -> list[str]:
+        """The request of each place attempt, oldest first."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(PlaceAttemptRow.request_id).order_by(PlaceAttemptRow.id)).scalars())
+
+    def made(self) -> int:
+        """GTTs the sandbox broker holds."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(SandboxGtt)).scalar()
+
     def records(self) -> list[str]:
         """The states of the request records (pending, done, fault)."""
         with self.engine.connect() as conn:
@@ -352,8 +362,8 @@ SANDBOX_ORDERS = {
 
 @contextmanager
 def the_record_held(database_url: str):
-    """The place's record (its unit of work just after the answer, which inserts the GTT's row)
-    cannot complete while this holds. On PostgreSQL it waits on a lock, mid-transaction, and the
+    """The place's record (its unit of work just after the broker's answer, which inserts the
+    GTT's row, before the caller's answer) cannot complete while this holds. On PostgreSQL it waits on a lock, mid-transaction, and the
     kill lands there; SQLite cannot make a writer wait for one table, so there it fails, as a
     transaction the kill cut short, leaving what a kill leaves: nothing of it."""
     engine = create_engine(database_url)
@@ -387,24 +397,30 @@ def test_a_sandbox_place_killed_before_its_record_is_recorded_and_counted_once(
     gateways.append(gateway)
     for symbol, ltp in prices.items():
         assert gateway.post("sandbox/ticks", ticks=[{"symbol": symbol, "exchange": "NSE", "ltp": ltp}]).ok
+    legs = 2 if kind == "oco" else 1
     if kill == "record-held":
         with the_record_held(database_url):
-            placed = gateway.place(order)
-            assert placed.status_code == 200, placed.text  # the caller has the answer...
-            gateway.kill()  # ...and the place is not recorded
+            placing = gateway.place_in_background(order)
+            until(lambda: gateway.made() == legs, "the sandbox to make the GTT")
+            placing.join(10)  # SQLite: the record failed; PostgreSQL: it waits on the lock
+            if placing.answer is not None:  # never a trigger id the store does not hold
+                assert placing.answer.status_code == 503 and placing.answer.json()["outcome_unknown"] is True
+            gateway.kill()  # the place is not recorded
             assert gateway.recorded() == {} and gateway.states() == ["sending"]
-    else:  # races the record, committed a millisecond after the answer: either side must hold
+        trigger_id = None
+    else:  # killed right after the answer: the record was written before it
         placed = gateway.place(order)
         gateway.kill()
         assert placed.status_code == 200, placed.text
-    trigger_id = placed.json()["trigger_id"]
+        trigger_id = placed.json()["trigger_id"]
+    request_id = gateway.request_ids()[0]
     gateway.restart()
     until(gateway.settled, "the place to be recorded")
     with gateway.engine.connect() as conn:
-        made = conn.execute(select(func.count()).select_from(SandboxGtt)).scalar()
+        made = gateway.made()
         audited = conn.execute(select(func.count()).select_from(AuditRecord).where(
-            AuditRecord.request_id == placed.headers["X-Request-ID"])).scalar()
-    legs = 2 if kind == "oco" else 1
+            AuditRecord.request_id == request_id)).scalar()
+    trigger_id = trigger_id or gateway.book()[0]
     assert made == legs and len(gateway.recorded()) == legs  # every GTT made is known
     assert gateway.states() == ["recorded"] and gateway.book() == [trigger_id]
     assert gateway.trade_count() == 1 and audited == 1

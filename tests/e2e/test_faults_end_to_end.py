@@ -176,8 +176,9 @@ def test_sigkill_in_the_middle_of_a_burst(server_factory, fake_upstox):
 def test_a_burst_against_a_hung_upstox_is_answered_within_the_timeout(server_factory, fake_upstox):
     """UPSTOX_TIMEOUT bounds a request's whole time at Upstox (pacing wait, quotes, the place and
     any look-up), not each call: a burst of 15 places, 5 of them queued by the pacer, all hear
-    within it (plus the gateway's own few ms), never after two or three timeouts. (The server
-    has a thread for each: a burst beyond SERVER_THREADS first waits for a thread.)"""
+    within it (plus the gateway's own few ms), never after two or three timeouts. The five the
+    pacer cannot send in time are queued (202) at once. (The server has a thread for each: a
+    burst beyond SERVER_THREADS first waits for a thread.)"""
     server = server_factory(ACCESS_TOKEN=fake_upstox.token, UPSTOX_API_URL=fake_upstox.url, UPSTOX_TIMEOUT="2",
                             DAILY_TRADE_LIMIT="1000", OCO_POLL_SECONDS="600", SERVER_THREADS="16")
     key = server.cli("apikey", "create", "burst").stdout.strip().splitlines()[-1]
@@ -197,5 +198,5 @@ def test_a_burst_against_a_hung_upstox_is_answered_within_the_timeout(server_fac
     threads = [threading.Thread(target=place, args=(n,)) for n in range(15)]
     [t.start() for t in threads]
     [t.join() for t in threads]
-    assert set(statuses) == {504}
+    assert set(statuses) == {202, 504}  # sent and timed out, or queued: never a 429
     assert max(elapsed) < 2.0 + 1.0  # without the shared budget: 3.3 s and more

@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from tests.e2e.sdk import openalgo_api
+from tests.waiting import until
 
 IDEA = "NSE_EQ|INE669E01016"
 
@@ -116,8 +117,13 @@ def test_daily_limit_holds_under_30_concurrent_places(live, fake_upstox):
     for thread in threads:
         thread.join()
     statuses = sorted(r.status_code for r in answers)
-    assert statuses == [200] * 5 + [429] * 25
+    # Placed at once, refused at once for the limit, or queued (a burst beyond the order rate) and
+    # refused for the limit when its turn comes: never more than five placed.
+    assert set(statuses) <= {200, 202, 429} and statuses.count(200) <= 5
+    until(lambda: requests.get(f"{server.url}/api/health", timeout=5).json()["queue"]["length"] == 0,
+          "the queue to be sent")
     assert len(fake_upstox.calls_to("gtt.place")) == 5
-    assert sorted(r.json()["trade_count"] for r in answers if r.status_code == 200) == [1, 2, 3, 4, 5]
+    assert sorted(r.json()["trade_count"] for r in answers if r.status_code == 200) == list(
+        range(1, statuses.count(200) + 1))
     health = requests.get(f"{server.url}/api/health", timeout=5).json()
     assert health["today_trade_count"] == 5

@@ -14,7 +14,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, func, select
 
-from openalgo_gtt.store.models import AuditRecord
+from openalgo_gtt.store.models import AuditRecord, PlaceAttemptRow
 from tests.arrivals import most_in_any_second
 from tests.conftest import REDIS_URL
 from tests.e2e.server import REPO, ServerProcess
@@ -87,23 +87,32 @@ def test_200_concurrent_requests_across_workers(gunicorn_server, fake_upstox, da
     assert len(answers) == 200
 
     placed = [r for kind, _, r in answers if kind != "book" and r.status_code == 200 and not r.json().get("duplicate")]
-    assert len(placed) == LIMIT  # the daily limit is exact across workers
+    assert len(placed) <= LIMIT  # at once; the rest of the burst is queued (202) or refused for the limit
+    assert {r.status_code for kind, _, r in answers if kind != "book"} <= {200, 202, 429}
+    assert all(r.status_code == 200 for kind, _, r in answers if kind == "book")
+    engine = create_engine(database_url)
+
+    def queue_sent() -> bool:  # nothing queued, nothing on its way to the broker
+        with engine.connect() as conn:
+            return not conn.execute(select(func.count()).select_from(PlaceAttemptRow).where(
+                PlaceAttemptRow.state.in_(["queued", "sending"]))).scalar()
+
+    until(queue_sent, "the queue to be sent by the lease holder")
     place_calls = fake_upstox.calls_to("gtt.place")
-    assert len(place_calls) == LIMIT
+    assert len(place_calls) == LIMIT  # the daily limit is exact across workers, queue included
     # Three workers share Upstox's 10 order calls a second through Redis, counted on arrival.
     assert most_in_any_second([at for _, _, at in place_calls]) <= 10
     assert requests.get(f"{url}/api/health", timeout=5).json()["today_trade_count"] == LIMIT
-    assert {r.status_code for kind, _, r in answers if kind != "book"} <= {200, 429}
-    assert all(r.status_code == 200 for kind, _, r in answers if kind == "book")
 
     by_key = defaultdict(set)
     for kind, body, response in answers:
         if kind == "keyed":
             answer = response.json()
             by_key[body["idempotency_key"]].add((response.status_code, answer.get("trigger_id")))
-    assert all(len(outcomes) == 1 for outcomes in by_key.values())  # one outcome per key, across workers
+    # One outcome per key across workers: queued (202) while it waits, then the one GTT it became;
+    # never two GTTs for one key.
+    assert all(len({trigger for _, trigger in outcomes if trigger}) <= 1 for outcomes in by_key.values()), dict(by_key)
 
-    engine = create_engine(database_url)
     ids = {r.headers["X-Request-ID"] for _, _, r in answers}
 
     def audited() -> int:

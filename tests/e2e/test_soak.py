@@ -9,7 +9,7 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -56,3 +56,80 @@ def test_no_duplicate_no_unknown_gtt_and_an_exact_count_under_faults_and_retries
     assert report.trade_count == report.gtts_at_broker, report
     assert report.gtts_at_broker <= report.limit, report
     assert report.most_order_calls_in_a_second <= 10, report
+
+
+def test_a_burst_across_three_workers_survives_its_sender_killed(tmp_path, postgres_url, redis_url):
+    """60 TradingView alerts at once against three gunicorn workers on PostgreSQL and Redis; in
+    the middle of the burst the worker sending the queue (the lease holder) is killed. TradingView
+    re-sends what got no answer or a 5xx. Nothing is lost, nothing placed twice: every alert ends
+    as exactly one GTT, every GTT at the broker is known to the gateway."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    from collections import Counter
+
+    import requests
+
+    from openalgo_gtt.store.models import Lease
+    from tests.e2e.server import REPO, ServerProcess
+    from tests.e2e.soak import _wait_until_up
+    from tests.fakes.fake_upstox import FakeUpstox
+
+    redis, alerts = redis_url[0], 60
+    with FakeUpstox(token="kill-token", latency=0.05) as fake:
+        fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "9.50", open="9.50")
+        helper = ServerProcess(tmp_path, postgres_url, ACCESS_TOKEN=fake.token, UPSTOX_API_URL=fake.url,
+                               UPSTOX_TIMEOUT="2", SETTLE_SECONDS="2", DAILY_TRADE_LIMIT="1000",
+                               OCO_POLL_SECONDS="0.5", WEB_CONCURRENCY="3", GUNICORN_THREADS="8",
+                               RATE_LIMIT_STORAGE_URI=redis, RATE_LIMIT="10000 per second",
+                               ORDER_RATE_LIMITS=f"10/second;500/minute;{2000 + uuid.uuid4().int % 1000}/30 minutes")
+        key = helper.cli("apikey", "create", "kill").stdout.strip().splitlines()[-1]
+        with open(tmp_path / "gunicorn.log", "wb") as log:
+            server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
+                                       "openalgo_gtt.wsgi:app"], cwd=tmp_path, env=helper.env, stdout=log,
+                                      stderr=subprocess.STDOUT)
+            engine = create_engine(postgres_url)
+            try:
+                _wait_until_up(helper.url, server, tmp_path)
+                start = threading.Barrier(20)
+
+                def send(ns: list[int]) -> None:
+                    start.wait()
+                    for n in ns:
+                        body = json.dumps({"apikey": key, "symbol": "IDEA", "exchange": "NSE", "action": "BUY",
+                                           "quantity": 1, "trigger_type": "SINGLE",
+                                           "triggerprice_tg": f"{10 + n / 100:.2f}"})
+                        for _ in range(3):  # TradingView: a 5xx or no answer is sent again
+                            try:
+                                status = requests.post(f"{helper.url}/api/v1/placegtt", data=body, timeout=3,
+                                                       headers={"Content-Type": "text/plain"}).status_code
+                            except requests.RequestException:
+                                status = None
+                            if status is not None and status < 500:
+                                break
+                            time.sleep(1)
+
+                threads = [threading.Thread(target=send, args=(list(range(i, alerts, 20)),)) for i in range(20)]
+                [t.start() for t in threads]
+                time.sleep(1.0)  # the burst is in, the queue is being sent
+                with engine.connect() as conn:
+                    holder = conn.execute(select(Lease.holder).where(Lease.name == "gtt-watcher")).scalar()
+                os.kill(int(holder.split(":")[1]), signal.SIGKILL)
+                [t.join() for t in threads]
+                deadline = time.monotonic() + 90
+                while len(fake.gtts()) < alerts and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                time.sleep(3)  # anything placed twice would show by now
+                prices = Counter(g["rules"][0]["trigger_price"] for g in fake.gtts() if g["rules"][0]["status"]
+                                 not in ("CANCELLED",))
+                assert len(prices) == alerts, f"{alerts - len(prices)} alerts lost"
+                assert set(prices.values()) == {1}, {p: c for p, c in prices.items() if c > 1}
+                book = requests.post(f"{helper.url}/api/v1/gttorderbook", json={"apikey": key}, timeout=10).json()
+                assert len(book["data"]) == alerts  # every live GTT is the gateway's
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+                engine.dispose()

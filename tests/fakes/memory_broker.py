@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from openalgo_gtt.brokers.errors import BrokerTimeout, InputRejected
+from openalgo_gtt.brokers.pacing import SlotHold, unpaced
 from openalgo_gtt.domain.model import CANCELLED, SCHEDULED, BrokerGtt, GttRequest, Quote, RuleState
 
 
@@ -25,6 +26,7 @@ class MemoryBroker:
         self.next_place_faults: list[str] = []
         self._late: list[GttRequest] = []
         self.list_fails = False
+        self.pacer_full = False  # hold_order_slots finds no room in time: places are queued
 
     def place_gtt(self, request: GttRequest) -> str:
         self.place_calls += 1
@@ -74,6 +76,10 @@ class MemoryBroker:
         if self.list_fails:
             raise BrokerTimeout("list timed out", may_have_reached=False)
         return list(self.gtts.values())
+
+    def hold_order_slots(self, calls: int, within: float | None) -> SlotHold | None:
+        """No room within `within` while `pacer_full` is set (a burst has taken every slot)."""
+        return None if self.pacer_full and within is not None else unpaced()
 
     def quotes(self, instrument_keys) -> dict[str, Quote]:
         return {key: Quote(key, Decimal("100"), Decimal("100")) for key in instrument_keys}

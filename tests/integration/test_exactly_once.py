@@ -12,7 +12,6 @@ from sqlalchemy import update
 
 from openalgo_gtt.services.watcher import OneListing
 from openalgo_gtt.store.models import PlaceAttemptRow, RequestRecord
-from tests.waiting import until
 
 
 def settle(gateway) -> list[str]:

@@ -19,7 +19,7 @@ def test_any_eleven_consecutive_slots_span_more_than_a_second_and_the_margin(mon
     schedule, slots = MemorySchedule(), []
     for _ in range(35):
         now = time.monotonic() + 0.001  # the reading reserve() takes next
-        slots.append(now + schedule.reserve([(10, 1.0 + SEND_MARGIN)], None))
+        slots.append(now + schedule.reserve([(10, 1.0 + SEND_MARGIN)], None)[0])
     assert slots == sorted(slots)
     assert min(b - a for a, b in zip(slots, slots[10:])) >= 1.0 + SEND_MARGIN - 0.001
     assert slots[9] - slots[0] < 0.05  # the first ten go at once: a burst is not spread out
@@ -28,7 +28,7 @@ def test_any_eleven_consecutive_slots_span_more_than_a_second_and_the_margin(mon
 def test_every_window_holds_the_slowest_one_decides():
     schedule = MemorySchedule()
     windows = [(10, 1.2), (12, 60.2)]
-    waits = [schedule.reserve(windows, None) for _ in range(13)]
+    waits = [schedule.reserve(windows, None)[0] for _ in range(13)]
     assert waits[11] < 1.5 and waits[12] >= 60.0  # the 13th waits for the minute window
 
 
@@ -53,7 +53,8 @@ def test_a_caller_that_wakes_too_late_takes_a_new_slot_instead_of_crowding_the_n
     reserve, taken = pacer._schedule.reserve, []
     monkeypatch.setattr(pacer._schedule, "reserve", lambda *args: taken.append(reserve(*args)) or taken[-1])
     pacer.acquire()
-    assert len(taken) == 2 and taken[0] > 1.0  # it slept to its slot, woke late, and took another
+    assert len(taken) == 2 and taken[0][0] > 1.0  # it slept to its slot, woke late, and took another
+    assert len(pacer._schedule._slots) == 1  # the new one only: the late one went back (the ten aged out)
 
 
 def test_a_calm_stream_below_the_rate_never_waits(monkeypatch):
@@ -73,7 +74,9 @@ def test_an_unsupported_storage_is_refused_at_startup():
 
 def test_a_refused_redis_paces_in_memory_and_is_left_alone_for_the_pause(caplog):
     pacer = OrderPacer("2/second", storage_uri="redis://127.0.0.1:1/0")  # nothing listens there
-    assert pacer.acquire(timeout=0.5) < 0.5 and pacer.acquire(timeout=0.5) < 0.5
+    started = time.monotonic()
+    pacer.acquire(timeout=0.5), pacer.acquire(timeout=0.5)
+    assert time.monotonic() - started < 0.5
     with pytest.raises(PacingTimeout):  # the memory schedule still holds the limit
         pacer.acquire(timeout=0.1)
     warnings = [r for r in caplog.records if "shared schedule is unavailable" in r.getMessage()]
@@ -131,3 +134,35 @@ def test_a_slow_reply_from_the_shared_schedule_counts_as_lateness():
     [t.join() for t in [first, *others]]
     sent.sort()
     assert max(sum(1 for t in sent if s <= t < s + 1.0) for s in sent) <= 10
+
+
+def test_slots_held_and_not_used_go_back_to_the_schedule():
+    pacer = OrderPacer("2/minute")
+    with pacer.hold(2, within=0.0) as held:  # a place holds its OCO's two calls, then sends neither
+        assert len(held.slots) == 2
+        assert pacer.hold(1, within=1.0) is None  # meanwhile the minute is full
+    pacer.acquire(0), pacer.acquire(0)  # both were given back: no call went out in them
+
+
+def test_a_call_inside_a_hold_uses_the_held_slot():
+    pacer = OrderPacer("1/minute")
+    with pacer.hold(1, within=0.0):
+        pacer.acquire(0)  # the held slot, not a second one (the minute has only one)
+    with pytest.raises(PacingTimeout):
+        pacer.acquire(0)  # and it was used, not given back
+
+
+def test_a_hold_is_all_or_nothing_within_its_bound():
+    pacer = OrderPacer("10/second")
+    assert pacer.hold(11, within=0.5) is None  # the eleventh lies a second and more away
+    assert len(pacer._schedule._slots) == 0  # the ten it could take went back
+    assert len(pacer.hold(10, within=0.5).slots) == 10
+
+
+def test_a_slot_given_back_through_redis_is_free_again(redis_url):
+    url, prefix, _client = redis_url
+    pacer = OrderPacer("1/minute", storage_uri=url, key=prefix)
+    pacer.reserve(0.0).give_back()
+    pacer.acquire(0)  # the minute's one slot is free again
+    with pytest.raises(PacingTimeout):
+        pacer.acquire(0)

@@ -27,6 +27,8 @@ from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.domain.notifications import DEFAULT_EVENTS
 from openalgo_gtt.services.notifications import Notifications
+from openalgo_gtt.services.place_queue import PlaceQueue
+from openalgo_gtt.services.place_sender import PlaceSender
 from openalgo_gtt.services.place import PlaceGtt, Settling
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.trade_limit import DailyTradeLimit
@@ -61,8 +63,9 @@ class Services:
         self.attempts = AttemptDriver(self.store, BrokerFinder(self.broker, self.store, stale_after), self.limit,
                                       self.notifications, settle_window=timedelta(seconds=10),
                                       stale_after=stale_after)
-        self.place = PlaceGtt(self.broker, planner, self.limit, self.once, self.attempts,
-                              lookup_budget=5.0)
+        sender = PlaceSender(self.broker, self.attempts, lookup_budget=5.0)
+        self.queue = PlaceQueue(self.attempts, sender, self.broker, holding=lambda: True)
+        self.place = PlaceGtt(self.broker, planner, self.limit, self.once, self.attempts, sender, self.queue)
         lease = DatabaseLease(engine, "gtt-watcher", holder, ttl=LEASE_TTL)
         watcher = GttWatcher(self.broker, self.store, lease, 2.0, settle_attempts=self.attempts.settle_all,
                              notifications=self.notifications, clock=self.clock)

@@ -17,6 +17,7 @@ def header_values() -> dict:
     values = {"broker": broker, "broker_label": broker_label(broker),
               "trades": trades_text(count, limit.limit, limit.forced_beyond(count)), "token": None,
               "outbox": gateway.notifications.describe()}  # URLs masked, errors scrubbed
+    values["queue"], values["queued"] = gateway.place.queue.waiting()  # a burst's places, in sending order
     if broker in ("upstox", "kite"):
         values["token"] = gateway.tokens.describe()
     return values

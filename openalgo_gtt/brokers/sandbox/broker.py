@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 from openalgo_gtt.brokers.base import FiredEvent, Tick
 from openalgo_gtt.brokers.errors import InputRejected
+from openalgo_gtt.brokers.pacing import SlotHold, unpaced
 from openalgo_gtt.brokers.sandbox.engine import TriggerEngine
 from openalgo_gtt.brokers.sandbox.model import (
     CODE_ID_FORMAT, CODE_ID_MISSING, check_tick, rejected, validate_request,
@@ -136,6 +137,9 @@ class SandboxBroker:
             return [gtt.to_broker() for gtt in gtts]
 
         return self._read(every)
+
+    def hold_order_slots(self, calls: int, within: float | None) -> SlotHold:
+        return unpaced()  # the sandbox takes every call at once: nothing to pace
 
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
         return self._read(lambda: self._quotes.quotes(instrument_keys))
