@@ -53,11 +53,12 @@ DEFAULT_ORDER_RATES = "10/second;500/minute;2000/30 minutes"
 
 # Every window is enforced over its span plus this: the time a call may take from its slot to
 # its arrival at the broker (the wake-up allowed below, the rest for the network). It costs
-# rate: ten calls per 1.05 s is 9.5 a second of Upstox's 10 (0.2 s cost a sixth of it).
-SEND_MARGIN = 0.05
+# rate: ten calls per 1.04 s is 9.6 a second of Upstox's 10 (0.2 s cost a sixth of it).
+SEND_MARGIN = 0.04
 # A caller that wakes later than this after its slot gives it back and takes a new one instead
-# of sending; the write follows the wake-up at once (http.py), so it leaves within this.
-LATE_TOLERANCE = 0.03
+# of sending; the write follows the wake-up at once (http.py), so it leaves within this, and the
+# rest of the margin is the network's.
+LATE_TOLERANCE = 0.02
 # After the shared schedule fails, pace in this process's memory this long before trying it again.
 STORAGE_PAUSE = 30.0
 # A Redis round trip slower than this is a failure: the call paces in memory instead.

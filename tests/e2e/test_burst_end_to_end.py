@@ -1,5 +1,6 @@
 """A candle close: 100 TradingView alerts at once, through the real server, against a fake Upstox
-that counts when each call arrives. Every caller hears 2xx within TradingView's 3 seconds (placed,
+that counts when each call arrives (in a process of its own, so the test's own 25 threads never
+delay the moment it notes). Every caller hears 2xx within TradingView's 3 seconds (placed,
 or queued), every alert becomes exactly one GTT within 15 seconds, and no second at the broker
 sees more than its 10 order calls."""
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import Counter
 import requests
 
 from tests.e2e.server import ServerProcess
-from tests.fakes.fake_upstox import FakeUpstox
+from tests.fakes.remote_upstox import RemoteFake
 
 ALERTS, THREADS = 100, 25
 
@@ -24,7 +25,7 @@ def _alert(key: str, n: int) -> str:
 
 
 def test_a_candle_close_of_100_alerts_is_placed_whole_and_paced(tmp_path):
-    fake = FakeUpstox(token="burst-token").start()
+    fake = RemoteFake(token="burst-token").start()
     fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "9.50", open="9.50")
     server = ServerProcess(tmp_path, f"sqlite:///{tmp_path / 'burst.db'}", ACCESS_TOKEN=fake.token,
                            UPSTOX_API_URL=fake.url, DAILY_TRADE_LIMIT="1000", OCO_POLL_SECONDS="0.5")

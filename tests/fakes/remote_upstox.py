@@ -96,6 +96,9 @@ class RemoteFake:
     def gtt_count(self) -> int:
         return self._call("gtt_count")
 
+    def gtts(self) -> list[dict]:
+        return self._call("gtts")
+
     def stop(self) -> None:
         if self._conn is not None:
             try:
