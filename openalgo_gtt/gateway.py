@@ -32,6 +32,7 @@ from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.kite_login import KiteLogin
 from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
+from openalgo_gtt.services.paper import PaperBook
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.page_sessions import PageSessions
 from openalgo_gtt.services.planner import Planner
@@ -127,6 +128,7 @@ class Gateway:
     sender: Sender
     page_sessions: PageSessions  # the trader's page (api/dashboard)
     audit_view: AuditView
+    paper: PaperBook | None = None  # the sandbox's paper account (orderbook, funds, ...)
     kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
@@ -156,8 +158,10 @@ class Gateway:
         attempts = AttemptDriver(store, finder, trade_limit, notifications,
                                  settle_window=timedelta(seconds=settings.settle_seconds),
                                  stale_after=stale_after(settings))
+        paper = PaperBook(broker, store, settings.sandbox_capital, settings.broker)
         place = PlaceGtt(broker, planner, trade_limit, exactly_once, attempts,
-                         lookup_budget=settings.broker_timeout)
+                         lookup_budget=settings.broker_timeout,
+                         funds_check=paper.check_place if paper.enabled else None)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         # Kite's staged bracket exit is a place attempt too, through the same driver.
@@ -188,7 +192,7 @@ class Gateway:
                                                 audit_retention_days=settings.audit_retention_days,
                                                 notifications=notifications),
             notifications=notifications, sender=sender,
-            page_sessions=page_sessions, audit_view=AuditView(engine),
+            page_sessions=page_sessions, audit_view=AuditView(engine), paper=paper,
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 

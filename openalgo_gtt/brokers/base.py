@@ -90,6 +90,8 @@ class FiredEvent:
     ltp: Decimal  # the last price that filled it
     order_id: str
     at: datetime
+    market: bool = False  # the caller asked for a MARKET child (the rule has market_protection)
+    product: str = ""  # the GTT's product (I | D | MTF)
 
 
 @runtime_checkable
@@ -102,3 +104,18 @@ class TickSink(Protocol):
     def take_expired(self) -> list[str]:
         """The ids of GTTs this broker expired since the last call (expiry happens on any write,
         so the gateway asks after each tick instead of polling)."""
+
+
+@runtime_checkable
+class PaperAccount(Protocol):
+    """A broker that keeps a paper account (the sandbox): fired rules become orders, trades and
+    positions (domain/paper.py)."""
+
+    def paper_orders(self) -> list:
+        """Every paper order, oldest first."""
+
+    def paper_trades(self) -> list:
+        """Every paper trade, oldest first."""
+
+    def paper_positions(self) -> list:
+        """Every position, closed ones with quantity 0."""

@@ -30,6 +30,7 @@ from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import AlreadyClaimed, ExactlyOnce, RequestHandle
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
+from openalgo_gtt.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,12 @@ def jsonable(legs) -> list[dict]:
 
 class PlaceGtt:
     def __init__(self, broker: Broker, planner: Planner, limit: DailyTradeLimit, exactly_once: ExactlyOnce,
-                 driver: AttemptDriver, *, lookup_budget: float):
+                 driver: AttemptDriver, *, lookup_budget: float,
+                 funds_check: Callable[[UnitOfWork, dict, int], None] | None = None):
         self.broker = broker
+        # The sandbox's paper account refuses a place it cannot fund (services/paper.py), in the
+        # unit of work that begins the attempt: its margin is blocked exactly when it is taken.
+        self.funds_check = funds_check
         self.planner = planner
         self.limit = limit
         self.exactly_once = exactly_once
@@ -155,6 +160,8 @@ class PlaceGtt:
                 record_id = request.claim(uow)
                 attempt = uow.begin_attempt(record_id, intent, day, started)
                 reservation = self.limit.take(uow, day, order.force)
+                if self.funds_check is not None:  # after the trade: the day's counter row is held
+                    self.funds_check(uow, intent, attempt.id)
         except TradeLimitReached:
             request.claim_rolled_back()
             raise TradeLimitReached(self.limit.today_count(), self.limit.limit) from None

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-SCHEMA_HEAD = "0014"
+SCHEMA_HEAD = "0016"
 
 
 def alembic_config(database_url: str):

@@ -18,6 +18,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 from openalgo_gtt.brokers.base import FiredEvent, Tick
 from openalgo_gtt.brokers.errors import InputRejected
 from openalgo_gtt.brokers.sandbox.engine import TriggerEngine
+from openalgo_gtt.brokers.sandbox.paper import PaperDesk
 from openalgo_gtt.brokers.sandbox.model import (
     CODE_ID_FORMAT, CODE_ID_MISSING, check_tick, rejected, validate_request,
 )
@@ -27,6 +28,7 @@ from openalgo_gtt.brokers.sandbox.storage import (
 )
 from openalgo_gtt.domain.clock import IST, utcnow
 from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.paper import PaperOrder, PaperTrade, Position
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,7 @@ class SandboxBroker:
         self._clock = clock
         self._lock = threading.RLock()
         self._meta: Meta | None = None  # counters of the write in progress
+        self._desk: PaperDesk | None = None  # the paper desk of the write in progress
         self._seen: int | None = None  # the generation memory reflects; None: reload everything
         self._engine = TriggerEngine(self._next_order_id)
         self._quotes = QuoteBook()
@@ -150,13 +153,16 @@ class SandboxBroker:
 
         def apply(_state: StateWriter, now: datetime) -> list[FiredEvent]:
             fired: list[FiredEvent] = []
-            engine, quotes = self._engine, self._quotes
+            engine, quotes, desk = self._engine, self._quotes, self._desk
             for tick in checked:
                 at = tick.at or now
                 if engine.expiry_due(at):
                     self._note_expired(engine.expire(at))
                 quotes.update(tick.instrument_key, tick.ltp, tick.open, at)
-                fired.extend(engine.tick(tick.instrument_key, tick.ltp, at))
+                desk.price(tick.instrument_key, tick.ltp, at)  # open orders this price reaches fill first
+                events = engine.tick(tick.instrument_key, tick.ltp, at)
+                desk.fired(events)
+                fired.extend(events)
             return fired
 
         return self._write(apply)
@@ -170,8 +176,19 @@ class SandboxBroker:
         self._expired.extend(gtt.gtt_id for gtt in gtts)
 
     def fills(self, gtt_id: str | None = None) -> list[Fill]:
-        """Filled child orders, oldest first (of one GTT when `gtt_id` is given)."""
+        """Fired rules' child orders, oldest first (of one GTT when `gtt_id` is given)."""
         return self._storage.fills(gtt_id)
+
+    # ----- the paper account (the PaperAccount protocol; brokers/sandbox/paper.py) ----------
+
+    def paper_orders(self) -> list[PaperOrder]:
+        return self._storage.paper_orders()
+
+    def paper_trades(self) -> list[PaperTrade]:
+        return self._storage.paper_trades()
+
+    def paper_positions(self) -> list[Position]:
+        return self._storage.paper_positions()
 
     # ----- transactions --------------------------------------------------------------------
 
@@ -193,6 +210,7 @@ class SandboxBroker:
                         meta = state.claim()
                         self._catch_up(state, meta.generation - 1)
                         self._meta = meta
+                        self._desk = PaperDesk(state)
                         now = self._clock()
                         self._note_expired(self._engine.expire(now))
                         try:
@@ -212,6 +230,7 @@ class SandboxBroker:
                     raise
                 finally:
                     self._meta = None
+                    self._desk = None
                 if refused is not None:
                     raise refused
                 return result
@@ -226,6 +245,8 @@ class SandboxBroker:
 
     def _persist(self, state: StateWriter, meta: Meta) -> None:
         changes = self._engine.take_changes()
+        self._desk.fired(changes.fires)  # fires outside a tick (an IMMEDIATE entry filled at once)
+        self._desk.save()
         gtts = {}
         for gtt_id in changes.placed | changes.replaced | changes.touched.keys():
             gtt = self._engine.get(gtt_id)

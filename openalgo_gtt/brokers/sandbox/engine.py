@@ -260,6 +260,7 @@ class TriggerEngine:
             gtt_id=gtt.gtt_id, instrument_key=gtt.instrument_key, strategy=rule.strategy,
             trigger_type=rule.trigger_type, transaction_type=rule.transaction_type, quantity=gtt.quantity,
             price=rule.trigger_price, ltp=ltp, order_id=rule.order_id, at=at,
+            market=rule.market_protection is not None, product=gtt.product,
         )
         fired.append(event)
         self._changes.fires.append(event)
