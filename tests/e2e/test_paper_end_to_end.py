@@ -1,0 +1,124 @@
+"""Paper trading on the sandbox (issue 27), through the real server and the `openalgo` SDK
+unmodified: a fired GTT becomes an order, a trade and a position; funds block a GTT's margin and
+refuse one the account cannot fund; on a live broker the four books answer 501."""
+from __future__ import annotations
+
+import requests
+from sqlalchemy import create_engine, func, select
+
+from openalgo_gtt.store.models import AuditRecord
+from tests.waiting import until
+
+from tests.e2e.sdk import openalgo_api
+from tests.e2e.test_sandbox_end_to_end import start
+
+
+def audit_rows(engine, answer) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(AuditRecord)
+                            .where(AuditRecord.request_id == answer.headers["X-Request-ID"])).scalar()
+
+
+def test_the_sdk_shows_a_fired_gtt_as_an_order_a_trade_a_position_and_funds(server_factory):
+    sandbox = start(server_factory, SANDBOX_CAPITAL="100000")
+    client = openalgo_api()(api_key=sandbox.key, host=sandbox.server.url)
+    sandbox.tick("IDEA", 10.00)
+    funds = client.funds()
+    assert funds["status"] == "success" and funds["mode"] == "analyze", funds
+    assert funds["data"] == {"availablecash": "100000.00", "collateral": "0.00", "m2mrealized": "0.00",
+                             "m2munrealized": "0.00", "utiliseddebits": "0.00"}
+
+    placed = client.placegttorder(symbol="IDEA", exchange="NSE", action="BUY", trigger_type="SINGLE", product="CNC",
+                                  quantity=1000, price=9.55, triggerprice_sl=9.55)
+    assert placed["status"] == "success", placed
+    # A CNC BUY blocks its full value from the place on: 1000 x 9.55.
+    assert client.funds()["data"]["utiliseddebits"] == "9550.00"
+    assert client.funds()["data"]["availablecash"] == "90450.00"
+    assert client.orderbook()["data"]["orders"] == [] and client.tradebook()["data"] == []
+
+    (fill,) = sandbox.tick("IDEA", 9.50)  # fires; 9.50 reaches the 9.55 limit at once
+    (order,) = client.orderbook()["data"]["orders"]
+    assert {k: order[k] for k in ("action", "symbol", "exchange", "orderid", "product", "quantity", "price",
+                                  "pricetype", "order_status", "trigger_price")} == {
+        "action": "BUY", "symbol": "IDEA", "exchange": "NSE", "orderid": fill["order_id"], "product": "CNC",
+        "quantity": 1000, "price": 9.55, "pricetype": "LIMIT", "order_status": "complete", "trigger_price": 9.55}
+    assert client.orderbook()["data"]["statistics"] == {
+        "total_buy_orders": 1, "total_sell_orders": 0, "total_completed_orders": 1, "total_open_orders": 0,
+        "total_rejected_orders": 0}
+    (trade,) = client.tradebook()["data"]
+    assert (trade["orderid"], trade["action"], trade["quantity"], trade["average_price"], trade["trade_value"]) == (
+        fill["order_id"], "BUY", 1000, 9.55, 9550.0)
+    sandbox.tick("IDEA", 9.75)
+    (position,) = client.positionbook()["data"]
+    assert (position["symbol"], position["exchange"], position["product"], position["quantity"],
+            position["average_price"], position["ltp"], position["pnl"]) == ("IDEA", "NSE", "CNC", 1000, "9.55",
+                                                                               9.75, 200.0)
+    funds = client.funds()["data"]
+    # The GTT's margin became the position's: nothing is blocked twice.
+    assert funds == {"availablecash": "90450.00", "collateral": "0.00", "m2mrealized": "0.00",
+                     "m2munrealized": "200.00", "utiliseddebits": "9550.00"}
+
+    # Selling 400 at 9.80 realises (9.80 - 9.55) x 400 = 100.00, to the paisa.
+    sold = client.placegttorder(symbol="IDEA", exchange="NSE", action="SELL", trigger_type="SINGLE", product="CNC",
+                                quantity=400, price=9.80, triggerprice_tg=9.80)
+    assert sold["status"] == "success", sold
+    sandbox.tick("IDEA", 9.81)
+    (position,) = client.positionbook()["data"]
+    assert (position["quantity"], position["average_price"], position["ltp"]) == (600, "9.55", 9.81)
+    funds = client.funds()["data"]
+    assert (funds["m2mrealized"], funds["m2munrealized"], funds["utiliseddebits"], funds["availablecash"]) == (
+        "100.00", "156.00", "5730.00", "94370.00")
+    assert [t["action"] for t in client.tradebook()["data"]] == ["SELL", "BUY"]  # newest first
+
+
+def test_a_gtt_the_account_cannot_fund_is_refused_and_cancelling_releases_its_margin(server_factory):
+    sandbox = start(server_factory, SANDBOX_CAPITAL="10000")
+    sandbox.tick("IDEA", 10.00)
+    first = sandbox.place(symbol="IDEA", action="BUY", trigger_type="SINGLE", quantity=600, price=9.5,
+                          triggerprice_sl=9.5)  # blocks 5700.00
+    refused = sandbox.post("placegtt", exchange="NSE", product="CNC", symbol="IDEA", action="BUY",
+                           trigger_type="SINGLE", quantity=500, price=9.5, triggerprice_sl=9.5)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["message"] == "insufficient funds: needs ₹4750.00, available ₹4300.00"
+    assert sandbox.post("gttorderbook").json()["data"][0]["trigger_id"] == first  # nothing else placed
+    cancelled = sandbox.post("cancelgtt", trigger_id=first)
+    assert cancelled.status_code == 200, cancelled.text
+    assert sandbox.post("funds").json()["data"]["availablecash"] == "10000.00"
+    assert sandbox.post("placegtt", exchange="NSE", product="CNC", symbol="IDEA", action="BUY", trigger_type="SINGLE",
+                        quantity=500, price=9.5, triggerprice_sl=9.5).status_code == 200
+    # An OCO SELL (exits of a holding) blocks nothing under CNC: the larger leg of nothing.
+    assert sandbox.place(symbol="IDEA", action="SELL", trigger_type="OCO", quantity=500, triggerprice_sl=9.0,
+                         triggerprice_tg=11.0, stoploss=8.9, target=11.1)
+    assert sandbox.post("funds").json()["data"]["utiliseddebits"] == "4750.00"
+
+
+def test_bad_requests_to_the_books_are_clear_json_errors_each_audited_once(server_factory):
+    sandbox = start(server_factory)
+    url = sandbox.server.url
+    engine = create_engine(sandbox.server.env["DATABASE_URL"])
+    answers = []
+    for path in ("orderbook", "tradebook", "positionbook", "funds"):
+        wrong = requests.post(f"{url}/api/v1/{path}", json={"apikey": "0" * 64}, timeout=5)
+        assert (wrong.status_code, wrong.json()["message"]) == (403, "Invalid openalgo apikey")
+        garbage = requests.post(f"{url}/api/v1/{path}", data="not json", timeout=5,
+                                headers={"Content-Type": "application/json"})
+        assert garbage.status_code == 400 and garbage.json()["status"] == "error"
+        fine = sandbox.post(path)
+        assert fine.status_code == 200 and fine.json()["status"] == "success"
+        answers += [wrong, garbage, fine]
+    for answer in answers:
+        until(lambda: audit_rows(engine, answer) > 0, "the request's audit row")
+        assert audit_rows(engine, answer) == 1
+    engine.dispose()
+
+
+def test_on_a_live_broker_the_books_answer_501_sandbox_only(server_factory, fake_upstox):
+    server = server_factory(ACCESS_TOKEN=fake_upstox.token, UPSTOX_API_URL=fake_upstox.url, OCO_POLL_SECONDS="600")
+    key = server.cli("apikey", "create", "e2e").stdout.strip().splitlines()[-1]
+    server.start()
+    client = openalgo_api()(api_key=key, host=server.url)
+    for method in (client.orderbook, client.tradebook, client.positionbook, client.funds):
+        answer = method()
+        assert answer["status"] == "error" and answer["code"] == 501, answer
+        assert "sandbox only" in answer["message"], answer  # the SDK wraps a 5xx body in its message
+    assert fake_upstox.calls == []  # nothing reached the broker
