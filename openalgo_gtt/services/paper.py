@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker, PaperAccount
 from openalgo_gtt.domain.clock import IST
@@ -118,9 +117,6 @@ class PaperBook:
         commitments, positions, open_orders = uow.paper_account(exclude_attempt=attempt_id)
         check_funds(trigger_margin(new.trigger_type, new.product, new.exchange, new.symbol, new.legs),
                     account(self._capital, positions, open_orders, commitments))
-
-
-FundsCheck = Callable[[UnitOfWork, dict, int], None]
 
 
 def _order_entry(order: PaperOrder) -> dict:

@@ -11,9 +11,11 @@ places cannot both spend the same rupees.
 """
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Connection, select
 
-from openalgo_gtt.domain.model import TriggerStatus
+from openalgo_gtt.domain.model import ENTRY, TriggerKind, TriggerStatus
 from openalgo_gtt.domain.paper import Commitment, PaperOrder, Position
 from openalgo_gtt.domain.place_attempt import UNSETTLED
 from openalgo_gtt.store import sandbox_paper
@@ -23,13 +25,26 @@ _TRIGGERS = GttOrder.__table__
 _ATTEMPTS = PlaceAttemptRow.__table__
 
 
+def _entry_sent(broker_state: str | None) -> bool:
+    """Whether the watcher saw an ENTRY rule leave the waiting states (its order was sent)."""
+    if not broker_state:
+        return False
+    try:
+        seen = json.loads(broker_state)
+    except ValueError:
+        return False
+    return any(isinstance(rules, dict) and ENTRY.value in rules for rules in seen.values())
+
+
 def commitments(conn: Connection, exclude_attempt: int | None = None) -> list[Commitment]:
-    found = [
-        Commitment(row.trigger_type, row.product, row.exchange, row.symbol, tuple(row.legs or ()))
-        for row in conn.execute(
+    found = []
+    for row in conn.execute(
             select(_TRIGGERS.c.trigger_type, _TRIGGERS.c.product, _TRIGGERS.c.exchange, _TRIGGERS.c.symbol,
-                   _TRIGGERS.c.legs).where(_TRIGGERS.c.status == TriggerStatus.ACTIVE.value))
-    ]
+                   _TRIGGERS.c.legs, _TRIGGERS.c.broker_state)
+            .where(_TRIGGERS.c.status == TriggerStatus.ACTIVE.value)):
+        if row.trigger_type == TriggerKind.BRACKET.value and _entry_sent(row.broker_state):
+            continue  # its entry became an order: that order or its position holds the margin now
+        found.append(Commitment(row.trigger_type, row.product, row.exchange, row.symbol, tuple(row.legs or ())))
     query = select(_ATTEMPTS.c.id, _ATTEMPTS.c.plan).where(_ATTEMPTS.c.state.in_([s.value for s in UNSETTLED]))
     for row in conn.execute(query):
         order = (row.plan or {}).get("order") or {}

@@ -107,7 +107,7 @@ def test_bad_requests_to_the_books_are_clear_json_errors_each_audited_once(serve
         assert fine.status_code == 200 and fine.json()["status"] == "success"
         answers += [wrong, garbage, fine]
     for answer in answers:
-        until(lambda: audit_rows(engine, answer) > 0, "the request's audit row")
+        until(lambda answer=answer: audit_rows(engine, answer) > 0, "the request's audit row")
         assert audit_rows(engine, answer) == 1
     engine.dispose()
 
@@ -122,3 +122,19 @@ def test_on_a_live_broker_the_books_answer_501_sandbox_only(server_factory, fake
         assert answer["status"] == "error" and answer["code"] == 501, answer
         assert "sandbox only" in answer["message"], answer  # the SDK wraps a 5xx body in its message
     assert fake_upstox.calls == []  # nothing reached the broker
+
+
+def test_a_brackets_margin_moves_to_its_position_when_the_entry_fills_and_frees_on_exit(server_factory):
+    sandbox = start(server_factory, SANDBOX_CAPITAL="1000")
+    sandbox.tick("IDEA", 9.50, open=9.50)
+    sandbox.place(symbol="IDEA", action="BUY", trigger_type="BRACKET", quantity=10, entry_mode="manual",
+                  entry_value=10.00, target_type="manual", target_value=10.50, sl_type="manual", sl_value=9.80)
+    funds = lambda: sandbox.post("funds").json()["data"]  # noqa: E731
+    assert (funds()["utiliseddebits"], funds()["availablecash"]) == ("100.00", "900.00")  # the entry: 10 x 10.00
+    sandbox.tick("IDEA", 10.00)  # the entry fills at 10.00
+    assert (funds()["utiliseddebits"], funds()["availablecash"]) == ("100.00", "900.00")  # now the position's
+    sandbox.tick("IDEA", 10.55)  # the target fills at 10.50
+    assert funds() == {"availablecash": "1005.00", "collateral": "0.00", "m2mrealized": "5.00",
+                       "m2munrealized": "0.00", "utiliseddebits": "0.00"}
+    (position,) = sandbox.post("positionbook").json()["data"]
+    assert (position["quantity"], position["pnl"]) == (0, 5.0)
