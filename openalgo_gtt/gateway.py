@@ -31,6 +31,7 @@ from openalgo_gtt.services.finder import BrokerFinder
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.kite_login import KiteLogin
+from openalgo_gtt.services.live_prices import LivePrices
 from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
 from openalgo_gtt.services.paper import PaperBook
 from openalgo_gtt.services.place import PlaceGtt
@@ -90,6 +91,26 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
     return SandboxBroker(SandboxRepository(sessions))
 
 
+def build_live_prices(settings: Settings, broker: Broker, tokens: TokenProvider, watcher: GttWatcher,
+                      clock: Clock) -> LivePrices | None:
+    """SANDBOX_PRICES=upstox on the sandbox: prices from Upstox's LTP quote, read with the Upstox
+    token through a quote pacer (about one read a second, shared between workers). The Upstox
+    client built here is only ever asked for quotes."""
+    if settings.broker != "sandbox" or settings.sandbox_prices != "upstox":
+        return None
+    from openalgo_gtt.brokers.pacing import OrderPacer
+    from openalgo_gtt.brokers.upstox import UpstoxBroker
+
+    quotes = UpstoxBroker(settings.upstox_api_url, tokens.current, timeout=settings.upstox_timeout, pacer=None,
+                          observer=tokens.observing(observe_broker_call), read_retries=0)
+    pacer = OrderPacer(settings.sandbox_quote_rate_limits, storage_uri=settings.rate_limit_storage_uri,
+                       key="upstox-quotes")
+    prices = LivePrices(broker, quotes, source_name="upstox", settle=watcher.settle_broker_gtts, pace=pacer.acquire,
+                        may_read=lambda: watcher.holding, clock=clock)
+    broker.price_feed = prices.fetch  # a place on a symbol with no price yet reads it first
+    return prices
+
+
 def register_log_secrets(settings: Settings) -> None:
     """What no log line may show, whatever library writes it (logging_secrets.py): every secret
     part of each notification URL, the broker tokens and app secrets, the pepper."""
@@ -129,6 +150,7 @@ class Gateway:
     page_sessions: PageSessions  # the trader's page (api/dashboard)
     audit_view: AuditView
     paper: PaperBook | None = None  # the sandbox's paper account (orderbook, funds, ...)
+    live_prices: LivePrices | None = None  # SANDBOX_PRICES=upstox
     kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
@@ -177,6 +199,7 @@ class Gateway:
                              stage=staged.advance if staged is not None else (lambda: None), clock=clock)
         # One sender across every worker and host: the watcher's lease holder.
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
+        live_prices = build_live_prices(settings, broker, tokens, watcher, clock)
         gtts = GttService(broker, instruments, store.orders, planner, exactly_once,
                           store=store, watcher=watcher, notifications=notifications, staged=staged)
         api_keys = ApiKeyService(sessions, settings.api_key_pepper)
@@ -190,9 +213,10 @@ class Gateway:
             gtts=gtts, attempts=attempts,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
                                                 audit_retention_days=settings.audit_retention_days,
-                                                notifications=notifications),
+                                                notifications=notifications,
+                                                prices=live_prices.describe if live_prices is not None else None),
             notifications=notifications, sender=sender,
-            page_sessions=page_sessions, audit_view=AuditView(engine), paper=paper,
+            page_sessions=page_sessions, audit_view=AuditView(engine), paper=paper, live_prices=live_prices,
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 
@@ -215,6 +239,8 @@ class Gateway:
             report = exc
         self.watcher.start()
         self.sender.start()
+        if self.live_prices is not None:
+            self.live_prices.start()
         return report
 
     @property
@@ -224,6 +250,8 @@ class Gateway:
         return hmac.new(self.settings.api_key_pepper.encode(), b"upstox-gtt-webhook", hashlib.sha256).hexdigest()[:32]
 
     def close(self) -> None:
+        if self.live_prices is not None:
+            self.live_prices.stop()
         self.sender.stop()
         self.watcher.stop()
         self.audit.close()  # the summaries of requests counted, not yet written

@@ -119,3 +119,19 @@ class PaperAccount(Protocol):
 
     def paper_positions(self) -> list:
         """Every position, closed ones with quantity 0."""
+
+
+@runtime_checkable
+class LiveFed(Protocol):
+    """A sandbox whose prices may be read from a broker's quotes (services/live_prices.py)."""
+
+    def watched_instruments(self) -> list[str]:
+        """The instrument keys it needs prices for now."""
+
+
+class QuoteSource(Protocol):
+    """Where live prices come from: a broker's quote API and nothing else of it (never its order
+    or GTT routes)."""
+
+    def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        """Last prices, keyed by instrument key; keys the broker does not know are left out."""

@@ -35,6 +35,7 @@ from openalgo_gtt.brokers.upstox_wire import (
     interpret,
     keys_query,
     parse_gtts,
+    parse_ltp,
     parse_ohlc,
     rule_json,
 )
@@ -48,6 +49,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "gtt.cancel": ("DELETE", "/v3/order/gtt/cancel"),  # a DELETE with a JSON body
     "gtt.details": ("GET", "/v3/order/gtt"),  # ?gtt_order_id=...; without it: every GTT
     "quote.ohlc": ("GET", "/v3/market-quote/ohlc"),  # ?instrument_key=...&interval=1d
+    "quote.ltp": ("GET", "/v3/market-quote/ltp"),  # ?instrument_key=K1,K2 (up to 500)
     # The login: no bearer token. The dialog is opened by the browser, never called.
     "login.dialog": ("GET", "/v2/login/authorization/dialog"),
     "login.token": ("POST", "/v2/login/authorization/token"),  # form-encoded
@@ -151,6 +153,14 @@ class UpstoxBroker(UpstoxHttp):
         for batch in batches(instrument_keys):
             query = keys_query(batch) + "&interval=1d"
             result.update(self._request("quote.ohlc", query=query, parse=partial(parse_ohlc, asked=batch)))
+        return result
+
+    def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        """Last prices from the v3 LTP quote (one call per 500 keys); keys Upstox does not
+        answer for are left out. The sandbox's live prices (services/live_prices.py) read this."""
+        result: dict[str, Quote] = {}
+        for batch in batches(instrument_keys):
+            result.update(self._request("quote.ltp", query=keys_query(batch), parse=partial(parse_ltp, asked=batch)))
         return result
 
     # ----- pacing and retries --------------------------------------------------------------

@@ -127,6 +127,11 @@ def parse_ohlc(payload: dict, asked: Sequence[str]) -> dict[str, Quote]:
     return quotes
 
 
+def parse_ltp(payload: dict, asked: Sequence[str]) -> dict[str, Quote]:
+    """The v3 LTP answer: `data[SEGMENT:SYMBOL] = {last_price, instrument_token, ...}`."""
+    return {key: Quote(key, _price(item["last_price"]), None) for key, item in _quote_items(payload, asked)}
+
+
 def _quote_items(payload: dict, asked: Sequence[str]) -> Iterator[tuple[str, dict]]:
     """(instrument key, quote) pairs. The keys of `data` are SEGMENT:SYMBOL, not the keys we
     sent, so each value is mapped back through its `instrument_token`."""

@@ -125,4 +125,5 @@ def load_settings(
         notify_timeout=_parse(source, "NOTIFY_TIMEOUT", values.positive_seconds, 10.0),
         dashboard_session_hours=_parse(source, "DASHBOARD_SESSION_HOURS", values.session_hours, 12.0),
         sandbox_capital=_parse(source, "SANDBOX_CAPITAL", values.rupees, Settings.sandbox_capital),
+        sandbox_prices=_parse(source, "SANDBOX_PRICES", values.price_source, Settings.sandbox_prices),
     )

@@ -72,6 +72,10 @@ class Settings:
     dashboard_session_hours: float = 12.0  # the trader's page signs a browser out after this
     # The sandbox's paper account (issue 27, NOTES-paper.md): its starting capital in rupees.
     sandbox_capital: Decimal = Decimal("1000000")
+    # Where the sandbox's prices come from: "manual" (pushed ticks and replay) or "upstox" (the
+    # quote API with the Upstox token, about one batched read a second; services/live_prices.py).
+    sandbox_prices: str = "manual"
+    sandbox_quote_rate_limits: str = "1/second"  # the live price reads, all symbols together
 
     @property
     def broker_timeout(self) -> float:

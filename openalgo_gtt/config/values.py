@@ -88,6 +88,17 @@ def rupees(raw: str) -> Decimal:
     return value
 
 
+def price_source(raw: str) -> str:
+    """SANDBOX_PRICES: manual | upstox. (Kite's quotes need Kite's instrument names, which the
+    sandbox, holding Upstox's keys, does not have yet.)"""
+    value = raw.strip().lower()
+    if value == "kite":
+        raise ValueError("kite is not supported yet: the sandbox holds Upstox instrument keys; use upstox or manual")
+    if value not in ("manual", "upstox"):
+        raise ValueError("must be manual or upstox")
+    return value
+
+
 def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower() if choices == BROKERS else raw.strip().upper()

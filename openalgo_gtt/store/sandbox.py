@@ -132,6 +132,10 @@ class SandboxRepository:
         with self._sessions() as session:
             return sandbox_paper.all_positions(session.connection())
 
+    def paper_keys(self) -> set[str]:
+        with self._sessions() as session:
+            return sandbox_paper.open_keys(session.connection())
+
 
 class SandboxTransaction:
     """Reads and writes inside one session's transaction (the broker's `StateWriter`)."""

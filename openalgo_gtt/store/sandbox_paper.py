@@ -96,6 +96,13 @@ def all_positions(conn: Connection) -> list[Position]:
     return [_position(row) for row in conn.execute(query).mappings()]
 
 
+def open_keys(conn: Connection) -> set[str]:
+    """The instruments of open orders and of positions not flat."""
+    orders = select(_ORDERS.c.instrument_key).where(_ORDERS.c.status == ORDER_OPEN)
+    positions = select(_POSITIONS.c.instrument_key).where(_POSITIONS.c.quantity != 0)
+    return set(conn.execute(orders.union(positions)).scalars())
+
+
 def positions_of(conn: Connection, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Position]:
     if not pairs:
         return {}

@@ -83,11 +83,15 @@ class SandboxBroker:
         self._stored_quotes: set[str] = set()
         self._meta_ensured = False  # the store is first touched on first use, not at build time
         self._expired: list[str] = []  # GTTs expired by this process, until take_expired()
+        # With live prices (services/live_prices.py): asked for the price of instruments the
+        # sandbox has none for yet, before a place or a quote needs it.
+        self.price_feed: Callable[[list[str]], None] | None = None
 
     # ----- the Broker protocol -------------------------------------------------------------
 
     def place_gtt(self, request: GttRequest) -> str:
         validate_request(request)
+        self._feed_missing([request.instrument_key])
 
         def place(state: StateWriter, now: datetime) -> str:
             names = state.instrument(request.instrument_key)
@@ -141,7 +145,15 @@ class SandboxBroker:
         return self._read(every)
 
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        self._feed_missing(instrument_keys)
         return self._read(lambda: self._quotes.quotes(instrument_keys))
+
+    def _feed_missing(self, keys: Sequence[str]) -> None:
+        if self.price_feed is None:
+            return
+        missing = self._read(lambda: [key for key in keys if self._quotes.get(key) is None])
+        if missing:
+            self.price_feed(missing)
 
     # ----- the sandbox's own ---------------------------------------------------------------
 
@@ -189,6 +201,11 @@ class SandboxBroker:
 
     def paper_positions(self) -> list[Position]:
         return self._storage.paper_positions()
+
+    def watched_instruments(self) -> list[str]:
+        """What needs live prices: the instruments of live GTTs, open orders and open positions."""
+        live = self._read(lambda: {gtt.instrument_key for gtt in self._engine.gtts() if gtt.live})
+        return sorted(live | self._storage.paper_keys())
 
     # ----- transactions --------------------------------------------------------------------
 

@@ -125,3 +125,6 @@ class SandboxStorage(Protocol):
 
     def paper_positions(self) -> list[Position]:
         """Every position ever opened (closed ones with quantity 0), by instrument and product."""
+
+    def paper_keys(self) -> set[str]:
+        """The instruments of open paper orders and open positions."""
