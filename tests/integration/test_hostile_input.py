@@ -261,7 +261,7 @@ METHODS = {
     "/kite/callback": {"GET"},
     **{f"/api/v1/{name}": {"POST"} for name in (
         "ping", "placegtt", "placegttorder", "modifygtt", "modifygttorder", "cancelgtt", "cancelgttorder",
-        "gttorderbook", "gttorderstatus", "sandbox/ticks")},
+        "gttorderbook", "gttorderstatus", "sandbox/ticks", "orderbook", "tradebook", "positionbook", "funds")},
     "/upstox/postback/<secret>": {"POST"},
     "/upstox/token-request": {"POST"},
     "/upstox/notifier/<secret>": {"POST"},
