@@ -7,7 +7,7 @@ from flask_restx import Namespace, Resource, fields
 
 from openalgo_gtt.api.auth import caller_from_body
 from openalgo_gtt.api.lifecycle import context
-from openalgo_gtt.api.openapi import swagger2_schema
+from openalgo_gtt.api.openapi import NullableFloat, swagger2_schema
 from openalgo_gtt.api.schemas import Body, validate
 from openalgo_gtt.services.paper import SandboxOnly
 
@@ -30,13 +30,30 @@ trade_model = ns.model("PaperTrade", {
 })
 position_model = ns.model("PaperPosition", {
     "symbol": fields.String, "exchange": fields.String, "product": fields.String, "quantity": fields.Integer,
-    "average_price": fields.String(example="102.50"), "ltp": fields.Float, "pnl": fields.Float,
+    "average_price": fields.String(example="102.50"),
+    "ltp": NullableFloat(description="the last price; null until the sandbox has one"), "pnl": fields.Float,
     "realised_pnl": fields.Float, "unrealised_pnl": fields.Float,
 })
 funds_model = ns.model("PaperFunds", {
     name: fields.String(example="1000000.00")
     for name in ("availablecash", "collateral", "m2mrealized", "m2munrealized", "utiliseddebits")
 })
+statistics_model = ns.model("PaperOrderStatistics", {
+    name: fields.Integer for name in ("total_buy_orders", "total_sell_orders", "total_completed_orders",
+                                      "total_open_orders", "total_rejected_orders")
+})
+
+
+def _envelope(name: str, data) -> object:
+    return ns.model(name, {"status": fields.String(example="success"), "mode": fields.String(example="analyze"),
+                           "data": data, "request_id": fields.String})
+
+
+orderbook_answer = _envelope("PaperOrderBook", fields.Nested(ns.model("PaperOrders", {
+    "orders": fields.List(fields.Nested(order_model)), "statistics": fields.Nested(statistics_model)})))
+tradebook_answer = _envelope("PaperTradeBook", fields.List(fields.Nested(trade_model)))
+positionbook_answer = _envelope("PaperPositionBook", fields.List(fields.Nested(position_model)))
+funds_answer = _envelope("PaperFundsAnswer", fields.Nested(funds_model))
 
 
 def _answer(data, entries: int | None = None) -> dict:
@@ -65,7 +82,7 @@ def _errors(resource):
 @ns.route("/orderbook")
 class OrderBook(Resource):
     @ns.expect(body_model, validate=False)
-    @ns.response(200, "Every paper order, newest first, with counts", order_model)
+    @ns.response(200, "Every paper order, newest first, with counts", orderbook_answer)
     @_errors
     def post(self):
         """The sandbox's paper orders (a fired GTT rule's child order), newest first."""
@@ -76,7 +93,7 @@ class OrderBook(Resource):
 @ns.route("/tradebook")
 class TradeBook(Resource):
     @ns.expect(body_model, validate=False)
-    @ns.response(200, "Every paper trade, newest first", trade_model)
+    @ns.response(200, "Every paper trade, newest first", tradebook_answer)
     @_errors
     def post(self):
         """The sandbox's paper trades (filled orders), newest first."""
@@ -87,7 +104,7 @@ class TradeBook(Resource):
 @ns.route("/positionbook")
 class PositionBook(Resource):
     @ns.expect(body_model, validate=False)
-    @ns.response(200, "Every position, closed ones with quantity 0", position_model)
+    @ns.response(200, "Every position, closed ones with quantity 0", positionbook_answer)
     @_errors
     def post(self):
         """The sandbox's positions: net quantity, average price, P&L marked to the last price."""
@@ -98,7 +115,7 @@ class PositionBook(Resource):
 @ns.route("/funds")
 class Funds(Resource):
     @ns.expect(body_model, validate=False)
-    @ns.response(200, "The paper account's funds", funds_model)
+    @ns.response(200, "The paper account's funds", funds_answer)
     @_errors
     def post(self):
         """The paper account: SANDBOX_CAPITAL plus realised P&L, less the margin in use."""
