@@ -126,4 +126,6 @@ def load_settings(
         dashboard_session_hours=_parse(source, "DASHBOARD_SESSION_HOURS", values.session_hours, 12.0),
         sandbox_capital=_parse(source, "SANDBOX_CAPITAL", values.rupees, Settings.sandbox_capital),
         sandbox_prices=_parse(source, "SANDBOX_PRICES", values.price_source, Settings.sandbox_prices),
+        sandbox_quote_rate_limits=_parse(source, "SANDBOX_QUOTE_RATE_LIMITS", parse_rate_limit,
+                                         Settings.sandbox_quote_rate_limits),
     )
