@@ -133,3 +133,18 @@ def test_orders_trades_and_positions_survive_a_restart_and_an_open_order_still_f
     assert position(again) == (2, D("101"), D(0))
     tick(broker, clock, "99")  # the first process catches up: the order is not filled twice
     assert len(broker.paper_trades()) == 1 and position(broker) == (2, D("101"), D(0))
+
+
+def test_the_watched_instruments_are_those_of_live_gtts_open_orders_and_open_positions(broker, clock):
+    tick(broker, clock, "100")
+    assert broker.watched_instruments() == []
+    gtt_id = broker.place_gtt(single(ABOVE, "101", quantity=2))
+    assert broker.watched_instruments() == [IDEA]  # a live GTT
+    tick(broker, clock, "103")  # fired; its LIMIT at 101 rests open
+    assert broker.get_gtt(gtt_id).can_fire is False and broker.watched_instruments() == [IDEA]  # the open order
+    tick(broker, clock, "100")  # filled: an open position now
+    assert broker.watched_instruments() == [IDEA]
+    broker.place_gtt(single(ABOVE, "102", side=SELL, quantity=2))
+    tick(broker, clock, "102.50")  # sold: flat, nothing live
+    assert position(broker) == (0, D(0), D("2"))
+    assert broker.watched_instruments() == []

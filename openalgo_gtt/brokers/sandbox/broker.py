@@ -77,6 +77,7 @@ class SandboxBroker:
         self._lock = threading.RLock()
         self._meta: Meta | None = None  # counters of the write in progress
         self._desk: PaperDesk | None = None  # the paper desk of the write in progress
+        self._names: dict[str, tuple[str, str]] = {}  # (symbol, exchange) by instrument key, for paper orders
         self._seen: int | None = None  # the generation memory reflects; None: reload everything
         self._engine = TriggerEngine(self._next_order_id)
         self._quotes = QuoteBook()
@@ -204,8 +205,8 @@ class SandboxBroker:
 
     def watched_instruments(self) -> list[str]:
         """What needs live prices: the instruments of live GTTs, open orders and open positions."""
-        live = self._read(lambda: {gtt.instrument_key for gtt in self._engine.gtts() if gtt.live})
-        return sorted(live | self._storage.paper_keys())
+        live = self._read(self._engine.live_instruments)
+        return sorted(set(live) | self._storage.paper_keys())
 
     # ----- transactions --------------------------------------------------------------------
 
@@ -227,7 +228,7 @@ class SandboxBroker:
                         meta = state.claim()
                         self._catch_up(state, meta.generation - 1)
                         self._meta = meta
-                        self._desk = PaperDesk(state)
+                        self._desk = PaperDesk(state, self._names)
                         now = self._clock()
                         self._note_expired(self._engine.expire(now))
                         try:

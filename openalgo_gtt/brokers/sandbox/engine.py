@@ -73,6 +73,10 @@ class TriggerEngine:
         """How many rules can fire on a tick now (those in the price ladders)."""
         return len(self._index)
 
+    def live_instruments(self) -> list[str]:
+        """The instruments of every live GTT, from the price index (no scan of the GTTs)."""
+        return self._index.instruments()
+
     def take_changes(self) -> Changes:
         changes, self._changes = self._changes, Changes()
         return changes

@@ -19,14 +19,15 @@ from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 
 
 class PaperDesk:
-    def __init__(self, state: StateWriter) -> None:
+    def __init__(self, state: StateWriter, names: dict[str, tuple[str, str]] | None = None) -> None:
         self._state = state
         self._open: dict[str, list[PaperOrder]] | None = None  # open orders by instrument, loaded on first use
         self._new: dict[str, PaperOrder] = {}  # orders created in this transaction (their last state)
         self._changed: dict[str, PaperOrder] = {}  # stored orders that changed
         self._trades: list[PaperTrade] = []
         self._seen: set[str] = set()  # fires already turned into orders
-        self._names: dict[str, tuple[str, str]] = {}
+        # (symbol, exchange) by instrument key: the broker's cache, shared by its transactions
+        self._names: dict[str, tuple[str, str]] = {} if names is None else names
 
     def _open_orders(self) -> dict[str, list[PaperOrder]]:
         if self._open is None:
