@@ -10,16 +10,17 @@ import requests
 
 from tests.e2e.sdk import openalgo_api
 from tests.e2e.test_sandbox_end_to_end import Sandbox
+from tests.fakes.notify_receiver import NotifyReceiver
 from tests.waiting import until
 
 IDEA = "NSE_EQ|INE669E01016"
 INFY = "NSE_EQ|INE009A01021"
 
 
-def start_live(server_factory, fake_upstox) -> Sandbox:
+def start_live(server_factory, fake_upstox, **env) -> Sandbox:
     server = server_factory(BROKER="sandbox", SANDBOX_PRICES="upstox", ACCESS_TOKEN=fake_upstox.token,
                             UPSTOX_API_URL=fake_upstox.url, OCO_POLL_SECONDS="600",
-                            RATE_LIMIT_ENABLED="false")  # the waits below poll the API fast
+                            RATE_LIMIT_ENABLED="false", **env)  # the waits below poll the API fast
     key = server.cli("apikey", "create", "live").stdout.strip().splitlines()[-1]
     return Sandbox(server.start(), key)
 
@@ -72,7 +73,12 @@ def test_many_watched_symbols_cost_one_quote_call_a_second(server_factory, fake_
 
 def test_a_rejected_token_makes_prices_stale_keeps_the_gtts_and_prices_resume_with_a_token(
         server_factory, fake_upstox):
-    sandbox = start_live(server_factory, fake_upstox)
+    with NotifyReceiver() as receiver:
+        rejected_token_case(start_live(server_factory, fake_upstox, NOTIFY_URLS=receiver.apprise_url), fake_upstox,
+                            receiver)
+
+
+def rejected_token_case(sandbox, fake_upstox, receiver):
     trigger_id = sandbox.place(symbol="IDEA", action="BUY", trigger_type="SINGLE", quantity=1, price=9.0,
                                triggerprice_sl=9.0)
     until(lambda: prices(sandbox)["last_price_at"] is not None, "a live price")
@@ -80,12 +86,15 @@ def test_a_rejected_token_makes_prices_stale_keeps_the_gtts_and_prices_resume_wi
     fake_upstox.token = "another-token"  # Upstox now rejects the gateway's token (UDAPI100050)
     until(lambda: prices(sandbox)["stale_since"] is not None, "the prices going stale")
     assert "token" in prices(sandbox)["error"].lower()
+    (told,) = receiver.wait_for(1, timeout=10)
+    assert "token" in (told["title"] + told["message"]).lower(), told  # the trader hears, once
     fake_upstox.set_price(IDEA, "IDEA", "NSE_EQ", "8.90")  # a move the sandbox cannot see
     time.sleep(1.5)
     assert sandbox.status(trigger_id) == "active"  # kept, not fired on a price it never saw
     fake_upstox.token = good
     until(lambda: sandbox.status(trigger_id) == "triggered", "prices resuming with the token")
     assert prices(sandbox)["stale_since"] is None
+    assert sum("token" in (m["title"] + m["message"]).lower() for m in receiver.wait_for(2, timeout=10)) == 1
 
 
 def test_a_symbol_the_quote_api_does_not_know_is_refused_clearly_and_reported_once(server_factory, fake_upstox):
