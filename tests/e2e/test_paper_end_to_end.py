@@ -7,6 +7,7 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from openalgo_gtt.store.models import AuditRecord
+from openalgo_gtt.store.sandbox_models import SandboxGtt
 from tests.waiting import until
 
 from tests.e2e.sdk import openalgo_api
@@ -80,6 +81,12 @@ def test_a_gtt_the_account_cannot_fund_is_refused_and_cancelling_releases_its_ma
                            trigger_type="SINGLE", quantity=500, price=9.5, triggerprice_sl=9.5)
     assert refused.status_code == 400, refused.text
     assert refused.json()["message"] == "insufficient funds: needs ₹4750.00, available ₹4300.00"
+    engine = create_engine(sandbox.server.env["DATABASE_URL"])
+    until(lambda: audit_rows(engine, refused) > 0, "the refusal's audit row")
+    assert audit_rows(engine, refused) == 1
+    with engine.connect() as conn:  # it reached no broker: the sandbox holds the first GTT only
+        assert conn.execute(select(func.count()).select_from(SandboxGtt)).scalar() == 1
+    engine.dispose()
     assert sandbox.post("gttorderbook").json()["data"][0]["trigger_id"] == first  # nothing else placed
     cancelled = sandbox.post("cancelgtt", trigger_id=first)
     assert cancelled.status_code == 200, cancelled.text
@@ -138,3 +145,19 @@ def test_a_brackets_margin_moves_to_its_position_when_the_entry_fills_and_frees_
                        "m2munrealized": "0.00", "utiliseddebits": "0.00"}
     (position,) = sandbox.post("positionbook").json()["data"]
     assert (position["quantity"], position["pnl"]) == (0, 5.0)
+
+
+def test_a_restart_keeps_orders_trades_positions_and_funds(server_factory):
+    sandbox = start(server_factory, SANDBOX_CAPITAL="50000")
+    sandbox.tick("IDEA", 10.00)
+    sandbox.place(symbol="IDEA", action="BUY", trigger_type="SINGLE", quantity=100, price=10.5, triggerprice_tg=10.5)
+    sandbox.tick("IDEA", 10.60)  # fired above its 10.50 limit: the order rests open
+    books = {path: sandbox.post(path).json()["data"] for path in ("orderbook", "tradebook", "positionbook", "funds")}
+    assert books["orderbook"]["statistics"]["total_open_orders"] == 1 and books["tradebook"] == []
+    assert books["funds"]["utiliseddebits"] == "1050.00"  # the open order holds the margin
+    sandbox.server.stop()
+    sandbox.server.start()
+    assert {path: sandbox.post(path).json()["data"] for path in books} == books
+    sandbox.tick("IDEA", 10.40)  # the order kept across the restart still fills, at its limit
+    (position,) = sandbox.post("positionbook").json()["data"]
+    assert (position["quantity"], position["average_price"], position["pnl"]) == (100, "10.50", -10.0)
