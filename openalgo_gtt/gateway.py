@@ -201,7 +201,8 @@ class Gateway:
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
         live_prices = build_live_prices(settings, broker, tokens, watcher, clock)
         gtts = GttService(broker, instruments, store.orders, planner, exactly_once,
-                          store=store, watcher=watcher, notifications=notifications, staged=staged)
+                          store=store, watcher=watcher, notifications=notifications, staged=staged,
+                          funds_check=paper.check_modify if paper.enabled else None)
         api_keys = ApiKeyService(sessions, settings.api_key_pepper)
         page_sessions = PageSessions(PageSessionRows(sessions), api_keys, settings.api_key_pepper,
                                      settings.dashboard_session_hours)

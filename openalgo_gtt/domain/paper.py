@@ -259,6 +259,7 @@ class Commitment:
     exchange: str
     symbol: str
     legs: tuple[dict, ...]
+    trigger_id: str | None = None  # a recorded trigger's; None for a place still being sent
 
     @property
     def margin(self) -> Decimal:

@@ -17,6 +17,7 @@ from openalgo_gtt.domain.paper import (
     ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds, openalgo_product, rupees,
     trigger_margin,
 )
+from openalgo_gtt.domain.records import RecordedTrigger
 from openalgo_gtt.services.answers import ApiError
 from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
 
@@ -117,6 +118,21 @@ class PaperBook:
         commitments, positions, open_orders = uow.paper_account(exclude_attempt=attempt_id)
         check_funds(trigger_margin(new.trigger_type, new.product, new.exchange, new.symbol, new.legs),
                     account(self._capital, positions, open_orders, commitments))
+
+
+    def check_modify(self, recorded: RecordedTrigger, legs: list[dict]) -> None:
+        """Refuse a modify whose new legs the account cannot fund, counting the margin the
+        trigger blocks now as free (it is replaced). Read in one transaction before the broker
+        is called; unlike a place it does not hold the places' turn, so a place at the same
+        instant can still spend what this modify was counting on."""
+        if not self.enabled:
+            return
+        commitments, positions, open_orders = self._store.paper_account()
+        others = [c for c in commitments if c.trigger_id != recorded.trigger_id]
+        if len(others) == len(commitments):
+            return  # it blocks nothing now (a bracket whose entry was sent: only its exits change)
+        check_funds(trigger_margin(recorded.trigger_type, recorded.product, recorded.exchange, recorded.symbol, legs),
+                    account(self._capital, positions, open_orders, others))
 
 
 def _order_entry(order: PaperOrder) -> dict:

@@ -38,13 +38,14 @@ def _entry_sent(broker_state: str | None) -> bool:
 
 def commitments(conn: Connection, exclude_attempt: int | None = None) -> list[Commitment]:
     found = []
-    for row in conn.execute(
-            select(_TRIGGERS.c.trigger_type, _TRIGGERS.c.product, _TRIGGERS.c.exchange, _TRIGGERS.c.symbol,
-                   _TRIGGERS.c.legs, _TRIGGERS.c.broker_state)
-            .where(_TRIGGERS.c.status == TriggerStatus.ACTIVE.value)):
+    query = (select(_TRIGGERS.c.trigger_id, _TRIGGERS.c.trigger_type, _TRIGGERS.c.product, _TRIGGERS.c.exchange,
+                    _TRIGGERS.c.symbol, _TRIGGERS.c.legs, _TRIGGERS.c.broker_state)
+             .where(_TRIGGERS.c.status == TriggerStatus.ACTIVE.value))
+    for row in conn.execute(query):
         if row.trigger_type == TriggerKind.BRACKET.value and _entry_sent(row.broker_state):
             continue  # its entry became an order: that order or its position holds the margin now
-        found.append(Commitment(row.trigger_type, row.product, row.exchange, row.symbol, tuple(row.legs or ())))
+        found.append(Commitment(row.trigger_type, row.product, row.exchange, row.symbol, tuple(row.legs or ()),
+                                row.trigger_id))
     query = select(_ATTEMPTS.c.id, _ATTEMPTS.c.plan).where(_ATTEMPTS.c.state.in_([s.value for s in UNSETTLED]))
     for row in conn.execute(query):
         order = (row.plan or {}).get("order") or {}

@@ -131,7 +131,7 @@ class Store:
             raise StoreUnavailable(f"database unreachable: {type(exc.orig or exc).__name__}") from exc
 
     def paper_account(self):
-        """As `UnitOfWork.paper_account`, in a transaction of its own (the funds route)."""
+        """As `UnitOfWork.paper_account`, in a transaction of its own (the funds route, a modify)."""
         with self.engine.connect() as conn:
             return paper_funds.paper_inputs(conn)
 

@@ -88,6 +88,15 @@ def test_a_gtt_the_account_cannot_fund_is_refused_and_cancelling_releases_its_ma
         assert conn.execute(select(func.count()).select_from(SandboxGtt)).scalar() == 1
     engine.dispose()
     assert sandbox.post("gttorderbook").json()["data"][0]["trigger_id"] == first  # nothing else placed
+    # A modify is held to the same account, counting what the trigger blocks now as free.
+    bigger = sandbox.post("modifygtt", trigger_id=first, exchange="NSE", product="CNC", symbol="IDEA", action="BUY",
+                          trigger_type="SINGLE", quantity=1100, price=9.5, triggerprice_sl=9.5)
+    assert bigger.status_code == 400, bigger.text
+    assert bigger.json()["message"] == "insufficient funds: needs ₹10450.00, available ₹10000.00"
+    smaller = sandbox.post("modifygtt", trigger_id=first, exchange="NSE", product="CNC", symbol="IDEA",
+                           action="BUY", trigger_type="SINGLE", quantity=1000, price=9.5, triggerprice_sl=9.5)
+    assert smaller.status_code == 200, smaller.text
+    assert sandbox.post("funds").json()["data"]["utiliseddebits"] == "9500.00"
     cancelled = sandbox.post("cancelgtt", trigger_id=first)
     assert cancelled.status_code == 200, cancelled.text
     assert sandbox.post("funds").json()["data"]["availablecash"] == "10000.00"
