@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Iterable
 
+from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.domain.errors import DomainError
 from openalgo_gtt.domain.model import BUY
 
@@ -120,6 +121,14 @@ class PaperOrder:
     created_at: datetime
     updated_at: datetime
     average_price: Decimal | None = None  # the fill price once complete
+
+    def day_over(self, now: datetime) -> bool:
+        """An open order lives for its day (a DAY order, as a GTT's child order is): once the
+        IST day it was created on has ended, it is cancelled, never filled."""
+        return self.status == ORDER_OPEN and now.astimezone(IST).date() > self.created_at.astimezone(IST).date()
+
+    def cancelled(self, at: datetime) -> "PaperOrder":
+        return replace(self, status=ORDER_CANCELLED, updated_at=at)
 
     def marketable(self, ltp: Decimal) -> bool:
         if self.pricetype == MARKET:
@@ -228,10 +237,10 @@ def position_margin(position: Position) -> Decimal:
     return money(position.cost * margin_rate(product, position.exchange, position.symbol, BUY))
 
 
-def order_margin(order: PaperOrder) -> Decimal:
+def order_margin(order: PaperOrder, now: datetime | None = None) -> Decimal:
     """What an open order blocks until it fills: its value at its limit (the trigger for a
-    MARKET order) at its side's rate."""
-    if order.status != ORDER_OPEN:
+    MARKET order) at its side's rate; nothing once its day is over."""
+    if order.status != ORDER_OPEN or (now is not None and order.day_over(now)):
         return ZERO
     price = order.price if order.pricetype == LIMIT else order.trigger_price
     product = openalgo_product(order.product, order.exchange)
@@ -267,11 +276,12 @@ class Commitment:
 
 
 def account(capital: Decimal, positions: Iterable[Position], open_orders: Iterable[PaperOrder],
-            commitments: Iterable[Commitment], prices: dict[str, Decimal] | None = None) -> Funds:
+            commitments: Iterable[Commitment], prices: dict[str, Decimal] | None = None,
+            now: datetime | None = None) -> Funds:
     """The paper account now: realised P&L adds to the capital; positions, open orders and live
     GTTs use margin; unrealised P&L (marked to `prices`) is shown, never spent."""
     positions, prices = list(positions), prices or {}
-    used = (sum((position_margin(p) for p in positions), ZERO) + sum((order_margin(o) for o in open_orders), ZERO)
+    used = (sum((position_margin(p) for p in positions), ZERO) + sum((order_margin(o, now) for o in open_orders), ZERO)
             + sum((c.margin for c in commitments), ZERO))
     return Funds(capital=capital, realised=sum((p.realised for p in positions), ZERO),
                  unrealised=sum((p.unrealised(prices.get(p.instrument_key)) for p in positions), ZERO), used=used)

@@ -58,7 +58,9 @@ class PaperBook:
     # ----- the books -------------------------------------------------------------------------
 
     def orderbook(self) -> dict:
-        orders = self._account().paper_orders()
+        now = self._store.clock.now()
+        # An open order whose day ended is cancelled (the sandbox writes it so on its next write).
+        orders = [o.cancelled(now) if o.day_over(now) else o for o in self._account().paper_orders()]
         return {
             "orders": [_order_entry(order) for order in reversed(orders)],  # newest first, as brokers list them
             "statistics": {
@@ -97,7 +99,7 @@ class PaperBook:
         self._account()
         commitments, positions, open_orders = self._store.paper_account()
         funds = account(self._capital, positions, open_orders, commitments,
-                        self._prices([p.instrument_key for p in positions if p.quantity]))
+                        self._prices([p.instrument_key for p in positions if p.quantity]), now=self._store.clock.now())
         return _funds_entry(funds)
 
     def _prices(self, keys: list[str]) -> dict[str, Decimal]:
@@ -117,7 +119,7 @@ class PaperBook:
                          order.get("symbol", ""), tuple(order.get("legs") or ()))
         commitments, positions, open_orders = uow.paper_account(exclude_attempt=attempt_id)
         check_funds(trigger_margin(new.trigger_type, new.product, new.exchange, new.symbol, new.legs),
-                    account(self._capital, positions, open_orders, commitments))
+                    account(self._capital, positions, open_orders, commitments, now=self._store.clock.now()))
 
 
     def check_modify(self, recorded: RecordedTrigger, legs: list[dict]) -> None:
@@ -132,7 +134,7 @@ class PaperBook:
         if len(others) == len(commitments):
             return  # it blocks nothing now (a bracket whose entry was sent: only its exits change)
         check_funds(trigger_margin(recorded.trigger_type, recorded.product, recorded.exchange, recorded.symbol, legs),
-                    account(self._capital, positions, open_orders, others))
+                    account(self._capital, positions, open_orders, others, now=self._store.clock.now()))
 
 
 def _order_entry(order: PaperOrder) -> dict:

@@ -122,7 +122,7 @@ def save_paper(conn: Connection, new: Sequence[PaperOrder], changed: Sequence[Pa
             {"b_order_id": order.order_id, "status": order.status, "average_price": order.average_price,
              "updated_at": order.updated_at} for order in changed
         ]).rowcount
-        if matched != len(changed):  # filled by another writer already: never a second trade
+        if matched != len(changed):  # filled (or cancelled) by another writer already: never a second trade
             raise Conflict(f"{len(changed) - matched} of {len(changed)} orders were no longer open")
     if trades:
         conn.execute(insert(_TRADES), [

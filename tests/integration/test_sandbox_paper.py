@@ -148,3 +148,15 @@ def test_the_watched_instruments_are_those_of_live_gtts_open_orders_and_open_pos
     tick(broker, clock, "102.50")  # sold: flat, nothing live
     assert position(broker) == (0, D(0), D("2"))
     assert broker.watched_instruments() == []
+
+
+def test_an_open_order_lives_for_its_day_then_is_cancelled_never_filled(broker, clock):
+    tick(broker, clock, "100")
+    broker.place_gtt(single(ABOVE, "101", quantity=2))
+    tick(broker, clock, "103")  # fired above its limit: open
+    assert orders(broker)[0][3] == "open"
+    clock.now += timedelta(days=1)  # the next IST day
+    tick(broker, clock, "100")  # would have reached it: too late, its day is over
+    assert orders(broker) == [(BUY, "LIMIT", D("101"), "cancelled", None)]
+    assert broker.paper_trades() == [] and broker.paper_positions() == []
+    assert broker.watched_instruments() == []

@@ -228,8 +228,8 @@ class SandboxBroker:
                         meta = state.claim()
                         self._catch_up(state, meta.generation - 1)
                         self._meta = meta
-                        self._desk = PaperDesk(state, self._names)
                         now = self._clock()
+                        self._desk = PaperDesk(state, self._names, now)
                         self._note_expired(self._engine.expire(now))
                         try:
                             result = operation(state, now)

@@ -19,8 +19,10 @@ from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 
 
 class PaperDesk:
-    def __init__(self, state: StateWriter, names: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(self, state: StateWriter, names: dict[str, tuple[str, str]] | None = None,
+                 now: datetime | None = None) -> None:
         self._state = state
+        self._now = now  # the transaction's time: an open order whose day ended is cancelled
         self._open: dict[str, list[PaperOrder]] | None = None  # open orders by instrument, loaded on first use
         self._new: dict[str, PaperOrder] = {}  # orders created in this transaction (their last state)
         self._changed: dict[str, PaperOrder] = {}  # stored orders that changed
@@ -33,6 +35,9 @@ class PaperDesk:
         if self._open is None:
             self._open = {}
             for order in self._state.open_orders():
+                if self._now is not None and order.day_over(self._now):
+                    self._changed[order.order_id] = order.cancelled(self._now)  # a DAY order: never filled
+                    continue
                 self._open.setdefault(order.instrument_key, []).append(order)
         return self._open
 
@@ -87,6 +92,7 @@ class PaperDesk:
 
     def save(self) -> None:
         """Write what changed: orders, trades, and the positions the trades moved."""
+        self._open_orders()  # an open order whose day ended is cancelled by any write, not only a tick
         if not (self._new or self._changed or self._trades):
             return
         positions: dict[tuple[str, str], Position] = {}
