@@ -167,7 +167,9 @@ class Gateway:
         tokens = tokens or TokenProvider.from_settings(settings, sessions)
         broker = broker or build_broker(settings, sessions, tokens)
         # Loads on first lookup; refuses another broker's master (Upstox's keys on Kite, say).
-        instruments = InstrumentIndex(engine, master=master_family(settings.broker))
+        # The sandbox takes either master (Upstox's keys or Kite's); a live broker only its own.
+        instruments = InstrumentIndex(engine, master=None if settings.broker == "sandbox"
+                                      else master_family(settings.broker))
         notifications = Notifications(store.outbox, settings.notify_urls, settings.notify_events,
                                       settings.api_key_pepper)
         trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit, today=lambda: ist_today(clock.now()),

@@ -170,3 +170,27 @@ def test_a_restart_keeps_orders_trades_positions_and_funds(server_factory):
     sandbox.tick("IDEA", 10.40)  # the order kept across the restart still fills, at its limit
     (position,) = sandbox.post("positionbook").json()["data"]
     assert (position["quantity"], position["average_price"], position["pnl"]) == (100, "10.50", -10.0)
+
+
+def test_the_sandbox_trades_on_kites_instrument_master_too(server_factory, tmp_path):
+    from tests.fakes.fake_kite import FakeKite
+
+    sandbox = start(server_factory)
+    master = tmp_path / "instruments.csv"
+    master.write_bytes(FakeKite()._csv(""))  # Kite's instruments CSV, as GET /instruments answers it
+    loaded = sandbox.server.cli("instruments", "load", "--kite", str(master)).stdout
+    assert "loaded" in loaded and "NSE_EQ" in loaded
+
+    sandbox.server.stop()  # (a running server picks a new master up within 5 s; a restart at once)
+    sandbox.server.start()
+    sandbox.tick("INFY", 1550)  # now NSE:INFY, Kite's key
+    sandbox.place(symbol="INFY", action="BUY", trigger_type="SINGLE", quantity=2, price=1500, triggerprice_sl=1500)
+    engine = create_engine(sandbox.server.env["DATABASE_URL"])
+    with engine.connect() as conn:
+        assert conn.execute(select(SandboxGtt.instrument_key)).scalars().all() == ["NSE:INFY"]
+    engine.dispose()
+    (fill,) = sandbox.tick("INFY", 1499)
+    assert fill["symbol"] == "INFY" and fill["exchange"] == "NSE"
+    (position,) = sandbox.post("positionbook").json()["data"]
+    assert (position["symbol"], position["exchange"], position["quantity"], position["average_price"]) == (
+        "INFY", "NSE", 2, "1500.00")

@@ -85,9 +85,12 @@ class PaperDesk:
             names = self._state.instrument(instrument_key)
             if names is not None:
                 self._names[instrument_key] = (names.symbol, names.exchange)
-            else:  # not in the instrument master: the key is the only name there is
+            elif "|" in instrument_key:  # not in the instrument master: the key is the only name there is
                 segment, _, ident = instrument_key.partition("|")
                 self._names[instrument_key] = (ident, SEGMENT_TO_EXCHANGE.get(segment, segment))
+            else:  # Kite's EXCHANGE:TRADINGSYMBOL
+                exchange, _, symbol = instrument_key.partition(":")
+                self._names[instrument_key] = (symbol, exchange)
         return self._names[instrument_key]
 
     def save(self) -> None:
