@@ -92,21 +92,35 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
 
 
 def build_live_prices(settings: Settings, broker: Broker, tokens: TokenProvider, watcher: GttWatcher,
-                      clock: Clock) -> LivePrices | None:
-    """SANDBOX_PRICES=upstox on the sandbox: prices from Upstox's LTP quote, read with the Upstox
-    token through a quote pacer (about one read a second, shared between workers). The Upstox
-    client built here is only ever asked for quotes."""
-    if settings.broker != "sandbox" or settings.sandbox_prices != "upstox":
+                      clock: Clock, sessions: sessionmaker[Session]) -> LivePrices | None:
+    """SANDBOX_PRICES=upstox (or kite) on the sandbox: prices from that broker's LTP quote, read
+    with its token through a quote pacer (about one read a second, shared between workers). The
+    broker client built here is only ever asked for quotes."""
+    if settings.broker != "sandbox" or settings.sandbox_prices not in ("upstox", "kite"):
         return None
     from openalgo_gtt.brokers.pacing import OrderPacer
-    from openalgo_gtt.brokers.upstox import UpstoxBroker
 
-    quotes = UpstoxBroker(settings.upstox_api_url, tokens.current, timeout=settings.upstox_timeout, pacer=None,
-                          observer=tokens.observing(observe_broker_call), read_retries=0)
+    if settings.sandbox_prices == "kite":
+        from openalgo_gtt.brokers.kite import KiteBroker
+        from openalgo_gtt.services.tokens import KITE
+        from openalgo_gtt.store.logins import TokenStore
+
+        kite_tokens = TokenProvider(TokenStore(sessions, settings.api_key_pepper, broker="kite"),
+                                    configured_token=settings.kite_access_token,
+                                    configured_source=settings.kite_access_token_source, policy=KITE)
+        kite_tokens.on_rejected = tokens.on_rejected
+        quotes = KiteBroker(settings.kite_api_url, settings.kite_api_key or "", kite_tokens.current,
+                            timeout=settings.kite_timeout, pacer=None, quote_pacer=None,
+                            observer=kite_tokens.observing(observe_broker_call))
+    else:
+        from openalgo_gtt.brokers.upstox import UpstoxBroker
+
+        quotes = UpstoxBroker(settings.upstox_api_url, tokens.current, timeout=settings.upstox_timeout, pacer=None,
+                              observer=tokens.observing(observe_broker_call), read_retries=0)
     pacer = OrderPacer(settings.sandbox_quote_rate_limits, storage_uri=settings.rate_limit_storage_uri,
-                       key="upstox-quotes")
-    prices = LivePrices(broker, quotes, source_name="upstox", settle=watcher.settle_broker_gtts, pace=pacer.acquire,
-                        may_read=lambda: watcher.holding, clock=clock)
+                       key=f"{settings.sandbox_prices}-sandbox-quotes")
+    prices = LivePrices(broker, quotes, source_name=settings.sandbox_prices, settle=watcher.settle_broker_gtts,
+                        pace=pacer.acquire, may_read=lambda: watcher.holding, clock=clock)
     broker.price_feed = prices.fetch  # a place on a symbol with no price yet reads it first
     return prices
 
@@ -201,7 +215,7 @@ class Gateway:
                              stage=staged.advance if staged is not None else (lambda: None), clock=clock)
         # One sender across every worker and host: the watcher's lease holder.
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
-        live_prices = build_live_prices(settings, broker, tokens, watcher, clock)
+        live_prices = build_live_prices(settings, broker, tokens, watcher, clock, sessions)
         gtts = GttService(broker, instruments, store.orders, planner, exactly_once,
                           store=store, watcher=watcher, notifications=notifications, staged=staged,
                           funds_check=paper.check_modify if paper.enabled else None)

@@ -67,6 +67,10 @@ def load_settings(
     if broker == "kite" and not kite_token and not kite_secret:
         raise ConfigError("BROKER=kite: no Kite access token; set KITE_ACCESS_TOKEN, write kite_access_token "
                           "in keys.json, or set KITE_API_SECRET and log in")
+    if (broker == "sandbox" and not kite_key
+            and _parse(source, "SANDBOX_PRICES", values.price_source, Settings.sandbox_prices) == "kite"):
+        raise ConfigError("SANDBOX_PRICES=kite: set KITE_API_KEY (and KITE_ACCESS_TOKEN or a Kite login); "
+                          "the sandbox then reads Kite's quotes for a sandbox on Kite's master")
     port = _parse(source, "PORT", values.port, 5000)
 
     database_url = _parse(source, "DATABASE_URL", values.text, f"sqlite:///{data_dir / 'openalgo_gtt.db'}")

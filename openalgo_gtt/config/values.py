@@ -89,13 +89,10 @@ def rupees(raw: str) -> Decimal:
 
 
 def price_source(raw: str) -> str:
-    """SANDBOX_PRICES: manual | upstox. (Kite's quotes need Kite's instrument names, which the
-    sandbox, holding Upstox's keys, does not have yet.)"""
+    """SANDBOX_PRICES: manual | upstox | kite."""
     value = raw.strip().lower()
-    if value == "kite":
-        raise ValueError("kite is not supported yet: the sandbox holds Upstox instrument keys; use upstox or manual")
-    if value not in ("manual", "upstox"):
-        raise ValueError("must be manual or upstox")
+    if value not in ("manual", "upstox", "kite"):
+        raise ValueError("must be manual, upstox or kite")
     return value
 
 

@@ -104,3 +104,26 @@ def test_a_symbol_the_quote_api_does_not_know_is_refused_clearly_and_reported_on
     assert answer.status_code == 409 and "no price for RELIANCE" in answer.json()["message"], answer.text
     unknown = prices(sandbox)["unknown_instruments"]
     assert len(unknown) == 1 and unknown[0].startswith("NSE_EQ|")
+
+
+def test_a_sandbox_on_kites_master_fires_on_kites_quotes(server_factory, tmp_path):
+    from tests.fakes.fake_kite import FakeKite
+
+    with FakeKite() as kite:
+        kite.set_price("NSE:INFY", 1550)
+        server = server_factory(BROKER="sandbox", SANDBOX_PRICES="kite", KITE_API_KEY=kite.api_key,
+                                KITE_ACCESS_TOKEN=kite.access_token, KITE_API_URL=kite.url, OCO_POLL_SECONDS="600",
+                                RATE_LIMIT_ENABLED="false")
+        master = tmp_path / "instruments.csv"
+        master.write_bytes(kite._csv(""))
+        assert "loaded" in server.cli("instruments", "load", "--kite", str(master)).stdout
+        key = server.cli("apikey", "create", "live").stdout.strip().splitlines()[-1]
+        sandbox = Sandbox(server.start(), key)
+        trigger_id = sandbox.place(symbol="INFY", action="BUY", trigger_type="SINGLE", quantity=3, price=1500,
+                                   triggerprice_sl=1500)  # the price read first from Kite's quote
+        kite.set_price("NSE:INFY", 1495)
+        until(lambda: sandbox.status(trigger_id) == "triggered", "the GTT firing on Kite's quote")
+        (position,) = sandbox.post("positionbook").json()["data"]
+        assert (position["symbol"], position["quantity"], position["average_price"]) == ("INFY", 3, "1500.00")
+        assert {path for _method, path in kite.calls} == {"/quote/ltp"}, kite.calls  # never an order or GTT route
+        assert prices(sandbox)["source"] == "kite"

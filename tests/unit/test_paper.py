@@ -91,7 +91,9 @@ def test_paper_settings_and_their_errors(tmp_path):
     settings = load_settings({"SANDBOX_CAPITAL": "2,50,000.50", "SANDBOX_PRICES": "Upstox"}, tmp_path)
     assert (settings.sandbox_capital, settings.sandbox_prices) == (D("250000.50"), "upstox")
     for name, raw, says in (("SANDBOX_CAPITAL", "-5", "positive"), ("SANDBOX_CAPITAL", "1.001", "paise"),
-                            ("SANDBOX_CAPITAL", "lots", "rupees"), ("SANDBOX_PRICES", "yahoo", "manual or upstox"),
-                            ("SANDBOX_PRICES", "kite", "not supported yet")):
+                            ("SANDBOX_CAPITAL", "lots", "rupees"), ("SANDBOX_PRICES", "yahoo", "manual, upstox or kite"),
+                            ("SANDBOX_PRICES", "kite", "set KITE_API_KEY")):
         with pytest.raises(ConfigError, match=says):
             load_settings({name: raw}, tmp_path)
+    settings = load_settings({"SANDBOX_PRICES": "kite", "KITE_API_KEY": "k", "KITE_ACCESS_TOKEN": "t"}, tmp_path)
+    assert (settings.broker, settings.sandbox_prices) == ("sandbox", "kite")
