@@ -27,6 +27,7 @@ from openalgo_gtt.services.attempts import AttemptDriver
 from openalgo_gtt.services.audit_view import AuditView
 from openalgo_gtt.services.audit import AuditRetention, AuditTrail, observe_broker_call
 from openalgo_gtt.services.exactly_once import ExactlyOnce
+from openalgo_gtt.services.fills import OrderFills
 from openalgo_gtt.services.finder import BrokerFinder
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
@@ -165,6 +166,7 @@ class Gateway:
     audit_view: AuditView
     paper: PaperBook | None = None  # the sandbox's paper account (orderbook, funds, ...)
     live_prices: LivePrices | None = None  # SANDBOX_PRICES=upstox
+    fills: OrderFills | None = None  # a fired leg's fill, on gttorderstatus
     kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
@@ -234,6 +236,7 @@ class Gateway:
                                                 prices=live_prices.describe if live_prices is not None else None),
             notifications=notifications, sender=sender,
             page_sessions=page_sessions, audit_view=AuditView(engine), paper=paper, live_prices=live_prices,
+            fills=OrderFills(broker),
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
-from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, OrderFill, Quote
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,12 @@ class QuoteSource(Protocol):
 
     def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
         """Last prices, keyed by instrument key; keys the broker does not know are left out."""
+
+
+@runtime_checkable
+class OrderFillReader(Protocol):
+    """A broker that says what became of one order (Upstox's order details, Kite's order history,
+    the sandbox's paper orders): a fired GTT leg's fill (services/fills.py)."""
+
+    def order_fill(self, order_id: str) -> OrderFill | None:
+        """The order's status, filled quantity, average price and message; None when unknown."""

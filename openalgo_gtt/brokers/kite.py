@@ -31,11 +31,12 @@ from openalgo_gtt.brokers.kite_wire import (
     parse_gtts,
     parse_one_gtt,
     parse_quotes,
+    order_fill as parse_order_fill,
     single_order_fill,
     trigger_id,
 )
 from openalgo_gtt.brokers.pacing import OrderPacer
-from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, OrderFill, Quote
 
 ROUTES: dict[str, tuple[str, str]] = {
     "gtt.place": ("POST", "/gtt/triggers"),
@@ -151,6 +152,10 @@ class KiteBroker(KiteHttp):
         """The latest state of an order (COMPLETE, REJECTED, CANCELLED, OPEN, ...) and Kite's
         message: how the gateway learns that a GTT's order has filled."""
         return self._request("order.info", parse=single_order_fill, path_args={"order_id": order_id})
+
+    def order_fill(self, order_id: str) -> OrderFill:
+        """What became of one order (a fired GTT leg's): its latest history entry."""
+        return self._request("order.info", parse=parse_order_fill, path_args={"order_id": order_id})
 
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
         """Last price and today's open (`/quote/ohlc`); keys Kite does not answer for are left out."""

@@ -27,7 +27,7 @@ from openalgo_gtt.brokers.sandbox.storage import (
     Conflict, Fill, InstrumentNames, Meta, SandboxStorage, StateReader, StateWriter,
 )
 from openalgo_gtt.domain.clock import IST, utcnow
-from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, OrderFill, Quote
 from openalgo_gtt.domain.paper import PaperOrder, PaperTrade, Position
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,18 @@ class SandboxBroker:
 
     def paper_positions(self) -> list[Position]:
         return self._storage.paper_positions()
+
+    def order_fill(self, order_id: str) -> OrderFill | None:
+        """A fired rule's paper order, as a broker's order details would say it."""
+        order = next((o for o in self._storage.paper_orders() if o.order_id == order_id), None)
+        if order is None:
+            return None
+        status = {"complete": "COMPLETE", "open": "OPEN", "cancelled": "CANCELLED"}.get(order.status, order.status)
+        if order.day_over(self._clock()):
+            status = "CANCELLED"
+        return OrderFill(status=status, filled_quantity=order.quantity if status == "COMPLETE" else 0,
+                         average_price=order.average_price,
+                         message="a DAY order: its day ended" if status == "CANCELLED" else None)
 
     def watched_instruments(self) -> list[str]:
         """What needs live prices: the instruments of live GTTs, open orders and open positions."""
