@@ -27,13 +27,16 @@ from openalgo_gtt.services.attempts import AttemptDriver
 from openalgo_gtt.services.audit_view import AuditView
 from openalgo_gtt.services.audit import AuditRetention, AuditTrail, observe_broker_call
 from openalgo_gtt.services.exactly_once import ExactlyOnce
+from openalgo_gtt.services.fills import OrderFills
 from openalgo_gtt.services.finder import BrokerFinder
 from openalgo_gtt.services.gtt import GttService
 from openalgo_gtt.services.health import HealthCheck
 from openalgo_gtt.services.kite_login import KiteLogin
+from openalgo_gtt.services.live_prices import LivePrices
 from openalgo_gtt.services.notifications import Notifications, OutboxRetention, Sender
 from openalgo_gtt.services.place_queue import PlaceQueue
 from openalgo_gtt.services.place_sender import PlaceSender
+from openalgo_gtt.services.paper import PaperBook
 from openalgo_gtt.services.place import PlaceGtt
 from openalgo_gtt.services.page_sessions import PageSessions
 from openalgo_gtt.services.planner import Planner
@@ -92,6 +95,40 @@ def build_broker(settings: Settings, sessions: sessionmaker[Session],
     return SandboxBroker(SandboxRepository(sessions))
 
 
+def build_live_prices(settings: Settings, broker: Broker, tokens: TokenProvider, watcher: GttWatcher,
+                      clock: Clock, sessions: sessionmaker[Session]) -> LivePrices | None:
+    """SANDBOX_PRICES=upstox (or kite) on the sandbox: prices from that broker's LTP quote, read
+    with its token through a quote pacer (about one read a second, shared between workers). The
+    broker client built here is only ever asked for quotes."""
+    if settings.broker != "sandbox" or settings.sandbox_prices not in ("upstox", "kite"):
+        return None
+    from openalgo_gtt.brokers.pacing import OrderPacer
+
+    if settings.sandbox_prices == "kite":
+        from openalgo_gtt.brokers.kite import KiteBroker
+        from openalgo_gtt.services.tokens import KITE
+        from openalgo_gtt.store.logins import TokenStore
+
+        kite_tokens = TokenProvider(TokenStore(sessions, settings.api_key_pepper, broker="kite"),
+                                    configured_token=settings.kite_access_token,
+                                    configured_source=settings.kite_access_token_source, policy=KITE)
+        kite_tokens.on_rejected = tokens.on_rejected
+        quotes = KiteBroker(settings.kite_api_url, settings.kite_api_key or "", kite_tokens.current,
+                            timeout=settings.kite_timeout, pacer=None, quote_pacer=None,
+                            observer=kite_tokens.observing(observe_broker_call))
+    else:
+        from openalgo_gtt.brokers.upstox import UpstoxBroker
+
+        quotes = UpstoxBroker(settings.upstox_api_url, tokens.current, timeout=settings.upstox_timeout, pacer=None,
+                              observer=tokens.observing(observe_broker_call), read_retries=0)
+    pacer = OrderPacer(settings.sandbox_quote_rate_limits, storage_uri=settings.rate_limit_storage_uri,
+                       key=f"{settings.sandbox_prices}-sandbox-quotes")
+    prices = LivePrices(broker, quotes, source_name=settings.sandbox_prices, settle=watcher.settle_broker_gtts,
+                        pace=pacer.acquire, may_read=lambda: watcher.holding, clock=clock)
+    broker.price_feed = prices.fetch  # a place on a symbol with no price yet reads it first
+    return prices
+
+
 def register_log_secrets(settings: Settings) -> None:
     """What no log line may show, whatever library writes it (logging_secrets.py): every secret
     part of each notification URL, the broker tokens and app secrets, the pepper."""
@@ -130,6 +167,9 @@ class Gateway:
     sender: Sender
     page_sessions: PageSessions  # the trader's page (api/dashboard)
     audit_view: AuditView
+    paper: PaperBook | None = None  # the sandbox's paper account (orderbook, funds, ...)
+    live_prices: LivePrices | None = None  # SANDBOX_PRICES=upstox
+    fills: OrderFills | None = None  # a fired leg's fill, on gttorderstatus
     kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
@@ -146,7 +186,9 @@ class Gateway:
         tokens = tokens or TokenProvider.from_settings(settings, sessions)
         broker = broker or build_broker(settings, sessions, tokens)
         # Loads on first lookup; refuses another broker's master (Upstox's keys on Kite, say).
-        instruments = InstrumentIndex(engine, master=master_family(settings.broker))
+        # The sandbox takes either master (Upstox's keys or Kite's); a live broker only its own.
+        instruments = InstrumentIndex(engine, master=None if settings.broker == "sandbox"
+                                      else master_family(settings.broker))
         notifications = Notifications(store.outbox, settings.notify_urls, settings.notify_events,
                                       settings.api_key_pepper)
         trade_limit = DailyTradeLimit(store.trades, settings.daily_trade_limit, today=lambda: ist_today(clock.now()),
@@ -159,10 +201,12 @@ class Gateway:
         attempts = AttemptDriver(store, finder, trade_limit, notifications,
                                  settle_window=timedelta(seconds=settings.settle_seconds),
                                  stale_after=stale_after(settings))
+        paper = PaperBook(broker, store, settings.sandbox_capital, settings.broker)
         place_sender = PlaceSender(broker, attempts, lookup_budget=settings.broker_timeout)
         # A burst's places, sent by the watcher's lease holder (one process across workers).
         place_queue = PlaceQueue(attempts, place_sender, broker, holding=lambda: watcher.holding)
-        place = PlaceGtt(broker, planner, trade_limit, exactly_once, attempts, place_sender, place_queue)
+        place = PlaceGtt(broker, planner, trade_limit, exactly_once, attempts, place_sender, place_queue,
+                         funds_check=paper.check_place if paper.enabled else None)
         lease = DatabaseLease(engine, "gtt-watcher", holder_id, ttl=LEASE_TTL)
         retention = AuditRetention(store.audit, settings.audit_retention_days)
         # Kite's staged bracket exit is a place attempt too, through the same driver.
@@ -180,8 +224,10 @@ class Gateway:
         watcher.expire = Expiries(broker, store, notifications, clock, watcher.settle_seen).run
         # One sender across every worker and host: the watcher's lease holder.
         sender = Sender(notifications, lambda: watcher.holding, settings.notify_timeout)
+        live_prices = build_live_prices(settings, broker, tokens, watcher, clock, sessions)
         gtts = GttService(broker, instruments, store.orders, planner, exactly_once,
-                          store=store, watcher=watcher, notifications=notifications, staged=staged)
+                          store=store, watcher=watcher, notifications=notifications, staged=staged,
+                          funds_check=paper.check_modify if paper.enabled else None)
         api_keys = ApiKeyService(sessions, settings.api_key_pepper)
         page_sessions = PageSessions(PageSessionRows(sessions), api_keys, settings.api_key_pepper,
                                      settings.dashboard_session_hours)
@@ -193,9 +239,11 @@ class Gateway:
             gtts=gtts, attempts=attempts,
             watcher=watcher, health=HealthCheck(store, settings.broker, trade_limit, tokens,
                                                 audit_retention_days=settings.audit_retention_days,
-                                                notifications=notifications),
+                                                notifications=notifications,
+                                                prices=live_prices.describe if live_prices is not None else None),
             notifications=notifications, sender=sender,
-            page_sessions=page_sessions, audit_view=AuditView(engine),
+            page_sessions=page_sessions, audit_view=AuditView(engine), paper=paper, live_prices=live_prices,
+            fills=OrderFills(broker),
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 
@@ -219,6 +267,8 @@ class Gateway:
         self.watcher.start()
         self.sender.start()
         self.place.queue.start()
+        if self.live_prices is not None:
+            self.live_prices.start()
         return report
 
     @property
@@ -229,6 +279,8 @@ class Gateway:
 
     def close(self) -> None:
         self.place.queue.stop()
+        if self.live_prices is not None:
+            self.live_prices.stop()
         self.sender.stop()
         self.watcher.stop()
         self.audit.close()  # the summaries of requests counted, not yet written

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask
 from flask_restx import Api
 
-from openalgo_gtt.api import dashboard, health, kite_login, legacy, sandbox, upstox_login, v1, webhooks
+from openalgo_gtt.api import dashboard, health, kite_login, legacy, paper, sandbox, upstox_login, v1, webhooks
 from openalgo_gtt.api.lifecycle import install, json_response, note_error
 
 
@@ -35,6 +35,7 @@ def register(app: Flask) -> Api:
     api.add_namespace(v1.ns)
     api.add_namespace(legacy.ns)
     api.add_namespace(sandbox.ns)
+    api.add_namespace(paper.ns)
     app.register_blueprint(blueprint)
     app.register_blueprint(webhooks.blueprint)
     app.register_blueprint(upstox_login.bp)

@@ -184,3 +184,7 @@ class _Nullable:
 
 class NullableString(_Nullable, fields.String):
     pass
+
+
+class NullableFloat(_Nullable, fields.Float):
+    pass

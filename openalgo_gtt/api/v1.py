@@ -251,6 +251,8 @@ class GttOrderStatus(Resource):
                 return _marked({"status": "success", "data": where})
             trigger_id = where
         entry = gtts.status(trigger_id)
+        if _gateway().fills is not None:  # each fired leg's order: status, filled quantity, average price
+            entry = _gateway().fills.annotate(entry)
         # A leg's events are its pair's: the pair is what the gateway tells the trader about.
         events = gtts.events(entry.get("pair_trigger_id") or entry["trigger_id"])
         return _marked({"status": "success", "data": {**entry, "events": events}})

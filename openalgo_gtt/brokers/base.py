@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
 
 from openalgo_gtt.brokers.pacing import SlotHold
-from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, OrderFill, Quote
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,8 @@ class FiredEvent:
     ltp: Decimal  # the last price that filled it
     order_id: str
     at: datetime
+    market: bool = False  # the caller asked for a MARKET child (the rule has market_protection)
+    product: str = ""  # the GTT's product (I | D | MTF)
 
 
 @runtime_checkable
@@ -108,3 +110,43 @@ class TickSink(Protocol):
     def take_expired(self) -> list[str]:
         """The ids of GTTs this broker expired since the last call (expiry happens on any write,
         so the gateway asks after each tick instead of polling)."""
+
+
+@runtime_checkable
+class PaperAccount(Protocol):
+    """A broker that keeps a paper account (the sandbox): fired rules become orders, trades and
+    positions (domain/paper.py)."""
+
+    def paper_orders(self) -> list:
+        """Every paper order, oldest first."""
+
+    def paper_trades(self) -> list:
+        """Every paper trade, oldest first."""
+
+    def paper_positions(self) -> list:
+        """Every position, closed ones with quantity 0."""
+
+
+@runtime_checkable
+class LiveFed(Protocol):
+    """A sandbox whose prices may be read from a broker's quotes (services/live_prices.py)."""
+
+    def watched_instruments(self) -> list[str]:
+        """The instrument keys it needs prices for now."""
+
+
+class QuoteSource(Protocol):
+    """Where live prices come from: a broker's quote API and nothing else of it (never its order
+    or GTT routes)."""
+
+    def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        """Last prices, keyed by instrument key; keys the broker does not know are left out."""
+
+
+@runtime_checkable
+class OrderFillReader(Protocol):
+    """A broker that says what became of one order (Upstox's order details, Kite's order history,
+    the sandbox's paper orders): a fired GTT leg's fill (services/fills.py)."""
+
+    def order_fill(self, order_id: str) -> OrderFill | None:
+        """The order's status, filled quantity, average price and message; None when unknown."""

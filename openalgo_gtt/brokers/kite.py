@@ -31,11 +31,12 @@ from openalgo_gtt.brokers.kite_wire import (
     parse_gtts,
     parse_one_gtt,
     parse_quotes,
+    order_fill as parse_order_fill,
     single_order_fill,
     trigger_id,
 )
 from openalgo_gtt.brokers.pacing import OrderPacer, SlotHold, unpaced
-from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import BrokerFeatures, BrokerGtt, GttRequest, OrderFill, Quote
 
 ROUTES: dict[str, tuple[str, str]] = {
     "gtt.place": ("POST", "/gtt/triggers"),
@@ -155,6 +156,10 @@ class KiteBroker(KiteHttp):
     def hold_order_slots(self, calls: int, within: float | None) -> SlotHold | None:
         return self._pacer.hold(calls, within) if self._pacer is not None else unpaced()
 
+    def order_fill(self, order_id: str) -> OrderFill:
+        """What became of one order (a fired GTT leg's): its latest history entry."""
+        return self._request("order.info", parse=parse_order_fill, path_args={"order_id": order_id})
+
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
         """Last price and today's open (`/quote/ohlc`); keys Kite does not answer for are left out."""
         result: dict[str, Quote] = {}
@@ -164,6 +169,15 @@ class KiteBroker(KiteHttp):
         now = time.monotonic()
         with self._ltp_lock:
             self._ltp.update((key, (now, quote.last_price)) for key, quote in result.items())
+        return result
+
+    def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        """Last prices from `/quote/ltp` (500 keys a call); keys Kite does not answer for are left
+        out. The sandbox's live prices (services/live_prices.py) read this."""
+        result: dict[str, Quote] = {}
+        for batch in batches(instrument_keys):
+            result.update(self._request("quote.ltp", query=instruments_query(batch),
+                                        parse=partial(parse_quotes, asked=batch)))
         return result
 
     def _form(self, request: GttRequest) -> dict[str, str]:

@@ -34,6 +34,7 @@ from openalgo_gtt.domain.clock import IST, as_utc
 from openalgo_gtt.domain.kite_symbols import segment_of_exchange
 from openalgo_gtt.domain.model import (
     ABOVE,
+    OrderFill,
     BELOW,
     CANCELLED,
     ENTRY,
@@ -295,6 +296,19 @@ def single_order_fill(payload: dict) -> tuple[str, str | None]:
     latest = history[-1]
     message = latest.get("status_message")
     return _text(latest["status"]).upper(), (str(message) if message else None)
+
+
+def order_fill(payload: dict) -> OrderFill:
+    """`/orders/<id>`: the latest entry's status, filled quantity, average price and message."""
+    history = payload["data"]
+    if not isinstance(history, list) or not history:
+        raise ValueError("order history without entries")
+    latest = history[-1]
+    message = latest.get("status_message")
+    average = latest.get("average_price")
+    return OrderFill(status=_text(latest["status"]).upper(), filled_quantity=int(latest.get("filled_quantity") or 0),
+                     average_price=Decimal(str(average)) if average not in (None, "", 0) else None,
+                     message=str(message) if message else None)
 
 
 def _ist_time(value: Any, *, end_of_second: bool = False) -> datetime | None:

@@ -35,10 +35,12 @@ from openalgo_gtt.brokers.upstox_wire import (
     interpret,
     keys_query,
     parse_gtts,
+    parse_ltp,
+    parse_order_fill,
     parse_ohlc,
     rule_json,
 )
-from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, OrderFill, Quote
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +50,15 @@ ROUTES: dict[str, tuple[str, str]] = {
     "gtt.cancel": ("DELETE", "/v3/order/gtt/cancel"),  # a DELETE with a JSON body
     "gtt.details": ("GET", "/v3/order/gtt"),  # ?gtt_order_id=...; without it: every GTT
     "quote.ohlc": ("GET", "/v3/market-quote/ohlc"),  # ?instrument_key=...&interval=1d
+    "quote.ltp": ("GET", "/v3/market-quote/ltp"),  # ?instrument_key=K1,K2 (up to 500)
+    "order.details": ("GET", "/v2/order/details"),  # ?order_id=...: a fired GTT leg's order
     # The login: no bearer token. The dialog is opened by the browser, never called.
     "login.dialog": ("GET", "/v2/login/authorization/dialog"),
     "login.token": ("POST", "/v2/login/authorization/token"),  # form-encoded
     "login.token_request": ("POST", "/v3/login/auth/token/request/{client_id}"),
 }
-ORDER_ROUTES = frozenset({"gtt.place", "gtt.modify", "gtt.cancel"})
+# Paced: Upstox counts its order APIs together (an order's details among them).
+ORDER_ROUTES = frozenset({"gtt.place", "gtt.modify", "gtt.cancel", "order.details"})
 
 T = TypeVar("T")
 
@@ -151,6 +156,18 @@ class UpstoxBroker(UpstoxHttp):
         for batch in batches(instrument_keys):
             query = keys_query(batch) + "&interval=1d"
             result.update(self._request("quote.ohlc", query=query, parse=partial(parse_ohlc, asked=batch)))
+        return result
+
+    def order_fill(self, order_id: str) -> OrderFill:
+        """What became of one order (a fired GTT leg's): GET /v2/order/details, paced."""
+        return self._request("order.details", query=f"order_id={quote(order_id, safe='')}", parse=parse_order_fill)
+
+    def last_prices(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        """Last prices from the v3 LTP quote (one call per 500 keys); keys Upstox does not
+        answer for are left out. The sandbox's live prices (services/live_prices.py) read this."""
+        result: dict[str, Quote] = {}
+        for batch in batches(instrument_keys):
+            result.update(self._request("quote.ltp", query=keys_query(batch), parse=partial(parse_ltp, asked=batch)))
         return result
 
     # ----- pacing and retries --------------------------------------------------------------

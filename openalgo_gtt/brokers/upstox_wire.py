@@ -26,7 +26,7 @@ from openalgo_gtt.brokers.wire_values import price as _price
 from openalgo_gtt.brokers.wire_values import price_or_none as _price_or_none
 from openalgo_gtt.brokers.wire_values import snippet as _snippet
 from openalgo_gtt.brokers.wire_values import text as _text
-from openalgo_gtt.domain.model import BrokerGtt, GttRule, Quote, RuleState
+from openalgo_gtt.domain.model import BrokerGtt, GttRule, OrderFill, Quote, RuleState
 
 TOKEN_ERROR_CODE = "UDAPI100050"
 QUOTE_BATCH = 500  # Upstox's documented maximum of instrument keys per quote call
@@ -125,6 +125,22 @@ def parse_ohlc(payload: dict, asked: Sequence[str]) -> dict[str, Quote]:
         # Before the market opens Upstox reports open as 0 or leaves it out.
         quotes[key] = Quote(key, _price(item["last_price"]), day_open or None)
     return quotes
+
+
+def parse_order_fill(payload: dict) -> OrderFill:
+    """GET /v2/order/details: `data = {status, filled_quantity, average_price, status_message, ...}`."""
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise ValueError("order details without a data object")
+    message = data.get("status_message") or data.get("status_message_raw")
+    return OrderFill(status=str(data.get("status") or "").upper(), filled_quantity=int(data.get("filled_quantity") or 0),
+                     average_price=_price_or_none(data.get("average_price")) or None,
+                     message=str(message) if message else None)
+
+
+def parse_ltp(payload: dict, asked: Sequence[str]) -> dict[str, Quote]:
+    """The v3 LTP answer: `data[SEGMENT:SYMBOL] = {last_price, instrument_token, ...}`."""
+    return {key: Quote(key, _price(item["last_price"]), None) for key, item in _quote_items(payload, asked)}
 
 
 def _quote_items(payload: dict, asked: Sequence[str]) -> Iterator[tuple[str, dict]]:

@@ -32,10 +32,13 @@ def instruments() -> None:
 
 @instruments.command("load")
 @click.argument("source", required=False)
+@click.option("--kite", "kite_csv", is_flag=True,
+              help="On the sandbox: read SOURCE as Kite's instruments CSV (the sandbox takes either master).")
 @friendly_errors
-def instruments_load(source: str | None) -> None:
+def instruments_load(source: str | None, kite_csv: bool) -> None:
     """Load the master from PATH_OR_URL, replacing the old set atomically: Upstox's JSON (or gzip),
-    default INSTRUMENTS_URL; with BROKER=kite, Kite's CSV, default KITE_API_URL/instruments."""
+    default INSTRUMENTS_URL; with BROKER=kite, Kite's CSV, default KITE_API_URL/instruments. The
+    sandbox takes Upstox's by default and Kite's CSV with --kite."""
     from openalgo_gtt.store.engine import make_engine
     from openalgo_gtt.store.instruments.load import InstrumentLoadError, load_master
 
@@ -49,7 +52,11 @@ def instruments_load(source: str | None) -> None:
     gc.freeze()
     gc.disable()
     try:
-        if settings.broker == "kite":
+        if kite_csv and settings.broker == "upstox":
+            click.echo("error: --kite is for BROKER=sandbox (BROKER=kite reads Kite's CSV anyway); Upstox needs "
+                       "its own master", err=True)
+            sys.exit(2)
+        if settings.broker == "kite" or kite_csv:
             report = load_master(engine, source or f"{settings.kite_api_url}/instruments", progress=True,
                                  broker="kite")
         else:

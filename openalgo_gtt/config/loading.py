@@ -103,6 +103,10 @@ def load_settings(
     if broker == "kite" and not kite_token and not kite_secret:
         raise ConfigError("BROKER=kite: no Kite access token; set KITE_ACCESS_TOKEN, write kite_access_token "
                           "in keys.json, or set KITE_API_SECRET and log in")
+    if (broker == "sandbox" and not kite_key
+            and _parse(source, "SANDBOX_PRICES", values.price_source, Settings.sandbox_prices) == "kite"):
+        raise ConfigError("SANDBOX_PRICES=kite: set KITE_API_KEY (and KITE_ACCESS_TOKEN or a Kite login); "
+                          "the sandbox then reads Kite's quotes for a sandbox on Kite's master")
     port = _parse(source, "PORT", values.port, 5000)
 
     database_url = _database_url(source, home, cwd)
@@ -174,4 +178,8 @@ def load_settings(
         notify_events=_parse(source, "NOTIFY_EVENTS", values.notify_events, DEFAULT_EVENTS),
         notify_timeout=_parse(source, "NOTIFY_TIMEOUT", values.positive_seconds, 10.0),
         dashboard_session_hours=_parse(source, "DASHBOARD_SESSION_HOURS", values.session_hours, 12.0),
+        sandbox_capital=_parse(source, "SANDBOX_CAPITAL", values.rupees, Settings.sandbox_capital),
+        sandbox_prices=_parse(source, "SANDBOX_PRICES", values.price_source, Settings.sandbox_prices),
+        sandbox_quote_rate_limits=_parse(source, "SANDBOX_QUOTE_RATE_LIMITS", parse_rate_limit,
+                                         Settings.sandbox_quote_rate_limits),
     )

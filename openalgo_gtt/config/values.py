@@ -75,6 +75,27 @@ def percentage(raw: str) -> Decimal:
     return value
 
 
+def rupees(raw: str) -> Decimal:
+    """A positive amount of rupees, to the paisa at most (SANDBOX_CAPITAL)."""
+    try:
+        value = Decimal(raw.strip().replace(",", "").replace("_", ""))
+    except InvalidOperation:
+        raise ValueError("must be an amount of rupees, such as 1000000") from None
+    if not value.is_finite() or value <= 0 or value > Decimal("1e12"):
+        raise ValueError("must be a positive amount of rupees, at most 1e12")
+    if value != value.quantize(Decimal("0.01")):
+        raise ValueError("must be whole paise (at most 2 decimals)")
+    return value
+
+
+def price_source(raw: str) -> str:
+    """SANDBOX_PRICES: manual | upstox | kite."""
+    value = raw.strip().lower()
+    if value not in ("manual", "upstox", "kite"):
+        raise ValueError("must be manual, upstox or kite")
+    return value
+
+
 def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower() if choices == BROKERS else raw.strip().upper()

@@ -183,6 +183,22 @@ class BrokerGtt:
 
 
 @dataclass(frozen=True)
+class OrderFill:
+    """What became of a fired leg's order at the broker: its status (as the broker words it, upper
+    case: COMPLETE, REJECTED, CANCELLED, OPEN, ...), how much filled and at what average price,
+    and the broker's message (a rejection's reason)."""
+
+    status: str
+    filled_quantity: int
+    average_price: Decimal | None
+    message: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in ("COMPLETE", "REJECTED", "CANCELLED")
+
+
+@dataclass(frozen=True)
 class BrokerFeatures:
     """What one broker's GTTs can express. The planner shapes every request by it, so a new
     broker declares its features instead of adding branches above the `Broker` interface."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 from decimal import Decimal
+from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker
 from openalgo_gtt.brokers.errors import BrokerError, InputRejected
@@ -44,8 +45,11 @@ log = logging.getLogger(__name__)
 class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
                  exactly_once: ExactlyOnce, *, store: Store, watcher: GttWatcher,
-                 notifications: Notifications, staged: StagedBrackets | None):
+                 notifications: Notifications, staged: StagedBrackets | None,
+                 funds_check: Callable[[RecordedTrigger, list[dict]], None] | None = None):
         self.broker = broker
+        # The sandbox's paper account refuses a modify it cannot fund (services/paper.py).
+        self.funds_check = funds_check
         # Brackets the gateway stages (Kite): their status shows both stages. None on a broker
         # with a bracket GTT of its own (Upstox, the sandbox).
         self.staged = staged
@@ -166,6 +170,8 @@ class GttService:
         order = replace(order, intent=own_type(existing, order.intent))
         instrument, plan = self.planner.plan(order)
         check_modify_allowed(existing, order.intent, instrument)
+        if self.funds_check is not None and recorded is not None:
+            self.funds_check(recorded, jsonable(plan.legs))
         if isinstance(plan, OcoPlan):
             lower_id, upper_id = recorded.broker_ids
             self.broker.modify_gtt(lower_id, plan.lower.request)

@@ -4,6 +4,8 @@ of a burst's places (its length, its oldest entry's age, what it sent in the las
 the Upstox token's state. Raises StoreUnavailable when the database cannot be read."""
 from __future__ import annotations
 
+from typing import Callable
+
 from openalgo_gtt.domain.clock import ist_text
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.tokens import TokenProvider
@@ -15,8 +17,10 @@ __all__ = ["HealthCheck", "StoreUnavailable"]
 
 class HealthCheck:
     def __init__(self, store: Store, broker_name: str, limit: DailyTradeLimit, tokens: TokenProvider,
-                 audit_retention_days: int = 0, notifications: Notifications | None = None):
+                 audit_retention_days: int = 0, notifications: Notifications | None = None,
+                 prices: Callable[[], dict] | None = None):
         self._notifications = notifications
+        self._prices = prices  # SANDBOX_PRICES=upstox: the live prices' source and age
         self._audit_retention_days = audit_retention_days
         self._store = store
         self._broker_name = broker_name
@@ -46,4 +50,6 @@ class HealthCheck:
             body["notifications"] = self._notifications.describe()
         if self._broker_name in ("upstox", "kite"):
             body.update(self._tokens.describe())
+        elif self._broker_name == "sandbox":
+            body["prices"] = self._prices() if self._prices is not None else {"source": "manual"}
         return body

@@ -37,6 +37,7 @@ from openalgo_gtt.services.place_queue import PlaceQueue, Queued
 from openalgo_gtt.services.place_sender import PlaceSender
 from openalgo_gtt.services.planner import Order, Planner
 from openalgo_gtt.services.trade_limit import DailyTradeLimit, Reservation
+from openalgo_gtt.store.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,15 @@ def jsonable(legs) -> list[dict]:
 
 class PlaceGtt:
     def __init__(self, broker: Broker, planner: Planner, limit: DailyTradeLimit, exactly_once: ExactlyOnce,
-                 driver: AttemptDriver, sender: PlaceSender, queue: PlaceQueue):
+                 driver: AttemptDriver, sender: PlaceSender, queue: PlaceQueue, *,
+                 funds_check: Callable[[UnitOfWork, dict, int], None] | None = None):
         self.broker = broker
         self.sender = sender
         self.queue = queue
+        # The sandbox's paper account refuses a place it cannot fund (services/paper.py), in the
+        # unit of work that begins the attempt: its margin is blocked exactly when it is taken.
+        # (The sandbox paces nothing, so its places are never queued: each passes this check.)
+        self.funds_check = funds_check
         self.planner = planner
         self.limit = limit
         self.exactly_once = exactly_once
@@ -183,6 +189,8 @@ class PlaceGtt:
                 record_id = request.claim(uow)
                 attempt = uow.begin_attempt(record_id, intent, day, started)
                 reservation = self.limit.take(uow, day, order.force)
+                if self.funds_check is not None:  # after the trade: the day's counter row is held
+                    self.funds_check(uow, intent, attempt.id)
         except TradeLimitReached:
             request.claim_rolled_back()
             raise TradeLimitReached(self.limit.today_count(), self.limit.limit) from None

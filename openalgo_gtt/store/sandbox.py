@@ -24,6 +24,8 @@ from openalgo_gtt.brokers.sandbox.quotes import QuoteState
 from openalgo_gtt.brokers.sandbox.storage import Conflict, Fill, InstrumentNames, Meta
 from openalgo_gtt.domain.clock import as_utc
 from openalgo_gtt.domain.symbols import plain_decimal
+from openalgo_gtt.domain.paper import PaperOrder, PaperTrade, Position
+from openalgo_gtt.store import sandbox_paper
 from openalgo_gtt.store.models import Instrument
 from openalgo_gtt.store.sandbox_models import (
     SandboxFill, SandboxGtt, SandboxGttRule, SandboxMeta, SandboxQuote,
@@ -115,6 +117,24 @@ class SandboxRepository:
                      filled_at=as_utc(row["filled_at"]))
                 for row in session.execute(query).mappings()
             ]
+
+    # ----- the paper account (store/sandbox_paper.py) --------------------------------------------
+
+    def paper_orders(self) -> list[PaperOrder]:
+        with self._sessions() as session:
+            return sandbox_paper.all_orders(session.connection())
+
+    def paper_trades(self) -> list[PaperTrade]:
+        with self._sessions() as session:
+            return sandbox_paper.all_trades(session.connection())
+
+    def paper_positions(self) -> list[Position]:
+        with self._sessions() as session:
+            return sandbox_paper.all_positions(session.connection())
+
+    def paper_keys(self) -> set[str]:
+        with self._sessions() as session:
+            return sandbox_paper.open_keys(session.connection())
 
 
 class SandboxTransaction:
@@ -234,6 +254,19 @@ class SandboxTransaction:
 
         if changes.fires:
             conn.execute(insert(_FILLS), [_fill_row(event) for event in changes.fires])
+
+    def open_orders(self) -> list[PaperOrder]:
+        return sandbox_paper.open_orders(self._session.connection())
+
+    def save_paper(self, new: Sequence[PaperOrder], changed: Sequence[PaperOrder],
+                   trades: Sequence[PaperTrade]) -> None:
+        sandbox_paper.save_paper(self._session.connection(), new, changed, trades)
+
+    def positions(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Position]:
+        return sandbox_paper.positions_of(self._session.connection(), pairs)
+
+    def save_positions(self, positions: Sequence[Position], stored: set[tuple[str, str]]) -> None:
+        sandbox_paper.save_positions(self._session.connection(), positions, stored)
 
     def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int) -> None:
         new, known = [], []

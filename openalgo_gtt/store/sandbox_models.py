@@ -100,3 +100,61 @@ class SandboxFill(Base):
     price: Mapped[Decimal] = mapped_column(PRICE)
     ltp: Mapped[Decimal] = mapped_column(PRICE)  # the last price that filled it
     filled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+AMOUNT = Numeric(24, 6)
+
+
+class SandboxOrder(Base):
+    """A paper order: a fired rule's child order (domain/paper.py), open until a price fills it."""
+
+    __tablename__ = "sandbox_orders"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    gtt_id: Mapped[str] = mapped_column(String(32), index=True)
+    strategy: Mapped[str] = mapped_column(String(16))
+    instrument_key: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(16))
+    product: Mapped[str] = mapped_column(String(8))  # I | D | MTF
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[int] = mapped_column(Integer)
+    pricetype: Mapped[str] = mapped_column(String(8))  # MARKET | LIMIT
+    price: Mapped[Decimal] = mapped_column(PRICE)  # the LIMIT price; 0 for MARKET
+    trigger_price: Mapped[Decimal] = mapped_column(PRICE)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | complete | cancelled
+    average_price: Mapped[Decimal | None] = mapped_column(PRICE)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SandboxTrade(Base):
+    """A paper trade: one order filled, whole, at one price."""
+
+    __tablename__ = "sandbox_trades"
+
+    order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    instrument_key: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(16))
+    product: Mapped[str] = mapped_column(String(8))
+    side: Mapped[str] = mapped_column(String(4))
+    quantity: Mapped[int] = mapped_column(Integer)
+    price: Mapped[Decimal] = mapped_column(PRICE)
+    traded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SandboxPosition(Base):
+    """A paper position per instrument and product: net quantity, the cost of the open quantity
+    and the realised P&L (average cost; domain/paper.py `apply_trade`)."""
+
+    __tablename__ = "sandbox_positions"
+
+    instrument_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    product: Mapped[str] = mapped_column(String(8), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64))
+    exchange: Mapped[str] = mapped_column(String(16))
+    quantity: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[Decimal] = mapped_column(AMOUNT)
+    realised: Mapped[Decimal] = mapped_column(AMOUNT)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -24,6 +24,7 @@ from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.domain.watch import Change
 from openalgo_gtt.store.audit_log import AuditRows
 from openalgo_gtt.store.gtt_orders import GttOrders
+from openalgo_gtt.store import paper_funds
 from openalgo_gtt.store.outbox import Outbox
 from openalgo_gtt.store.place_attempts import PlaceAttempts
 from openalgo_gtt.store.request_records import RequestRecords, Snapshot
@@ -96,6 +97,11 @@ class UnitOfWork:
         """The watcher's change to one trigger; False when another observer recorded it first."""
         return self._store.orders.record_change(self._conn, change)
 
+    def paper_account(self, exclude_attempt: int | None = None):
+        """The sandbox paper account's commitments, positions and open orders, in this
+        transaction (store/paper_funds.py); `exclude_attempt` is the place being checked."""
+        return paper_funds.paper_inputs(self._conn, exclude_attempt)
+
     def add_event(self, event: Event, url_ids: list[str] | tuple[str, ...]) -> int:
         """An event for the trader, due to each of `url_ids` (see services/notifications.py)."""
         return self._store.outbox.add(self._conn, event, url_ids)
@@ -127,6 +133,11 @@ class Store:
                 conn.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"database unreachable: {type(exc.orig or exc).__name__}") from exc
+
+    def paper_account(self):
+        """As `UnitOfWork.paper_account`, in a transaction of its own (the funds route, a modify)."""
+        with self.engine.connect() as conn:
+            return paper_funds.paper_inputs(conn)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[UnitOfWork]:

@@ -129,6 +129,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/v3/order/gtt"): "gtt.details",
     ("GET", "/v3/market-quote/ltp"): "quote.ltp",
     ("GET", "/v3/market-quote/ohlc"): "quote.ohlc",
+    ("GET", "/v2/order/details"): "order.details",
 }
 LOGIN_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v2/login/authorization/token"): "login.token",
@@ -215,6 +216,7 @@ class FakeUpstox:
         self._stopping = threading.Event()
         self._gtts: dict[str, dict] = {}
         self._prices: dict[str, dict] = {}
+        self.orders: dict[str, dict] = {}  # order id -> the fields GET /v2/order/details answers (set_order)
         self._faults: dict[str, list[_Fault]] = {}
         # Optional: route -> (fault, after_work, seconds) or None, asked for each call that has
         # no injected fault (a soak's random mix of faults).
@@ -548,6 +550,20 @@ class FakeUpstox:
         gtt_id = _checked_id(wanted[0])
         found = self._gtts.get(gtt_id)
         return [copy.deepcopy(found)] if found else []
+
+    def set_order(self, order_id: str, **fields: Any) -> None:
+        """What GET /v2/order/details answers for `order_id` (status, filled_quantity,
+        average_price, status_message, ...)."""
+        with self._lock:
+            self.orders[order_id] = {"order_id": order_id, **fields}
+
+    def _do_order_details(self, query: dict, body: bytes) -> dict:
+        (order_id,) = query.get("order_id") or [""]
+        with self._lock:
+            order = self.orders.get(order_id)
+        if order is None:
+            raise _Refusal(400, "UDAPI100010", f"Order not found: {order_id}", "order_id")
+        return dict(order)
 
     def _do_quote_ltp(self, query: dict, body: bytes) -> dict:
         return {

@@ -261,7 +261,7 @@ METHODS = {
     "/kite/callback": {"GET"},
     **{f"/api/v1/{name}": {"POST"} for name in (
         "ping", "placegtt", "placegttorder", "modifygtt", "modifygttorder", "cancelgtt", "cancelgttorder",
-        "gttorderbook", "gttorderstatus", "sandbox/ticks")},
+        "gttorderbook", "gttorderstatus", "sandbox/ticks", "orderbook", "tradebook", "positionbook", "funds")},
     "/upstox/postback/<secret>": {"POST"},
     "/upstox/token-request": {"POST"},
     "/upstox/notifier/<secret>": {"POST"},
@@ -270,7 +270,7 @@ METHODS = {
     "/ui/static/<path:filename>": {"GET"},
     **{path: {"GET"} for path in ("/ui/header", "/ui/upstox/login", "/ui/gtts", "/ui/gtts.csv", "/ui/gtt",
                                   "/ui/gtt/close", "/ui/gtt/modify", "/ui/new/fields", "/ui/symbols", "/ui/quote",
-                                  "/ui/preview", "/ui/audit", "/ui/audit/row")},
+                                  "/ui/preview", "/ui/audit", "/ui/audit/row", "/ui/positions")},
     **{path: {"POST"} for path in ("/ui/signin", "/ui/signout", "/ui/placegtt", "/ui/modifygtt", "/ui/cancelgtt",
                                    "/ui/sandbox/ticks")},
 }

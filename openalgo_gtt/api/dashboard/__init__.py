@@ -20,6 +20,7 @@ Routes (all but `/` and the static files under /ui/), by the module that serves 
     GET  /ui/gtt/modify       its inline form; POST /ui/modifygtt, /ui/cancelgtt   modify_cancel.py
     GET  /ui/new/fields, /ui/preview, /ui/symbols, /ui/quote; POST /ui/placegtt   new_gtt.py
     POST /ui/sandbox/ticks                                                      sandbox_prices.py
+    GET  /ui/positions        the sandbox's positions and funds line (polled)   positions.py
     GET  /ui/audit, /ui/audit/row                                               audit_trail.py
 Every POST is audited and CSRF-checked (hooks.py, which also renders errors in place);
 blueprint.py holds the Blueprint and what the areas share; form_answers.py what the New GTT and
@@ -27,7 +28,7 @@ Modify forms share; rows.py turns records into table rows.
 """
 # Each area registers its routes on the blueprint when imported.
 from openalgo_gtt.api.dashboard import (  # noqa: F401
-    audit_trail, book, header, hooks, modify_cancel, new_gtt, page, sandbox_prices,
+    audit_trail, book, header, hooks, modify_cancel, new_gtt, page, positions, sandbox_prices,
 )
 from openalgo_gtt.api.dashboard.blueprint import bp
 

@@ -19,6 +19,7 @@ from openalgo_gtt.brokers.base import FiredEvent, Tick
 from openalgo_gtt.brokers.errors import InputRejected
 from openalgo_gtt.brokers.pacing import SlotHold, unpaced
 from openalgo_gtt.brokers.sandbox.engine import TriggerEngine
+from openalgo_gtt.brokers.sandbox.paper import PaperDesk
 from openalgo_gtt.brokers.sandbox.model import (
     CODE_ID_FORMAT, CODE_ID_MISSING, check_tick, rejected, validate_request,
 )
@@ -27,7 +28,8 @@ from openalgo_gtt.brokers.sandbox.storage import (
     Conflict, Fill, InstrumentNames, Meta, SandboxStorage, StateReader, StateWriter,
 )
 from openalgo_gtt.domain.clock import IST, utcnow
-from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, Quote
+from openalgo_gtt.domain.model import UPSTOX_FEATURES, BrokerGtt, GttRequest, OrderFill, Quote
+from openalgo_gtt.domain.paper import PaperOrder, PaperTrade, Position
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +77,23 @@ class SandboxBroker:
         self._clock = clock
         self._lock = threading.RLock()
         self._meta: Meta | None = None  # counters of the write in progress
+        self._desk: PaperDesk | None = None  # the paper desk of the write in progress
+        self._names: dict[str, tuple[str, str]] = {}  # (symbol, exchange) by instrument key, for paper orders
         self._seen: int | None = None  # the generation memory reflects; None: reload everything
         self._engine = TriggerEngine(self._next_order_id)
         self._quotes = QuoteBook()
         self._stored_quotes: set[str] = set()
         self._meta_ensured = False  # the store is first touched on first use, not at build time
         self._expired: list[str] = []  # GTTs expired by this process, until take_expired()
+        # With live prices (services/live_prices.py): asked for the price of instruments the
+        # sandbox has none for yet, before a place or a quote needs it.
+        self.price_feed: Callable[[list[str]], None] | None = None
 
     # ----- the Broker protocol -------------------------------------------------------------
 
     def place_gtt(self, request: GttRequest) -> str:
         validate_request(request)
+        self._feed_missing([request.instrument_key])
 
         def place(state: StateWriter, now: datetime) -> str:
             names = state.instrument(request.instrument_key)
@@ -142,7 +150,15 @@ class SandboxBroker:
         return unpaced()  # the sandbox takes every call at once: nothing to pace
 
     def quotes(self, instrument_keys: Sequence[str]) -> dict[str, Quote]:
+        self._feed_missing(instrument_keys)
         return self._read(lambda: self._quotes.quotes(instrument_keys))
+
+    def _feed_missing(self, keys: Sequence[str]) -> None:
+        if self.price_feed is None:
+            return
+        missing = self._read(lambda: [key for key in keys if self._quotes.get(key) is None])
+        if missing:
+            self.price_feed(missing)
 
     # ----- the sandbox's own ---------------------------------------------------------------
 
@@ -154,13 +170,16 @@ class SandboxBroker:
 
         def apply(_state: StateWriter, now: datetime) -> list[FiredEvent]:
             fired: list[FiredEvent] = []
-            engine, quotes = self._engine, self._quotes
+            engine, quotes, desk = self._engine, self._quotes, self._desk
             for tick in checked:
                 at = tick.at or now
                 if engine.expiry_due(at):
                     self._note_expired(engine.expire(at))
                 quotes.update(tick.instrument_key, tick.ltp, tick.open, at)
-                fired.extend(engine.tick(tick.instrument_key, tick.ltp, at))
+                desk.price(tick.instrument_key, tick.ltp, at)  # open orders this price reaches fill first
+                events = engine.tick(tick.instrument_key, tick.ltp, at)
+                desk.fired(events)
+                fired.extend(events)
             return fired
 
         return self._write(apply)
@@ -174,8 +193,36 @@ class SandboxBroker:
         self._expired.extend(gtt.gtt_id for gtt in gtts)
 
     def fills(self, gtt_id: str | None = None) -> list[Fill]:
-        """Filled child orders, oldest first (of one GTT when `gtt_id` is given)."""
+        """Fired rules' child orders, oldest first (of one GTT when `gtt_id` is given)."""
         return self._storage.fills(gtt_id)
+
+    # ----- the paper account (the PaperAccount protocol; brokers/sandbox/paper.py) ----------
+
+    def paper_orders(self) -> list[PaperOrder]:
+        return self._storage.paper_orders()
+
+    def paper_trades(self) -> list[PaperTrade]:
+        return self._storage.paper_trades()
+
+    def paper_positions(self) -> list[Position]:
+        return self._storage.paper_positions()
+
+    def order_fill(self, order_id: str) -> OrderFill | None:
+        """A fired rule's paper order, as a broker's order details would say it."""
+        order = next((o for o in self._storage.paper_orders() if o.order_id == order_id), None)
+        if order is None:
+            return None
+        status = {"complete": "COMPLETE", "open": "OPEN", "cancelled": "CANCELLED"}.get(order.status, order.status)
+        if order.day_over(self._clock()):
+            status = "CANCELLED"
+        return OrderFill(status=status, filled_quantity=order.quantity if status == "COMPLETE" else 0,
+                         average_price=order.average_price,
+                         message="a DAY order: its day ended" if status == "CANCELLED" else None)
+
+    def watched_instruments(self) -> list[str]:
+        """What needs live prices: the instruments of live GTTs, open orders and open positions."""
+        live = self._read(self._engine.live_instruments)
+        return sorted(set(live) | self._storage.paper_keys())
 
     # ----- transactions --------------------------------------------------------------------
 
@@ -198,6 +245,7 @@ class SandboxBroker:
                         self._catch_up(state, meta.generation - 1)
                         self._meta = meta
                         now = self._clock()
+                        self._desk = PaperDesk(state, self._names, now)
                         self._note_expired(self._engine.expire(now))
                         try:
                             result = operation(state, now)
@@ -216,6 +264,7 @@ class SandboxBroker:
                     raise
                 finally:
                     self._meta = None
+                    self._desk = None
                 if refused is not None:
                     raise refused
                 return result
@@ -230,6 +279,8 @@ class SandboxBroker:
 
     def _persist(self, state: StateWriter, meta: Meta) -> None:
         changes = self._engine.take_changes()
+        self._desk.fired(changes.fires)  # fires outside a tick (an IMMEDIATE entry filled at once)
+        self._desk.save()
         gtts = {}
         for gtt_id in changes.placed | changes.replaced | changes.touched.keys():
             gtt = self._engine.get(gtt_id)

@@ -73,6 +73,10 @@ class TriggerEngine:
         """How many rules can fire on a tick now (those in the price ladders)."""
         return len(self._index)
 
+    def live_instruments(self) -> list[str]:
+        """The instruments of every live GTT, from the price index (no scan of the GTTs)."""
+        return self._index.instruments()
+
     def take_changes(self) -> Changes:
         changes, self._changes = self._changes, Changes()
         return changes
@@ -260,6 +264,7 @@ class TriggerEngine:
             gtt_id=gtt.gtt_id, instrument_key=gtt.instrument_key, strategy=rule.strategy,
             trigger_type=rule.trigger_type, transaction_type=rule.transaction_type, quantity=gtt.quantity,
             price=rule.trigger_price, ltp=ltp, order_id=rule.order_id, at=at,
+            market=rule.market_protection is not None, product=gtt.product,
         )
         fired.append(event)
         self._changes.fires.append(event)

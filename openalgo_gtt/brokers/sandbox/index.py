@@ -136,6 +136,11 @@ class PriceIndex:
             ladder.remove(key, rule)
             rule.trail_slot = None
 
+    def instruments(self) -> list[str]:
+        """The instruments with a rule that can fire (a live GTT's INACTIVE exits wait on an
+        indexed ENTRY, so these are the instruments of every live GTT)."""
+        return [key for key, book in self._books.items() if len(book.up) or len(book.down)]
+
     def book(self, instrument_key: str) -> Book | None:
         """The instrument's ladders; None when no rule on it was ever indexed."""
         return self._books.get(instrument_key)

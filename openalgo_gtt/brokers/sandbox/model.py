@@ -83,8 +83,10 @@ def validate_request(request: GttRequest) -> None:
     if request.type not in (SINGLE, MULTIPLE):
         raise rejected(f"type must be SINGLE or MULTIPLE (got {request.type!r})")
     key = request.instrument_key
-    if not isinstance(key, str) or "|" not in key or not key.partition("|")[2]:
-        raise rejected(f"instrument_token must look like SEGMENT|ID (got {key!r})")
+    # Upstox's keys (SEGMENT|ID), or Kite's (EXCHANGE:TRADINGSYMBOL) when Kite's master is loaded.
+    if not isinstance(key, str) or not any(sep in key and key.partition(sep)[0] and key.partition(sep)[2]
+                                           for sep in ("|", ":")):
+        raise rejected(f"instrument_token must look like SEGMENT|ID or EXCHANGE:SYMBOL (got {key!r})")
     if request.transaction_type not in (BUY, SELL):
         raise rejected(f"transaction_type must be BUY or SELL (got {request.transaction_type!r})")
     if request.product not in _PRODUCTS:

@@ -17,6 +17,7 @@ from typing import Mapping, Protocol, Sequence
 
 from openalgo_gtt.brokers.sandbox.model import Changes, Gtt
 from openalgo_gtt.brokers.sandbox.quotes import QuoteState
+from openalgo_gtt.domain.paper import PaperOrder, PaperTrade, Position
 
 
 class Conflict(RuntimeError):
@@ -89,6 +90,19 @@ class StateWriter(StateReader, Protocol):
     def save_counters(self, meta: Meta) -> None:
         """Keep the GTT and order id counters as `meta` leaves them."""
 
+    def open_orders(self) -> list[PaperOrder]:
+        """The paper orders still open, oldest first."""
+
+    def save_paper(self, new: Sequence[PaperOrder], changed: Sequence[PaperOrder],
+                   trades: Sequence[PaperTrade]) -> None:
+        """Insert `new` orders and `trades`, update `changed` orders (an open order now filled)."""
+
+    def positions(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Position]:
+        """The stored positions of these (instrument key, product) pairs."""
+
+    def save_positions(self, positions: Sequence[Position], stored: set[tuple[str, str]]) -> None:
+        """Write positions; `stored` are the pairs that already have a row."""
+
 
 class SandboxStorage(Protocol):
     def ensure_meta(self) -> None:
@@ -102,3 +116,15 @@ class SandboxStorage(Protocol):
 
     def fills(self, gtt_id: str | None = None) -> list[Fill]:
         """Filled child orders, oldest first (of one GTT when `gtt_id` is given)."""
+
+    def paper_orders(self) -> list[PaperOrder]:
+        """Every paper order, oldest first."""
+
+    def paper_trades(self) -> list[PaperTrade]:
+        """Every paper trade, oldest first."""
+
+    def paper_positions(self) -> list[Position]:
+        """Every position ever opened (closed ones with quantity 0), by instrument and product."""
+
+    def paper_keys(self) -> set[str]:
+        """The instruments of open paper orders and open positions."""

@@ -1,0 +1,154 @@
+"""The sandbox's paper account as OpenAlgo's books: orderbook, tradebook, positionbook, funds;
+and the funds check of a place (issue 27, NOTES-paper.md).
+
+The orders, trades and positions are the sandbox broker's (brokers/sandbox/paper.py, written in
+the transaction of the fire or tick that made them); this module only reads and words them.
+Funds are computed when asked (domain/paper.py `account`), from the store in one transaction.
+On Upstox and Kite every book answers 501: this gateway is about GTTs, not their orders.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from openalgo_gtt.brokers.base import Broker, PaperAccount
+from openalgo_gtt.domain.clock import IST
+from openalgo_gtt.domain.paper import (
+    ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds, openalgo_product, rupees,
+    trigger_margin,
+)
+from openalgo_gtt.domain.records import RecordedTrigger
+from openalgo_gtt.services.answers import ApiError
+from openalgo_gtt.store.unit_of_work import Store, UnitOfWork
+
+SANDBOX_ONLY = ("sandbox only: orderbook, tradebook, positionbook and funds show the sandbox's paper account; "
+                "on {broker} this gateway handles GTTs only (use the broker's own app for orders and funds)")
+
+
+class SandboxOnly(ApiError):
+    def __init__(self, broker: str) -> None:
+        super().__init__(501, SANDBOX_ONLY.format(broker={"kite": "Kite"}.get(broker, "Upstox")))
+
+
+def _paisa(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+
+
+def _stamp(at: datetime) -> str:
+    """OpenAlgo's time format, in IST: 07-Dec-2026 14:05:09."""
+    return at.astimezone(IST).strftime("%d-%b-%Y %H:%M:%S")
+
+
+class PaperBook:
+    def __init__(self, broker: Broker, store: Store, capital: Decimal, broker_name: str) -> None:
+        self._broker = broker
+        self._store = store
+        self._capital = capital
+        self._broker_name = broker_name
+
+    @property
+    def enabled(self) -> bool:
+        return isinstance(self._broker, PaperAccount)
+
+    def _account(self) -> PaperAccount:
+        if not isinstance(self._broker, PaperAccount):
+            raise SandboxOnly(self._broker_name)
+        return self._broker
+
+    # ----- the books -------------------------------------------------------------------------
+
+    def orderbook(self) -> dict:
+        now = self._store.clock.now()
+        # An open order whose day ended is cancelled (the sandbox writes it so on its next write).
+        orders = [o.cancelled(now) if o.day_over(now) else o for o in self._account().paper_orders()]
+        return {
+            "orders": [_order_entry(order) for order in reversed(orders)],  # newest first, as brokers list them
+            "statistics": {
+                "total_buy_orders": sum(1 for o in orders if o.side == "BUY"),
+                "total_sell_orders": sum(1 for o in orders if o.side == "SELL"),
+                "total_completed_orders": sum(1 for o in orders if o.status == ORDER_COMPLETE),
+                "total_open_orders": sum(1 for o in orders if o.status == ORDER_OPEN),
+                "total_rejected_orders": 0,
+            },
+        }
+
+    def tradebook(self) -> list[dict]:
+        return [
+            {"action": t.side, "symbol": t.symbol, "exchange": t.exchange, "orderid": t.order_id,
+             "product": openalgo_product(t.product, t.exchange), "quantity": t.quantity,
+             "average_price": t.price, "trade_value": _paisa(t.value), "timestamp": _stamp(t.at)}
+            for t in reversed(self._account().paper_trades())
+        ]
+
+    def positionbook(self) -> list[dict]:
+        positions = self._account().paper_positions()
+        prices = self._prices([p.instrument_key for p in positions])
+        answer = []
+        for p in positions:
+            ltp = prices.get(p.instrument_key)
+            unrealised = p.unrealised(ltp)
+            answer.append({
+                "symbol": p.symbol, "exchange": p.exchange, "product": openalgo_product(p.product, p.exchange),
+                "quantity": p.quantity, "average_price": rupees(p.average_price),
+                "ltp": ltp, "pnl": _paisa(p.realised + unrealised),
+                "realised_pnl": _paisa(p.realised), "unrealised_pnl": _paisa(unrealised),
+            })
+        return answer
+
+    def funds(self) -> dict:
+        self._account()
+        commitments, positions, open_orders = self._store.paper_account()
+        funds = account(self._capital, positions, open_orders, commitments,
+                        self._prices([p.instrument_key for p in positions if p.quantity]), now=self._store.clock.now())
+        return _funds_entry(funds)
+
+    def _prices(self, keys: list[str]) -> dict[str, Decimal]:
+        if not keys:
+            return {}
+        return {key: quote.last_price for key, quote in self._broker.quotes(sorted(set(keys))).items()}
+
+    # ----- the place's check -----------------------------------------------------------------
+
+    def check_place(self, uow: UnitOfWork, intent: dict, attempt_id: int) -> None:
+        """Refuse (InsufficientFunds, a 400) a place the account cannot fund, in the unit of work
+        that begins its attempt: its margin is blocked by that attempt from then on."""
+        if not self.enabled:
+            return
+        order = intent.get("order") or {}
+        new = Commitment(order.get("trigger_type", "single"), order.get("product", ""), order.get("exchange", ""),
+                         order.get("symbol", ""), tuple(order.get("legs") or ()))
+        commitments, positions, open_orders = uow.paper_account(exclude_attempt=attempt_id)
+        check_funds(trigger_margin(new.trigger_type, new.product, new.exchange, new.symbol, new.legs),
+                    account(self._capital, positions, open_orders, commitments, now=self._store.clock.now()))
+
+
+    def check_modify(self, recorded: RecordedTrigger, legs: list[dict]) -> None:
+        """Refuse a modify whose new legs the account cannot fund, counting the margin the
+        trigger blocks now as free (it is replaced). Read in one transaction before the broker
+        is called; unlike a place it does not hold the places' turn, so a place at the same
+        instant can still spend what this modify was counting on."""
+        if not self.enabled:
+            return
+        commitments, positions, open_orders = self._store.paper_account()
+        others = [c for c in commitments if c.trigger_id != recorded.trigger_id]
+        if len(others) == len(commitments):
+            return  # it blocks nothing now (a bracket whose entry was sent: only its exits change)
+        check_funds(trigger_margin(recorded.trigger_type, recorded.product, recorded.exchange, recorded.symbol, legs),
+                    account(self._capital, positions, open_orders, others, now=self._store.clock.now()))
+
+
+def _order_entry(order: PaperOrder) -> dict:
+    return {
+        "action": order.side, "symbol": order.symbol, "exchange": order.exchange, "orderid": order.order_id,
+        "product": openalgo_product(order.product, order.exchange), "quantity": order.quantity,
+        "price": order.price, "pricetype": order.pricetype, "order_status": order.status,
+        "trigger_price": order.trigger_price, "average_price": order.average_price or Decimal(0),
+        "timestamp": _stamp(order.created_at), "gtt_id": order.gtt_id, "strategy": order.strategy.lower(),
+    }
+
+
+def _funds_entry(funds: Funds) -> dict:
+    return {
+        "availablecash": rupees(funds.available), "collateral": "0.00", "m2mrealized": rupees(funds.realised),
+        "m2munrealized": rupees(funds.unrealised), "utiliseddebits": rupees(funds.used),
+    }
