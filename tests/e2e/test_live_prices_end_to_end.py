@@ -86,7 +86,7 @@ def rejected_token_case(sandbox, fake_upstox, receiver):
     fake_upstox.token = "another-token"  # Upstox now rejects the gateway's token (UDAPI100050)
     until(lambda: prices(sandbox)["stale_since"] is not None, "the prices going stale")
     assert "token" in prices(sandbox)["error"].lower()
-    (told,) = receiver.wait_for(1, timeout=10)
+    (told,) = receiver.wait_for(1)
     assert "token" in (told["title"] + told["message"]).lower(), told  # the trader hears, once
     fake_upstox.set_price(IDEA, "IDEA", "NSE_EQ", "8.90")  # a move the sandbox cannot see
     time.sleep(1.5)
@@ -94,7 +94,7 @@ def rejected_token_case(sandbox, fake_upstox, receiver):
     fake_upstox.token = good
     until(lambda: sandbox.status(trigger_id) == "triggered", "prices resuming with the token")
     assert prices(sandbox)["stale_since"] is None
-    assert sum("token" in (m["title"] + m["message"]).lower() for m in receiver.wait_for(2, timeout=10)) == 1
+    assert sum("token" in (m["title"] + m["message"]).lower() for m in receiver.wait_for(2)) == 1
 
 
 def test_a_symbol_the_quote_api_does_not_know_is_refused_clearly_and_reported_once(server_factory, fake_upstox):
