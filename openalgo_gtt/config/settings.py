@@ -78,7 +78,7 @@ class Settings:
     notify_events: tuple[str, ...] = DEFAULT_EVENTS  # EventKind values
     notify_timeout: float = 10.0  # seconds one delivery to one URL may take
     dashboard_session_hours: float = 12.0  # the trader's page signs a browser out after this
-    # The sandbox's paper account (issue 27, NOTES-paper.md): its starting capital in rupees.
+    # The sandbox's paper account (issue 27, docs/paper.md): its starting capital in rupees.
     sandbox_capital: Decimal = Decimal("1000000")
     # Where the sandbox's prices come from: "manual" (pushed ticks and replay) or "upstox" (the
     # quote API with the Upstox token, about one batched read a second; services/live_prices.py).

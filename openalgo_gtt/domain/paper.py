@@ -8,7 +8,7 @@ limit), at the firing price itself when it already does. A fill is a trade; a tr
 position of its instrument and product (`apply_trade`, average cost).
 
 Margin (`leg_margin`, `trigger_margin`, `position_margin`) follows the table in MARGIN_RULES;
-NOTES-paper.md documents it. Every amount is a Decimal in rupees; nothing here is a float.
+docs/paper.md documents it. Every amount is a Decimal in rupees; nothing here is a float.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The sandbox's paper account as OpenAlgo's books: orderbook, tradebook, positionbook, funds;
-and the funds check of a place (issue 27, NOTES-paper.md).
+and the funds check of a place (issue 27, docs/paper.md).
 
 The orders, trades and positions are the sandbox broker's (brokers/sandbox/paper.py, written in
 the transaction of the fire or tick that made them); this module only reads and words them.
