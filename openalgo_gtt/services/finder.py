@@ -57,7 +57,9 @@ class BrokerFinder:
              attempt_id: int | None = None, contenders: Sequence[PlaceAttempt] | None = None) -> BrokerGtt | None:
         """The broker GTT matching `request`, created since the attempt began (`since`, less the
         clock skew), that the gateway does not know yet. A cancelled one is not (a leg the
-        gateway withdrew, or one cancelled in the app). Of two such, the earliest is taken.
+        gateway withdrew, or one cancelled in the app), nor one the late pass took for another
+        attempt (cancelled late: it may have fired before the cancel reached it, so it is not
+        marked cancelled). Of two such, the earliest is taken.
 
         Nor is a GTT another open attempt could own (`contenders`, by default every unsettled
         attempt but `attempt_id`): one still sending may yet be answered with that GTT's id, and
@@ -77,6 +79,7 @@ class BrokerFinder:
         now = self.store.clock.now()
         rivals = [(a, self.running(a, now)) for a in contenders if a.id != attempt_id]
         known = self.store.orders.known_broker_ids([gtt.gtt_id for gtt in candidates])
+        known |= self.store.attempts.cancelled_late_ids()
         fresh = sorted((gtt for gtt in candidates if gtt.gtt_id not in known
                         and not any(_yields_to(rival, running, gtt, since, attempt_id) for rival, running in rivals)),
                        key=lambda gtt: gtt.created_at or since)
