@@ -169,7 +169,7 @@ class Gateway:
     audit_view: AuditView
     paper: PaperBook | None = None  # the sandbox's paper account (orderbook, funds, ...)
     live_prices: LivePrices | None = None  # SANDBOX_PRICES=upstox
-    fills: OrderFills | None = None  # a fired leg's fill, on gttorderstatus
+    fills: OrderFills | None = None  # fired legs' fills: gttorderstatus, the page, the "triggered" message
     kite_login: KiteLogin | None = None  # with BROKER=kite: /kite/login and `python run.py login`
 
     @classmethod
@@ -214,12 +214,15 @@ class Gateway:
         token_alerts = TokenAlerts(tokens, store, notifications)
         tokens.on_rejected = token_alerts.rejected
         outbox_retention = OutboxRetention(store.outbox, settings.audit_retention_days)
-        housekeeping = [retention.run, outbox_retention.run] + (
+        # A fired leg's order: looked up as its fire is recorded, followed while it is open.
+        fills = OrderFills(broker, store, notifications, clock)
+        housekeeping = [retention.run, outbox_retention.run, fills.follow_up] + (
             [token_alerts.check_expiry] if settings.broker == "upstox" else [])
         watcher = GttWatcher(broker, store, lease, settings.oco_poll_seconds,
                              settle_attempts=attempts.settle_all,
                              housekeeping=housekeeping, notifications=notifications,
-                             stage=staged.advance if staged is not None else (lambda: None), clock=clock)
+                             stage=staged.advance if staged is not None else (lambda: None), clock=clock,
+                             fills=fills)
         # The caller's expiries are ended by the lease holder too, on each pass of its loop.
         watcher.expire = Expiries(broker, store, notifications, clock, watcher.settle_seen).run
         # One sender across every worker and host: the watcher's lease holder.
@@ -243,7 +246,7 @@ class Gateway:
                                                 prices=live_prices.describe if live_prices is not None else None),
             notifications=notifications, sender=sender,
             page_sessions=page_sessions, audit_view=AuditView(engine), paper=paper, live_prices=live_prices,
-            fills=OrderFills(broker),
+            fills=fills,
             kite_login=KiteLogin.from_settings(settings, tokens) if settings.broker == "kite" else None,
         )
 

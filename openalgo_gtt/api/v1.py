@@ -250,9 +250,10 @@ class GttOrderStatus(Resource):
             if isinstance(where, dict):
                 return _marked({"status": "success", "data": where})
             trigger_id = where
+        asked_at = _gateway().clock.now()  # a fill looked up from here on is this request's own
         entry = gtts.status(trigger_id)
         if _gateway().fills is not None:  # each fired leg's order: status, filled quantity, average price
-            entry = _gateway().fills.annotate(entry)
+            entry = _gateway().fills.annotate(entry, fresh_since=asked_at)
         # A leg's events are its pair's: the pair is what the gateway tells the trader about.
         events = gtts.events(entry.get("pair_trigger_id") or entry["trigger_id"])
         return _marked({"status": "success", "data": {**entry, "events": events}})

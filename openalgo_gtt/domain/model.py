@@ -232,6 +232,8 @@ class EventKind(StrEnum):
     """What the gateway tells the trader about (NOTIFY_EVENTS names these)."""
 
     TRIGGERED = "triggered"  # a GTT or one of its legs fired (a bracket's target or stop-loss too)
+    # A fired leg's order ended (filled, rejected or cancelled) after "triggered" told it open.
+    ORDER_DONE = "order_done"
     REJECTED = "rejected"  # failed or rejected at the broker, with its reason
     EXPIRED = "expired"
     CANCELLED_AT_BROKER = "cancelled_at_broker"  # cancelled outside the gateway (the Upstox app)

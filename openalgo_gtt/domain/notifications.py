@@ -11,6 +11,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 from openalgo_gtt.domain.clock import IST, as_utc
+from openalgo_gtt.domain.fill import describe, fill_from_json
 from openalgo_gtt.domain.model import EventKind, EventLevel
 
 # Placed, modified and cancelled through the API are not notified by default: the caller knows.
@@ -80,6 +81,7 @@ class Message:
 
 _TITLES = {
     EventKind.TRIGGERED: ("GTT triggered", EventLevel.SUCCESS),
+    EventKind.ORDER_DONE: ("GTT order filled", EventLevel.SUCCESS),  # titled by its fill (_order_done_title)
     EventKind.REJECTED: ("GTT rejected", EventLevel.FAILURE),
     EventKind.EXPIRED: ("GTT expired", EventLevel.WARNING),
     EventKind.CANCELLED_AT_BROKER: ("GTT cancelled at the broker", EventLevel.WARNING),
@@ -132,13 +134,23 @@ def _ids(event: Event) -> str:
     return ids.strip()
 
 
+_ORDER_ENDED = {"REJECTED": ("GTT order rejected", EventLevel.FAILURE),
+                "CANCELLED": ("GTT order cancelled", EventLevel.WARNING)}
+
+
 def render(event: Event) -> Message:
-    """The message for a phone: a title, a short body (what, ids, the broker's words, the time
-    in IST) and the level. E.g. "GTT triggered" / "BUY 10 IDEA (NSE) above 9.61 —
-    GTT-S26120200000022, order 251202000123"."""
+    """The message for a phone: a title, a short body (what, ids, the fired order's fill, the
+    broker's words, the time in IST) and the level. E.g. "GTT triggered" / "BUY 10 IDEA (NSE)
+    above 9.61 — GTT-S26120200000022, order 251202000123" / "bought 10 IDEA at 9.61"."""
     title, level = _TITLES.get(event.kind, (str(event.kind), EventLevel.INFO))
+    fill = event.extra.get("fill") if isinstance(event.extra, dict) else None
+    fill = fill_from_json(fill) if isinstance(fill, dict) else None
+    if event.kind == EventKind.ORDER_DONE and fill is not None:
+        title, level = _ORDER_ENDED.get(fill.status, (title, level))
     first = " — ".join(p for p in (_what(event), _ids(event)) if p)
     lines = [first] if first else []
+    if fill is not None:
+        lines.append(describe(fill, event.action, event.symbol, event.quantity))
     if event.message:
         lines.append(event.message)
     lines.append(as_utc(event.at).astimezone(IST).strftime("%Y-%m-%d %H:%M:%S IST"))

@@ -34,10 +34,12 @@ from typing import Callable
 from openalgo_gtt.brokers.base import Broker, TickSink
 from openalgo_gtt.brokers.errors import BrokerError
 from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock
+from openalgo_gtt.domain.fill import LegFill
 from openalgo_gtt.domain.model import CANCELLED, BrokerGtt
 from openalgo_gtt.domain.oco import leg_state
 from openalgo_gtt.domain.rule_status import Phase, phase
 from openalgo_gtt.domain.watch import Change, Watched, observe
+from openalgo_gtt.services.fills import FIRES_PER_PASS, OrderFills
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.store.leases import DatabaseLease
 from openalgo_gtt.store.unit_of_work import Store
@@ -75,7 +77,8 @@ class GttWatcher:
                  settle_attempts: Callable[[Callable[[], list[BrokerGtt]]], list[str]],
                  notifications: Notifications,
                  housekeeping: Callable[[], object] | list[Callable[[], object]] | None = None,
-                 stage: Callable[[], object] = lambda: None, clock: Clock = SYSTEM_CLOCK):
+                 stage: Callable[[], object] = lambda: None, clock: Clock = SYSTEM_CLOCK,
+                 fills: OrderFills | None = None):
         self.broker = broker
         self.store = store
         self.orders = store.orders
@@ -87,6 +90,7 @@ class GttWatcher:
         self._settle_attempts = settle_attempts
         self.notifications = notifications
         self._stage = stage  # places staged brackets' exits (services/staged_bracket.py; Kite only)
+        self.fills = fills  # a fired leg's order, looked up before its fire is recorded
         self.lease = lease
         self.clock = clock
         self.poll_seconds = poll_seconds
@@ -156,10 +160,13 @@ class GttWatcher:
         if not changes:
             return
         pairs = {watched.trigger_id for watched, _ in observed if watched.is_pair}
+        fired = self._fired_legs(changes)
         with self.store.unit_of_work() as uow:
             for change in changes:
                 if not uow.record_change(change):
                     continue  # another observer (the webhook in another worker) recorded it first
+                for leg in fired.get(change.trigger_id, ()):
+                    uow.save_fill(leg)
                 for event in change.events:
                     self.notifications.emit(uow, event)
                 if change.trigger_id in pairs:
@@ -168,6 +175,19 @@ class GttWatcher:
                         log.info("OCO %s settled: %s", change.trigger_id, change.message)
                 elif change.status != change.was_status or change.events:
                     report.statuses_changed.append(change.trigger_id)
+
+    def _fired_legs(self, changes: list[Change]) -> dict[str, list[LegFill]]:
+        """Each fired leg's order looked up (a bounded number a pass), its fill put into the
+        "triggered" event; the legs to follow, by trigger. Done before the unit of work: a broker
+        call never runs inside one."""
+        if self.fills is None:
+            return {}
+        budget, fired = [FIRES_PER_PASS], {}
+        for change in changes:
+            change.events, legs = self.fills.with_fills(change.events, budget)
+            if legs:
+                fired[change.trigger_id] = legs
+        return fired
 
     def _settled(self, watched: Watched, gtts: list[BrokerGtt | None], now: datetime) -> Change | None:
         """The change to record for one trigger, once every OCO leg it must cancel is cancelled.

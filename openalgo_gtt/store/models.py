@@ -7,8 +7,9 @@ Prices are `Numeric` (exact) in rupees.
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import JSON, Date, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, Index, Integer, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from openalgo_gtt.store.tables import INSTRUMENTS, metadata
@@ -244,3 +245,25 @@ class NotifyDelivery(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_notify_deliveries_due", "url_id", "state", "next_attempt_at"),)
+
+
+class OrderFillRow(Base):
+    """The order a fired GTT leg placed, and what became of it at the broker (domain/fill.py):
+    looked up when the fire is seen, then again only while the order is open."""
+
+    __tablename__ = "order_fills"
+
+    broker_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the leg's broker GTT
+    leg: Mapped[str] = mapped_column(String(16), primary_key=True)  # entry | target | stoploss | single
+    trigger_id: Mapped[str] = mapped_column(String(64), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str | None] = mapped_column(String(4))  # the fired rule's side: BUY | SELL
+    quantity: Mapped[int | None] = mapped_column(Integer)  # the rule's quantity
+    status: Mapped[str] = mapped_column(String(16))  # as the broker words it; UNKNOWN until looked up
+    filled_quantity: Mapped[int] = mapped_column(Integer)
+    average_price: Mapped[Decimal | None] = mapped_column(Numeric(18, 6))
+    message: Mapped[str | None] = mapped_column(Text)
+    final: Mapped[bool] = mapped_column(Boolean, index=True)
+    checks: Mapped[int] = mapped_column(Integer)
+    fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

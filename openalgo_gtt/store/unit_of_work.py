@@ -18,12 +18,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from openalgo_gtt.domain.clock import SYSTEM_CLOCK, Clock
+from openalgo_gtt.domain.fill import LegFill
 from openalgo_gtt.domain.notifications import Event
 from openalgo_gtt.domain.place_attempt import AttemptState, PlaceAttempt
 from openalgo_gtt.domain.records import AuditEntry
 from openalgo_gtt.domain.watch import Change
 from openalgo_gtt.store.audit_log import AuditRows
 from openalgo_gtt.store.gtt_orders import GttOrders
+from openalgo_gtt.store.order_fills import OrderFills
 from openalgo_gtt.store import paper_funds
 from openalgo_gtt.store.outbox import Outbox
 from openalgo_gtt.store.place_attempts import PlaceAttempts
@@ -97,6 +99,10 @@ class UnitOfWork:
         """The watcher's change to one trigger; False when another observer recorded it first."""
         return self._store.orders.record_change(self._conn, change)
 
+    def save_fill(self, leg: LegFill) -> None:
+        """A fired leg's order and what the broker last said of it (store/order_fills.py)."""
+        self._store.fills.save(self._conn, leg)
+
     def paper_account(self, exclude_attempt: int | None = None):
         """The sandbox paper account's commitments, positions and open orders, in this
         transaction (store/paper_funds.py); `exclude_attempt` is the place being checked."""
@@ -125,6 +131,7 @@ class Store:
         self.orders = GttOrders(sessions)
         self.audit = AuditRows(engine)
         self.outbox = Outbox(engine)
+        self.fills = OrderFills(engine)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers a trivial query."""

@@ -60,3 +60,30 @@ def test_a_sandbox_legs_fill_is_its_paper_order(server_factory):
     sandbox.tick("IDEA", 9.45)
     (leg,) = sandbox.post("gttorderstatus", trigger_id=trigger_id).json()["data"]["legs"]
     assert leg["fill"] == {"status": "COMPLETE", "filled_quantity": 4, "average_price": 9.5, "message": None}
+
+
+def test_the_triggered_message_says_what_the_fired_order_bought(server_factory, fake_upstox):
+    """A live GTT fires at the fake Upstox; the watcher's pass looks its order up once and the
+    phone hears "bought 3 IDEA at 9.70"; gttorderstatus answers from what was kept."""
+    from tests.fakes.notify_receiver import NotifyReceiver
+
+    with NotifyReceiver() as receiver:
+        server = server_factory(ACCESS_TOKEN=fake_upstox.token, UPSTOX_API_URL=fake_upstox.url, OCO_POLL_SECONDS="1",
+                                NOTIFY_URLS=receiver.apprise_url)
+        key = server.cli("apikey", "create", "e2e").stdout.strip().splitlines()[-1]
+        server.start()
+        body = {"apikey": key, "exchange": "NSE", "symbol": "IDEA", "action": "BUY", "product": "CNC", "quantity": 3,
+                "trigger_type": "SINGLE", "price": 9.7, "triggerprice_tg": 9.7}
+        trigger_id = requests.post(f"{server.url}/api/v1/placegtt", json=body, timeout=10).json()["trigger_id"]
+        fake_upstox.set_order("250101000000999", status="complete", filled_quantity=3, average_price=9.7)
+        fake_upstox.set_rule_status(trigger_id, "ENTRY", "TRIGGERED", order_id="250101000000999")
+
+        (message,) = receiver.wait_for(1)
+        assert message["title"] == "GTT triggered"
+        assert message["message"].splitlines()[:2] == [f"BUY 3 IDEA (NSE) above 9.70 — {trigger_id}, order 250101000000999",
+                                                       "bought 3 IDEA at 9.70"]
+        data = requests.post(f"{server.url}/api/v1/gttorderstatus", json={"apikey": key, "trigger_id": trigger_id},
+                             timeout=10).json()["data"]
+        assert data["legs"][0]["fill"] == {"status": "COMPLETE", "filled_quantity": 3, "average_price": 9.7,
+                                           "message": None}
+        assert len(fake_upstox.calls_to("order.details")) == 1  # looked up once, at the fire; then kept

@@ -26,9 +26,12 @@ def tick_of(symbol: str, exchange: str) -> Decimal | None:
 
 
 def book_values(status: str) -> dict:
-    view = current_gateway().gtts.book_view(include_all=status == "all")
+    gateway = current_gateway()
+    view = gateway.gtts.book_view(include_all=status == "all")
+    fills = gateway.fills.lines(view.entries) if gateway.fills is not None else {}
     # As the API lists them: newest first (active ones first with All states).
-    rows = [book_row(entry, tick_of(entry.get("symbol", ""), entry.get("exchange", ""))) for entry in view.entries]
+    rows = [{**book_row(entry, tick_of(entry.get("symbol", ""), entry.get("exchange", ""))),
+             "fill": fills.get(entry["trigger_id"], "")} for entry in view.entries]
     inner = render_template("_book_inner.html", rows=rows, status=status)
     return {"inner": inner, "seen": digest_of(inner), "status": status}
 
@@ -61,7 +64,10 @@ def trigger_id_arg() -> str:
 def gtt_detail():
     trigger_id = trigger_id_arg()
     gateway = current_gateway()
+    asked_at = gateway.clock.now()
     entry = gateway.gtts.status(trigger_id)
+    if gateway.fills is not None:  # each fired leg's order, as gttorderstatus shows it
+        entry = gateway.fills.annotate(entry, fresh_since=asked_at)
     tick = tick_of(entry.get("symbol", ""), entry.get("exchange", ""))
     audited = gateway.audit_view.life_of(trigger_id, ist_moment(entry.get("created_at")))
     # A fire, a rejection or an expiry is an event of the trigger (of its pair, for an OCO leg):

@@ -128,9 +128,19 @@ def detail_of(entry: dict, tick: Decimal | None = None) -> dict:
         "legs": [{"role": leg_label(leg.get("role")), "action": leg.get("action", ""),
                   "fires": leg_fires(leg.get("trigger_type")) or leg.get("trigger_type", ""),
                   "price": money(leg.get("price"), tick), "status": leg.get("status") or "", "order_id": leg.get("order_id") or "",
-                  "message": leg.get("message") or ""} for leg in legs],
+                  "fill": _fill_text(leg.get("fill"), tick), "message": leg.get("message") or ""} for leg in legs],
         "prefill": prefill,
     }
+
+
+def _fill_text(fill: dict | None, tick: Decimal | None) -> str:
+    """A leg's fill for its row: "COMPLETE: 3 at 9.70", "OPEN: 0 filled"."""
+    if not fill:
+        return ""
+    price = f" at {money(fill.get('average_price'), tick)}" if fill.get("average_price") is not None else ""
+    filled = fill.get("filled_quantity") or 0
+    text = f"{fill.get('status')}: {filled}{price}" if filled else f"{fill.get('status')}: 0 filled"
+    return f"{text} ({fill['message']})" if fill.get("message") else text
 
 
 PREFILL_FIELDS = ("quantity", "trigger_price", "direction", "triggerprice_sl", "stoploss", "triggerprice_tg", "target",
