@@ -8,28 +8,12 @@ import json
 
 import pytest
 
-from openalgo_gtt.store.instruments import ensure_instruments
-from tests.integration.test_kite_broker import fake, kite_client, kite_gateway  # noqa: F401 - fixtures
-
 UNKNOWN_IDS = ["123456", "GTT-C99999999999999", "OCO-C99999999999999"]
 SINGLE = {"strategy": "alert-7", "trigger_type": "SINGLE", "exchange": "NSE", "symbol": "IDEA", "action": "BUY",
           "product": "CNC", "quantity": 10, "pricetype": "LIMIT", "price": 9.61, "triggerprice_tg": 9.61}
 OCO = {"strategy": "exit-1", "trigger_type": "OCO", "exchange": "NSE", "symbol": "IDEA", "action": "SELL",
        "product": "CNC", "quantity": 10, "triggerprice_sl": 9.0, "stoploss": 8.95, "triggerprice_tg": 10.2,
        "target": 10.25}
-
-
-@pytest.fixture
-def api(client, gateway, api_key):
-    ensure_instruments(gateway.engine)
-
-    def send(path, **body):
-        return client.post(f"/api/v1/{path}", data=json.dumps({"apikey": api_key, **body}),
-                           content_type="application/json")
-
-    assert send("sandbox/ticks", ticks=[{"symbol": "IDEA", "exchange": "NSE", "ltp": 9.5}]).status_code == 200
-    send.client = client
-    return send
 
 
 def client_of(api):
