@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import threading
@@ -30,7 +29,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from tests.arrivals import most_in_any_second  # noqa: E402
 from tests.e2e.server import ServerProcess  # noqa: E402
-from tests.e2e.soak import _wait_until_up  # noqa: E402
+from tests.e2e.soak import start_gunicorn  # noqa: E402
 from tests.fakes.fake_upstox import FakeUpstox  # noqa: E402
 
 THREADS = 50
@@ -42,22 +41,13 @@ def run(database_url: str, redis_url: str, alerts: int) -> dict:
         workdir = Path(tmp)
         fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "9.50", open="9.50")
         helper = ServerProcess(workdir, database_url, ACCESS_TOKEN=fake.token, UPSTOX_API_URL=fake.url,
-                               DAILY_TRADE_LIMIT="100000", OCO_POLL_SECONDS="1", WEB_CONCURRENCY="3",
-                               GUNICORN_THREADS="8", RATE_LIMIT_STORAGE_URI=redis_url,
+                               DAILY_TRADE_LIMIT="100000", OCO_POLL_SECONDS="1", RATE_LIMIT_STORAGE_URI=redis_url,
                                # One key sends all 300: above the default burst of 200 per key.
                                RATE_LIMIT="1000 per 10 seconds",
                                ORDER_RATE_LIMITS=f"10/second;500/minute;{2000 + uuid.uuid4().int % 1000}/30 minutes")
         key = helper.cli("apikey", "create", "burst").stdout.strip().splitlines()[-1]
-        with open(workdir / "gunicorn.log", "wb") as log:
-            server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
-                                       "openalgo_gtt.wsgi:app"], cwd=workdir, env=helper.env, stdout=log,
-                                      stderr=subprocess.STDOUT)
-            try:
-                _wait_until_up(helper.url, server, workdir)
-                return _burst(helper.url, key, fake, alerts)
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
+        with start_gunicorn(helper, workers=3, threads=8):
+            return _burst(helper.url, key, fake, alerts)
 
 
 def _burst(url: str, key: str, fake: FakeUpstox, alerts: int) -> dict:

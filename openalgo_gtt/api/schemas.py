@@ -139,7 +139,10 @@ class Body(BaseModel):
                     "and never reaches the broker again (also accepted as an Idempotency-Key header)")
 
 
-class PlaceGttBody(Body):
+class GttBody(Body):
+    """The fields a place and a modify share. A field only one of them reads belongs to that one
+    alone: on the other it is an unknown field, ignored as any other is."""
+
     strategy: str | None = Field(None, max_length=64, description="Your strategy's name (recorded)")
     trigger_type: TriggerType = Field("SINGLE", description="SINGLE, OCO (two-leg), or BRACKET (entry + target + stop-loss)")
     exchange: Text = Field(description="NSE, BSE, NFO, BFO, CDS, BCD, MCX, ...")
@@ -164,14 +167,6 @@ class PlaceGttBody(Body):
                                  BeforeValidator(_blank_is_none)] = None
     force: Annotated[Flag, BeforeValidator(_blank_is(False))] = Field(
         False, description="Place even when the daily trade limit is reached (still counted)")
-    queue: Annotated[Flag, BeforeValidator(_blank_is(True))] = Field(
-        True, description="In a burst, a place that cannot be sent within the caller's patience is queued "
-                          "(202, placed in arrival order); false answers 429 instead, as the header "
-                          "Prefer: respond-sync does")
-    expires_at: Annotated[datetime | None, BeforeValidator(expiry)] = Field(
-        None, description="When the gateway cancels the GTT if it has not fired: an ISO date (the end of that day) "
-                          "or date-time, IST unless it names a zone; in the future, at most a year ahead",
-        json_schema_extra={"type": "string", "example": "2026-12-31 15:00"})
 
     def intent(self) -> PlaceIntent:
         zero = Decimal(0)
@@ -187,13 +182,27 @@ class PlaceGttBody(Body):
         )
 
 
-class ModifyGttBody(PlaceGttBody):
-    trigger_id: Text
+class PlaceGttBody(GttBody):
+    queue: Annotated[Flag, BeforeValidator(_blank_is(True))] = Field(
+        True, description="In a burst, a place that cannot be sent within the caller's patience is queued "
+                          "(202, placed in arrival order); false answers 429 instead, as the header "
+                          "Prefer: respond-sync does")
+    expires_at: Annotated[datetime | None, BeforeValidator(expiry)] = Field(
+        None, description="When the gateway cancels the GTT if it has not fired: an ISO date (the end of that day) "
+                          "or date-time, IST unless it names a zone; in the future, at most a year ahead",
+        json_schema_extra={"type": "string", "example": "2026-12-31 15:00"})
+
+
+class ModifyGttBody(GttBody):
+    """A modify: a place's fields but `queue` (a modify is never queued: given, it is ignored as
+    any unknown field is), with the trigger id, and the GTT's own type and expiry kept."""
+
     # Omitted (or ""), the GTT keeps its own type: a modify restates prices, not the kind of GTT.
     trigger_type: Annotated[TriggerType | None, BeforeValidator(_blank_is_none)] = Field(
         None, description="SINGLE, OCO or BRACKET; omitted, the GTT's own type (a modify cannot change it)")
     expires_at: Annotated[str | None, BeforeValidator(no_expiry_change)] = Field(
         None, description="Not accepted: a modify keeps the expiry set on place")
+    trigger_id: Text
 
 
 class TriggerBody(Body):

@@ -11,7 +11,9 @@ from openalgo_gtt.api.auth import caller_from_body
 from openalgo_gtt.api.idempotency import idempotency_key
 from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.openapi import NullableString, swagger2_schema
-from openalgo_gtt.api.schemas import ModifyGttBody, OrderBookBody, PlaceGttBody, StatusBody, TriggerBody, validate
+from openalgo_gtt.api.schemas import (
+    GttBody, ModifyGttBody, OrderBookBody, PlaceGttBody, StatusBody, TriggerBody, validate,
+)
 from openalgo_gtt.services.answers import ApiError
 from openalgo_gtt.services.planner import Order
 from openalgo_gtt.domain.encoding import dumps
@@ -129,7 +131,7 @@ def _marked(answer):
     return (body, status) if isinstance(answer, tuple) else body
 
 
-def _with_contract(answer, body: PlaceGttBody):
+def _with_contract(answer, body: GttBody):
     """A success answer naming the contract a continuous future ticker (NIFTY1!) was placed on."""
     body_out, status = answer if isinstance(answer, tuple) else (answer, 200)
     if status != 200 or not isinstance(body_out, dict) or body_out.get("status") != "success":
@@ -141,7 +143,7 @@ def _with_contract(answer, body: PlaceGttBody):
     return (body_out, status) if isinstance(answer, tuple) else body_out
 
 
-def _order(body: PlaceGttBody) -> Order:
+def _order(body: PlaceGttBody | ModifyGttBody) -> Order:
     return Order(symbol=body.symbol, exchange=body.exchange, intent=body.intent(),
                  strategy=body.strategy, force=body.force, expires_at=body.expires_at,
                  queue=getattr(body, "queue", True) and not _respond_sync())

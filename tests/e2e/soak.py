@@ -16,6 +16,8 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import requests
@@ -81,39 +83,52 @@ def run_soak(workdir, database_url: str, redis_url: str, *, alerts: int, limit: 
         fake.chaos = chaos(rng, report.faults, lock, fault_share)
         helper = ServerProcess(workdir, database_url, ACCESS_TOKEN=fake.token, UPSTOX_API_URL=fake.url,
                                UPSTOX_TIMEOUT=str(UPSTOX_TIMEOUT), SETTLE_SECONDS=str(SETTLE_SECONDS),
-                               DAILY_TRADE_LIMIT=str(limit), OCO_POLL_SECONDS="1", WEB_CONCURRENCY="3",
-                               GUNICORN_THREADS="8", RATE_LIMIT_STORAGE_URI=redis_url,
+                               DAILY_TRADE_LIMIT=str(limit), OCO_POLL_SECONDS="1", RATE_LIMIT_STORAGE_URI=redis_url,
                                RATE_LIMIT="10000 per second",
                                ORDER_RATE_LIMITS=f"10/second;500/minute;{2000 + uuid.uuid4().int % 1000}/30 minutes")
         key = helper.cli("apikey", "create", "soak").stdout.strip().splitlines()[-1]
-        log = open(workdir / "gunicorn.log", "wb")
-        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
-                                   "openalgo_gtt.wsgi:app"], cwd=workdir, env=helper.env, stdout=log,
-                                  stderr=subprocess.STDOUT)
-        try:
-            _wait_until_up(helper.url, server, workdir)
+        with start_gunicorn(helper, workers=3, threads=8):
             _send_alerts(helper.url, key, alerts, spread, rng, report)
             # Every late GTT appears within 14 s of its request, and the watcher polls every second.
             time.sleep(14.0 + SETTLE_SECONDS / 2)
             _compare(helper.url, fake, database_url, report)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.close()
     report.seconds = time.monotonic() - started
     return report
 
 
-def _wait_until_up(url, server, workdir) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+@contextmanager
+def start_gunicorn(server: ServerProcess, *, workers: int = 3, threads: int = 8,
+                   up_within: float = 60.0) -> Iterator[subprocess.Popen]:
+    """gunicorn with gunicorn.conf.py serving `server`'s working directory, environment and port
+    (a ServerProcess used for its settings and its CLI, never started itself), with `workers`
+    worker processes of `threads` threads; its output goes to gunicorn.log there. Yields the
+    gunicorn master once /api/health answers 200 (the URL is `server.url`); stops it on the way
+    out. If it does not come up within `up_within` seconds, it is killed and the error is its log."""
+    server.env.update(WEB_CONCURRENCY=str(workers), GUNICORN_THREADS=str(threads))
+    log_path = server.workdir / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
+                                    "openalgo_gtt.wsgi:app"], cwd=server.workdir, env=server.env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        try:
+            _wait_until_up(server.url, process, log_path, up_within)
+            yield process
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, log_path, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
         try:
             if requests.get(f"{url}/api/health", timeout=1).status_code == 200:
                 return
         except requests.RequestException:
-            time.sleep(0.2)
-    server.kill()
-    raise AssertionError((workdir / "gunicorn.log").read_text())
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError(log_path.read_text(errors="replace"))
 
 
 def _send_alerts(url: str, key: str, alerts: int, spread: float, rng: random.Random, report: SoakReport) -> None:

@@ -89,7 +89,11 @@ def rejected_token_case(sandbox, fake_upstox, receiver):
     (told,) = receiver.wait_for(1)
     assert "token" in (told["title"] + told["message"]).lower(), told  # the trader hears, once
     fake_upstox.set_price(IDEA, "IDEA", "NSE_EQ", "8.90")  # a move the sandbox cannot see
-    time.sleep(1.5)
+    # Two whole reads after the move, counted, not timed: the reader reads one call at a time (one
+    # watched symbol, one call; a rejected token is not retried), so once the third quote call
+    # after the move has arrived, the two before it have been answered and dealt with.
+    seen = len(fake_upstox.calls_to("quote.ltp"))
+    until(lambda: len(fake_upstox.calls_to("quote.ltp")) >= seen + 3, "two more reads with the rejected token")
     assert sandbox.status(trigger_id) == "active"  # kept, not fired on a price it never saw
     fake_upstox.token = good
     until(lambda: sandbox.status(trigger_id) == "triggered", "prices resuming with the token")

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from tests.e2e.soak import run_soak
+from tests.e2e.soak import run_soak, start_gunicorn
 
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -65,8 +65,6 @@ def test_a_burst_across_three_workers_survives_its_sender_killed(tmp_path, postg
     as exactly one GTT, every GTT at the broker is known to the gateway."""
     import json
     import signal
-    import subprocess
-    import sys
     import threading
     import time
     from collections import Counter
@@ -74,8 +72,7 @@ def test_a_burst_across_three_workers_survives_its_sender_killed(tmp_path, postg
     import requests
 
     from openalgo_gtt.store.models import Lease
-    from tests.e2e.server import REPO, ServerProcess
-    from tests.e2e.soak import _wait_until_up
+    from tests.e2e.server import ServerProcess
     from tests.fakes.fake_upstox import FakeUpstox
 
     redis, alerts = redis_url[0], 60
@@ -83,17 +80,12 @@ def test_a_burst_across_three_workers_survives_its_sender_killed(tmp_path, postg
         fake.set_price("NSE_EQ|INE669E01016", "IDEA", "NSE_EQ", "9.50", open="9.50")
         helper = ServerProcess(tmp_path, postgres_url, ACCESS_TOKEN=fake.token, UPSTOX_API_URL=fake.url,
                                UPSTOX_TIMEOUT="2", SETTLE_SECONDS="2", DAILY_TRADE_LIMIT="1000",
-                               OCO_POLL_SECONDS="0.5", WEB_CONCURRENCY="3", GUNICORN_THREADS="8",
-                               RATE_LIMIT_STORAGE_URI=redis, RATE_LIMIT="10000 per second",
+                               OCO_POLL_SECONDS="0.5", RATE_LIMIT_STORAGE_URI=redis, RATE_LIMIT="10000 per second",
                                ORDER_RATE_LIMITS=f"10/second;500/minute;{2000 + uuid.uuid4().int % 1000}/30 minutes")
         key = helper.cli("apikey", "create", "kill").stdout.strip().splitlines()[-1]
-        with open(tmp_path / "gunicorn.log", "wb") as log:
-            server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
-                                       "openalgo_gtt.wsgi:app"], cwd=tmp_path, env=helper.env, stdout=log,
-                                      stderr=subprocess.STDOUT)
-            engine = create_engine(postgres_url)
-            try:
-                _wait_until_up(helper.url, server, tmp_path)
+        engine = create_engine(postgres_url)
+        try:
+            with start_gunicorn(helper, workers=3, threads=8):
                 start = threading.Barrier(20)
 
                 def send(ns: list[int]) -> None:
@@ -129,7 +121,5 @@ def test_a_burst_across_three_workers_survives_its_sender_killed(tmp_path, postg
                 assert set(prices.values()) == {1}, {p: c for p, c in prices.items() if c > 1}
                 book = requests.post(f"{helper.url}/api/v1/gttorderbook", json={"apikey": key}, timeout=10).json()
                 assert len(book["data"]) == alerts  # every live GTT is the gateway's
-            finally:
-                server.terminate()
-                server.wait(timeout=30)
-                engine.dispose()
+        finally:
+            engine.dispose()

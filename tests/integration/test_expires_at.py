@@ -4,31 +4,17 @@ holder cancels the GTT at the broker: status `expired`, with an "expired" event.
 gateway's injected one, moved past the expiry: nothing sleeps through it."""
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
 
 from openalgo_gtt.domain.clock import IST
-from openalgo_gtt.store.instruments import ensure_instruments
 from tests.waiting import until
 
 SINGLE = {"strategy": "tv", "trigger_type": "SINGLE", "exchange": "NSE", "symbol": "IDEA", "action": "BUY",
           "product": "CNC", "quantity": 10, "price": 9.61, "triggerprice_tg": 9.61}
 OCO = {"trigger_type": "OCO", "exchange": "NSE", "symbol": "IDEA", "action": "SELL", "product": "CNC",
        "quantity": 10, "triggerprice_sl": 9.0, "stoploss": 8.95, "triggerprice_tg": 10.2, "target": 10.25}
-
-
-@pytest.fixture
-def api(client, gateway, api_key):
-    ensure_instruments(gateway.engine)
-
-    def send(path, **body):
-        return client.post(f"/api/v1/{path}", data=json.dumps({"apikey": api_key, **body}),
-                           content_type="application/json")
-
-    assert send("sandbox/ticks", ticks=[{"symbol": "IDEA", "exchange": "NSE", "ltp": 9.5}]).status_code == 200
-    return send
 
 
 def ist(moment) -> str:

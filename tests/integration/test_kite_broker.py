@@ -12,14 +12,11 @@ from openalgo_gtt.brokers.kite import KiteBroker
 from openalgo_gtt.domain.model import (
     ABOVE, BELOW, ENTRY, NATIVE_OCO, SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
 )
-from tests.fakes.fake_kite import FakeKite
 
 
 @pytest.fixture
-def fake():
-    with FakeKite() as kite:
-        kite.set_price("NSE:INFY", 1550, open=1540)
-        yield kite
+def fake(fake_kite):
+    return fake_kite  # tests/integration/conftest.py
 
 
 @pytest.fixture
@@ -118,28 +115,7 @@ def test_every_call_carries_the_version_and_token_header(broker, fake, monkeypat
 # ----- exactly once, through the gateway --------------------------------------------------------
 
 
-@pytest.fixture
-def kite_gateway(settings, fake):
-    from openalgo_gtt.gateway import Gateway
-    from openalgo_gtt.store.instruments import load_master
-    from openalgo_gtt.store.migrate import upgrade
-
-    kite_settings = dataclasses.replace(settings, broker="kite", kite_api_url=fake.url, kite_api_key=fake.api_key,
-                                        kite_access_token=fake.access_token, kite_timeout=1.0)
-    upgrade(kite_settings.database_url)
-    built = Gateway.build(kite_settings)
-    load_master(built.engine, f"{fake.url}/instruments", broker="kite")
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def kite_client(kite_gateway):
-    from openalgo_gtt.app import create_app
-
-    application = create_app(gateway=kite_gateway)
-    application.config["TESTING"] = True
-    return application.test_client(), kite_gateway.api_keys.create("tester")
+# kite_gateway and kite_client: tests/integration/conftest.py
 
 
 def test_a_place_whose_answer_was_lost_is_found_not_placed_twice(kite_client, fake):

@@ -8,28 +8,12 @@ import json
 
 import pytest
 
-from openalgo_gtt.store.instruments import ensure_instruments
-from tests.integration.test_kite_broker import fake, kite_client, kite_gateway  # noqa: F401 - fixtures
-
 UNKNOWN_IDS = ["123456", "GTT-C99999999999999", "OCO-C99999999999999"]
 SINGLE = {"strategy": "alert-7", "trigger_type": "SINGLE", "exchange": "NSE", "symbol": "IDEA", "action": "BUY",
           "product": "CNC", "quantity": 10, "pricetype": "LIMIT", "price": 9.61, "triggerprice_tg": 9.61}
 OCO = {"strategy": "exit-1", "trigger_type": "OCO", "exchange": "NSE", "symbol": "IDEA", "action": "SELL",
        "product": "CNC", "quantity": 10, "triggerprice_sl": 9.0, "stoploss": 8.95, "triggerprice_tg": 10.2,
        "target": 10.25}
-
-
-@pytest.fixture
-def api(client, gateway, api_key):
-    ensure_instruments(gateway.engine)
-
-    def send(path, **body):
-        return client.post(f"/api/v1/{path}", data=json.dumps({"apikey": api_key, **body}),
-                           content_type="application/json")
-
-    assert send("sandbox/ticks", ticks=[{"symbol": "IDEA", "exchange": "NSE", "ltp": 9.5}]).status_code == 200
-    send.client = client
-    return send
 
 
 def client_of(api):
@@ -156,3 +140,19 @@ def test_the_documented_modify_body_of_each_type_works(api, kind):
     assert answer.status_code == 200, answer.get_json()
     entry = api("gttorderstatus", trigger_id=trigger_id).get_json()["data"]
     assert entry["trigger_prices"] == triggers and entry["legs"][0]["quantity"] == modify["quantity"]
+
+
+def test_queue_on_a_modify_is_ignored_as_any_unknown_field_is(api):
+    """`queue` is a place's field (a modify is never queued): on a modify it is an unknown field,
+    ignored whatever its value, as an alert template's extras are; on a place it is still read."""
+    single = api("placegttorder", **SINGLE).get_json()["trigger_id"]
+    answers = {}
+    for price, extra in ((9.70, {"colour": "not-a-flag"}), (9.71, {"queue": "not-a-flag"}), (9.72, {"queue": False}),
+                         (9.73, {"queue": ""})):
+        answer = api("modifygttorder", **modify_body(single, price=price, triggerprice_tg=price, **extra))
+        assert answer.status_code == 200, (extra, answer.get_json())
+        assert api("gttorderstatus", trigger_id=single).get_json()["data"]["trigger_prices"] == [price]
+        answers[price] = {k: v for k, v in answer.get_json().items() if k not in ("entry", "request_id")}
+    assert len({json.dumps(a, sort_keys=True) for a in answers.values()}) == 1, answers  # one kind of answer
+    refused = api("placegttorder", **{**SINGLE, "queue": "not-a-flag"})
+    assert refused.status_code == 400 and "queue" in refused.get_json()["message"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -24,29 +24,6 @@ from openalgo_gtt.store.sandbox_models import SandboxFill, SandboxGtt, SandboxGt
 D = Decimal
 IDEA = "NSE_EQ|INE669E01016"
 INFY = "NSE_EQ|INE009A01021"
-
-
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock(datetime(2026, 3, 2, 4, 0, tzinfo=timezone.utc))  # 09:30 IST
-
-
-@pytest.fixture
-def sessions(db_engine):
-    return make_session_factory(db_engine)
-
-
-@pytest.fixture
-def broker(sessions, clock):
-    return SandboxBroker(SandboxRepository(sessions), clock=clock)
 
 
 def single(trigger_type: str, price: str, side: str = BUY, product: str = "D", quantity: int = 1,

@@ -2,7 +2,7 @@
 fired rules become orders, prices fill them, fills are trades that move positions."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,7 +11,6 @@ from openalgo_gtt.brokers.sandbox import SandboxBroker, Tick
 from openalgo_gtt.domain.model import (
     ABOVE, BELOW, BUY, ENTRY, IMMEDIATE, MULTIPLE, SELL, SINGLE, STOPLOSS, TARGET, GttRequest, GttRule,
 )
-from openalgo_gtt.store.db import make_session_factory
 from openalgo_gtt.store.models import Instrument
 from openalgo_gtt.store.sandbox import SandboxRepository
 
@@ -19,31 +18,13 @@ D = Decimal
 IDEA = "NSE_EQ|INE669E01016"
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock():
-    return Clock(datetime(2026, 3, 2, 4, 0, tzinfo=timezone.utc))  # 09:30 IST
-
-
-@pytest.fixture
-def sessions(db_engine):
-    sessions = make_session_factory(db_engine)
+def sessions(sessions):
+    """The shared sessions (tests/integration/conftest.py), with IDEA listed."""
     with sessions.begin() as session:
         session.add(Instrument(instrument_key=IDEA, segment="NSE_EQ", exchange="NSE", symbol="IDEA",
                                trading_symbol="IDEA", lot_size=1, tick_size=D("0.01")))
     return sessions
-
-
-@pytest.fixture
-def broker(sessions, clock):
-    return SandboxBroker(SandboxRepository(sessions), clock=clock)
 
 
 def single(trigger_type: str, price: str, side: str = BUY, quantity: int = 1, market: bool = False) -> GttRequest:

@@ -83,3 +83,11 @@ def test_a_whole_document_is_converted_and_checked():
     assert [p for p in swagger2_problems(converted) if not p.startswith("paths.")] == []
     assert converted["definitions"]["Ok"] == {"type": "object"}
     assert document["definitions"]["PlaceGtt"] == PlaceGttBody.model_json_schema()  # not modified in place
+
+
+def test_queue_is_a_place_field_only():
+    # A modify is never queued: its schema does not offer `queue` (sent, it is ignored as any
+    # unknown field is; tests/integration/test_openalgo_parity.py).
+    assert "queue" in swagger2_schema(PlaceGttBody)["properties"]
+    assert "queue" not in swagger2_schema(ModifyGttBody)["properties"]
+    assert "queue" not in ModifyGttBody.model_fields
