@@ -57,6 +57,7 @@ except ImportError as missing:  # run outside the project's environment
              f"`pip install -e .` ({missing})")
 
 SETTLE_SECONDS = 10
+SIM_DB = "sim.db"
 LATE_HORIZON_SECONDS = 15 * 60
 PRICES = ("9.61", "9.70", "9.80")
 
@@ -84,7 +85,8 @@ class Simulation:
         self.rng = random.Random(seed)
         self.world = World(seed)
         self.steps = steps
-        self.db = workdir / f"sim-{seed}.db"
+        self.db = workdir / SIM_DB  # one at a time in a process: its engine is reused (_Engines)
+        _Engines.reset(self.db)
         shutil.copyfile(template, self.db)
         self.clock = ManualClock()
         self.broker = SimBroker(self.clock, self.rng)
@@ -138,8 +140,20 @@ class Simulation:
 
     def _crashed(self) -> None:
         """Drop every object of the dead process; rebuild from the store."""
+        self._unlisten()
         self.gateway.engine.dispose()
         self._boot()
+
+    def _unlisten(self) -> None:
+        for name, listener in (("commit", self._on_commit), ("before_cursor_execute", self._on_execute)):
+            if event.contains(self.gateway.engine, name, listener):
+                event.remove(self.gateway.engine, name, listener)
+
+    def release(self) -> None:
+        """This seed is over (passed or not): its hooks leave the shared engine, its reader closes."""
+        if self.gateway is not None:
+            self._unlisten()
+        self._reader.close()
 
     # -- the callers --------------------------------------------------------------------------
 
@@ -295,7 +309,6 @@ class Simulation:
         self._settle()
         self._check_final()
         self.gateway.close()
-        self._reader.close()
         return self.world
 
     def _settle(self) -> None:
@@ -435,15 +448,54 @@ def _template(workdir: Path) -> Path:
     return path
 
 
+class _Engines:
+    """One SQLAlchemy engine for the simulated database, reused by every simulated process (each
+    boot after a crash, each seed) in this OS process. A boot still builds every service afresh
+    from the store, and a crash still drops every connection (the pool is disposed); what is kept
+    is SQLAlchemy's cache of compiled statements, a pure function of the statements (its key
+    names the engine's dialect, so a new engine compiles everything again: most of a boot's cost)."""
+
+    _by_url: dict = {}
+
+    @classmethod
+    def engine_for(cls, url: str):
+        from openalgo_gtt.store.engine import make_engine
+
+        engine = cls._by_url.get(url)
+        if engine is None:
+            engine = cls._by_url[url] = make_engine(url)
+        engine.dispose()  # a new process: no connection of the last one survives
+        return engine
+
+    @classmethod
+    def reset(cls, db: Path) -> None:
+        """Before a seed's database replaces the last one: close every connection to it, then
+        remove it with its WAL and shared memory (a stale WAL must never meet a fresh copy)."""
+        engine = cls._by_url.get(f"sqlite:///{db}")
+        if engine is not None:
+            engine.dispose()
+        for path in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            path.unlink(missing_ok=True)
+
+    @classmethod
+    def forget(cls, db: Path) -> None:
+        cls.reset(db)
+        cls._by_url.pop(f"sqlite:///{db}", None)
+
+
 def run_seeds(seeds: list[int], steps: int) -> list[tuple[int, list[str], list[str]]]:
     """Run `seeds` in this process: (seed, violations, trace) of each that failed."""
     import logging
 
+    from openalgo_gtt import gateway
+
     quiet_before = logging.root.manager.disable
     logging.disable(logging.CRITICAL)  # the services log every fault they survive
+    built_before, gateway.make_engine = gateway.make_engine, _Engines.engine_for
     try:
         return _run_seeds(seeds, steps)
     finally:
+        gateway.make_engine = built_before
         logging.disable(quiet_before)
 
 
@@ -459,9 +511,11 @@ def _run_seeds(seeds: list[int], steps: int) -> list[tuple[int, list[str], list[
             except Exception:  # noqa: BLE001 - a simulator failure is a failed seed
                 sim.world.violations.append(traceback.format_exc())
                 world = sim.world
+            finally:
+                sim.release()
             if world.violations:
                 failed.append((seed, world.violations, world.trace))
-            sim.db.unlink(missing_ok=True)
+        _Engines.forget(workdir / SIM_DB)
     return failed
 
 
