@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from openalgo_gtt.brokers.base import Broker, PaperAccount
 from openalgo_gtt.domain.clock import IST
 from openalgo_gtt.domain.paper import (
-    ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds, openalgo_product, rupees,
+    ORDER_CANCELLED, ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds, openalgo_product, rupees,
     trigger_margin,
 )
 from openalgo_gtt.domain.records import RecordedTrigger
@@ -28,6 +28,21 @@ SANDBOX_ONLY = ("sandbox only: orderbook, tradebook, positionbook and funds show
 class SandboxOnly(ApiError):
     def __init__(self, broker: str) -> None:
         super().__init__(501, SANDBOX_ONLY.format(broker={"kite": "Kite"}.get(broker, "Upstox")))
+
+
+class OrderNotFound(ApiError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(404, f"No paper order with orderid {order_id}")
+
+
+class OrderNotOpen(ApiError):
+    """Only an open order can be cancelled; the answer names the state it is in."""
+
+    def __init__(self, order: PaperOrder) -> None:
+        why = " (a DAY order: its day ended)" if order.status == ORDER_CANCELLED and order.day_over_at(
+            order.updated_at) else ""
+        super().__init__(400, f"order {order.order_id} cannot be cancelled: it is {order.status}{why}",
+                         order_status=order.status)
 
 
 def _paisa(value: Decimal) -> Decimal:
@@ -101,6 +116,16 @@ class PaperBook:
         funds = account(self._capital, positions, open_orders, commitments,
                         self._prices([p.instrument_key for p in positions if p.quantity]), now=self._store.clock.now())
         return _funds_entry(funds)
+
+    def cancel_order(self, order_id: str) -> str:
+        """Cancel an open paper order by hand (OpenAlgo's cancelorder): the broker's one write
+        transaction changes it, and its margin is free from that commit on."""
+        order, cancelled = self._account().cancel_paper_order(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        if not cancelled:
+            raise OrderNotOpen(order)
+        return order.order_id
 
     def _prices(self, keys: list[str]) -> dict[str, Decimal]:
         if not keys:

@@ -258,6 +258,9 @@ class SandboxTransaction:
     def open_orders(self) -> list[PaperOrder]:
         return sandbox_paper.open_orders(self._session.connection())
 
+    def paper_order(self, order_id: str) -> PaperOrder | None:
+        return sandbox_paper.order_of(self._session.connection(), order_id)
+
     def save_paper(self, new: Sequence[PaperOrder], changed: Sequence[PaperOrder],
                    trades: Sequence[PaperTrade]) -> None:
         sandbox_paper.save_paper(self._session.connection(), new, changed, trades)

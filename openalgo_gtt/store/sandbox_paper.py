@@ -81,6 +81,11 @@ def open_orders(conn: Connection) -> list[PaperOrder]:
     return [_order(row) for row in conn.execute(query).mappings()]
 
 
+def order_of(conn: Connection, order_id: str) -> PaperOrder | None:
+    row = conn.execute(select(_ORDERS).where(_ORDERS.c.order_id == order_id)).mappings().first()
+    return None if row is None else _order(row)
+
+
 def all_orders(conn: Connection) -> list[PaperOrder]:
     query = select(_ORDERS).order_by(_ORDERS.c.created_at, _ORDERS.c.order_id)
     return [_order(row) for row in conn.execute(query).mappings()]

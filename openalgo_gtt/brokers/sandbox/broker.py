@@ -207,6 +207,12 @@ class SandboxBroker:
     def paper_positions(self) -> list[Position]:
         return self._storage.paper_positions()
 
+    def cancel_paper_order(self, order_id: str) -> tuple[PaperOrder | None, bool]:
+        """Cancel an open paper order (PaperDesk.cancel): the order as it is now, and whether this
+        call cancelled it. In one write transaction, so a price that would fill it either came
+        first (it is complete) or never fills it."""
+        return self._write(lambda _state, now: self._desk.cancel(order_id, now))
+
     def order_fill(self, order_id: str) -> OrderFill | None:
         """A fired rule's paper order, as a broker's order details would say it."""
         order = next((o for o in self._storage.paper_orders() if o.order_id == order_id), None)
@@ -215,9 +221,13 @@ class SandboxBroker:
         status = {"complete": "COMPLETE", "open": "OPEN", "cancelled": "CANCELLED"}.get(order.status, order.status)
         if order.day_over(self._clock()):
             status = "CANCELLED"
+        message = None
+        if status == "CANCELLED":
+            # One cancelled by hand was cancelled on its own day; the day's end cancels it later.
+            by_hand = order.status == "cancelled" and not order.day_over_at(order.updated_at)
+            message = "cancelled by hand (cancelorder)" if by_hand else "a DAY order: its day ended"
         return OrderFill(status=status, filled_quantity=order.quantity if status == "COMPLETE" else 0,
-                         average_price=order.average_price,
-                         message="a DAY order: its day ended" if status == "CANCELLED" else None)
+                         average_price=order.average_price, message=message)
 
     def watched_instruments(self) -> list[str]:
         """What needs live prices: the instruments of live GTTs, open orders and open positions."""

@@ -72,6 +72,22 @@ class PaperDesk:
             else:
                 self._open_orders().setdefault(order.instrument_key, []).append(order)
 
+    def cancel(self, order_id: str, at: datetime) -> tuple[PaperOrder | None, bool]:
+        """Cancel an open order by hand (OpenAlgo's cancelorder): the order as it is now, and
+        whether this call cancelled it. One no longer open (complete, cancelled, or open but its
+        day ended, which this very write cancels) is returned as it is, unchanged; None: no such
+        order. Its margin is released by the write that saves it, as a fill's is."""
+        waiting = self._open_orders()
+        if order_id in self._changed:  # its day ended: cancelled by this transaction already
+            return self._changed[order_id], False
+        for key, orders in waiting.items():
+            for order in orders:
+                if order.order_id == order_id:
+                    waiting[key] = [o for o in orders if o.order_id != order_id]
+                    self._changed[order_id] = done = order.cancelled(at)
+                    return done, True
+        return self._state.paper_order(order_id), False
+
     def _fill(self, order: PaperOrder, ltp: Decimal, at: datetime) -> None:
         done, trade = order.filled(ltp, at)
         if order.order_id in self._new:

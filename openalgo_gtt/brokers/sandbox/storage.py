@@ -93,6 +93,9 @@ class StateWriter(StateReader, Protocol):
     def open_orders(self) -> list[PaperOrder]:
         """The paper orders still open, oldest first."""
 
+    def paper_order(self, order_id: str) -> PaperOrder | None:
+        """One paper order in any state; None when there is no such order."""
+
     def save_paper(self, new: Sequence[PaperOrder], changed: Sequence[PaperOrder],
                    trades: Sequence[PaperTrade]) -> None:
         """Insert `new` orders and `trades`, update `changed` orders (an open order now filled)."""
