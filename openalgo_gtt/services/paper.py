@@ -8,11 +8,12 @@ On Upstox and Kite every book answers 501: this gateway is about GTTs, not their
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from openalgo_gtt.brokers.base import Broker, PaperAccount
-from openalgo_gtt.domain.clock import IST
+from openalgo_gtt.domain.clock import IST, ist_today
 from openalgo_gtt.domain.paper import (
     ORDER_CANCELLED, ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds, openalgo_product, rupees,
     trigger_margin,
@@ -55,8 +56,11 @@ def _stamp(at: datetime) -> str:
 
 
 class PaperBook:
-    def __init__(self, broker: Broker, store: Store, capital: Decimal, broker_name: str) -> None:
+    def __init__(self, broker: Broker, store: Store, capital: Decimal, broker_name: str, *,
+                 today: Callable[[], date] | None = None) -> None:
         self._broker = broker
+        # The IST trading day whose trade counter row places take (services/trade_limit.py).
+        self._today = today or (lambda: ist_today(store.clock.now()))
         self._store = store
         self._capital = capital
         self._broker_name = broker_name
@@ -147,19 +151,34 @@ class PaperBook:
                     account(self._capital, positions, open_orders, commitments, now=self._store.clock.now()))
 
 
-    def check_modify(self, recorded: RecordedTrigger, legs: list[dict]) -> None:
+    def check_modify(self, recorded: RecordedTrigger, legs: list[dict]) -> bool:
         """Refuse a modify whose new legs the account cannot fund, counting the margin the
-        trigger blocks now as free (it is replaced). Read in one transaction before the broker
-        is called; unlike a place it does not hold the places' turn, so a place at the same
-        instant can still spend what this modify was counting on."""
+        trigger blocks now as free (it is replaced). Serialised with places as a place's own
+        check is: in a unit of work holding the day's trade counter row. One that blocks more
+        than before holds its new legs on the record in that same unit of work, before the
+        broker is called, so a place that takes the turn next counts them (True: the caller
+        gives the old legs back with `release_modify` should the broker call fail). One that
+        blocks less keeps the old, larger legs until the modify is recorded."""
         if not self.enabled:
-            return
-        commitments, positions, open_orders = self._store.paper_account()
-        others = [c for c in commitments if c.trigger_id != recorded.trigger_id]
-        if len(others) == len(commitments):
-            return  # it blocks nothing now (a bracket whose entry was sent: only its exits change)
-        check_funds(trigger_margin(recorded.trigger_type, recorded.product, recorded.exchange, recorded.symbol, legs),
-                    account(self._capital, positions, open_orders, others, now=self._store.clock.now()))
+            return False
+        with self._store.unit_of_work() as uow:
+            uow.hold_trade_turn(self._today())
+            commitments, positions, open_orders = uow.paper_account()
+            others = [c for c in commitments if c.trigger_id != recorded.trigger_id]
+            if len(others) == len(commitments):
+                return False  # it blocks nothing now (a bracket whose entry was sent: only its exits change)
+            (now,) = [c for c in commitments if c.trigger_id == recorded.trigger_id]
+            needs = trigger_margin(recorded.trigger_type, recorded.product, recorded.exchange, recorded.symbol, legs)
+            check_funds(needs, account(self._capital, positions, open_orders, others, now=self._store.clock.now()))
+            if needs <= trigger_margin(now.trigger_type, now.product, now.exchange, now.symbol, now.legs):
+                return False
+            uow.hold_legs(recorded.trigger_id, legs)
+            return True
+
+    def release_modify(self, recorded: RecordedTrigger) -> None:
+        """The broker refused a modify whose margin `check_modify` held: the record's legs back."""
+        with self._store.unit_of_work() as uow:
+            uow.hold_legs(recorded.trigger_id, list(recorded.legs))
 
 
 def _order_entry(order: PaperOrder) -> dict:

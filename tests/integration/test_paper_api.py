@@ -121,3 +121,51 @@ def test_on_a_live_broker_cancelorder_answers_501_sandbox_only(upstox_client, up
     assert answer.status_code == 501
     assert answer.get_json()["message"].startswith("sandbox only: ")
     assert fake_upstox.calls == []
+
+
+def modify(api, trigger_id, price, quantity):
+    return api("modifygtt", trigger_id=trigger_id, exchange="NSE", symbol="IDEA", product="CNC", action="BUY",
+               trigger_type="SINGLE", quantity=quantity, price=price, triggerprice_tg=price)
+
+
+def test_a_place_while_a_modify_is_at_the_broker_cannot_spend_what_the_modify_counted_on(app, api, gateway,
+                                                                                         api_key, monkeypatch):
+    """The place runs at the worst moment: the modify's funds check has passed and its broker
+    call has begun but is not recorded yet. Each fits the account alone (9,000 and 4,000 of
+    10,000 with the 5,000 the trigger blocks now counted free); together they do not."""
+    tick(api, 9.5)
+    trigger_id = buy_above(api, 10, 500)  # blocks 5,000
+    broker_modify = gateway.broker.modify_gtt
+    during = []
+
+    def place_meanwhile(gtt_id, request):
+        other = app.test_client().post("/api/v1/placegtt", content_type="application/json", data=json.dumps({
+            "apikey": api_key, "exchange": "NSE", "symbol": "IDEA", "product": "CNC", "action": "BUY",
+            "trigger_type": "SINGLE", "quantity": 400, "price": 10, "triggerprice_tg": 10}))
+        during.append(other)
+        return broker_modify(gtt_id, request)
+
+    monkeypatch.setattr(gateway.broker, "modify_gtt", place_meanwhile)
+    modified = modify(api, trigger_id, 10, 900)  # 9,000
+    (placed,) = during
+    assert modified.status_code == 200, modified.get_json()
+    assert placed.status_code == 400, placed.get_json()  # not both
+    assert placed.get_json()["message"] == "insufficient funds: needs ₹4000.00, available ₹1000.00"
+    assert funds(api) == ("9000.00", "1000.00")
+
+
+def test_a_modify_the_broker_refuses_gives_back_the_margin_it_held(api, gateway, monkeypatch):
+    from openalgo_gtt.brokers.errors import InputRejected
+
+    tick(api, 9.5)
+    trigger_id = buy_above(api, 10, 500)
+
+    def refuse(gtt_id, request):
+        raise InputRejected("refused by the broker", code="TEST", http_status=400, may_have_reached=False)
+
+    monkeypatch.setattr(gateway.broker, "modify_gtt", refuse)
+    assert modify(api, trigger_id, 10, 900).status_code == 400
+    assert funds(api) == ("5000.00", "5000.00")  # the 9,000 it held is given back
+    monkeypatch.undo()
+    assert api("placegtt", exchange="NSE", symbol="IDEA", product="CNC", action="BUY", trigger_type="SINGLE",
+               quantity=500, price=10, triggerprice_tg=10).status_code == 200
