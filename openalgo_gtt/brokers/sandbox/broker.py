@@ -171,6 +171,7 @@ class SandboxBroker:
         def apply(_state: StateWriter, now: datetime) -> list[FiredEvent]:
             fired: list[FiredEvent] = []
             engine, quotes, desk = self._engine, self._quotes, self._desk
+            desk.name([tick.instrument_key for tick in checked])
             for tick in checked:
                 at = tick.at or now
                 if engine.expiry_due(at):

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from openalgo_gtt.brokers.base import FiredEvent
-from openalgo_gtt.brokers.sandbox.storage import StateWriter
+from openalgo_gtt.brokers.sandbox.storage import InstrumentNames, StateWriter
 from openalgo_gtt.domain.paper import PaperOrder, PaperTrade, Position, apply_trade, order_from_fire
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 
@@ -96,18 +96,29 @@ class PaperDesk:
             self._changed[order.order_id] = done
         self._trades.append(trade)
 
+    def name(self, instrument_keys: list[str]) -> None:
+        """Learn the names of instruments that may fire, in one query for all those not known yet
+        (a batch of prices), rather than one query per instrument as each first fires."""
+        unnamed = sorted({key for key in instrument_keys if key not in self._names})
+        if unnamed:
+            found = self._state.instruments(unnamed)
+            for key in unnamed:
+                self._remember(key, found.get(key))
+
     def _names_of(self, instrument_key: str) -> tuple[str, str]:
         if instrument_key not in self._names:
-            names = self._state.instrument(instrument_key)
-            if names is not None:
-                self._names[instrument_key] = (names.symbol, names.exchange)
-            elif "|" in instrument_key:  # not in the instrument master: the key is the only name there is
-                segment, _, ident = instrument_key.partition("|")
-                self._names[instrument_key] = (ident, SEGMENT_TO_EXCHANGE.get(segment, segment))
-            else:  # Kite's EXCHANGE:TRADINGSYMBOL
-                exchange, _, symbol = instrument_key.partition(":")
-                self._names[instrument_key] = (symbol, exchange)
+            self._remember(instrument_key, self._state.instrument(instrument_key))
         return self._names[instrument_key]
+
+    def _remember(self, instrument_key: str, names: InstrumentNames | None) -> None:
+        if names is not None:
+            self._names[instrument_key] = (names.symbol, names.exchange)
+        elif "|" in instrument_key:  # not in the instrument master: the key is the only name there is
+            segment, _, ident = instrument_key.partition("|")
+            self._names[instrument_key] = (ident, SEGMENT_TO_EXCHANGE.get(segment, segment))
+        else:  # Kite's EXCHANGE:TRADINGSYMBOL
+            exchange, _, symbol = instrument_key.partition(":")
+            self._names[instrument_key] = (symbol, exchange)
 
     def save(self) -> None:
         """Write what changed: orders, trades, and the positions the trades moved."""

@@ -20,7 +20,8 @@ class QuoteState:
 
 class QuoteBook:
     """The latest quote per instrument. The first tick of a later IST day sets that day's open,
-    unless the tick carries its own `open`. `changed` collects the keys storage must write."""
+    unless the tick carries its own `open`. `changed` collects the keys storage must write: those
+whose price, open or day changed (the time of a repeated price is kept in memory only)."""
 
     def __init__(self) -> None:
         self._quotes: dict[str, QuoteState] = {}
@@ -38,12 +39,17 @@ class QuoteBook:
         if quote is None:
             quote = self._quotes[instrument_key] = QuoteState(ltp, day_open or ltp, day, at)
         else:
+            before = (quote.last_price, quote.open, quote.day)
             quote.last_price = ltp
             quote.at = at
             if day > quote.day:
                 quote.open, quote.day = day_open or ltp, day
             elif day_open is not None and day == quote.day:
                 quote.open = day_open
+            if (quote.last_price, quote.open, quote.day) == before:
+                # The same price again (most symbols, most seconds, on live prices): nothing
+                # another process or a restart would read differently, so nothing to write.
+                return quote
         self.changed.add(instrument_key)
         return quote
 

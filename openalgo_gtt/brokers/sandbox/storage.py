@@ -72,6 +72,9 @@ class StateReader(Protocol):
     def instrument(self, instrument_key: str) -> InstrumentNames | None:
         """The instrument master's names for a key; None when the master does not have it."""
 
+    def instruments(self, instrument_keys: Sequence[str]) -> dict[str, InstrumentNames]:
+        """The master's names of several keys in one query; keys it does not have are left out."""
+
 
 class StateWriter(StateReader, Protocol):
     """One write transaction: committed when its context exits cleanly, else rolled back."""
