@@ -78,6 +78,10 @@ _INSERT_GTTS = insert(_GTTS)
 _INSERT_RULES = insert(_RULES)
 _INSERT_FILLS = insert(_FILLS)
 _INSERT_QUOTES = insert(_QUOTES)
+_MOVE_QUOTE = (
+    update(_QUOTES).where(_QUOTES.c.instrument_key == bindparam("b_instrument_key"))
+    .values(last_price=bindparam("last_price"), updated_at=bindparam("updated_at"), revision=bindparam("revision"))
+)
 _UPDATE_QUOTE = (
     update(_QUOTES).where(_QUOTES.c.instrument_key == bindparam("b_instrument_key"))
     .values(last_price=bindparam("last_price"), open=bindparam("open"), open_day=bindparam("open_day"),
@@ -286,9 +290,14 @@ class SandboxTransaction:
     def save_positions(self, positions: Sequence[Position], stored: set[tuple[str, str]]) -> None:
         sandbox_paper.save_positions(self._session.connection(), positions, stored)
 
-    def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int) -> None:
-        new, known = [], []
+    def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int, *,
+                    prices_only: set[str] = frozenset()) -> None:
+        new, known, moved = [], [], []
         for key, quote in quotes:
+            if key in prices_only and key in stored:  # most of them, on every live read: fewer columns
+                moved.append({"b_instrument_key": key, "last_price": quote.last_price, "updated_at": quote.at,
+                              "revision": revision})
+                continue
             row = {"last_price": quote.last_price, "open": quote.open, "open_day": quote.day,
                    "updated_at": quote.at, "revision": revision}
             if key in stored:
@@ -300,6 +309,8 @@ class SandboxTransaction:
             conn.execute(_INSERT_QUOTES, new)
         if known:
             conn.execute(_UPDATE_QUOTE, known)
+        if moved:
+            conn.execute(_MOVE_QUOTE, moved)
         stored.update(row["instrument_key"] for row in new)
 
 

@@ -79,6 +79,9 @@ class SandboxBroker:
         self._meta: Meta | None = None  # counters of the write in progress
         self._desk: PaperDesk | None = None  # the paper desk of the write in progress
         self._names: dict[str, tuple[str, str]] = {}  # (symbol, exchange) by instrument key, for paper orders
+        # The open paper orders as this process's last committed write left them, and that write's
+        # generation: the next write reuses them only if no other write (of any process) came since.
+        self._open_cache: tuple[int, list[PaperOrder]] | None = None
         self._seen: int | None = None  # the generation memory reflects; None: reload everything
         self._engine = TriggerEngine(self._next_order_id)
         self._quotes = QuoteBook()
@@ -256,14 +259,19 @@ class SandboxBroker:
                         self._catch_up(state, meta.generation - 1)
                         self._meta = meta
                         now = self._clock()
-                        self._desk = PaperDesk(state, self._names, now)
+                        cached = self._open_cache
+                        self._open_cache = None  # until this write commits
+                        known = cached[1] if cached is not None and cached[0] == meta.generation - 1 else None
+                        self._desk = PaperDesk(state, self._names, now, open_orders=known)
                         self._note_expired(self._engine.expire(now))
                         try:
                             result = operation(state, now)
                         except InputRejected as exc:
                             refused, result = exc, None
                         self._persist(state, meta)
+                        open_now = self._desk.open_now()
                     self._seen = meta.generation
+                    self._open_cache = (meta.generation, open_now)
                 except Conflict:
                     self._forget()
                     if attempt == 2:
@@ -299,13 +307,14 @@ class SandboxBroker:
                 gtts[gtt_id] = gtt
         state.save_changes(changes, gtts, meta.generation)
         if self._quotes.changed:
-            state.save_quotes(self._quotes.take_changed(), self._stored_quotes, meta.generation)
+            changed, prices_only = self._quotes.take_changed()
+            state.save_quotes(changed, self._stored_quotes, meta.generation, prices_only=prices_only)
         state.save_counters(meta)
 
     def _forget(self) -> None:
         self._seen = None
         self._engine.take_changes()
-        self._quotes.changed.clear()
+        self._quotes.discard_changes()
 
     def _catch_up(self, state: StateReader, committed: int) -> None:
         """Bring memory up to the database: everything when `_seen` is None, else the GTTs and

@@ -20,9 +20,12 @@ from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 
 class PaperDesk:
     def __init__(self, state: StateWriter, names: dict[str, tuple[str, str]] | None = None,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, open_orders: list[PaperOrder] | None = None) -> None:
         self._state = state
         self._now = now  # the transaction's time: an open order whose day ended is cancelled
+        # The open orders as the last write of this process left them, when no other write came
+        # since (the broker knows): the same rows the store would return, without the query.
+        self._known_open = open_orders
         self._open: dict[str, list[PaperOrder]] | None = None  # open orders by instrument, loaded on first use
         self._new: dict[str, PaperOrder] = {}  # orders created in this transaction (their last state)
         self._changed: dict[str, PaperOrder] = {}  # stored orders that changed
@@ -34,7 +37,12 @@ class PaperDesk:
     def _open_orders(self) -> dict[str, list[PaperOrder]]:
         if self._open is None:
             self._open = {}
-            for order in self._state.open_orders():
+            known = self._known_open
+            # Oldest first, as the store orders them (an order made by a replayed, older price
+            # may have been added after younger ones).
+            stored = self._state.open_orders() if known is None else sorted(
+                known, key=lambda order: (order.created_at, order.order_id))
+            for order in stored:
                 if self._now is not None and order.day_over(self._now):
                     self._changed[order.order_id] = order.cancelled(self._now)  # a DAY order: never filled
                     continue
@@ -87,6 +95,10 @@ class PaperDesk:
                     self._changed[order_id] = done = order.cancelled(at)
                     return done, True
         return self._state.paper_order(order_id), False
+
+    def open_now(self) -> list[PaperOrder]:
+        """The open orders once this transaction is saved (for the next write of this process)."""
+        return [order for orders in self._open_orders().values() for order in orders]
 
     def _fill(self, order: PaperOrder, ltp: Decimal, at: datetime) -> None:
         done, trade = order.filled(ltp, at)

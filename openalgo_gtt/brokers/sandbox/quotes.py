@@ -26,6 +26,7 @@ whose price, open or day changed (the time of a repeated price is kept in memory
     def __init__(self) -> None:
         self._quotes: dict[str, QuoteState] = {}
         self.changed: set[str] = set()
+        self._reopened: set[str] = set()  # of `changed`: new, or their open or day changed too
 
     def get(self, instrument_key: str) -> QuoteState | None:
         return self._quotes.get(instrument_key)
@@ -38,6 +39,7 @@ whose price, open or day changed (the time of a repeated price is kept in memory
         quote = self._quotes.get(instrument_key)
         if quote is None:
             quote = self._quotes[instrument_key] = QuoteState(ltp, day_open or ltp, day, at)
+            self._reopened.add(instrument_key)
         else:
             before = (quote.last_price, quote.open, quote.day)
             quote.last_price = ltp
@@ -50,14 +52,22 @@ whose price, open or day changed (the time of a repeated price is kept in memory
                 # The same price again (most symbols, most seconds, on live prices): nothing
                 # another process or a restart would read differently, so nothing to write.
                 return quote
+            if (quote.open, quote.day) != before[1:]:
+                self._reopened.add(instrument_key)
         self.changed.add(instrument_key)
         return quote
 
-    def take_changed(self) -> list[tuple[str, QuoteState]]:
-        """The quotes changed since the last call, by instrument key."""
+    def take_changed(self) -> tuple[list[tuple[str, QuoteState]], set[str]]:
+        """The quotes changed since the last call, by instrument key; and the keys among them
+        whose open and day are as last taken (only their price and time need writing)."""
         changed = [(key, self._quotes[key]) for key in sorted(self.changed)]
+        prices_only = self.changed - self._reopened
+        self.discard_changes()
+        return changed, prices_only
+
+    def discard_changes(self) -> None:
         self.changed.clear()
-        return changed
+        self._reopened.clear()
 
     def quotes(self, instrument_keys: Iterable[str]) -> dict[str, Quote]:
         out = {}

@@ -86,9 +86,10 @@ class StateWriter(StateReader, Protocol):
         """Write one journal of engine changes (`gtts`: the current state of each GTT named in
         it). Raises Conflict when a rule's stored status is not the one it was changed from."""
 
-    def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int) -> None:
+    def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int, *,
+                    prices_only: set[str] = frozenset()) -> None:
         """Write changed quotes; `stored` are the keys known to have a row (those written here
-        are added to it)."""
+        are added to it); of those, `prices_only` changed only their last price and time."""
 
     def save_counters(self, meta: Meta) -> None:
         """Keep the GTT and order id counters as `meta` leaves them."""
