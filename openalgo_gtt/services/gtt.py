@@ -175,7 +175,8 @@ class GttService:
             recorded, jsonable(plan.legs))
         if isinstance(plan, OcoPlan):
             lower_id, upper_id = recorded.broker_ids
-            self._first_change(lambda: self.broker.modify_gtt(lower_id, plan.lower.request), recorded if held else None)
+            self._first_change(lambda: self.broker.modify_gtt(lower_id, plan.lower.request),
+                               recorded if held else None)
             try:
                 self.broker.modify_gtt(upper_id, plan.upper.request)
             except BrokerError as exc:
@@ -187,7 +188,8 @@ class GttService:
             request, legs = plan.lower.request, plan.legs
         else:
             broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
-            self._first_change(lambda: self.broker.modify_gtt(broker_id, plan.request), recorded if held else None)
+            self._first_change(lambda: self.broker.modify_gtt(broker_id, plan.request),
+                               recorded if held else None)
             request, legs = plan.request, plan.legs
         if recorded is not None:
             now_legs = jsonable(legs)

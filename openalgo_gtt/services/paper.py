@@ -1,22 +1,24 @@
 """The sandbox's paper account as OpenAlgo's books: orderbook, tradebook, positionbook, funds;
-and the funds check of a place (issue 27, docs/paper.md).
+cancelling an open paper order (cancelorder); and the funds check of a place or a modify
+(issue 27, docs/paper.md).
 
 The orders, trades and positions are the sandbox broker's (brokers/sandbox/paper.py, written in
-the transaction of the fire or tick that made them); this module only reads and words them.
+the transaction of the fire, tick or cancel that made them); this module only reads and words
+them, and asks the broker to cancel.
 Funds are computed when asked (domain/paper.py `account`), from the store in one transaction.
 On Upstox and Kite every book answers 501: this gateway is about GTTs, not their orders.
 """
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker, PaperAccount
 from openalgo_gtt.domain.clock import IST, ist_today
 from openalgo_gtt.domain.paper import (
-    ORDER_CANCELLED, ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds, openalgo_product, rupees,
-    trigger_margin,
+    ORDER_CANCELLED, ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds,
+    openalgo_product, rupees, trigger_margin,
 )
 from openalgo_gtt.domain.records import RecordedTrigger
 from openalgo_gtt.services.answers import ApiError

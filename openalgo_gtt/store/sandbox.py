@@ -219,7 +219,8 @@ class SandboxTransaction:
         if not instrument_keys:
             return {}
         rows = self._session.connection().execute(_INSTRUMENTS, {"keys": list(instrument_keys)})
-        return {row.instrument_key: InstrumentNames(row.symbol, row.exchange, row.trading_symbol or "") for row in rows}
+        return {row.instrument_key: InstrumentNames(row.symbol, row.exchange, row.trading_symbol or "")
+                for row in rows}
 
     # ----- writing -----------------------------------------------------------------------------
 

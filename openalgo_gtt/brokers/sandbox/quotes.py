@@ -27,6 +27,7 @@ whose price, open or day changed (the time of a repeated price is kept in memory
         self._quotes: dict[str, QuoteState] = {}
         self.changed: set[str] = set()
         self._reopened: set[str] = set()  # of `changed`: new, or their open or day changed too
+        self._last_day: tuple[datetime, date] | None = None  # a batch's ticks share one time: one IST date
 
     def get(self, instrument_key: str) -> QuoteState | None:
         return self._quotes.get(instrument_key)
@@ -35,7 +36,9 @@ whose price, open or day changed (the time of a repeated price is kept in memory
         self._quotes[instrument_key] = state
 
     def update(self, instrument_key: str, ltp: Decimal, day_open: Decimal | None, at: datetime) -> QuoteState:
-        day = at.astimezone(IST).date()
+        if self._last_day is None or self._last_day[0] != at:
+            self._last_day = (at, at.astimezone(IST).date())
+        day = self._last_day[1]
         quote = self._quotes.get(instrument_key)
         if quote is None:
             quote = self._quotes[instrument_key] = QuoteState(ltp, day_open or ltp, day, at)
