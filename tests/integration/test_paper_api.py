@@ -86,7 +86,7 @@ def test_a_complete_order_cannot_be_cancelled_and_an_unknown_one_is_404(api, gat
     done = api("cancelorder", orderid=fired["order_id"])
     assert done.status_code == 400
     assert done.get_json()["message"] == f"order {fired['order_id']} cannot be cancelled: it is complete"
-    assert done.get_json()["status"] == "error"
+    assert (done.get_json()["status"], done.get_json()["order_status"]) == ("error", "complete")
     assert funds(api) == ("202.00", "9798.00")  # the position's margin is untouched
 
     unknown = api("cancelorder", orderid="261207999999999")
