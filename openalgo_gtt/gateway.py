@@ -201,7 +201,7 @@ class Gateway:
         attempts = AttemptDriver(store, finder, trade_limit, notifications,
                                  settle_window=timedelta(seconds=settings.settle_seconds),
                                  stale_after=stale_after(settings))
-        paper = PaperBook(broker, store, settings.sandbox_capital, settings.broker)
+        paper = PaperBook(broker, store, settings.sandbox_capital, settings.broker, today=trade_limit.today)
         place_sender = PlaceSender(broker, attempts, lookup_budget=settings.broker_timeout)
         # A burst's places, sent by the watcher's lease holder (one process across workers).
         place_queue = PlaceQueue(attempts, place_sender, broker, holding=lambda: watcher.holding)
@@ -230,7 +230,7 @@ class Gateway:
         live_prices = build_live_prices(settings, broker, tokens, watcher, clock, sessions)
         gtts = GttService(broker, instruments, store.orders, planner, exactly_once,
                           store=store, watcher=watcher, notifications=notifications, staged=staged,
-                          funds_check=paper.check_modify if paper.enabled else None)
+                          funds_check=paper if paper.enabled else None)
         api_keys = ApiKeyService(sessions, settings.api_key_pepper)
         page_sessions = PageSessions(PageSessionRows(sessions), api_keys, settings.api_key_pepper,
                                      settings.dashboard_session_hours)

@@ -1,19 +1,30 @@
 """POST /api/v1/orderbook, /tradebook, /positionbook, /funds: the sandbox's paper account in
-OpenAlgo's shapes (services/paper.py). On Upstox and Kite they answer 501 "sandbox only"."""
+OpenAlgo's shapes (services/paper.py); /cancelorder cancels an open paper order. On Upstox and
+Kite they answer 501 "sandbox only"."""
 from __future__ import annotations
 
 from flask import current_app
 from flask_restx import Namespace, Resource, fields
+from pydantic import Field
 
 from openalgo_gtt.api.auth import caller_from_body
 from openalgo_gtt.api.lifecycle import context
 from openalgo_gtt.api.openapi import NullableFloat, swagger2_schema
-from openalgo_gtt.api.schemas import Body, validate
+from openalgo_gtt.api.schemas import Body, Text, validate
 from openalgo_gtt.services.paper import SandboxOnly
 
 ns = Namespace("paper", path="/v1", description="The sandbox's paper account: orders, trades, positions, funds")
 
+
+class CancelOrderBody(Body):
+    """OpenAlgo's cancelorder, as the SDK's `cancelorder(order_id=...)` sends it."""
+
+    strategy: str | None = Field(None, max_length=64)
+    orderid: Text = Field(description="The paper order's id, as the orderbook shows it")
+
+
 body_model = ns.schema_model("PaperAccountRequest", swagger2_schema(Body))
+cancel_body = ns.schema_model("CancelOrderRequest", swagger2_schema(CancelOrderBody))
 order_model = ns.model("PaperOrder", {
     "action": fields.String, "symbol": fields.String, "exchange": fields.String, "orderid": fields.String,
     "product": fields.String, "quantity": fields.Integer, "price": fields.Float,
@@ -54,6 +65,9 @@ orderbook_answer = _envelope("PaperOrderBook", fields.Nested(ns.model("PaperOrde
 tradebook_answer = _envelope("PaperTradeBook", fields.List(fields.Nested(trade_model)))
 positionbook_answer = _envelope("PaperPositionBook", fields.List(fields.Nested(position_model)))
 funds_answer = _envelope("PaperFundsAnswer", fields.Nested(funds_model))
+cancel_answer = ns.model("PaperOrderCancelled", {
+    "status": fields.String(example="success"), "mode": fields.String(example="analyze"),
+    "orderid": fields.String(example="261207000000001"), "request_id": fields.String})
 
 
 def _answer(data, entries: int | None = None) -> dict:
@@ -63,13 +77,13 @@ def _answer(data, entries: int | None = None) -> dict:
     return {"status": "success", "mode": "analyze", "data": data}
 
 
-def _book():
+def _book(schema: type[Body] = Body):
     _, raw = caller_from_body()
-    validate(Body, raw)
+    body = validate(schema, raw)
     gateway = current_app.extensions["openalgo_gtt"]
     if gateway.paper is None or not gateway.paper.enabled:
         raise SandboxOnly(gateway.settings.broker)
-    return gateway.paper
+    return gateway.paper, body
 
 
 def _errors(resource):
@@ -86,7 +100,7 @@ class OrderBook(Resource):
     @_errors
     def post(self):
         """The sandbox's paper orders (a fired GTT rule's child order), newest first."""
-        book = _book().orderbook()
+        book = _book()[0].orderbook()
         return _answer(book, len(book["orders"]))
 
 
@@ -97,7 +111,7 @@ class TradeBook(Resource):
     @_errors
     def post(self):
         """The sandbox's paper trades (filled orders), newest first."""
-        trades = _book().tradebook()
+        trades = _book()[0].tradebook()
         return _answer(trades, len(trades))
 
 
@@ -108,7 +122,7 @@ class PositionBook(Resource):
     @_errors
     def post(self):
         """The sandbox's positions: net quantity, average price, P&L marked to the last price."""
-        positions = _book().positionbook()
+        positions = _book()[0].positionbook()
         return _answer(positions, len(positions))
 
 
@@ -119,4 +133,16 @@ class Funds(Resource):
     @_errors
     def post(self):
         """The paper account: SANDBOX_CAPITAL plus realised P&L, less the margin in use."""
-        return _answer(_book().funds())
+        return _answer(_book()[0].funds())
+
+
+@ns.route("/cancelorder")
+class CancelOrder(Resource):
+    @ns.expect(cancel_body, validate=False)
+    @ns.response(200, "Cancelled: its margin is free", cancel_answer)
+    @ns.response(404, "No paper order with this id")
+    @_errors
+    def post(self):
+        """Cancel an open paper order (400 naming its state when it is complete or cancelled)."""
+        book, body = _book(CancelOrderBody)
+        return {"status": "success", "mode": "analyze", "orderid": book.cancel_order(body.orderid)}

@@ -126,6 +126,10 @@ class PaperAccount(Protocol):
     def paper_positions(self) -> list:
         """Every position, closed ones with quantity 0."""
 
+    def cancel_paper_order(self, order_id: str) -> tuple:
+        """Cancel an open paper order: (the order as it is now or None when there is none,
+        whether this call cancelled it)."""
+
 
 @runtime_checkable
 class LiveFed(Protocol):

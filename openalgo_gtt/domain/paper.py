@@ -125,7 +125,11 @@ class PaperOrder:
     def day_over(self, now: datetime) -> bool:
         """An open order lives for its day (a DAY order, as a GTT's child order is): once the
         IST day it was created on has ended, it is cancelled, never filled."""
-        return self.status == ORDER_OPEN and now.astimezone(IST).date() > self.created_at.astimezone(IST).date()
+        return self.status == ORDER_OPEN and self.day_over_at(now)
+
+    def day_over_at(self, now: datetime) -> bool:
+        """Whether the IST day this order was created on had ended by `now`, whatever its status."""
+        return now.astimezone(IST).date() > self.created_at.astimezone(IST).date()
 
     def cancelled(self, at: datetime) -> "PaperOrder":
         return replace(self, status=ORDER_CANCELLED, updated_at=at)

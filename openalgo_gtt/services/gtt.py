@@ -31,6 +31,7 @@ from openalgo_gtt.services.context import RequestContext
 from openalgo_gtt.services.exactly_once import ExactlyOnce
 from openalgo_gtt.services.notifications import Notifications
 from openalgo_gtt.services.order_book import BookView, OrderBook, gtt_entry, pair_entry, pair_sides, recorded_entry
+from openalgo_gtt.services.paper import PaperBook
 from openalgo_gtt.services.place import Placed, jsonable
 from openalgo_gtt.services.staged_bracket import StagedBrackets
 from openalgo_gtt.services.planner import Order, Planner
@@ -46,7 +47,7 @@ class GttService:
     def __init__(self, broker: Broker, instruments: InstrumentIndex, orders: GttOrders, planner: Planner,
                  exactly_once: ExactlyOnce, *, store: Store, watcher: GttWatcher,
                  notifications: Notifications, staged: StagedBrackets | None,
-                 funds_check: Callable[[RecordedTrigger, list[dict]], None] | None = None):
+                 funds_check: PaperBook | None = None):
         self.broker = broker
         # The sandbox's paper account refuses a modify it cannot fund (services/paper.py).
         self.funds_check = funds_check
@@ -170,11 +171,12 @@ class GttService:
         order = replace(order, intent=own_type(existing, order.intent))
         instrument, plan = self.planner.plan(order)
         check_modify_allowed(existing, order.intent, instrument)
-        if self.funds_check is not None and recorded is not None:
-            self.funds_check(recorded, jsonable(plan.legs))
+        held = self.funds_check is not None and recorded is not None and self.funds_check.check_modify(
+            recorded, jsonable(plan.legs))
         if isinstance(plan, OcoPlan):
             lower_id, upper_id = recorded.broker_ids
-            self.broker.modify_gtt(lower_id, plan.lower.request)
+            self._first_change(lambda: self.broker.modify_gtt(lower_id, plan.lower.request),
+                               recorded if held else None)
             try:
                 self.broker.modify_gtt(upper_id, plan.upper.request)
             except BrokerError as exc:
@@ -186,7 +188,8 @@ class GttService:
             request, legs = plan.lower.request, plan.legs
         else:
             broker_id = recorded.broker_ids[0] if recorded is not None else trigger_id
-            self.broker.modify_gtt(broker_id, plan.request)
+            self._first_change(lambda: self.broker.modify_gtt(broker_id, plan.request),
+                               recorded if held else None)
             request, legs = plan.request, plan.legs
         if recorded is not None:
             now_legs = jsonable(legs)
@@ -198,6 +201,16 @@ class GttService:
                 uow.replaced(trigger_id, quantity=request.quantity, legs=now_legs, request_id=request_id)
                 self.notifications.emit(uow, event)
         return Placed(trigger_id, plan.prices, plan.warnings)
+
+    def _first_change(self, call: Callable[[], object], held: RecordedTrigger | None) -> None:
+        """A modify's first broker call. Refused or failed, nothing changed at the broker: the
+        margin the paper account held for it (`held`, the record as it was) is given back."""
+        try:
+            call()
+        except BaseException:
+            if held is not None:
+                self.funds_check.release_modify(held)
+            raise
 
     # -- cancel -----------------------------------------------------------------------------
 

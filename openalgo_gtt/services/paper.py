@@ -1,21 +1,24 @@
 """The sandbox's paper account as OpenAlgo's books: orderbook, tradebook, positionbook, funds;
-and the funds check of a place (issue 27, docs/paper.md).
+cancelling an open paper order (cancelorder); and the funds check of a place or a modify
+(issue 27, docs/paper.md).
 
 The orders, trades and positions are the sandbox broker's (brokers/sandbox/paper.py, written in
-the transaction of the fire or tick that made them); this module only reads and words them.
+the transaction of the fire, tick or cancel that made them); this module only reads and words
+them, and asks the broker to cancel.
 Funds are computed when asked (domain/paper.py `account`), from the store in one transaction.
 On Upstox and Kite every book answers 501: this gateway is about GTTs, not their orders.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Callable
 
 from openalgo_gtt.brokers.base import Broker, PaperAccount
-from openalgo_gtt.domain.clock import IST
+from openalgo_gtt.domain.clock import IST, ist_today
 from openalgo_gtt.domain.paper import (
-    ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds, openalgo_product, rupees,
-    trigger_margin,
+    ORDER_CANCELLED, ORDER_COMPLETE, ORDER_OPEN, Commitment, Funds, PaperOrder, account, check_funds,
+    openalgo_product, rupees, trigger_margin,
 )
 from openalgo_gtt.domain.records import RecordedTrigger
 from openalgo_gtt.services.answers import ApiError
@@ -30,6 +33,21 @@ class SandboxOnly(ApiError):
         super().__init__(501, SANDBOX_ONLY.format(broker={"kite": "Kite"}.get(broker, "Upstox")))
 
 
+class OrderNotFound(ApiError):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(404, f"No paper order with orderid {order_id}")
+
+
+class OrderNotOpen(ApiError):
+    """Only an open order can be cancelled; the answer names the state it is in."""
+
+    def __init__(self, order: PaperOrder) -> None:
+        why = " (a DAY order: its day ended)" if order.status == ORDER_CANCELLED and order.day_over_at(
+            order.updated_at) else ""
+        super().__init__(400, f"order {order.order_id} cannot be cancelled: it is {order.status}{why}",
+                         order_status=order.status)
+
+
 def _paisa(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
 
@@ -40,8 +58,11 @@ def _stamp(at: datetime) -> str:
 
 
 class PaperBook:
-    def __init__(self, broker: Broker, store: Store, capital: Decimal, broker_name: str) -> None:
+    def __init__(self, broker: Broker, store: Store, capital: Decimal, broker_name: str, *,
+                 today: Callable[[], date] | None = None) -> None:
         self._broker = broker
+        # The IST trading day whose trade counter row places take (services/trade_limit.py).
+        self._today = today or (lambda: ist_today(store.clock.now()))
         self._store = store
         self._capital = capital
         self._broker_name = broker_name
@@ -102,6 +123,16 @@ class PaperBook:
                         self._prices([p.instrument_key for p in positions if p.quantity]), now=self._store.clock.now())
         return _funds_entry(funds)
 
+    def cancel_order(self, order_id: str) -> str:
+        """Cancel an open paper order by hand (OpenAlgo's cancelorder): the broker's one write
+        transaction changes it, and its margin is free from that commit on."""
+        order, cancelled = self._account().cancel_paper_order(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        if not cancelled:
+            raise OrderNotOpen(order)
+        return order.order_id
+
     def _prices(self, keys: list[str]) -> dict[str, Decimal]:
         if not keys:
             return {}
@@ -122,19 +153,34 @@ class PaperBook:
                     account(self._capital, positions, open_orders, commitments, now=self._store.clock.now()))
 
 
-    def check_modify(self, recorded: RecordedTrigger, legs: list[dict]) -> None:
+    def check_modify(self, recorded: RecordedTrigger, legs: list[dict]) -> bool:
         """Refuse a modify whose new legs the account cannot fund, counting the margin the
-        trigger blocks now as free (it is replaced). Read in one transaction before the broker
-        is called; unlike a place it does not hold the places' turn, so a place at the same
-        instant can still spend what this modify was counting on."""
+        trigger blocks now as free (it is replaced). Serialised with places as a place's own
+        check is: in a unit of work holding the day's trade counter row. One that blocks more
+        than before holds its new legs on the record in that same unit of work, before the
+        broker is called, so a place that takes the turn next counts them (True: the caller
+        gives the old legs back with `release_modify` should the broker call fail). One that
+        blocks less keeps the old, larger legs until the modify is recorded."""
         if not self.enabled:
-            return
-        commitments, positions, open_orders = self._store.paper_account()
-        others = [c for c in commitments if c.trigger_id != recorded.trigger_id]
-        if len(others) == len(commitments):
-            return  # it blocks nothing now (a bracket whose entry was sent: only its exits change)
-        check_funds(trigger_margin(recorded.trigger_type, recorded.product, recorded.exchange, recorded.symbol, legs),
-                    account(self._capital, positions, open_orders, others, now=self._store.clock.now()))
+            return False
+        with self._store.unit_of_work() as uow:
+            uow.hold_trade_turn(self._today())
+            commitments, positions, open_orders = uow.paper_account()
+            others = [c for c in commitments if c.trigger_id != recorded.trigger_id]
+            if len(others) == len(commitments):
+                return False  # it blocks nothing now (a bracket whose entry was sent: only its exits change)
+            (now,) = [c for c in commitments if c.trigger_id == recorded.trigger_id]
+            needs = trigger_margin(recorded.trigger_type, recorded.product, recorded.exchange, recorded.symbol, legs)
+            check_funds(needs, account(self._capital, positions, open_orders, others, now=self._store.clock.now()))
+            if needs <= trigger_margin(now.trigger_type, now.product, now.exchange, now.symbol, now.legs):
+                return False
+            uow.hold_legs(recorded.trigger_id, legs)
+            return True
+
+    def release_modify(self, recorded: RecordedTrigger) -> None:
+        """The broker refused a modify whose margin `check_modify` held: the record's legs back."""
+        with self._store.unit_of_work() as uow:
+            uow.hold_legs(recorded.trigger_id, list(recorded.legs))
 
 
 def _order_entry(order: PaperOrder) -> dict:

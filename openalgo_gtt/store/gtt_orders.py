@@ -125,6 +125,11 @@ class GttOrders:
                      .values(quantity=quantity, legs=legs, modified_at=utcnow(), request_id=request_id))
         self._write(statement, conn)
 
+    def hold_legs(self, trigger_id: str, legs: list, conn: Connection | None = None) -> None:
+        """Only the legs (what the trigger blocks on the sandbox): a modify's margin held before
+        its broker call, or given back when that call fails (services/paper.py `check_modify`)."""
+        self._write(update(GttOrder).where(GttOrder.trigger_id == trigger_id).values(legs=legs), conn)
+
     def set_status(self, trigger_id: str, status: str, message: str | None = None,
                    cancelled_at: datetime | None = None, conn: Connection | None = None) -> bool:
         """Move a trigger to `status` (in the caller's transaction when `conn` is given);

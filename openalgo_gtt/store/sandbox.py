@@ -63,6 +63,25 @@ _REPLACE_GTT = (
     .values(type=bindparam("type"), quantity=bindparam("quantity"), updated_at=bindparam("updated_at"),
             revision=bindparam("revision"))
 )
+# The statements every write transaction runs, built once rather than per call.
+_CLAIM = update(_META).where(_META.c.id == META_ID).values(generation=_META.c.generation + 1)
+_COUNTERS = select(_META.c.generation, _META.c.gtt_seq, _META.c.order_seq).where(_META.c.id == META_ID)
+_GENERATION = select(_META.c.generation).where(_META.c.id == META_ID)
+_SAVE_COUNTERS = (update(_META).where(_META.c.id == META_ID)
+                  .values(gtt_seq=bindparam("gtt_seq"), order_seq=bindparam("order_seq")))
+_MASTER = Instrument.__table__  # its Core table: no ORM entity to resolve on every query
+_NAMES = (_MASTER.c.symbol, _MASTER.c.exchange, _MASTER.c.trading_symbol)
+_INSTRUMENT = select(*_NAMES).where(_MASTER.c.instrument_key == bindparam("key"))
+_INSTRUMENTS = select(_MASTER.c.instrument_key, *_NAMES).where(
+    _MASTER.c.instrument_key.in_(bindparam("keys", expanding=True)))
+_INSERT_GTTS = insert(_GTTS)
+_INSERT_RULES = insert(_RULES)
+_INSERT_FILLS = insert(_FILLS)
+_INSERT_QUOTES = insert(_QUOTES)
+_MOVE_QUOTE = (
+    update(_QUOTES).where(_QUOTES.c.instrument_key == bindparam("b_instrument_key"))
+    .values(last_price=bindparam("last_price"), updated_at=bindparam("updated_at"), revision=bindparam("revision"))
+)
 _UPDATE_QUOTE = (
     update(_QUOTES).where(_QUOTES.c.instrument_key == bindparam("b_instrument_key"))
     .values(last_price=bindparam("last_price"), open=bindparam("open"), open_day=bindparam("open_day"),
@@ -146,19 +165,16 @@ class SandboxTransaction:
     # ----- the meta row ------------------------------------------------------------------------
 
     def claim(self) -> Meta:
-        session = self._session
-        session.execute(update(_META).where(_META.c.id == META_ID).values(generation=_META.c.generation + 1))
-        row = session.execute(
-            select(_META.c.generation, _META.c.gtt_seq, _META.c.order_seq).where(_META.c.id == META_ID)
-        ).one()
+        conn = self._session.connection()  # Core statements: the ORM's execute path adds nothing here
+        conn.execute(_CLAIM)
+        row = conn.execute(_COUNTERS).one()
         return Meta(int(row.generation), int(row.gtt_seq), int(row.order_seq))
 
     def generation(self) -> int:
-        return int(self._session.execute(select(_META.c.generation).where(_META.c.id == META_ID)).scalar_one())
+        return int(self._session.connection().execute(_GENERATION).scalar_one())
 
     def save_counters(self, meta: Meta) -> None:
-        self._session.execute(
-            update(_META).where(_META.c.id == META_ID).values(gtt_seq=meta.gtt_seq, order_seq=meta.order_seq))
+        self._session.connection().execute(_SAVE_COUNTERS, {"gtt_seq": meta.gtt_seq, "order_seq": meta.order_seq})
 
     # ----- reading -----------------------------------------------------------------------------
 
@@ -196,11 +212,15 @@ class SandboxTransaction:
         ]
 
     def instrument(self, instrument_key: str) -> InstrumentNames | None:
-        row = self._session.execute(
-            select(Instrument.symbol, Instrument.exchange, Instrument.trading_symbol)
-            .where(Instrument.instrument_key == instrument_key)
-        ).first()
+        row = self._session.connection().execute(_INSTRUMENT, {"key": instrument_key}).first()
         return None if row is None else InstrumentNames(row.symbol, row.exchange, row.trading_symbol or "")
+
+    def instruments(self, instrument_keys: Sequence[str]) -> dict[str, InstrumentNames]:
+        if not instrument_keys:
+            return {}
+        rows = self._session.connection().execute(_INSTRUMENTS, {"keys": list(instrument_keys)})
+        return {row.instrument_key: InstrumentNames(row.symbol, row.exchange, row.trading_symbol or "")
+                for row in rows}
 
     # ----- writing -----------------------------------------------------------------------------
 
@@ -208,8 +228,8 @@ class SandboxTransaction:
         conn = self._session.connection()
         placed = [gtts[gtt_id] for gtt_id in sorted(changes.placed) if gtt_id in gtts]
         if placed:
-            conn.execute(insert(_GTTS), [_gtt_row(gtt, revision) for gtt in placed])
-            conn.execute(insert(_RULES), _rule_rows(placed))
+            conn.execute(_INSERT_GTTS, [_gtt_row(gtt, revision) for gtt in placed])
+            conn.execute(_INSERT_RULES, _rule_rows(placed))
 
         replaced = [gtts[gtt_id] for gtt_id in sorted(changes.replaced - changes.placed) if gtt_id in gtts]
         if replaced:
@@ -218,7 +238,7 @@ class SandboxTransaction:
                  "revision": revision} for gtt in replaced
             ])
             conn.execute(delete(_RULES).where(_RULES.c.gtt_id.in_([gtt.gtt_id for gtt in replaced])))
-            conn.execute(insert(_RULES), _rule_rows(replaced))
+            conn.execute(_INSERT_RULES, _rule_rows(replaced))
 
         moved: list[dict] = []
         switched: list[dict] = []
@@ -253,10 +273,13 @@ class SandboxTransaction:
             conn.execute(_TOUCH_GTT, touched)
 
         if changes.fires:
-            conn.execute(insert(_FILLS), [_fill_row(event) for event in changes.fires])
+            conn.execute(_INSERT_FILLS, [_fill_row(event) for event in changes.fires])
 
     def open_orders(self) -> list[PaperOrder]:
         return sandbox_paper.open_orders(self._session.connection())
+
+    def paper_order(self, order_id: str) -> PaperOrder | None:
+        return sandbox_paper.order_of(self._session.connection(), order_id)
 
     def save_paper(self, new: Sequence[PaperOrder], changed: Sequence[PaperOrder],
                    trades: Sequence[PaperTrade]) -> None:
@@ -268,9 +291,14 @@ class SandboxTransaction:
     def save_positions(self, positions: Sequence[Position], stored: set[tuple[str, str]]) -> None:
         sandbox_paper.save_positions(self._session.connection(), positions, stored)
 
-    def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int) -> None:
-        new, known = [], []
+    def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int, *,
+                    prices_only: set[str] = frozenset()) -> None:
+        new, known, moved = [], [], []
         for key, quote in quotes:
+            if key in prices_only and key in stored:  # most of them, on every live read: fewer columns
+                moved.append({"b_instrument_key": key, "last_price": quote.last_price, "updated_at": quote.at,
+                              "revision": revision})
+                continue
             row = {"last_price": quote.last_price, "open": quote.open, "open_day": quote.day,
                    "updated_at": quote.at, "revision": revision}
             if key in stored:
@@ -279,9 +307,11 @@ class SandboxTransaction:
                 new.append({"instrument_key": key, **row})
         conn = self._session.connection()
         if new:
-            conn.execute(insert(_QUOTES), new)
+            conn.execute(_INSERT_QUOTES, new)
         if known:
             conn.execute(_UPDATE_QUOTE, known)
+        if moved:
+            conn.execute(_MOVE_QUOTE, moved)
         stored.update(row["instrument_key"] for row in new)
 
 

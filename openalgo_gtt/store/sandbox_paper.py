@@ -33,6 +33,17 @@ _UPDATE_POSITION = (
             updated_at=bindparam("updated_at"))
 )
 
+# Run by every write that fills, fires or cancels (the live prices' every read): built once.
+_OPEN_ORDERS = (select(_ORDERS).where(_ORDERS.c.status == ORDER_OPEN)
+                .order_by(_ORDERS.c.created_at, _ORDERS.c.order_id))
+_OPEN_KEYS = (select(_ORDERS.c.instrument_key).where(_ORDERS.c.status == ORDER_OPEN)
+              .union(select(_POSITIONS.c.instrument_key).where(_POSITIONS.c.quantity != 0)))
+_POSITIONS_OF = select(_POSITIONS).where(
+    tuple_(_POSITIONS.c.instrument_key, _POSITIONS.c.product).in_(bindparam("pairs", expanding=True)))
+_INSERT_ORDERS = insert(_ORDERS)
+_INSERT_TRADES = insert(_TRADES)
+_INSERT_POSITIONS = insert(_POSITIONS)
+
 
 def _exact(value) -> Decimal | None:
     if value is None:
@@ -76,9 +87,12 @@ def _order_row(order: PaperOrder) -> dict:
 
 
 def open_orders(conn: Connection) -> list[PaperOrder]:
-    query = (select(_ORDERS).where(_ORDERS.c.status == ORDER_OPEN)
-             .order_by(_ORDERS.c.created_at, _ORDERS.c.order_id))
-    return [_order(row) for row in conn.execute(query).mappings()]
+    return [_order(row) for row in conn.execute(_OPEN_ORDERS).mappings()]
+
+
+def order_of(conn: Connection, order_id: str) -> PaperOrder | None:
+    row = conn.execute(select(_ORDERS).where(_ORDERS.c.order_id == order_id)).mappings().first()
+    return None if row is None else _order(row)
 
 
 def all_orders(conn: Connection) -> list[PaperOrder]:
@@ -98,16 +112,14 @@ def all_positions(conn: Connection) -> list[Position]:
 
 def open_keys(conn: Connection) -> set[str]:
     """The instruments of open orders and of positions not flat."""
-    orders = select(_ORDERS.c.instrument_key).where(_ORDERS.c.status == ORDER_OPEN)
-    positions = select(_POSITIONS.c.instrument_key).where(_POSITIONS.c.quantity != 0)
-    return set(conn.execute(orders.union(positions)).scalars())
+    return set(conn.execute(_OPEN_KEYS).scalars())
 
 
 def positions_of(conn: Connection, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Position]:
     if not pairs:
         return {}
-    query = select(_POSITIONS).where(tuple_(_POSITIONS.c.instrument_key, _POSITIONS.c.product).in_(list(pairs)))
-    return {(row["instrument_key"], row["product"]): _position(row) for row in conn.execute(query).mappings()}
+    rows = conn.execute(_POSITIONS_OF, {"pairs": list(pairs)}).mappings()
+    return {(row["instrument_key"], row["product"]): _position(row) for row in rows}
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -116,7 +128,7 @@ def positions_of(conn: Connection, pairs: Sequence[tuple[str, str]]) -> dict[tup
 def save_paper(conn: Connection, new: Sequence[PaperOrder], changed: Sequence[PaperOrder],
                trades: Sequence[PaperTrade]) -> None:
     if new:
-        conn.execute(insert(_ORDERS), [_order_row(order) for order in new])
+        conn.execute(_INSERT_ORDERS, [_order_row(order) for order in new])
     if changed:
         matched = conn.execute(_FILL_ORDER, [
             {"b_order_id": order.order_id, "status": order.status, "average_price": order.average_price,
@@ -125,7 +137,7 @@ def save_paper(conn: Connection, new: Sequence[PaperOrder], changed: Sequence[Pa
         if matched != len(changed):  # filled (or cancelled) by another writer already: never a second trade
             raise Conflict(f"{len(changed) - matched} of {len(changed)} orders were no longer open")
     if trades:
-        conn.execute(insert(_TRADES), [
+        conn.execute(_INSERT_TRADES, [
             {"order_id": trade.order_id, "instrument_key": trade.instrument_key, "symbol": trade.symbol,
              "exchange": trade.exchange, "product": trade.product, "side": trade.side, "quantity": trade.quantity,
              "price": trade.price, "traded_at": trade.at} for trade in trades
@@ -143,6 +155,6 @@ def save_positions(conn: Connection, positions: Sequence[Position], stored: set[
             new.append({"instrument_key": position.instrument_key, "product": position.product,
                         "symbol": position.symbol, "exchange": position.exchange, **values})
     if new:
-        conn.execute(insert(_POSITIONS), new)
+        conn.execute(_INSERT_POSITIONS, new)
     if known:
         conn.execute(_UPDATE_POSITION, known)

@@ -28,6 +28,10 @@ class TradeCounters:
             where=_table.c.count < bindparam("limit")).returning(_table.c.count))
         self._take_forced = (insert(_table).on_conflict_do_update(
             index_elements=[_table.c.day], set_={"count": _table.c.count + 1}).returning(_table.c.count))
+        # Takes the day's row (a write that changes nothing) without counting a trade: whoever
+        # else writes it (a place's `take`) waits for the caller's transaction to end.
+        self._hold = insert(_table).on_conflict_do_update(index_elements=[_table.c.day],
+                                                          set_={"count": _table.c.count})
 
     def take(self, conn: Connection, day: date, limit: int | None) -> int | None:
         """Count one more trade on `day` in the caller's transaction: today's count including it,
@@ -37,6 +41,10 @@ class TradeCounters:
         if limit <= 0:
             return None
         return conn.execute(self._take_within, {"day": day, "count": 1, "limit": limit}).scalar()
+
+    def hold(self, conn: Connection, day: date) -> None:
+        """Take the places' turn for `day` in the caller's transaction, counting nothing."""
+        conn.execute(self._hold, {"day": day, "count": 0})
 
     def give_back(self, day: date, conn: Connection | None = None) -> None:
         """One trade fewer on `day`, in `conn` when given."""

@@ -62,6 +62,10 @@ class UnitOfWork:
     def take_trade(self, day: date, limit: int | None) -> int | None:
         return self._store.trades.take(self._conn, day, limit)
 
+    def hold_trade_turn(self, day: date) -> None:
+        """The places' turn (the day's trade counter row) until this unit of work ends, no trade taken."""
+        self._store.trades.hold(self._conn, day)
+
     def give_back_trade(self, day: date) -> None:
         self._store.trades.give_back(day, self._conn)
 
@@ -94,6 +98,9 @@ class UnitOfWork:
 
     def replaced(self, trigger_id: str, *, quantity: int, legs: list, request_id: str) -> None:
         self._store.orders.replaced(trigger_id, quantity=quantity, legs=legs, request_id=request_id, conn=self._conn)
+
+    def hold_legs(self, trigger_id: str, legs: list) -> None:
+        self._store.orders.hold_legs(trigger_id, legs, conn=self._conn)
 
     def record_change(self, change: Change) -> bool:
         """The watcher's change to one trigger; False when another observer recorded it first."""

@@ -1,6 +1,7 @@
 """Paper trading on the sandbox (issue 27), through the real server and the `openalgo` SDK
 unmodified: a fired GTT becomes an order, a trade and a position; funds block a GTT's margin and
-refuse one the account cannot fund; on a live broker the four books answer 501."""
+refuse one the account cannot fund; an open order is cancelled by hand; on a live broker the four
+books and cancelorder answer 501."""
 from __future__ import annotations
 
 import requests
@@ -72,6 +73,31 @@ def test_the_sdk_shows_a_fired_gtt_as_an_order_a_trade_a_position_and_funds(serv
     assert [t["action"] for t in client.tradebook()["data"]] == ["SELL", "BUY"]  # newest first
 
 
+def test_the_sdk_cancels_an_open_paper_order_and_its_margin_is_free_again(server_factory):
+    sandbox = start(server_factory, SANDBOX_CAPITAL="100000")
+    client = openalgo_api()(api_key=sandbox.key, host=sandbox.server.url)
+    sandbox.tick("IDEA", 10.00)
+    placed = client.placegttorder(symbol="IDEA", exchange="NSE", action="BUY", trigger_type="SINGLE", product="CNC",
+                                  quantity=1000, price=10.10, triggerprice_tg=10.10)
+    assert placed["status"] == "success", placed
+    (fill,) = sandbox.tick("IDEA", 10.20)  # fired above its 10.10 limit: the order rests open
+    assert client.funds()["data"]["utiliseddebits"] == "10100.00"
+
+    answer = client.cancelorder(order_id=fill["order_id"])
+    assert {k: answer[k] for k in ("status", "mode", "orderid")} == {
+        "status": "success", "mode": "analyze", "orderid": fill["order_id"]}, answer
+    (order,) = client.orderbook()["data"]["orders"]
+    assert order["order_status"] == "cancelled"
+    assert client.funds()["data"]["utiliseddebits"] == "0.00"
+    sandbox.tick("IDEA", 10.00)  # reaches its limit: a cancelled order never fills
+    assert client.tradebook()["data"] == [] and client.positionbook()["data"] == []
+    again = client.cancelorder(order_id=fill["order_id"])
+    assert again["status"] == "error" and again["code"] == 400, again
+    assert "cannot be cancelled: it is cancelled" in again["message"]
+    unknown = client.cancelorder(order_id="261207999999999")
+    assert unknown["code"] == 404, unknown
+
+
 def test_a_gtt_the_account_cannot_fund_is_refused_and_cancelling_releases_its_margin(server_factory):
     sandbox = start(server_factory, SANDBOX_CAPITAL="10000")
     sandbox.tick("IDEA", 10.00)
@@ -133,7 +159,8 @@ def test_on_a_live_broker_the_books_answer_501_sandbox_only(server_factory, fake
     key = server.cli("apikey", "create", "e2e").stdout.strip().splitlines()[-1]
     server.start()
     client = openalgo_api()(api_key=key, host=server.url)
-    for method in (client.orderbook, client.tradebook, client.positionbook, client.funds):
+    for method in (client.orderbook, client.tradebook, client.positionbook, client.funds,
+                   lambda: client.cancelorder(order_id="261207000000001")):
         answer = method()
         assert answer["status"] == "error" and answer["code"] == 501, answer
         assert "sandbox only" in answer["message"], answer  # the SDK wraps a 5xx body in its message

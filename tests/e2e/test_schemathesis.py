@@ -39,13 +39,13 @@ ALIAS_SHARE = 4
 BOOKS = {"/v1/orderbook", "/v1/tradebook", "/v1/positionbook", "/v1/funds"}
 EXPECTED = {
     "/v1/ping", "/v1/placegtt", "/v1/modifygtt", "/v1/cancelgtt", "/v1/gttorderbook", "/v1/gttorderstatus",
-    "/v1/sandbox/ticks", *ALIASES, *BOOKS,
+    "/v1/sandbox/ticks", "/v1/cancelorder", *ALIASES, *BOOKS,
 }
 REAL_INSTRUMENT = {"symbol": "IDEA", "exchange": "NSE"}
 # A life cycle: place before the book, status, modify and cancel, which then get real trigger ids.
 ORDER = ["/v1/ping", "/v1/sandbox/ticks", "/v1/placegtt", "/v1/placegttorder", "/v1/gttorderbook",
          "/v1/gttorderstatus", "/v1/modifygtt", "/v1/modifygttorder", "/v1/cancelgtt", "/v1/cancelgttorder",
-         "/v1/orderbook", "/v1/tradebook", "/v1/positionbook", "/v1/funds"]
+         "/v1/orderbook", "/v1/tradebook", "/v1/positionbook", "/v1/funds", "/v1/cancelorder"]
 
 
 @pytest.fixture

@@ -51,7 +51,8 @@ def body_routes(gateway) -> list[str]:
     return [
         "/api/v1/ping", "/api/v1/placegtt", "/api/v1/placegttorder", "/api/v1/modifygtt",
         "/api/v1/modifygttorder", "/api/v1/cancelgtt", "/api/v1/cancelgttorder", "/api/v1/gttorderbook",
-        "/api/v1/gttorderstatus", "/api/v1/sandbox/ticks", "/api/gtt/place", "/api/gtt/cancel",
+        "/api/v1/gttorderstatus", "/api/v1/sandbox/ticks", "/api/v1/cancelorder", "/api/gtt/place",
+        "/api/gtt/cancel",
         f"/upstox/postback/{gateway.webhook_secret}", "/upstox/token-request",
         "/upstox/notifier/not-the-secret",
     ]
@@ -261,7 +262,8 @@ METHODS = {
     "/kite/callback": {"GET"},
     **{f"/api/v1/{name}": {"POST"} for name in (
         "ping", "placegtt", "placegttorder", "modifygtt", "modifygttorder", "cancelgtt", "cancelgttorder",
-        "gttorderbook", "gttorderstatus", "sandbox/ticks", "orderbook", "tradebook", "positionbook", "funds")},
+        "gttorderbook", "gttorderstatus", "sandbox/ticks", "orderbook", "tradebook", "positionbook", "funds",
+        "cancelorder")},
     "/upstox/postback/<secret>": {"POST"},
     "/upstox/token-request": {"POST"},
     "/upstox/notifier/<secret>": {"POST"},

@@ -141,3 +141,50 @@ def test_an_open_order_lives_for_its_day_then_is_cancelled_never_filled(broker, 
     assert orders(broker) == [(BUY, "LIMIT", D("101"), "cancelled", None)]
     assert broker.paper_trades() == [] and broker.paper_positions() == []
     assert broker.watched_instruments() == []
+
+
+def test_a_process_reuses_its_open_orders_only_while_no_other_process_wrote(sessions, broker, clock, caplog):
+    """Each process keeps the open orders its last write left, to spare the query on the next
+    one; another process's write in between (an order made, filled or cancelled there) makes it
+    read them again, so nothing is missed or filled twice."""
+    other = SandboxBroker(SandboxRepository(sessions), clock=clock)  # a second worker
+    tick(broker, clock, "100")
+    broker.place_gtt(single(ABOVE, "101", quantity=2))
+    tick(broker, clock, "103")  # open at 101, made by `broker`
+    other.place_gtt(single(ABOVE, "104", quantity=1))
+    tick(other, clock, "105")  # a second open order (at 104), made by the other worker
+    tick(broker, clock, "104")  # `broker` must know the other's order to fill it
+    assert [(o.price, o.status) for o in broker.paper_orders()] == [(D("101"), "open"), (D("104"), "complete")]
+    (first, _) = broker.paper_orders()
+    assert other.cancel_paper_order(first.order_id)[1] is True
+    tick(broker, clock, "100")  # would reach the cancelled order: `broker` must know it is gone
+    assert [o.status for o in broker.paper_orders()] == ["cancelled", "complete"]
+    assert len(broker.paper_trades()) == 1
+    assert "sandbox state changed under this process" not in caplog.text  # read again, never a retry
+
+
+def test_an_open_order_is_cancelled_by_hand_once(broker, clock):
+    tick(broker, clock, "100")
+    broker.place_gtt(single(ABOVE, "101", quantity=2))
+    tick(broker, clock, "103")
+    (order,) = broker.paper_orders()
+    cancelled, done = broker.cancel_paper_order(order.order_id)
+    assert (cancelled.status, done) == ("cancelled", True)
+    assert broker.cancel_paper_order(order.order_id)[1] is False
+    assert broker.cancel_paper_order("nope") == (None, False)
+    tick(broker, clock, "100")
+    assert broker.paper_trades() == [] and broker.watched_instruments() == []
+
+
+def test_quotes_a_restart_reads_back_are_those_last_written_prices_opens_and_days(sessions, broker, clock):
+    """A repeated price is not written again; a new price writes only the price; a new day's
+    first price writes its open too: a restart reads each quote back as it was last set."""
+    tick(broker, clock, "100")
+    tick(broker, clock, "100", "100.5")
+    clock.now += timedelta(days=1)
+    tick(broker, clock, "99")  # the next IST day: its open is 99
+    tick(broker, clock, "99.5")
+    again = SandboxBroker(SandboxRepository(sessions), clock=clock)
+    quote = again.quotes([IDEA])[IDEA]
+    assert (quote.last_price, quote.open) == (D("99.5"), D("99"))
+    assert quote == broker.quotes([IDEA])[IDEA]

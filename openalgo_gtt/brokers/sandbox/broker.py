@@ -79,6 +79,9 @@ class SandboxBroker:
         self._meta: Meta | None = None  # counters of the write in progress
         self._desk: PaperDesk | None = None  # the paper desk of the write in progress
         self._names: dict[str, tuple[str, str]] = {}  # (symbol, exchange) by instrument key, for paper orders
+        # The open paper orders as this process's last committed write left them, and that write's
+        # generation: the next write reuses them only if no other write (of any process) came since.
+        self._open_cache: tuple[int, list[PaperOrder]] | None = None
         self._seen: int | None = None  # the generation memory reflects; None: reload everything
         self._engine = TriggerEngine(self._next_order_id)
         self._quotes = QuoteBook()
@@ -171,6 +174,7 @@ class SandboxBroker:
         def apply(_state: StateWriter, now: datetime) -> list[FiredEvent]:
             fired: list[FiredEvent] = []
             engine, quotes, desk = self._engine, self._quotes, self._desk
+            desk.name([tick.instrument_key for tick in checked])
             for tick in checked:
                 at = tick.at or now
                 if engine.expiry_due(at):
@@ -207,6 +211,12 @@ class SandboxBroker:
     def paper_positions(self) -> list[Position]:
         return self._storage.paper_positions()
 
+    def cancel_paper_order(self, order_id: str) -> tuple[PaperOrder | None, bool]:
+        """Cancel an open paper order (PaperDesk.cancel): the order as it is now, and whether this
+        call cancelled it. In one write transaction, so a price that would fill it either came
+        first (it is complete) or never fills it."""
+        return self._write(lambda _state, now: self._desk.cancel(order_id, now))
+
     def order_fill(self, order_id: str) -> OrderFill | None:
         """A fired rule's paper order, as a broker's order details would say it."""
         order = next((o for o in self._storage.paper_orders() if o.order_id == order_id), None)
@@ -215,9 +225,13 @@ class SandboxBroker:
         status = {"complete": "COMPLETE", "open": "OPEN", "cancelled": "CANCELLED"}.get(order.status, order.status)
         if order.day_over(self._clock()):
             status = "CANCELLED"
+        message = None
+        if status == "CANCELLED":
+            # One cancelled by hand was cancelled on its own day; the day's end cancels it later.
+            by_hand = order.status == "cancelled" and not order.day_over_at(order.updated_at)
+            message = "cancelled by hand (cancelorder)" if by_hand else "a DAY order: its day ended"
         return OrderFill(status=status, filled_quantity=order.quantity if status == "COMPLETE" else 0,
-                         average_price=order.average_price,
-                         message="a DAY order: its day ended" if status == "CANCELLED" else None)
+                         average_price=order.average_price, message=message)
 
     def watched_instruments(self) -> list[str]:
         """What needs live prices: the instruments of live GTTs, open orders and open positions."""
@@ -245,14 +259,19 @@ class SandboxBroker:
                         self._catch_up(state, meta.generation - 1)
                         self._meta = meta
                         now = self._clock()
-                        self._desk = PaperDesk(state, self._names, now)
+                        cached = self._open_cache
+                        self._open_cache = None  # until this write commits
+                        known = cached[1] if cached is not None and cached[0] == meta.generation - 1 else None
+                        self._desk = PaperDesk(state, self._names, now, open_orders=known)
                         self._note_expired(self._engine.expire(now))
                         try:
                             result = operation(state, now)
                         except InputRejected as exc:
                             refused, result = exc, None
                         self._persist(state, meta)
+                        open_now = self._desk.open_now()
                     self._seen = meta.generation
+                    self._open_cache = (meta.generation, open_now)
                 except Conflict:
                     self._forget()
                     if attempt == 2:
@@ -288,13 +307,14 @@ class SandboxBroker:
                 gtts[gtt_id] = gtt
         state.save_changes(changes, gtts, meta.generation)
         if self._quotes.changed:
-            state.save_quotes(self._quotes.take_changed(), self._stored_quotes, meta.generation)
+            changed, prices_only = self._quotes.take_changed()
+            state.save_quotes(changed, self._stored_quotes, meta.generation, prices_only=prices_only)
         state.save_counters(meta)
 
     def _forget(self) -> None:
         self._seen = None
         self._engine.take_changes()
-        self._quotes.changed.clear()
+        self._quotes.discard_changes()
 
     def _catch_up(self, state: StateReader, committed: int) -> None:
         """Bring memory up to the database: everything when `_seen` is None, else the GTTs and

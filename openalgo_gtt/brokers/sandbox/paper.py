@@ -13,16 +13,19 @@ from datetime import datetime
 from decimal import Decimal
 
 from openalgo_gtt.brokers.base import FiredEvent
-from openalgo_gtt.brokers.sandbox.storage import StateWriter
+from openalgo_gtt.brokers.sandbox.storage import InstrumentNames, StateWriter
 from openalgo_gtt.domain.paper import PaperOrder, PaperTrade, Position, apply_trade, order_from_fire
 from openalgo_gtt.domain.symbols import SEGMENT_TO_EXCHANGE
 
 
 class PaperDesk:
     def __init__(self, state: StateWriter, names: dict[str, tuple[str, str]] | None = None,
-                 now: datetime | None = None) -> None:
+                 now: datetime | None = None, open_orders: list[PaperOrder] | None = None) -> None:
         self._state = state
         self._now = now  # the transaction's time: an open order whose day ended is cancelled
+        # The open orders as the last write of this process left them, when no other write came
+        # since (the broker knows): the same rows the store would return, without the query.
+        self._known_open = open_orders
         self._open: dict[str, list[PaperOrder]] | None = None  # open orders by instrument, loaded on first use
         self._new: dict[str, PaperOrder] = {}  # orders created in this transaction (their last state)
         self._changed: dict[str, PaperOrder] = {}  # stored orders that changed
@@ -34,7 +37,12 @@ class PaperDesk:
     def _open_orders(self) -> dict[str, list[PaperOrder]]:
         if self._open is None:
             self._open = {}
-            for order in self._state.open_orders():
+            known = self._known_open
+            # Oldest first, as the store orders them (an order made by a replayed, older price
+            # may have been added after younger ones).
+            stored = self._state.open_orders() if known is None else sorted(
+                known, key=lambda order: (order.created_at, order.order_id))
+            for order in stored:
                 if self._now is not None and order.day_over(self._now):
                     self._changed[order.order_id] = order.cancelled(self._now)  # a DAY order: never filled
                     continue
@@ -72,6 +80,26 @@ class PaperDesk:
             else:
                 self._open_orders().setdefault(order.instrument_key, []).append(order)
 
+    def cancel(self, order_id: str, at: datetime) -> tuple[PaperOrder | None, bool]:
+        """Cancel an open order by hand (OpenAlgo's cancelorder): the order as it is now, and
+        whether this call cancelled it. One no longer open (complete, cancelled, or open but its
+        day ended, which this very write cancels) is returned as it is, unchanged; None: no such
+        order. Its margin is released by the write that saves it, as a fill's is."""
+        waiting = self._open_orders()
+        if order_id in self._changed:  # its day ended: cancelled by this transaction already
+            return self._changed[order_id], False
+        for key, orders in waiting.items():
+            for order in orders:
+                if order.order_id == order_id:
+                    waiting[key] = [o for o in orders if o.order_id != order_id]
+                    self._changed[order_id] = done = order.cancelled(at)
+                    return done, True
+        return self._state.paper_order(order_id), False
+
+    def open_now(self) -> list[PaperOrder]:
+        """The open orders once this transaction is saved (for the next write of this process)."""
+        return [order for orders in self._open_orders().values() for order in orders]
+
     def _fill(self, order: PaperOrder, ltp: Decimal, at: datetime) -> None:
         done, trade = order.filled(ltp, at)
         if order.order_id in self._new:
@@ -80,18 +108,29 @@ class PaperDesk:
             self._changed[order.order_id] = done
         self._trades.append(trade)
 
+    def name(self, instrument_keys: list[str]) -> None:
+        """Learn the names of instruments that may fire, in one query for all those not known yet
+        (a batch of prices), rather than one query per instrument as each first fires."""
+        unnamed = sorted({key for key in instrument_keys if key not in self._names})
+        if unnamed:
+            found = self._state.instruments(unnamed)
+            for key in unnamed:
+                self._remember(key, found.get(key))
+
     def _names_of(self, instrument_key: str) -> tuple[str, str]:
         if instrument_key not in self._names:
-            names = self._state.instrument(instrument_key)
-            if names is not None:
-                self._names[instrument_key] = (names.symbol, names.exchange)
-            elif "|" in instrument_key:  # not in the instrument master: the key is the only name there is
-                segment, _, ident = instrument_key.partition("|")
-                self._names[instrument_key] = (ident, SEGMENT_TO_EXCHANGE.get(segment, segment))
-            else:  # Kite's EXCHANGE:TRADINGSYMBOL
-                exchange, _, symbol = instrument_key.partition(":")
-                self._names[instrument_key] = (symbol, exchange)
+            self._remember(instrument_key, self._state.instrument(instrument_key))
         return self._names[instrument_key]
+
+    def _remember(self, instrument_key: str, names: InstrumentNames | None) -> None:
+        if names is not None:
+            self._names[instrument_key] = (names.symbol, names.exchange)
+        elif "|" in instrument_key:  # not in the instrument master: the key is the only name there is
+            segment, _, ident = instrument_key.partition("|")
+            self._names[instrument_key] = (ident, SEGMENT_TO_EXCHANGE.get(segment, segment))
+        else:  # Kite's EXCHANGE:TRADINGSYMBOL
+            exchange, _, symbol = instrument_key.partition(":")
+            self._names[instrument_key] = (symbol, exchange)
 
     def save(self) -> None:
         """Write what changed: orders, trades, and the positions the trades moved."""

@@ -72,6 +72,9 @@ class StateReader(Protocol):
     def instrument(self, instrument_key: str) -> InstrumentNames | None:
         """The instrument master's names for a key; None when the master does not have it."""
 
+    def instruments(self, instrument_keys: Sequence[str]) -> dict[str, InstrumentNames]:
+        """The master's names of several keys in one query; keys it does not have are left out."""
+
 
 class StateWriter(StateReader, Protocol):
     """One write transaction: committed when its context exits cleanly, else rolled back."""
@@ -83,15 +86,19 @@ class StateWriter(StateReader, Protocol):
         """Write one journal of engine changes (`gtts`: the current state of each GTT named in
         it). Raises Conflict when a rule's stored status is not the one it was changed from."""
 
-    def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int) -> None:
+    def save_quotes(self, quotes: Sequence[tuple[str, QuoteState]], stored: set[str], revision: int, *,
+                    prices_only: set[str] = frozenset()) -> None:
         """Write changed quotes; `stored` are the keys known to have a row (those written here
-        are added to it)."""
+        are added to it); of those, `prices_only` changed only their last price and time."""
 
     def save_counters(self, meta: Meta) -> None:
         """Keep the GTT and order id counters as `meta` leaves them."""
 
     def open_orders(self) -> list[PaperOrder]:
         """The paper orders still open, oldest first."""
+
+    def paper_order(self, order_id: str) -> PaperOrder | None:
+        """One paper order in any state; None when there is no such order."""
 
     def save_paper(self, new: Sequence[PaperOrder], changed: Sequence[PaperOrder],
                    trades: Sequence[PaperTrade]) -> None:
