@@ -61,6 +61,7 @@ OrderBook  # api/paper.py
 TradeBook
 PositionBook
 Funds
+CancelOrder
 model_config  # pydantic
 # Still test-only, listed to be moved or deleted next (see the closing note of issue 13):
 swagger2_problems  # api/openapi.py: tests/unit/test_openapi.py and the schemathesis run
