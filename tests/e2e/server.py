@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -86,12 +87,20 @@ class ServerProcess:
             cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=120, check=check,
         )
 
+    def _in_child(self) -> None:
+        # Started as a person starts it, in a terminal: Ctrl-C (SIGINT) means stop. A test run
+        # launched in the background by a script inherits SIGINT ignored (POSIX shells do that to
+        # background jobs), and an exec'd server would keep ignoring it.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if self.preexec_fn is not None:
+            self.preexec_fn()
+
     def start(self, timeout: float = 30.0, *, attempts: int = 3) -> "ServerProcess":
         log = open(self.output_path, "ab")
         logged = len(self.output())
         self.process = subprocess.Popen(
             [sys.executable, str(RUN_PY)], cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=self.preexec_fn,
+            preexec_fn=self._in_child,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
