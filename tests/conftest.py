@@ -166,15 +166,24 @@ def fake_upstox():
 
 
 @pytest.fixture
-def upstox_gateway(settings, fake_upstox, migrated_sqlite):
+def upstox_timeout() -> float:
+    """UPSTOX_TIMEOUT for the fake Upstox: the caller's whole budget for a place's broker calls
+    (a quote and the place, say). It is wall time, and a loaded 2-core machine can stall a test
+    process for over a second, so a budget this tests' calls must fit in is generous; a test of
+    what a timeout does overrides this fixture with a short one (see test_exactly_once.py)."""
+    return 5.0
+
+
+@pytest.fixture
+def upstox_gateway(settings, fake_upstox, migrated_sqlite, upstox_timeout):
     """A gateway driving the fake Upstox, on a migrated database with the sample master."""
     from openalgo_gtt.gateway import Gateway
     from openalgo_gtt.store.instruments import ensure_instruments
 
     upstox_settings = dataclasses.replace(settings, 
-        broker="upstox", upstox_api_url=fake_upstox.url, access_token=fake_upstox.token, upstox_timeout=1.0,
+        broker="upstox", upstox_api_url=fake_upstox.url, access_token=fake_upstox.token, upstox_timeout=upstox_timeout,
         settle_seconds=1.5,  # short, so a test can wait out the settling window (10 s by default)
-        # Tests place faster than Upstox allows, and a 1 s budget leaves no room to wait for a
+        # Tests place faster than Upstox allows, and a place's budget is not for waiting on a
         # 10/second pacer; pacing has tests of its own (test_pacing, test_shared_pacing, ...).
         order_rate_limits="1000/second",
     )

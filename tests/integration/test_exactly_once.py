@@ -23,6 +23,13 @@ SINGLE = {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1, "
 
 
 @pytest.fixture
+def upstox_timeout() -> float:
+    """These tests are about what a timed-out place leaves behind: a short budget, which the
+    fake's hangs (3 s) outlast."""
+    return 1.0
+
+
+@pytest.fixture
 def post(upstox_client, upstox_key):
     def send(path="placegtt", body=None, headers=None, **fields):
         return upstox_client.post(f"/api/v1/{path}", data=json.dumps({"apikey": upstox_key, **(body or SINGLE), **fields}),

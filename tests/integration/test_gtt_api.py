@@ -205,6 +205,7 @@ def test_daily_limit_refuses_with_429_and_force_overrides(post, fake_upstox):
     assert len(fake_upstox.calls_to("gtt.place")) == 6
 
 
+@pytest.mark.parametrize("upstox_timeout", [1.0])  # a hang is told from an answer by this budget
 @pytest.mark.parametrize(
     "fault,status",
     [("401", 502), ("500", 502), ("502_html", 502), ("empty", 502), ("truncated", 502),
