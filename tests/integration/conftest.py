@@ -85,7 +85,7 @@ def kite_gateway(settings, fake_kite):
 
     kite_settings = dataclasses.replace(settings, broker="kite", kite_api_url=fake_kite.url,
                                         kite_api_key=fake_kite.api_key, kite_access_token=fake_kite.access_token,
-                                        kite_timeout=1.0)
+                                        kite_timeout=5.0)  # wall time: room on a loaded machine
     upgrade(kite_settings.database_url)
     built = Gateway.build(kite_settings)
     load_master(built.engine, f"{fake_kite.url}/instruments", broker="kite")

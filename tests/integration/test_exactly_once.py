@@ -22,11 +22,8 @@ SINGLE = {"exchange": "NSE", "symbol": "IDEA", "action": "BUY", "quantity": 1, "
           "triggerprice_tg": 9.55}
 
 
-@pytest.fixture
-def upstox_timeout() -> float:
-    """These tests are about what a timed-out place leaves behind: a short budget, which the
-    fake's hangs (3 s) outlast."""
-    return 1.0
+# What a timed-out place leaves behind: a short budget, which the fake's hangs (3 s) outlast.
+SHORT_BUDGET = pytest.mark.parametrize("upstox_timeout", [1.0])
 
 
 @pytest.fixture
@@ -146,6 +143,7 @@ def test_a_lost_answer_is_found_at_the_broker_before_answering(post, fake_upstox
     assert upstox_gateway.trade_limit.today_count() == 1
 
 
+@SHORT_BUDGET
 def test_a_timeout_after_the_work_is_reconciled_by_the_retry(post, fake_upstox, upstox_gateway):
     fake_upstox.inject("gtt.place", "hang", after_work=True, seconds=3)
     assert post().status_code == 504
@@ -157,6 +155,7 @@ def test_a_timeout_after_the_work_is_reconciled_by_the_retry(post, fake_upstox, 
     assert upstox_gateway.orders.get(gtt["gtt_order_id"]) is not None
 
 
+@SHORT_BUDGET
 def test_a_timeout_without_the_work_is_placed_by_the_retry(post, fake_upstox, upstox_gateway):
     fake_upstox.inject("gtt.place", "hang", seconds=3)
     assert post().status_code == 504
@@ -167,6 +166,7 @@ def test_a_timeout_without_the_work_is_placed_by_the_retry(post, fake_upstox, up
     assert len(fake_upstox.gtts()) == 1 and upstox_gateway.trade_limit.today_count() == 1
 
 
+@SHORT_BUDGET
 def test_a_crashed_processs_places_are_settled(post, fake_upstox, upstox_gateway):
     fake_upstox.inject("gtt.place", "hang", after_work=True, seconds=3)
     post()

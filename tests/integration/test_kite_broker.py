@@ -21,7 +21,7 @@ def fake(fake_kite):
 
 @pytest.fixture
 def broker(fake):
-    made = KiteBroker(fake.url, fake.api_key, fake.access_token, timeout=1.0, pacer=None, quote_pacer=None,
+    made = KiteBroker(fake.url, fake.api_key, fake.access_token, timeout=5.0, pacer=None, quote_pacer=None,
                       retry_backoff=0.01)
     yield made
     made.close()

@@ -43,7 +43,7 @@ def build_gateway(settings, fake_upstox, urls, **extra):
     values = {"notify_urls": tuple(urls), "notify_timeout": 2.0, "oco_poll_seconds": 0.2}
     if upstox:
         values.update(broker="upstox", upstox_api_url=fake_upstox.url, access_token=fake_upstox.token,
-                      upstox_timeout=1.0)
+                      upstox_timeout=5.0)
     configured = dataclasses.replace(settings, **{**values, **extra})
     upgrade(configured.database_url)
     gateway = Gateway.build(configured)

@@ -274,7 +274,7 @@ def kite_gateway(settings, kite):
     from openalgo_gtt.store.migrate import upgrade
 
     kite_settings = dataclasses.replace(settings, broker="kite", kite_api_url=kite.url, kite_api_key=kite.api_key,
-                                        kite_access_token=kite.access_token, kite_timeout=1.0)
+                                        kite_access_token=kite.access_token, kite_timeout=5.0)  # wall time: room on a loaded machine
     upgrade(kite_settings.database_url)
     built = Gateway.build(kite_settings)
     load_master(built.engine, f"{kite.url}/instruments", broker="kite")

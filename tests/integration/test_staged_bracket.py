@@ -28,7 +28,7 @@ def kite(settings, fake):
     from openalgo_gtt.store.migrate import upgrade
 
     kite_settings = dataclasses.replace(settings, broker="kite", kite_api_url=fake.url, kite_api_key=fake.api_key,
-                                        kite_access_token=fake.access_token, kite_timeout=1.0)
+                                        kite_access_token=fake.access_token, kite_timeout=5.0)
     upgrade(kite_settings.database_url)
     gateway = Gateway.build(kite_settings, clock=OffsetClock())
     load_master(gateway.engine, f"{fake.url}/instruments", broker="kite")

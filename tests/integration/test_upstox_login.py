@@ -70,9 +70,9 @@ def _attach(built: Gateway, fake, clock, redirect_uri: str) -> SimpleNamespace:
     """A gateway like `built` (which is closed), with the login pieces on the injected clock."""
     tokens = TokenProvider.from_settings(built.settings, built.sessions, now=clock)
     config = LoginConfig(api_url=fake.url, api_key=fake.client_id, api_secret=fake.client_secret,
-                         redirect_uri=redirect_uri, timeout=1.0)
+                         redirect_uri=redirect_uri, timeout=5.0)
     login = UpstoxLogin(config, tokens, pepper=built.settings.api_key_pepper)
-    broker = UpstoxBroker(fake.url, tokens.current, timeout=1.0, pacer=None,
+    broker = UpstoxBroker(fake.url, tokens.current, timeout=5.0, pacer=None,
                           observer=tokens.observing(observe_broker_call))
     built.close()
     gateway = Gateway.build(built.settings, tokens=tokens, broker=broker, upstox_login=login)
@@ -266,7 +266,7 @@ def test_a_bad_code_is_400_with_upstoxs_code_and_nothing_stored(env):
 
 def test_wrong_app_credentials_are_reported(env):
     env.login.config = LoginConfig(api_url=env.fake.url, api_key=env.fake.client_id, api_secret="wrong",
-                                   redirect_uri="http://127.0.0.1:5000/upstox/callback", timeout=1.0)
+                                   redirect_uri="http://127.0.0.1:5000/upstox/callback", timeout=5.0)
     response = _callback(env, "good-code", _start(env))
     assert response.status_code == 400 and response.get_json()["broker_code"] == "UDAPI100016"
 
@@ -431,7 +431,7 @@ def test_the_access_token_request_needs_a_key_and_reports_where_the_token_goes(e
 def test_terminal_login_through_the_one_shot_listener(env):
     redirect = f"http://127.0.0.1:{_free_port()}/upstox/callback"
     env.login.config = LoginConfig(api_url=env.fake.url, api_key=env.fake.client_id,
-                                   api_secret=env.fake.client_secret, redirect_uri=redirect, timeout=1.0)
+                                   api_secret=env.fake.client_secret, redirect_uri=redirect, timeout=5.0)
     env.fake.dialog_code = "good-code"  # the fake dialog logs the user in and redirects at once
     released = threading.Event()
     lines: list[str] = []
@@ -460,7 +460,7 @@ def test_terminal_login_completed_by_the_running_server(env):
         busy.listen()
         redirect = f"http://127.0.0.1:{busy.getsockname()[1]}/upstox/callback"
         env.login.config = LoginConfig(api_url=env.fake.url, api_key=env.fake.client_id,
-                                       api_secret=env.fake.client_secret, redirect_uri=redirect, timeout=1.0)
+                                       api_secret=env.fake.client_secret, redirect_uri=redirect, timeout=5.0)
         released = threading.Event()
         lines: list[str] = []
 
