@@ -3,12 +3,10 @@ a cancel never leaves one leg live, and nothing any part of which fired is cance
 In-process, on the sandbox, the fake Upstox and the fake Kite."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
-from tests.fakes.fake_kite import FakeKite
 
 OCO_SELL = {
     "strategy": "Python", "trigger_type": "OCO", "exchange": "NSE", "symbol": "INFY", "action": "SELL",
@@ -261,25 +259,8 @@ def test_a_cancel_whose_answer_was_lost_counts_as_done(upstox, fake_upstox, upst
 # -- Kite: one two-leg GTT is the whole OCO -------------------------------------------------------
 
 @pytest.fixture
-def kite():
-    with FakeKite() as fake:
-        fake.set_price("NSE:INFY", 1550, open=1540)
-        yield fake
-
-
-@pytest.fixture
-def kite_gateway(settings, kite):
-    from openalgo_gtt.gateway import Gateway
-    from openalgo_gtt.store.instruments import load_master
-    from openalgo_gtt.store.migrate import upgrade
-
-    kite_settings = dataclasses.replace(settings, broker="kite", kite_api_url=kite.url, kite_api_key=kite.api_key,
-                                        kite_access_token=kite.access_token, kite_timeout=5.0)  # wall time: room on a loaded machine
-    upgrade(kite_settings.database_url)
-    built = Gateway.build(kite_settings)
-    load_master(built.engine, f"{kite.url}/instruments", broker="kite")
-    yield built
-    built.close()
+def kite(fake_kite):
+    return fake_kite  # with kite_gateway, from tests/integration/conftest.py
 
 
 @pytest.fixture
