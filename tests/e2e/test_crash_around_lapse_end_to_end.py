@@ -281,22 +281,37 @@ def test_a_gtt_upstox_makes_after_the_restart_lapsed_the_place_is_found_late(
 # -- a retry of the alert, killed in flight -----------------------------------------------------
 
 
-def test_a_retry_killed_while_it_waits_to_look_again_leaves_the_late_gtt_found(
+def test_a_retry_killed_as_its_wait_ends_leaves_the_late_gtt_found(
         server_factory, fake_upstox, gateways):
     """TradingView re-sends the 504 at once; the retry finds nothing yet (the place settles), and
-    the server dies while it waits to look again, holding the request. Restarted, the place
-    lapses; the GTT Upstox makes after that is still the request's, recorded and counted."""
-    # A quiet watcher (no list call of its own) and a window the retry's second look fits in.
-    gateway = upstox(server_factory, fake_upstox, gateways, OCO_POLL_SECONDS="600", SETTLE_SECONDS="3")
+    the server dies as its wait ends and it looks again, holding the request. Restarted, the place
+    lapses; the GTT Upstox makes after that is still the request's, recorded and counted.
+
+    The kill is made by the fake as the second look reaches it, not by the test after a guessed
+    moment: on a busy machine the retry's whole wait could pass before the test's kill landed."""
+    # A quiet watcher (no list call of its own), a window the retry's second look fits in, and a
+    # caller's budget that leaves time to wait and look again (with less, the retry answers 503
+    # after one look: services/place.py `_settle_earlier`).
+    gateway = upstox(server_factory, fake_upstox, gateways, OCO_POLL_SECONDS="600", SETTLE_SECONDS="6",
+                     UPSTOX_TIMEOUT="2")
     fake_upstox.inject("gtt.place", "held")
     first = gateway.place()
     assert first.status_code == 504 and gateway.states() == ["settling"]
-    looks = len(fake_upstox.calls_to("gtt.details"))
+    looks = []
+
+    def kill_at_the_second_look(route):
+        if route == "gtt.details":
+            looks.append(route)
+            if len(looks) == 2:  # the retry's wait is over: it looks again, and dies doing so
+                gateway.kill()
+                return "hang", False, 10.0
+        return None
+
+    fake_upstox.chaos = kill_at_the_second_look
     retry = gateway.place_in_background()
-    until(lambda: len(fake_upstox.calls_to("gtt.details")) > looks, "the retry's first look")
-    gateway.kill()  # in the retry's wait before its second look
-    retry.join(10)
-    assert retry.answer is None and gateway.states() == ["settling"]
+    retry.join(30)
+    fake_upstox.chaos = None
+    assert len(looks) == 2 and retry.answer is None and gateway.states() == ["settling"]
     gateway.server.env["OCO_POLL_SECONDS"] = str(POLL)
     gateway.restart()
     until(lambda: gateway.states() == ["lapsed"], "the place to lapse")
