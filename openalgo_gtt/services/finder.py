@@ -42,11 +42,17 @@ def _yields_to(rival: PlaceAttempt, rival_running: bool, gtt: BrokerGtt, since: 
     return attempt_id is None or (rival.started_at, rival.id) < (since, attempt_id)
 
 
+MAX_WITHDRAWN_KEPT = 10_000
+
+
 class BrokerFinder:
     def __init__(self, broker: Broker, store: Store, stale_after: timedelta):
         self.broker = broker
         self.store = store
         self.stale_after = stale_after  # a SENDING attempt this quiet has stopped: it answers nobody
+        # GTTs this process withdrew: a listing read before the withdraw still shows them live,
+        # and one must never be recorded (a pass settles several attempts on one listing).
+        self._withdrawn: set[str] = set()
 
     def running(self, attempt: PlaceAttempt, now: datetime) -> bool:
         """Whether an attempt's broker call may still be answered in its own process."""
@@ -79,7 +85,7 @@ class BrokerFinder:
         now = self.store.clock.now()
         rivals = [(a, self.running(a, now)) for a in contenders if a.id != attempt_id]
         known = self.store.orders.known_broker_ids([gtt.gtt_id for gtt in candidates])
-        known |= self.store.attempts.cancelled_late_ids()
+        known |= self.store.attempts.cancelled_late_ids() | self._withdrawn
         fresh = sorted((gtt for gtt in candidates if gtt.gtt_id not in known
                         and not any(_yields_to(rival, running, gtt, since, attempt_id) for rival, running in rivals)),
                        key=lambda gtt: gtt.created_at or since)
@@ -93,14 +99,23 @@ class BrokerFinder:
         return self.find(request, since, listed, contenders=())
 
     def withdraw(self, gtt_id: str) -> bool:
-        """Cancel a GTT the gateway just placed (half a pair); True when it is certainly gone."""
+        """Cancel a GTT the gateway just placed (half a pair); True when it is certainly gone.
+        One the broker says it cancelled is never found again by this process (`_withdrawn`);
+        one whose cancel failed, or that the broker does not list (it may yet be made late), stays
+        findable, to be recorded or withdrawn on a later pass."""
         try:
             self.broker.cancel_gtt(gtt_id)
-            return True
         except BrokerError as exc:
             log.error("could not withdraw GTT %s: %s", gtt_id, exc)
             try:
                 gone = self.broker.get_gtt(gtt_id)
-                return gone is None or gone.cancelled
             except BrokerError:
                 return False
+            if gone is None:
+                return True
+            if not gone.cancelled:
+                return False
+        if len(self._withdrawn) >= MAX_WITHDRAWN_KEPT:
+            self._withdrawn.clear()  # listings read since show them cancelled
+        self._withdrawn.add(gtt_id)
+        return True
