@@ -10,14 +10,11 @@ import pytest
 
 from openalgo_gtt.services.staged_bracket import StagedBrackets
 from tests.clock import OffsetClock
-from tests.fakes.fake_kite import FakeKite
 
 
 @pytest.fixture
-def fake():
-    with FakeKite() as kite:
-        kite.set_price("NSE:INFY", 1550, open=1540)
-        yield kite
+def fake(fake_kite):
+    return fake_kite  # tests/integration/conftest.py: INFY quoted
 
 
 @pytest.fixture
