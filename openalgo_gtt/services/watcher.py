@@ -77,8 +77,7 @@ class GttWatcher:
                  settle_attempts: Callable[[Callable[[], list[BrokerGtt]]], list[str]],
                  notifications: Notifications,
                  housekeeping: Callable[[], object] | list[Callable[[], object]] | None = None,
-                 stage: Callable[[], object] = lambda: None, clock: Clock = SYSTEM_CLOCK,
-                 fills: OrderFills | None = None):
+                 fills: OrderFills, stage: Callable[[], object] = lambda: None, clock: Clock = SYSTEM_CLOCK):
         self.broker = broker
         self.store = store
         self.orders = store.orders
@@ -180,8 +179,6 @@ class GttWatcher:
         """Each fired leg's order looked up (a bounded number a pass), its fill put into the
         "triggered" event; the legs to follow, by trigger. Done before the unit of work: a broker
         call never runs inside one."""
-        if self.fills is None:
-            return {}
         budget, fired = [FIRES_PER_PASS], {}
         for change in changes:
             change.events, legs = self.fills.with_fills(change.events, budget)

@@ -20,6 +20,7 @@ from openalgo_gtt.domain.symbols import InstrumentInfo
 from openalgo_gtt.domain.clock import ManualClock
 from openalgo_gtt.services.attempts import AttemptDriver
 from openalgo_gtt.services.audit import AuditTrail
+from openalgo_gtt.services.fills import OrderFills
 from openalgo_gtt.services.finder import BrokerFinder
 from openalgo_gtt.services.watcher import OneListing
 from openalgo_gtt.services.context import RequestContext
@@ -68,7 +69,8 @@ class Services:
         self.place = PlaceGtt(self.broker, planner, self.limit, self.once, self.attempts, sender, self.queue)
         lease = DatabaseLease(engine, "gtt-watcher", holder, ttl=LEASE_TTL)
         watcher = GttWatcher(self.broker, self.store, lease, 2.0, settle_attempts=self.attempts.settle_all,
-                             notifications=self.notifications, clock=self.clock)
+                             notifications=self.notifications, clock=self.clock,
+                             fills=OrderFills(self.broker, self.store, self.notifications, self.clock))
         self.gtts = GttService(self.broker, InstrumentIndex.from_instruments([IDEA]), self.store.orders, planner,
                                self.once, store=self.store, watcher=watcher,
                                notifications=self.notifications, staged=None)
